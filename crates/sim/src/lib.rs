@@ -1,0 +1,320 @@
+//! tether-sim: a local stand-in for the Platform.sh / Upsun platform, built only from the
+//! platform's public interface (`shared/platform-reference.md`) and sharing no code with Tether.
+//!
+//! [`Sim::start`] serves, on loopback, the authorization server (OAuth2 with PKCE, MFA, step-up,
+//! the SSH certifier), the API, and an SSH gateway that trusts the certifier's CA. Tests start
+//! one per suite; the `tether-sim` binary serves the demo.
+
+pub mod api;
+pub mod certifier;
+pub mod fixture;
+pub mod gateway;
+pub mod model;
+pub mod oauth;
+pub mod pages;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use rand::RngCore;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::PrivateKey;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+pub use fixture::{EnvStatus, Fixture};
+use state::{Lifetimes, State};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create the scratch directory: {0}")]
+    Scratch(std::io::Error),
+    #[error("backend {name}: {value:?} is not HOST:PORT")]
+    Backend { name: String, value: String },
+    #[error("the override names backend {0:?}, which the fixture does not declare")]
+    UnknownBackend(String),
+    #[error("cannot encode a key: {0}")]
+    Key(String),
+}
+
+/// What a caller may choose about a simulator run.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Lifetime of access tokens (the real platform's default is 15 minutes).
+    pub access_token_lifetime: Duration,
+    /// Validity of SSH certificates (one hour on the real platform).
+    pub certificate_lifetime: Duration,
+    /// Overrides of the fixture's named backends.
+    pub backends: BTreeMap<String, SocketAddr>,
+    /// The CA key; a new one per run when absent.
+    pub ca_key: Option<PrivateKey>,
+    /// The gateway's host key; a new one per run when absent.
+    pub host_key: Option<PrivateKey>,
+    /// Where the apps' commands run; a temporary directory when absent.
+    pub scratch_dir: Option<PathBuf>,
+    /// The loopback address to serve on.
+    pub bind: IpAddr,
+    /// Ports (0 picks a free one).
+    pub auth_port: u16,
+    pub api_port: u16,
+    pub ssh_port: u16,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            access_token_lifetime: Duration::from_secs(15 * 60),
+            certificate_lifetime: Duration::from_secs(60 * 60),
+            backends: BTreeMap::new(),
+            ca_key: None,
+            host_key: None,
+            scratch_dir: None,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            auth_port: 0,
+            api_port: 0,
+            ssh_port: 0,
+        }
+    }
+}
+
+/// The line the binary prints when it is ready, and what tests need to reach the simulator.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadyInfo {
+    pub api_url: String,
+    pub auth_url: String,
+    pub ssh_host: String,
+    pub ssh_port: u16,
+    /// The gateway's host key, `ssh-ed25519 AAAA…`.
+    pub ssh_host_key: String,
+    /// Host patterns the platform's SSH hosts match (`*.tether.test`).
+    pub ssh_host_patterns: Vec<String>,
+    /// The CA that signs user certificates, `ssh-ed25519 AAAA…`.
+    pub ca_public_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<DemoInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoInfo {
+    pub username: String,
+    pub password: String,
+    pub totp_secret: Option<String>,
+    pub api_token: String,
+}
+
+impl ReadyInfo {
+    /// A `known_hosts` line for the gateway: under its address, and under the platform's host
+    /// names so that configurations that alias them to the gateway verify too.
+    pub fn known_hosts_line(&self) -> String {
+        let mut names = vec![format!("[{}]:{}", self.ssh_host, self.ssh_port)];
+        names.extend(self.ssh_host_patterns.iter().cloned());
+        format!("{} {}", names.join(","), self.ssh_host_key)
+    }
+}
+
+pub struct Sim;
+
+/// A running simulator. Dropping it stops the servers; [`SimHandle::shutdown`] waits for them.
+pub struct SimHandle {
+    pub info: ReadyInfo,
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+fn random_ed25519() -> PrivateKey {
+    let mut seed = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut seed);
+    PrivateKey::from(Ed25519Keypair::from_seed(&seed))
+}
+
+async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, SimError> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })
+}
+
+impl Sim {
+    /// Starts the authorization server, the API and the SSH gateway on loopback.
+    pub async fn start(fixture: Fixture, options: SimOptions) -> Result<SimHandle, SimError> {
+        let mut backends = BTreeMap::new();
+        for (name, value) in &fixture.backends {
+            let addr = value.parse().map_err(|_| SimError::Backend {
+                name: name.clone(),
+                value: value.clone(),
+            })?;
+            backends.insert(name.clone(), addr);
+        }
+        for (name, addr) in &options.backends {
+            if !backends.contains_key(name) {
+                return Err(SimError::UnknownBackend(name.clone()));
+            }
+            backends.insert(name.clone(), *addr);
+        }
+        let (scratch_dir, scratch_guard) = match &options.scratch_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(SimError::Scratch)?;
+                (dir.clone(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("tether-sim-apps-")
+                    .tempdir()
+                    .map_err(SimError::Scratch)?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+
+        let auth_listener = bind(options.bind, options.auth_port).await?;
+        let api_listener = bind(options.bind, options.api_port).await?;
+        let ssh_listener = bind(options.bind, options.ssh_port).await?;
+        let url = |l: &TcpListener| -> String {
+            match l.local_addr() {
+                Ok(SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
+                Ok(a) => format!("http://{a}"),
+                Err(_) => String::new(),
+            }
+        };
+        let auth_url = url(&auth_listener);
+        let api_url = url(&api_listener);
+        let ssh_addr = ssh_listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr: SocketAddr::new(options.bind, options.ssh_port), source })?;
+
+        let ca = options.ca_key.clone().unwrap_or_else(random_ed25519);
+        let host_key = options.host_key.clone().unwrap_or_else(random_ed25519);
+        let openssh = |k: &PrivateKey| k.public_key().to_openssh().map_err(|e| SimError::Key(e.to_string()));
+        let demo = fixture.demo.as_ref().map(|d| DemoInfo {
+            username: d.username.clone(),
+            password: d.password.clone(),
+            totp_secret: fixture.user_by_name(&d.username).and_then(|u| u.totp_secret.clone()),
+            api_token: d.api_token.clone(),
+        });
+        let info = ReadyInfo {
+            api_url: api_url.clone(),
+            auth_url: auth_url.clone(),
+            ssh_host: ssh_addr.ip().to_string(),
+            ssh_port: ssh_addr.port(),
+            ssh_host_key: openssh(&host_key)?,
+            ssh_host_patterns: vec![format!("*.{}", fixture.ssh_domain)],
+            ca_public_key: openssh(&ca)?,
+            demo,
+        };
+
+        let state = Arc::new(State::new(
+            fixture,
+            Lifetimes {
+                access_token: options.access_token_lifetime,
+                certificate: options.certificate_lifetime,
+                code: Duration::from_secs(120),
+            },
+            auth_url,
+            api_url,
+            backends,
+            ca,
+            host_key.clone(),
+            scratch_dir,
+        ));
+
+        let (shutdown, rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let auth_router = Router::new()
+            .route("/oauth2/authorize", get(oauth::authorize).post(oauth::authorize_step))
+            .route("/oauth2/token", post(oauth::token))
+            .route("/oauth2/revoke", post(oauth::revoke))
+            .route("/ssh", post(certifier::sign))
+            .with_state(state.clone());
+        let api_router = api::router(state.clone());
+
+        let mut tasks = Vec::new();
+        for (listener, router, name) in [
+            (auth_listener, auth_router, "auth"),
+            (api_listener, api_router, "api"),
+        ] {
+            let signal = stopped(rx.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+                    tracing::error!(server = name, error = %e, "server failed");
+                }
+            }));
+        }
+
+        let config = Arc::new(russh::server::Config {
+            keys: vec![host_key],
+            methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+            auth_rejection_time: Duration::from_millis(100),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            nodelay: true,
+            ..Default::default()
+        });
+        let gateway_state = state.clone();
+        let signal = stopped(rx.clone());
+        tasks.push(tokio::spawn(async move {
+            use russh::server::Server as _;
+            let mut server = gateway::GatewayServer { state: gateway_state };
+            let running = server.run_on_socket(config, &ssh_listener);
+            let handle = running.handle();
+            tokio::pin!(running);
+            tokio::select! {
+                r = &mut running => {
+                    if let Err(e) = r { tracing::error!(error = %e, "gateway failed"); }
+                }
+                _ = signal => {
+                    handle.shutdown("the simulator is stopping".into());
+                    let _ = tokio::time::timeout(Duration::from_secs(5), running).await;
+                }
+            }
+        }));
+        info!(api = %info.api_url, auth = %info.auth_url, ssh = %ssh_addr, "tether-sim ready");
+        Ok(SimHandle {
+            info,
+            state,
+            shutdown,
+            tasks,
+            _scratch: scratch_guard,
+        })
+    }
+}
+
+impl SimHandle {
+    /// Pauses, resumes or deactivates an environment while the simulator runs.
+    pub fn set_environment_status(&self, project: &str, env: &str, status: EnvStatus) -> bool {
+        self.state.set_environment_status(project, env, status)
+    }
+
+    /// Where the apps' commands run.
+    pub fn scratch_dir(&self) -> &std::path::Path {
+        &self.state.scratch_dir
+    }
+
+    /// Stops every server and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

@@ -1,0 +1,181 @@
+//! The `tether-sim` binary: serves a fixture on loopback, prints one JSON line when ready,
+//! optionally writes the profile `tether` uses to reach it, and stops on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use russh::keys::PrivateKey;
+use tether_sim::{Fixture, ReadyInfo, Sim, SimOptions};
+
+/// A local platform (OAuth2 with MFA, API, SSH certificate authority, SSH gateway) for
+/// Tether's tests and demo. A development tool: it runs app commands as the current user.
+#[derive(Parser, Debug)]
+#[command(name = "tether-sim", version)]
+struct Args {
+    /// Serve the shipped demo fixture.
+    #[arg(long, conflicts_with = "fixture")]
+    demo: bool,
+    /// Serve this fixture file (TOML).
+    #[arg(long, value_name = "FILE")]
+    fixture: Option<PathBuf>,
+    /// Point a named backend at a running server, e.g. `postgresql=127.0.0.1:5432`.
+    #[arg(long = "backend", value_name = "NAME=HOST:PORT")]
+    backends: Vec<String>,
+    /// Write the profile that `tether --profile PATH` uses to reach this simulator.
+    #[arg(long, value_name = "PATH")]
+    profile_out: Option<PathBuf>,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    token_lifetime: u64,
+    /// Validity of SSH certificates, in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    cert_lifetime: u64,
+    /// Use this OpenSSH private key as the certificate authority instead of a new one.
+    #[arg(long, value_name = "FILE")]
+    ca_key: Option<PathBuf>,
+    /// Use this OpenSSH private key as the gateway's host key instead of a new one.
+    #[arg(long, value_name = "FILE")]
+    host_key: Option<PathBuf>,
+    /// Where app commands run (default: a temporary directory removed on exit).
+    #[arg(long, value_name = "DIR")]
+    scratch_dir: Option<PathBuf>,
+    /// Ports to serve on (0 picks free ones).
+    #[arg(long, default_value_t = 0)]
+    auth_port: u16,
+    #[arg(long, default_value_t = 0)]
+    api_port: u16,
+    #[arg(long, default_value_t = 0)]
+    ssh_port: u16,
+}
+
+fn read_key(path: &Path) -> Result<PrivateKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    PrivateKey::from_openssh(text.trim_end().as_bytes())
+        .with_context(|| format!("{} is not an unencrypted OpenSSH private key", path.display()))
+}
+
+/// The profile `tether` reads (see crates/core `profile`).
+fn profile_toml(info: &ReadyInfo) -> String {
+    let quote = |s: &str| toml_string(s);
+    format!(
+        "# Written by tether-sim: a local platform for development and tests.\n\
+         name = \"tether-sim\"\n\
+         title = \"Local platform (tether-sim)\"\n\
+         api_url = {api}\n\
+         auth_url = {auth}\n\
+         client_id = \"tether\"\n\
+         token_env_var = \"TETHER_SIM_TOKEN\"\n\
+         ssh_host_patterns = [{patterns}]\n\n\
+         [ssh]\n\
+         hostname = {host}\n\
+         port = {port}\n\
+         host_keys = [{key}]\n",
+        api = quote(&info.api_url),
+        auth = quote(&info.auth_url),
+        patterns = info.ssh_host_patterns.iter().map(|p| quote(p)).collect::<Vec<_>>().join(", "),
+        host = quote(&info.ssh_host),
+        port = info.ssh_port,
+        key = quote(&info.ssh_host_key),
+    )
+}
+
+fn toml_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+/// Writes next to the target, then renames, so a reader never sees half a file.
+fn write_atomically(path: &Path, contents: &str) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, contents.as_bytes())?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TETHER_SIM_LOG")
+                .unwrap_or_else(|_| "tether_sim=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let fixture = match (&args.fixture, args.demo) {
+        (Some(path), _) => Fixture::from_file(path)?,
+        (None, true) => Fixture::demo()?,
+        (None, false) => bail!("say which platform to serve: --demo, or --fixture FILE"),
+    };
+    let mut options = SimOptions {
+        access_token_lifetime: Duration::from_secs(args.token_lifetime),
+        certificate_lifetime: Duration::from_secs(args.cert_lifetime),
+        scratch_dir: args.scratch_dir.clone(),
+        auth_port: args.auth_port,
+        api_port: args.api_port,
+        ssh_port: args.ssh_port,
+        ..SimOptions::default()
+    };
+    for b in &args.backends {
+        let (name, addr) = b
+            .split_once('=')
+            .with_context(|| format!("--backend {b:?}: expected NAME=HOST:PORT"))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .with_context(|| format!("--backend {b:?}: {addr:?} is not HOST:PORT (for example 127.0.0.1:5432)"))?;
+        options.backends.insert(name.to_string(), addr);
+    }
+    if let Some(p) = &args.ca_key {
+        options.ca_key = Some(read_key(p)?);
+    }
+    if let Some(p) = &args.host_key {
+        options.host_key = Some(read_key(p)?);
+    }
+    let sim = Sim::start(fixture, options).await?;
+    if let Some(path) = &args.profile_out {
+        write_atomically(path, &profile_toml(&sim.info))?;
+    }
+    println!("{}", serde_json::to_string(&sim.info)?);
+    eprintln!(
+        "tether-sim is a development tool: app commands run as {} on this machine.",
+        std::env::var("USER").unwrap_or_else(|_| "the current user".into())
+    );
+    shutdown_signal().await;
+    eprintln!("tether-sim: stopping");
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every system package Tether needs to build, run the demo and run its tests on a
+# fresh Debian/Ubuntu machine. Idempotent: packages already present are skipped quickly.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config curl file ca-certificates git
+  libssl-dev libdbus-1-dev
+  # Tauri v2 on Linux (WebKitGTK 4.1, tray, icons)
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+  # the desktop under test: a virtual display, a session bus, the Secret Service, WebDriver
+  xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools webkit2gtk-driver
+  # the real peers the tests and the demo use
+  openssh-client openssh-server openssh-sftp-server rsync
+  postgresql postgresql-client redis-server redis-tools
+  # a browser engine for the login page tests, a terminal, screenshots
+  chromium chromium-driver xterm tmux imagemagick xdotool
+  # node (with npm) for the UI
+  nodejs
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup-system: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup-system: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Debian's postgresql and redis packages try to start system services; we run our own
+# instances on loopback, so keep the package scripts from starting anything.
+if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
