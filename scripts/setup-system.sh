@@ -20,6 +20,9 @@ packages=(
   nodejs
 )
 
+# Debian's own nodejs has no npm; NodeSource's nodejs brings it.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

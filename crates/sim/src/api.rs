@@ -52,7 +52,8 @@ impl ApiError {
         e.www_authenticate = Some(format!(
             "Bearer error=\"insufficient_user_authentication\", error_description=\"{message}\", amr=\"mfa\""
         ));
-        e.extra.insert("error".into(), json!("insufficient_user_authentication"));
+        e.extra
+            .insert("error".into(), json!("insufficient_user_authentication"));
         e.extra.insert("amr".into(), json!(["mfa"]));
         e
     }
@@ -82,13 +83,18 @@ pub fn authenticate(state: &State, headers: &HeaderMap) -> Result<Claims, ApiErr
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .ok_or_else(|| ApiError::unauthorized("An access token is required: log in first."))?;
-    state.verify_access_token(token.trim()).map_err(|e| match e {
-        TokenError::Expired => ApiError::unauthorized("The access token has expired."),
-        TokenError::Revoked => ApiError::unauthorized("The session was revoked: log in again."),
-        TokenError::Invalid => ApiError::unauthorized("The access token is not valid."),
-    })
+    state
+        .verify_access_token(token.trim())
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::unauthorized("The access token has expired."),
+            TokenError::Revoked => ApiError::unauthorized("The session was revoked: log in again."),
+            TokenError::Invalid => ApiError::unauthorized("The access token is not valid."),
+        })
 }
 
 pub fn router(state: Arc<State>) -> Router {
@@ -134,7 +140,7 @@ fn member_projects<'a>(fixture: &'a Fixture, user_id: &str) -> Vec<&'a Project> 
     fixture
         .projects
         .iter()
-        .filter(|p| p.members.iter().any(|m| *m == user.username))
+        .filter(|p| p.members.contains(&user.username))
         .collect()
 }
 
@@ -153,7 +159,10 @@ async fn extended_access(
 ) -> ApiResult {
     let claims = authenticate(&state, &headers)?;
     if id != claims.sub && id != "me" {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "You can only list your own access."));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You can only list your own access.",
+        ));
     }
     let kind = q.get("filter[resource_type]").map(String::as_str);
     if kind.is_some_and(|k| k != "project") {
@@ -314,7 +323,9 @@ async fn current_deployment(
         .find(|e| e.id == env_id)
         .ok_or_else(|| ApiError::not_found("Environment"))?;
     if e.status == crate::fixture::EnvStatus::Inactive {
-        return Err(ApiError::not_found("Current deployment (the environment is inactive)"));
+        return Err(ApiError::not_found(
+            "Current deployment (the environment is inactive)",
+        ));
     }
     let mut webapps = Map::new();
     let mut workers = Map::new();
@@ -334,7 +345,10 @@ async fn current_deployment(
             .iter()
             .map(|(rel, target)| {
                 let (service, endpoint) = target.split_once(':').unwrap_or((target, target));
-                (rel.clone(), json!({ "service": service, "endpoint": endpoint }))
+                (
+                    rel.clone(),
+                    json!({ "service": service, "endpoint": endpoint }),
+                )
             })
             .collect();
         webapps.insert(
@@ -360,10 +374,22 @@ async fn current_deployment(
     let services: Map<String, Value> = p
         .services
         .iter()
-        .map(|s| (s.name.clone(), json!({ "type": s.kind, "size": "AUTO", "disk": 1024 })))
+        .map(|s| {
+            (
+                s.name.clone(),
+                json!({ "type": s.kind, "size": "AUTO", "disk": 1024 }),
+            )
+        })
         .collect();
-    let upstream = p.apps.first().map(|a| format!("{}:http", a.name)).unwrap_or_default();
-    let route = format!("https://{}-{}.{}.{}/", e.machine_name, p.id, p.region, fixture.ssh_domain);
+    let upstream = p
+        .apps
+        .first()
+        .map(|a| format!("{}:http", a.name))
+        .unwrap_or_default();
+    let route = format!(
+        "https://{}-{}.{}.{}/",
+        e.machine_name, p.id, p.region, fixture.ssh_domain
+    );
     Ok(Json(json!({
         "id": "current",
         "environment_info": { "machine_name": e.machine_name, "head_commit": model::head_commit(p, e) },

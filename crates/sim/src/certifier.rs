@@ -38,13 +38,20 @@ pub async fn sign(
     body: Result<Json<CertRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let claims = authenticate(&state, &headers)?;
-    let Json(req) = body.map_err(|e| bad_request(format!("the body must be JSON {{\"key\": \"ssh-ed25519 AAAA…\"}}: {e}")))?;
+    let Json(req) = body.map_err(|e| {
+        bad_request(format!(
+            "the body must be JSON {{\"key\": \"ssh-ed25519 AAAA…\"}}: {e}"
+        ))
+    })?;
     let key_text = req
         .key
         .ok_or_else(|| bad_request("the body must name the public key to sign in \"key\""))?;
     let key = PublicKey::from_openssh(key_text.trim())
         .map_err(|e| bad_request(format!("\"key\" is not an OpenSSH public key: {e}")))?;
-    if !matches!(key.algorithm(), Algorithm::Ed25519 | Algorithm::Ecdsa { .. }) {
+    if !matches!(
+        key.algorithm(),
+        Algorithm::Ed25519 | Algorithm::Ecdsa { .. }
+    ) {
         return Err(bad_request(format!(
             "keys of type {} are not accepted: send an ed25519 or ECDSA key",
             key.algorithm()
@@ -53,12 +60,21 @@ pub async fn sign(
     let user = state
         .user(&claims.sub)
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
-    let certificate = issue(&state, &claims, &user.id, &key)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("signing failed: {e}")))?;
+    let certificate = issue(&state, &claims, &user.id, &key).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("signing failed: {e}"),
+        )
+    })?;
     Ok(Json(json!({ "certificate": certificate })))
 }
 
-fn issue(state: &State, claims: &Claims, user_id: &str, key: &PublicKey) -> Result<String, russh::keys::ssh_key::Error> {
+fn issue(
+    state: &State,
+    claims: &Claims,
+    user_id: &str,
+    key: &PublicKey,
+) -> Result<String, russh::keys::ssh_key::Error> {
     let issued = now();
     let mut nonce = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut nonce);

@@ -272,11 +272,21 @@ impl Fixture {
             }
         }
         for p in &self.projects {
-            if !p.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-                return bad(format!("project id {:?} must be lowercase letters and digits", p.id));
+            if !p
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            {
+                return bad(format!(
+                    "project id {:?} must be lowercase letters and digits",
+                    p.id
+                ));
             }
             if self.organization(&p.organization).is_none() {
-                return bad(format!("project {}: unknown organization {:?}", p.id, p.organization));
+                return bad(format!(
+                    "project {}: unknown organization {:?}",
+                    p.id, p.organization
+                ));
             }
             for m in &p.members {
                 if self.user_by_name(m).is_none() {
@@ -307,7 +317,10 @@ impl Fixture {
             }
             for e in &p.environments {
                 if e.machine_name.contains("--") {
-                    return bad(format!("environment machine name {:?} contains --", e.machine_name));
+                    return bad(format!(
+                        "environment machine name {:?} contains --",
+                        e.machine_name
+                    ));
                 }
             }
         }
@@ -331,7 +344,12 @@ mod tests {
         let apps: Vec<_> = f.projects.iter().flat_map(|p| &p.apps).collect();
         assert!(apps.iter().any(|a| a.instances > 1));
         assert!(apps.iter().any(|a| !a.workers.is_empty()));
-        let types: Vec<_> = f.projects.iter().flat_map(|p| &p.services).map(|s| s.kind.as_str()).collect();
+        let types: Vec<_> = f
+            .projects
+            .iter()
+            .flat_map(|p| &p.services)
+            .map(|s| s.kind.as_str())
+            .collect();
         assert!(types.iter().any(|t| t.starts_with("postgresql")));
         assert!(types.iter().any(|t| t.starts_with("redis")));
     }

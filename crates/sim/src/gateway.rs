@@ -18,14 +18,15 @@ use base64::Engine;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf, Pty};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf, Pty,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::certifier::PRINCIPAL_PREFIX;
-use crate::fixture::Fixture;
 use crate::model::{self, Container};
 use crate::state::{now, State};
 
@@ -87,6 +88,13 @@ pub struct Connection {
     channels: HashMap<ChannelId, SessionChannel>,
 }
 
+/// A session channel at the moment it asks to run something.
+struct Requested {
+    channel: Channel<Msg>,
+    pty: Option<PtyRequest>,
+    env: Vec<(String, String)>,
+}
+
 /// What a session channel runs.
 enum Program {
     Shell,
@@ -116,17 +124,20 @@ impl Connection {
         }
         let user_id = cert.key_id();
         let principal = format!("{PRINCIPAL_PREFIX}{user_id}");
-        if !cert.valid_principals().iter().any(|p| *p == principal) {
+        if !cert.valid_principals().contains(&principal) {
             return Err(format!("certificate lacks principal {principal}"));
         }
         let fixture = self.state.fixture();
         let account = fixture
             .user_by_id(user_id)
             .ok_or_else(|| format!("unknown user {user_id}"))?;
-        let container =
-            model::resolve_user(&fixture, user).ok_or_else(|| format!("no app container named {user}"))?;
+        let container = model::resolve_user(&fixture, user)
+            .ok_or_else(|| format!("no app container named {user}"))?;
         if !container.project.members.contains(&account.username) {
-            return Err(format!("{} may not reach project {}", account.username, container.project.id));
+            return Err(format!(
+                "{} may not reach project {}",
+                account.username, container.project.id
+            ));
         }
         let extensions = cert.extensions();
         let mfa_required = fixture
@@ -153,19 +164,33 @@ impl Connection {
         })
     }
 
-    fn take_channel(&mut self, id: ChannelId) -> Option<(Channel<Msg>, Option<PtyRequest>, Vec<(String, String)>)> {
+    /// The channel of a session request, with the PTY and environment asked for before it.
+    fn take_channel(&mut self, id: ChannelId) -> Option<Requested> {
         let slot = self.channels.get_mut(&id)?;
-        let channel = slot.channel.take()?;
-        Some((channel, slot.pty.clone(), std::mem::take(&mut slot.env)))
+        Some(Requested {
+            channel: slot.channel.take()?,
+            pty: slot.pty.clone(),
+            env: std::mem::take(&mut slot.env),
+        })
     }
 
     /// Starts what a session channel asked for, or answers with the login's denial.
-    async fn start(&mut self, id: ChannelId, program: Program, session: &mut Session) -> anyhow::Result<()> {
+    async fn start(
+        &mut self,
+        id: ChannelId,
+        program: Program,
+        session: &mut Session,
+    ) -> anyhow::Result<()> {
         let Some(login) = self.login.clone() else {
             session.channel_failure(id)?;
             return Ok(());
         };
-        let Some((channel, pty, client_env)) = self.take_channel(id) else {
+        let Some(Requested {
+            channel,
+            pty,
+            env: client_env,
+        }) = self.take_channel(id)
+        else {
             session.channel_failure(id)?;
             return Ok(());
         };
@@ -174,7 +199,9 @@ impl Connection {
         if let Some(message) = login.denial {
             info!(user = %login.ssh_user, "refusing session: {message}");
             tokio::spawn(async move {
-                let _ = write.extended_data_bytes(1, format!("{message}\r\n").into_bytes()).await;
+                let _ = write
+                    .extended_data_bytes(1, format!("{message}\r\n").into_bytes())
+                    .await;
                 finish(&write, 1).await;
             });
             return Ok(());
@@ -190,20 +217,27 @@ impl Connection {
             finish(&write, 255).await;
             return Ok(());
         }
-        let mut env = container_env(&fixture, &container, &dir);
+        let mut env = container_env(&container, &dir);
         env.extend(client_env);
         let welcome = matches!(program, Program::Shell).then(|| welcome(&container));
         let span = info_span!("ssh_session", user = %login.ssh_user, user_id = %login.user_id);
         match (pty.filter(|_| login.permit_pty), program) {
-            (Some(pty), Program::Shell) => self.spawn_pty(id, read, write, pty, None, env, dir, welcome, span),
-            (Some(pty), Program::Command(cmd)) => self.spawn_pty(id, read, write, pty, Some(cmd), env, dir, None, span),
+            (Some(pty), Program::Shell) => {
+                self.spawn_pty(id, read, write, pty, None, env, dir, welcome, span)
+            }
+            (Some(pty), Program::Command(cmd)) => {
+                self.spawn_pty(id, read, write, pty, Some(cmd), env, dir, None, span)
+            }
             (_, program) => {
                 let mut command = match program {
                     Program::Sftp => match sftp_server() {
                         Some(path) => Command::new(path),
                         None => {
                             let _ = write
-                                .extended_data_bytes(1, b"sftp-server is not installed on this machine\r\n".to_vec())
+                                .extended_data_bytes(
+                                    1,
+                                    b"sftp-server is not installed on this machine\r\n".to_vec(),
+                                )
                                 .await;
                             finish(&write, 127).await;
                             return Ok(());
@@ -352,11 +386,7 @@ impl Connection {
 async fn forward_input(mut read: ChannelReadHalf, sink: impl Fn(Vec<u8>) -> bool) {
     while let Some(msg) = read.wait().await {
         match msg {
-            ChannelMsg::Data { data } => {
-                if !sink(data.to_vec()) {
-                    break;
-                }
-            }
+            ChannelMsg::Data { data } if !sink(data.to_vec()) => break,
             ChannelMsg::Close => return,
             _ => {}
         }
@@ -372,8 +402,17 @@ async fn finish(write: &ChannelWriteHalf<Msg>, code: u32) {
 }
 
 /// Runs a program with pipes: stdin from the channel, stdout as data, stderr as extended data.
-async fn run_piped(mut command: Command, mut read: ChannelReadHalf, write: ChannelWriteHalf<Msg>, welcome: Option<String>) {
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+async fn run_piped(
+    mut command: Command,
+    mut read: ChannelReadHalf,
+    write: ChannelWriteHalf<Msg>,
+    welcome: Option<String>,
+) {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -428,7 +467,11 @@ async fn run_piped(mut command: Command, mut read: ChannelReadHalf, write: Chann
     finish(&write, code).await;
 }
 
-async fn pump(stream: Option<impl AsyncRead + Unpin>, write: &ChannelWriteHalf<Msg>, ext: Option<u32>) {
+async fn pump(
+    stream: Option<impl AsyncRead + Unpin>,
+    write: &ChannelWriteHalf<Msg>,
+    ext: Option<u32>,
+) {
     let Some(mut stream) = stream else { return };
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -477,21 +520,46 @@ fn scratch_dir(root: &Path, c: &Container<'_>) -> PathBuf {
 }
 
 /// The environment an app's processes see, as on the platform.
-fn container_env(fixture: &Fixture, c: &Container<'_>, dir: &Path) -> Vec<(String, String)> {
+fn container_env(c: &Container<'_>, dir: &Path) -> Vec<(String, String)> {
     let relationships = model::relationships_json(c.project, c.env, c.app).to_string();
     let mut env = vec![
         ("HOME".to_string(), dir.display().to_string()),
-        ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
+        (
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ),
         ("SHELL".to_string(), shell().to_string()),
-        ("PS1".to_string(), format!("web@{}.{}:\\w$ ", c.application_name(), c.instance.unwrap_or(0))),
-        ("PLATFORM_APPLICATION_NAME".to_string(), c.application_name()),
+        (
+            "PS1".to_string(),
+            format!(
+                "web@{}.{}:\\w$ ",
+                c.application_name(),
+                c.instance.unwrap_or(0)
+            ),
+        ),
+        (
+            "PLATFORM_APPLICATION_NAME".to_string(),
+            c.application_name(),
+        ),
         ("PLATFORM_APP_DIR".to_string(), dir.display().to_string()),
-        ("PLATFORM_ENVIRONMENT".to_string(), c.env.machine_name.clone()),
+        (
+            "PLATFORM_ENVIRONMENT".to_string(),
+            c.env.machine_name.clone(),
+        ),
         ("PLATFORM_BRANCH".to_string(), c.env.id.clone()),
-        ("PLATFORM_ENVIRONMENT_TYPE".to_string(), format!("{:?}", c.env.kind).to_lowercase()),
+        (
+            "PLATFORM_ENVIRONMENT_TYPE".to_string(),
+            format!("{:?}", c.env.kind).to_lowercase(),
+        ),
         ("PLATFORM_PROJECT".to_string(), c.project.id.clone()),
-        ("PLATFORM_TREE_ID".to_string(), model::head_commit(c.project, c.env)),
-        ("PLATFORM_RELATIONSHIPS".to_string(), STANDARD.encode(relationships)),
+        (
+            "PLATFORM_TREE_ID".to_string(),
+            model::head_commit(c.project, c.env),
+        ),
+        (
+            "PLATFORM_RELATIONSHIPS".to_string(),
+            STANDARD.encode(relationships),
+        ),
         ("PLATFORM_SMTP_HOST".to_string(), String::new()),
         ("TETHER_SIM".to_string(), "1".to_string()),
     ];
@@ -501,12 +569,14 @@ fn container_env(fixture: &Fixture, c: &Container<'_>, dir: &Path) -> Vec<(Strin
     if let Ok(lang) = std::env::var("LANG") {
         env.push(("LANG".to_string(), lang));
     }
-    let _ = fixture;
     env
 }
 
 fn welcome(c: &Container<'_>) -> String {
-    let instance = c.instance.map(|i| format!(", instance {i}")).unwrap_or_default();
+    let instance = c
+        .instance
+        .map(|i| format!(", instance {i}"))
+        .unwrap_or_default();
     format!(
         "\r\n   ___ _      _    __                    \r\n  | _ \\ |__ _| |_ / _|___ _ _ _ __    ___ _ _ \r\n  |  _/ / _` |  _|  _/ _ \\ '_| '  \\ _(_-< ' \\\r\n  |_| |_\\__,_|\\__|_| \\___/_| |_|_|_(_)__/_||_|\r\n\r\n \
          Welcome to Platform.sh (simulated by tether-sim, a development tool).\r\n\r\n \
@@ -533,7 +603,11 @@ impl russh::server::Handler for Connection {
         Ok(Auth::reject())
     }
 
-    async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> Result<Auth, Self::Error> {
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
         match self.check_certificate(user, cert) {
             Ok(login) => {
                 info!(%user, user_id = %login.user_id, denied = login.denial.is_some(), "certificate accepted");
@@ -554,7 +628,9 @@ impl russh::server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if self.login.is_none() {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         }
         self.channels.insert(
@@ -579,11 +655,18 @@ impl russh::server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(login) = self.login.clone() else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         if let Some(message) = login.denial {
-            reply.reject(ChannelOpenFailure::Other { code: 1, reason: message }).await;
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: 1,
+                    reason: message,
+                })
+                .await;
             return Ok(());
         }
         if !login.permit_port_forwarding {
@@ -599,7 +682,10 @@ impl russh::server::Handler for Connection {
         let backend = model::resolve_user(&fixture, &login.ssh_user).and_then(|c| {
             model::endpoints(c.project, c.env, c.app)
                 .into_iter()
-                .find(|e| u32::from(e.port) == port && (e.host == host || e.ip == host || e.hostname == host))
+                .find(|e| {
+                    u32::from(e.port) == port
+                        && (e.host == host || e.ip == host || e.hostname == host)
+                })
                 .and_then(|e| self.state.backends.get(&e.service.backend).copied())
         });
         let Some(backend) = backend else {
@@ -612,7 +698,12 @@ impl russh::server::Handler for Connection {
                 .await;
             return Ok(());
         };
-        let stream = match tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, TcpStream::connect(backend)).await {
+        let stream = match tokio::time::timeout(
+            BACKEND_CONNECT_TIMEOUT,
+            TcpStream::connect(backend),
+        )
+        .await
+        {
             Ok(Ok(s)) => s,
             _ => {
                 warn!(%host, port, %backend, "the service's backend does not answer");
@@ -681,17 +772,32 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.start(channel, Program::Shell, session).await
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
         debug!(%command, "exec");
-        self.start(channel, Program::Command(command), session).await
+        self.start(channel, Program::Command(command), session)
+            .await
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if name != "sftp" {
             session.channel_failure(channel)?;
             return Ok(());
@@ -721,7 +827,11 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         Ok(())
     }

@@ -37,7 +37,10 @@ use state::{Lifetimes, State};
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot create the scratch directory: {0}")]
     Scratch(std::io::Error),
     #[error("backend {name}: {value:?} is not HOST:PORT")]
@@ -190,17 +193,24 @@ impl Sim {
         };
         let auth_url = url(&auth_listener);
         let api_url = url(&api_listener);
-        let ssh_addr = ssh_listener
-            .local_addr()
-            .map_err(|source| SimError::Bind { addr: SocketAddr::new(options.bind, options.ssh_port), source })?;
+        let ssh_addr = ssh_listener.local_addr().map_err(|source| SimError::Bind {
+            addr: SocketAddr::new(options.bind, options.ssh_port),
+            source,
+        })?;
 
         let ca = options.ca_key.clone().unwrap_or_else(random_ed25519);
         let host_key = options.host_key.clone().unwrap_or_else(random_ed25519);
-        let openssh = |k: &PrivateKey| k.public_key().to_openssh().map_err(|e| SimError::Key(e.to_string()));
+        let openssh = |k: &PrivateKey| {
+            k.public_key()
+                .to_openssh()
+                .map_err(|e| SimError::Key(e.to_string()))
+        };
         let demo = fixture.demo.as_ref().map(|d| DemoInfo {
             username: d.username.clone(),
             password: d.password.clone(),
-            totp_secret: fixture.user_by_name(&d.username).and_then(|u| u.totp_secret.clone()),
+            totp_secret: fixture
+                .user_by_name(&d.username)
+                .and_then(|u| u.totp_secret.clone()),
             api_token: d.api_token.clone(),
         });
         let info = ReadyInfo {
@@ -235,7 +245,10 @@ impl Sim {
         };
 
         let auth_router = Router::new()
-            .route("/oauth2/authorize", get(oauth::authorize).post(oauth::authorize_step))
+            .route(
+                "/oauth2/authorize",
+                get(oauth::authorize).post(oauth::authorize_step),
+            )
             .route("/oauth2/token", post(oauth::token))
             .route("/oauth2/revoke", post(oauth::revoke))
             .route("/ssh", post(certifier::sign))
@@ -249,7 +262,10 @@ impl Sim {
         ] {
             let signal = stopped(rx.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(signal)
+                    .await
+                {
                     tracing::error!(server = name, error = %e, "server failed");
                 }
             }));
@@ -268,7 +284,9 @@ impl Sim {
         let signal = stopped(rx.clone());
         tasks.push(tokio::spawn(async move {
             use russh::server::Server as _;
-            let mut server = gateway::GatewayServer { state: gateway_state };
+            let mut server = gateway::GatewayServer {
+                state: gateway_state,
+            };
             let running = server.run_on_socket(config, &ssh_listener);
             let handle = running.handle();
             tokio::pin!(running);

@@ -52,9 +52,14 @@ struct Args {
 }
 
 fn read_key(path: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    PrivateKey::from_openssh(text.trim_end().as_bytes())
-        .with_context(|| format!("{} is not an unencrypted OpenSSH private key", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    PrivateKey::from_openssh(text.trim_end().as_bytes()).with_context(|| {
+        format!(
+            "{} is not an unencrypted OpenSSH private key",
+            path.display()
+        )
+    })
 }
 
 /// The profile `tether` reads (see crates/core `profile`).
@@ -75,7 +80,12 @@ fn profile_toml(info: &ReadyInfo) -> String {
          host_keys = [{key}]\n",
         api = quote(&info.api_url),
         auth = quote(&info.auth_url),
-        patterns = info.ssh_host_patterns.iter().map(|p| quote(p)).collect::<Vec<_>>().join(", "),
+        patterns = info
+            .ssh_host_patterns
+            .iter()
+            .map(|p| quote(p))
+            .collect::<Vec<_>>()
+            .join(", "),
         host = quote(&info.ssh_host),
         port = info.ssh_port,
         key = quote(&info.ssh_host_key),
@@ -96,11 +106,16 @@ fn toml_string(s: &str) -> String {
 
 /// Writes next to the target, then renames, so a reader never sees half a file.
 fn write_atomically(path: &Path, contents: &str) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, contents.as_bytes())?;
-    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -154,9 +169,9 @@ async fn main() -> Result<()> {
         let (name, addr) = b
             .split_once('=')
             .with_context(|| format!("--backend {b:?}: expected NAME=HOST:PORT"))?;
-        let addr: SocketAddr = addr
-            .parse()
-            .with_context(|| format!("--backend {b:?}: {addr:?} is not HOST:PORT (for example 127.0.0.1:5432)"))?;
+        let addr: SocketAddr = addr.parse().with_context(|| {
+            format!("--backend {b:?}: {addr:?} is not HOST:PORT (for example 127.0.0.1:5432)")
+        })?;
         options.backends.insert(name.to_string(), addr);
     }
     if let Some(p) = &args.ca_key {

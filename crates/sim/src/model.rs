@@ -77,7 +77,10 @@ pub fn resolve_user<'a>(fixture: &'a Fixture, username: &str) -> Option<Containe
             }
             (None, Some(i))
         }
-        Some(s) => (Some(app.workers.iter().find(|w| w.as_str() == s)?.as_str()), None),
+        Some(s) => (
+            Some(app.workers.iter().find(|w| w.as_str() == s)?.as_str()),
+            None,
+        ),
     };
     Some(Container {
         project,

@@ -16,7 +16,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::pages;
-use crate::state::{hash_secret, now, random_token, BrowserSession, CodeEntry, Grant, LoginTxn, State};
+use crate::state::{
+    hash_secret, now, random_token, BrowserSession, CodeEntry, Grant, LoginTxn, State,
+};
 
 const SESSION_COOKIE: &str = "tether_sim_session";
 /// A login page left open longer than this must be started again.
@@ -52,7 +54,11 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
             }
             Redirect::to(url.as_str()).into_response()
         }
-        Err(_) => error_page(StatusCode::BAD_REQUEST, "Invalid redirect", "The redirect URI is malformed."),
+        Err(_) => error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid redirect",
+            "The redirect URI is malformed.",
+        ),
     }
 }
 
@@ -118,7 +124,10 @@ pub async fn authorize(
     if get("response_type") != "code" {
         return redirect_with(
             redirect_uri,
-            &[("error", "unsupported_response_type"), ("state", client_state)],
+            &[
+                ("error", "unsupported_response_type"),
+                ("state", client_state),
+            ],
         );
     }
     if client_state.is_empty() {
@@ -144,7 +153,10 @@ pub async fn authorize(
             redirect_uri,
             &[
                 ("error", "access_denied"),
-                ("error_description", &format!("authentication method {unknown:?} is not available on this platform")),
+                (
+                    "error_description",
+                    &format!("authentication method {unknown:?} is not available on this platform"),
+                ),
                 ("state", client_state),
             ],
         );
@@ -155,7 +167,10 @@ pub async fn authorize(
         redirect_uri: redirect_uri.to_string(),
         state: client_state.to_string(),
         code_challenge: challenge.to_string(),
-        scope: get("scope").split_whitespace().map(str::to_string).collect(),
+        scope: get("scope")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
         required_amr,
         user_id: None,
         amr: Vec::new(),
@@ -166,7 +181,7 @@ pub async fn authorize(
     if let Some(session) = cookie_value(&headers, SESSION_COOKIE)
         .and_then(|id| state.lock().browser_sessions.get(id).cloned())
     {
-        let fresh = max_age.is_none_or(|m| now().saturating_sub(session.auth_time) <= m);
+        let fresh = max_age.is_none_or(|m| now().saturating_sub(session.auth_time) < m);
         if fresh {
             txn.user_id = Some(session.user_id);
             txn.amr = session.amr;
@@ -214,7 +229,10 @@ fn totp_ok(secret: &str, code: &str) -> bool {
 }
 
 /// `POST /oauth2/authorize`: one step of the login page.
-pub async fn authorize_step(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>) -> Response {
+pub async fn authorize_step(
+    AxState(state): AxState<Arc<State>>,
+    Form(form): Form<Params>,
+) -> Response {
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let id = get("txn");
     let Some(mut txn) = state.lock().txns.get(id).cloned() else {
@@ -260,11 +278,18 @@ pub async fn authorize_step(AxState(state): AxState<Arc<State>>, Form(form): For
             let Some(user) = txn.user_id.as_deref().and_then(|u| state.user(u)) else {
                 return Html(pages::login(id, None, "")).into_response();
             };
-            let ok = user.totp_secret.as_deref().is_some_and(|s| totp_ok(s, get("totp")));
+            let ok = user
+                .totp_secret
+                .as_deref()
+                .is_some_and(|s| totp_ok(s, get("totp")));
             if !ok {
                 return (
                     StatusCode::UNAUTHORIZED,
-                    Html(pages::totp(id, Some("That code is not valid. Try the current one."), &user.username)),
+                    Html(pages::totp(
+                        id,
+                        Some("That code is not valid. Try the current one."),
+                        &user.username,
+                    )),
                 )
                     .into_response();
             }
@@ -308,7 +333,13 @@ pub async fn authorize_step(AxState(state): AxState<Arc<State>>, Form(form): For
             );
             return redirect_with(&txn.redirect_uri, &[("code", &code), ("state", &txn.state)]);
         }
-        _ => return error_page(StatusCode::BAD_REQUEST, "Bad request", "Unknown sign-in step."),
+        _ => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "Unknown sign-in step.",
+            )
+        }
     }
     // Password or code accepted: remember the browser unless the user still owes a code.
     if let Some(user_id) = &txn.user_id {
@@ -321,7 +352,9 @@ pub async fn authorize_step(AxState(state): AxState<Arc<State>>, Form(form): For
                 auth_time: txn.auth_time,
             },
         );
-        set_cookie = Some(format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"));
+        set_cookie = Some(format!(
+            "{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"
+        ));
     }
     state.lock().txns.insert(id.to_string(), txn.clone());
     let mut response = next_step(&state, id, &txn, None);
@@ -343,7 +376,11 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 fn token_response(state: &State, grant_id: &str, with_refresh: bool) -> Response {
     let Some((access, claims)) = state.issue_access_token(grant_id) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the account no longer exists");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the account no longer exists",
+        );
     };
     let mut body = json!({
         "access_token": access,
@@ -354,7 +391,12 @@ fn token_response(state: &State, grant_id: &str, with_refresh: bool) -> Response
     if with_refresh {
         body["refresh_token"] = json!(state.issue_refresh_token(grant_id));
     }
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// `POST /oauth2/token`.
@@ -362,14 +404,22 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let fixture = state.fixture();
     if !fixture.clients.iter().any(|c| c == get("client_id")) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client_id");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client_id",
+        );
     }
     match get("grant_type") {
         "authorization_code" => {
             let key = hash_secret(get("code"));
             let mut inner = state.lock();
             let Some(entry) = inner.codes.get_mut(&key) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown authorization code");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "unknown authorization code",
+                );
             };
             if entry.used {
                 // A replayed code may be stolen: end the session it started (RFC 6749 §4.1.2).
@@ -387,7 +437,11 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
             let entry = entry.clone();
             drop(inner);
             if entry.expires_at < now() {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the authorization code expired");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the authorization code expired",
+                );
             }
             if entry.client_id != get("client_id") || entry.redirect_uri != get("redirect_uri") {
                 return oauth_error(
@@ -398,7 +452,11 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
             }
             let verifier = get("code_verifier");
             if !is_pkce_verifier(verifier) || pkce_challenge(verifier) != entry.code_challenge {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verification failed");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "PKCE verification failed",
+                );
             }
             token_response(&state, &entry.grant_id, true)
         }
@@ -406,7 +464,11 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
             let key = hash_secret(get("refresh_token"));
             let mut inner = state.lock();
             let Some(entry) = inner.refresh_tokens.get_mut(&key) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token: log in again");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "unknown refresh token: log in again",
+                );
             };
             let grant_id = entry.grant_id.clone();
             let reused = entry.used;
@@ -429,11 +491,23 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
         }
         "api_token" => {
             let presented = get("api_token");
-            let Some(t) = fixture.api_tokens.iter().find(|t| !presented.is_empty() && t.token == presented) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "invalid API token");
+            let Some(t) = fixture
+                .api_tokens
+                .iter()
+                .find(|t| !presented.is_empty() && t.token == presented)
+            else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "invalid API token",
+                );
             };
             let Some(user) = fixture.user_by_name(&t.user) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "invalid API token");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "invalid API token",
+                );
             };
             let mut amr = vec!["api_token".to_string()];
             if t.mfa {
@@ -449,7 +523,11 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
             });
             token_response(&state, &grant_id, false)
         }
-        "" => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
+        "" => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type is required",
+        ),
         other => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -462,7 +540,11 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
 pub async fn revoke(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>) -> Response {
     let token = form.get("token").map(String::as_str).unwrap_or("");
     if token.is_empty() {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is required");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required",
+        );
     }
     let grant_id = state
         .lock()
@@ -486,7 +568,10 @@ mod tests {
         let extra = vec!["http://127.0.0.1:4999/app-callback".to_string()];
         assert!(redirect_allowed("http://127.0.0.1:5000", &extra));
         assert!(redirect_allowed("http://127.0.0.1:5010/callback", &extra));
-        assert!(redirect_allowed("http://127.0.0.1:4999/app-callback", &extra));
+        assert!(redirect_allowed(
+            "http://127.0.0.1:4999/app-callback",
+            &extra
+        ));
         for bad in [
             "http://127.0.0.1:5011",
             "http://127.0.0.1:4999",
@@ -505,7 +590,7 @@ mod tests {
     fn pkce_matches_rfc_7636_appendix_b() {
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFWdpL-9i4M9mx_4Kf8sA4PHw9q_yk4M"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 }

@@ -56,7 +56,12 @@ fn page(title: &str, body: &str) -> String {
 
 fn error_block(error: Option<&str>) -> String {
     error
-        .map(|e| format!("<div class=\"error\" id=\"error\" role=\"alert\">{}</div>", escape(e)))
+        .map(|e| {
+            format!(
+                "<div class=\"error\" id=\"error\" role=\"alert\">{}</div>",
+                escape(e)
+            )
+        })
         .unwrap_or_default()
 }
 

@@ -264,7 +264,9 @@ impl State {
             sid: grant_id.to_string(),
             act: None,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.jwt_encoding).ok()?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.jwt_encoding)
+                .ok()?;
         Some((token, claims))
     }
 
@@ -297,7 +299,11 @@ impl State {
     }
 
     /// Decodes an access token; `check_expiry` false is for revocation of expired tokens.
-    pub fn decode_access_token(&self, token: &str, check_expiry: bool) -> Result<Claims, TokenError> {
+    pub fn decode_access_token(
+        &self,
+        token: &str,
+        check_expiry: bool,
+    ) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_exp = check_expiry;

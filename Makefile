@@ -1,0 +1,19 @@
+# The two commands (README): `make demo` and `make test`. Both install what is missing first.
+.PHONY: demo test setup ui lint
+
+demo: setup
+	scripts/demo.sh
+
+test: setup
+	scripts/test.sh
+
+setup:
+	scripts/setup.sh
+
+ui:
+	cd ui && npm run build
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd ui && npm run check

@@ -1,0 +1,471 @@
+//! Shared harness for the end-to-end suites: the simulator, real servers (PostgreSQL, Redis,
+//! OpenSSH's sshd), keys and certificates made the way a client makes them, the system `ssh`
+//! client, and a small W3C WebDriver client for driving real browsers and the real app.
+//!
+//! Every server binds loopback; every child process is killed when its guard drops.
+
+pub mod webdriver;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use tether_sim::{Fixture, ReadyInfo, Sim, SimHandle, SimOptions};
+
+/// Kills the process when dropped.
+pub struct ChildGuard {
+    pub child: Child,
+    pub name: String,
+}
+
+impl ChildGuard {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<ChildGuard> {
+        let child = cmd.spawn().with_context(|| {
+            format!("cannot start {name}: is it installed? (make test installs it)")
+        })?;
+        Ok(ChildGuard {
+            child,
+            name: name.to_string(),
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (there is a small window in which someone else could take it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}")
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a command and returns its output; fails with its stderr if it could not start.
+pub fn run(cmd: &mut Command) -> Result<Output> {
+    cmd.stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))
+}
+
+/// Runs a command without blocking the async runtime the simulator serves on.
+pub async fn run_async(cmd: Command) -> Result<Output> {
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .map_err(|_| anyhow!("command did not finish in 60 s: {cmd:?}"))?
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    Ok(out)
+}
+
+pub fn run_ok(cmd: &mut Command) -> Result<String> {
+    let out = run(cmd)?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A simulator with the demo fixture, started on this test's runtime.
+pub async fn demo_sim(options: SimOptions) -> Result<SimHandle> {
+    Ok(Sim::start(Fixture::demo()?, options).await?)
+}
+
+pub const DEMO_PROJECT: &str = "jyu7waly36ncj";
+pub const DEMO_ENV_MACHINE: &str = "main-7rqtwti";
+pub const ALICE_TOKEN: &str = "demo-api-token-alice-0123456789abcdef";
+pub const ALICE_MFA_TOKEN: &str = "demo-api-token-alice-mfa-fedcba9876543210";
+pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+pub const ALICE_PASSWORD: &str = "correct horse battery staple";
+pub const BOB_TOKEN: &str = "demo-api-token-bob-5555aaaa5555aaaa";
+pub const MFA_PROJECT: &str = "pzt3xbvc7ebkq";
+pub const MFA_ENV_MACHINE: &str = "main-wq4mt2y";
+
+/// The SSH username of an app container in the demo.
+pub fn app_user(project: &str, machine: &str, app: &str) -> String {
+    format!("{project}-{machine}--{app}")
+}
+
+/// The current TOTP code for a base32 secret.
+pub fn totp_now(secret: &str) -> Result<String> {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .map_err(|e| anyhow!("bad TOTP secret: {e:?}"))?;
+    let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes);
+    Ok(totp.generate_current()?)
+}
+
+/// An HTTP client that does not follow redirects, so tests see what the server answers.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
+}
+
+/// Exchanges an API token for an access token (the `api_token` grant).
+pub async fn api_token_login(info: &ReadyInfo, api_token: &str) -> Result<String> {
+    let resp: Value = http()
+        .post(format!("{}/oauth2/token", info.auth_url))
+        .form(&[
+            ("grant_type", "api_token"),
+            ("api_token", api_token),
+            ("client_id", "platform-cli"),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    resp["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no access token in {resp}"))
+}
+
+/// A key pair made by `ssh-keygen`, as a user would have one.
+pub struct KeyPair {
+    pub private: PathBuf,
+    pub public: PathBuf,
+    pub cert: PathBuf,
+}
+
+pub fn ssh_keygen(dir: &Path, name: &str) -> Result<KeyPair> {
+    let private = dir.join(name);
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&private),
+    )?;
+    Ok(KeyPair {
+        public: private.with_extension("pub"),
+        cert: dir.join(format!("{name}-cert.pub")),
+        private,
+    })
+}
+
+/// Asks the certifier for a certificate of `key` and writes it next to the key.
+pub async fn request_certificate(
+    info: &ReadyInfo,
+    access_token: &str,
+    key: &KeyPair,
+) -> Result<String> {
+    let public = std::fs::read_to_string(&key.public)?;
+    let resp = http()
+        .post(format!("{}/ssh", info.auth_url))
+        .bearer_auth(access_token)
+        .json(&serde_json::json!({ "key": public.trim() }))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: Value = resp.json().await?;
+    let cert = body["certificate"]
+        .as_str()
+        .ok_or_else(|| anyhow!("certifier answered {status}: {body}"))?
+        .to_string();
+    std::fs::write(&key.cert, format!("{cert}\n"))?;
+    Ok(cert)
+}
+
+/// Signs `key` with a CA private key file using `ssh-keygen -s`, the standard tool.
+pub fn sign_with_ssh_keygen(
+    ca: &Path,
+    key: &KeyPair,
+    key_id: &str,
+    principals: &str,
+    validity: &str,
+) -> Result<()> {
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(ca)
+            .args(["-I", key_id, "-n", principals, "-V", validity])
+            .args([
+                "-O",
+                "clear",
+                "-O",
+                "permit-pty",
+                "-O",
+                "permit-port-forwarding",
+            ])
+            .arg(&key.public),
+    )?;
+    Ok(())
+}
+
+/// A `known_hosts` file that trusts exactly the simulator's gateway.
+pub fn known_hosts(dir: &Path, info: &ReadyInfo) -> Result<PathBuf> {
+    let path = dir.join("known_hosts");
+    std::fs::write(&path, format!("{}\n", info.known_hosts_line()))?;
+    Ok(path)
+}
+
+/// The system `ssh` with nothing from the user's configuration: only what the test passes.
+pub fn ssh_command(known_hosts: &Path, key: &KeyPair, port: u16, destination: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+    ])
+    .args([
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+    ])
+    .args(["-o", "ConnectTimeout=10"])
+    .arg("-o")
+    .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+    .arg("-i")
+    .arg(&key.private)
+    .arg("-o")
+    .arg(format!("CertificateFile={}", key.cert.display()))
+    .args(["-p", &port.to_string(), destination]);
+    cmd
+}
+
+/// PostgreSQL started for one test, on loopback, with a `main` role and database whose
+/// password is `main` (the demo relationship's credentials). PostgreSQL refuses to run as
+/// root, so as root it runs as the `postgres` system user.
+pub struct Postgres {
+    pub port: u16,
+    _server: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_bin(name: &str) -> Result<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL is not installed (make test installs it)")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .ok_or_else(|| anyhow!("no PostgreSQL {name} under /usr/lib/postgresql"))
+}
+
+fn as_service_user(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Postgres {
+    pub fn start() -> Result<Postgres> {
+        let dir = tempfile::Builder::new().prefix("tether-pg-").tempdir()?;
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, "main\n")?;
+        if is_root() {
+            run_ok(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(dir.path()),
+            )?;
+        }
+        run_ok(
+            as_service_user(&pg_bin("initdb")?)
+                .args(["-A", "scram-sha-256", "-U", "main", "--pwfile"])
+                .arg(&pwfile)
+                .arg("-D")
+                .arg(&data),
+        )?;
+        let port = free_port();
+        let server = ChildGuard::spawn(
+            "postgres",
+            as_service_user(&pg_bin("postgres")?)
+                .arg("-D")
+                .arg(&data)
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        wait_for_port(port, Duration::from_secs(30))?;
+        // The server accepts connections a moment before it accepts logins.
+        let start = Instant::now();
+        loop {
+            let ok = run(Command::new("psql")
+                .env("PGPASSWORD", "main")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "main",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-tAc", "create database main"]))?;
+            if ok.status.success() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!(
+                    "PostgreSQL did not accept logins: {}",
+                    String::from_utf8_lossy(&ok.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Postgres {
+            port,
+            _server: server,
+            _dir: dir,
+        })
+    }
+}
+
+/// Redis started for one test on loopback, without persistence.
+pub struct Redis {
+    pub port: u16,
+    _server: ChildGuard,
+}
+
+impl Redis {
+    pub fn start() -> Result<Redis> {
+        let port = free_port();
+        let server = ChildGuard::spawn(
+            "redis-server",
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        wait_for_port(port, Duration::from_secs(10))?;
+        Ok(Redis {
+            port,
+            _server: server,
+        })
+    }
+}
+
+/// OpenSSH's own `sshd`, trusting a user CA, for proof that the certificates are standard.
+pub struct Sshd {
+    pub port: u16,
+    pub known_hosts: PathBuf,
+    _server: ChildGuard,
+}
+
+impl Sshd {
+    /// `principals` are what the login user accepts (AuthorizedPrincipalsFile).
+    pub fn start(dir: &Path, ca_public_key: &str, principals: &[&str]) -> Result<Sshd> {
+        let host_key = dir.join("sshd_host_ed25519");
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&host_key),
+        )?;
+        let ca = dir.join("user_ca.pub");
+        std::fs::write(&ca, format!("{ca_public_key}\n"))?;
+        let principals_file = dir.join("principals");
+        std::fs::write(&principals_file, principals.join("\n") + "\n")?;
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\n\
+                 TrustedUserCAKeys {ca}\nAuthorizedPrincipalsFile {pf}\nAuthorizedKeysFile none\n\
+                 PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowTcpForwarding yes\n\
+                 Subsystem sftp internal-sftp\n",
+                hk = host_key.display(),
+                ca = ca.display(),
+                pf = principals_file.display(),
+            ),
+        )?;
+        if is_root() {
+            std::fs::create_dir_all("/run/sshd")?;
+        }
+        let server = ChildGuard::spawn(
+            "sshd",
+            Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        wait_for_port(port, Duration::from_secs(10))?;
+        let host_pub = std::fs::read_to_string(host_key.with_extension("pub"))?;
+        let known_hosts = dir.join("sshd_known_hosts");
+        std::fs::write(
+            &known_hosts,
+            format!("[127.0.0.1]:{port} {}", host_pub.trim()),
+        )?;
+        Ok(Sshd {
+            port,
+            known_hosts,
+            _server: server,
+        })
+    }
+}
+
+/// The login name of the user running the tests (the user sshd logs in as).
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            run_ok(Command::new("id").arg("-un"))
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "root".to_string())
+}

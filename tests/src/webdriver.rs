@@ -1,0 +1,205 @@
+//! A small W3C WebDriver client (the JSON-over-HTTP protocol) for chromedriver, WebKitWebDriver
+//! and tauri-driver: sessions, navigation, elements, keys, clicks, screenshots.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::{free_port, wait_for_port, ChildGuard};
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct WebDriver {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl WebDriver {
+    pub async fn new_session(base: &str, capabilities: Value) -> Result<WebDriver> {
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&json!({ "capabilities": { "alwaysMatch": capabilities } }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("WebDriver did not start a session: {resp}"))?
+            .to_string();
+        Ok(WebDriver {
+            http,
+            base: base.to_string(),
+            session,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp: Value = req
+            .send()
+            .await?
+            .json()
+            .await
+            .context("WebDriver answered no JSON")?;
+        if let Some(err) = resp["value"]["error"].as_str() {
+            bail!("WebDriver {path}: {err}: {}", resp["value"]["message"]);
+        }
+        Ok(resp["value"].clone())
+    }
+
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn current_url(&self) -> Result<String> {
+        let v = self.call(reqwest::Method::GET, "/url", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Finds an element by CSS selector, waiting up to `timeout` for it to appear.
+    pub async fn find(&self, css: &str, timeout: Duration) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            let r = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({ "using": "css selector", "value": css })),
+                )
+                .await;
+            match r {
+                Ok(v) => {
+                    if let Some(id) = v[ELEMENT_KEY].as_str() {
+                        return Ok(id.to_string());
+                    }
+                }
+                Err(e) if start.elapsed() > timeout => {
+                    return Err(e.context(format!("no element {css:?}")))
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn send_keys(&self, element: &str, text: &str) -> Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn click(&self, element: &str) -> Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn text(&self, element: &str) -> Result<String> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/text"),
+                None,
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn page_source(&self) -> Result<String> {
+        let v = self.call(reqwest::Method::GET, "/source", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await?;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default())?;
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
+    pub async fn quit(self) -> Result<()> {
+        self.http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+/// Headless Chromium driven by chromedriver, with a fresh profile and no background traffic.
+pub struct Chromium {
+    pub driver: WebDriver,
+    _chromedriver: ChildGuard,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    pub async fn start() -> Result<Chromium> {
+        let port = free_port();
+        let chromedriver = ChildGuard::spawn(
+            "chromedriver",
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        wait_for_port(port, Duration::from_secs(20))?;
+        let profile = tempfile::Builder::new()
+            .prefix("tether-chromium-")
+            .tempdir()?;
+        let binary = [
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/usr/bin/google-chrome",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| anyhow!("Chromium is not installed (make test installs it)"))?;
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-dev-shm-usage", "--window-size=900,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let driver = WebDriver::new_session(&format!("http://127.0.0.1:{port}"), caps).await?;
+        Ok(Chromium {
+            driver,
+            _chromedriver: chromedriver,
+            _profile: profile,
+        })
+    }
+}

@@ -1,0 +1,8 @@
+import { defineConfig } from "vite";
+
+// Tauri serves the built files; a fixed port keeps `vite dev` predictable.
+export default defineConfig({
+  clearScreen: false,
+  server: { port: 1420, strictPort: true, host: "127.0.0.1" },
+  build: { target: "es2022", outDir: "dist", emptyOutDir: true },
+});
