@@ -4,6 +4,8 @@
 //!
 //! Every server binds loopback; every child process is killed when its guard drops.
 
+pub mod desktop;
+pub mod tray;
 pub mod webdriver;
 
 use std::net::TcpListener;

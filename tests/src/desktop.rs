@@ -1,0 +1,140 @@
+//! A private desktop for the real app: an Xvfb display, a D-Bus session bus, a
+//! StatusNotifierWatcher that the tray registers with (as a desktop shell's panel would), and
+//! tauri-driver to drive the app's webview. Everything stops when the guard drops.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::tray::TrayWatcher;
+use crate::{free_port, wait_for_port, ChildGuard};
+
+pub struct Desktop {
+    pub display: String,
+    pub bus_address: String,
+    pub watcher: TrayWatcher,
+    _dbus: ChildGuard,
+    _xvfb: ChildGuard,
+}
+
+/// Reads the first line a child prints on stdout (Xvfb's display number, dbus's address).
+fn first_line(child: &mut std::process::Child, what: &str) -> Result<String> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("{what}: no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut reader = BufReader::new(stdout);
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut reader.take(u64::MAX), &mut std::io::sink());
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .map_err(|_| anyhow!("{what} did not start in 20 s"))?;
+    let line = line.trim().to_string();
+    if line.is_empty() {
+        bail!("{what} exited before it was ready");
+    }
+    Ok(line)
+}
+
+impl Desktop {
+    pub async fn start() -> Result<Desktop> {
+        let mut xvfb = ChildGuard::spawn(
+            "Xvfb",
+            Command::new("Xvfb")
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )?;
+        let display = format!(":{}", first_line(&mut xvfb.child, "Xvfb")?);
+        let mut dbus = ChildGuard::spawn(
+            "dbus-daemon",
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--nosyslog", "--print-address=1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )?;
+        let bus_address = first_line(&mut dbus.child, "dbus-daemon")?;
+        let watcher = TrayWatcher::start(&bus_address).await?;
+        Ok(Desktop {
+            display,
+            bus_address,
+            watcher,
+            _dbus: dbus,
+            _xvfb: xvfb,
+        })
+    }
+
+    /// Applies this desktop's display and bus to a command.
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("GDK_BACKEND", "x11")
+            .env("NO_AT_BRIDGE", "1");
+    }
+
+    /// tauri-driver on a free port, for this desktop; the app starts with each session.
+    pub fn tauri_driver(&self) -> Result<(ChildGuard, String)> {
+        let port = free_port();
+        let native = free_port();
+        let mut cmd = Command::new(tauri_driver_path()?);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        self.env(&mut cmd);
+        let guard = ChildGuard::spawn("tauri-driver", &mut cmd)?;
+        wait_for_port(port, Duration::from_secs(20))?;
+        Ok((guard, format!("http://127.0.0.1:{port}")))
+    }
+}
+
+fn tauri_driver_path() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let candidates = [
+        home.join(".cargo/bin/tauri-driver"),
+        PathBuf::from("/usr/local/bin/tauri-driver"),
+    ];
+    if let Some(p) = candidates.iter().find(|p| p.exists()) {
+        return Ok(p.clone());
+    }
+    Ok(PathBuf::from("tauri-driver"))
+}
+
+/// The desktop app's binary, built by `cargo build --workspace` (make test builds it first).
+pub fn desktop_binary() -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/tether-desktop");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build the desktop shell first (cargo build -p tether-desktop; make test does)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
