@@ -2,6 +2,15 @@
 //! `tether` command are thin adapters over this crate; side effects (paths, clock, profile,
 //! listeners, shutdown) are passed in by them.
 
+pub mod api;
+pub mod auth;
+pub mod cert;
+pub mod context;
+pub mod fsutil;
+pub mod openssh;
 pub mod profile;
+pub mod secret;
 
+pub use context::{Clock, ManualClock, Paths, SystemClock};
 pub use profile::{Profile, ProfileError};
+pub use secret::Sensitive;

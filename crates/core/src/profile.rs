@@ -45,6 +45,10 @@ pub struct Profile {
     pub token_env_var: String,
     /// Host patterns of the platform's SSH gateways (`*.platform.sh`).
     pub ssh_host_patterns: Vec<String>,
+    /// The platform's SSH certificate authority keys, when known: certificates signed by
+    /// anything else are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_ca_keys: Vec<String>,
     /// Present for local platforms whose SSH host names do not resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshEndpoint>,
@@ -66,6 +70,7 @@ impl Profile {
             client_id: "platform-cli".into(),
             token_env_var: "PLATFORMSH_CLI_TOKEN".into(),
             ssh_host_patterns: vec!["*.platform.sh".into()],
+            ssh_ca_keys: Vec::new(),
             ssh: None,
         }
     }
@@ -79,6 +84,7 @@ impl Profile {
             client_id: "upsun-cli".into(),
             token_env_var: "UPSUN_CLI_TOKEN".into(),
             ssh_host_patterns: vec!["*.upsun.com".into()],
+            ssh_ca_keys: Vec::new(),
             ssh: None,
         }
     }

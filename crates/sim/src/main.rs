@@ -73,7 +73,8 @@ fn profile_toml(info: &ReadyInfo) -> String {
          auth_url = {auth}\n\
          client_id = \"tether\"\n\
          token_env_var = \"TETHER_SIM_TOKEN\"\n\
-         ssh_host_patterns = [{patterns}]\n\n\
+         ssh_host_patterns = [{patterns}]\n\
+         ssh_ca_keys = [{ca}]\n\n\
          [ssh]\n\
          hostname = {host}\n\
          port = {port}\n\
@@ -89,6 +90,7 @@ fn profile_toml(info: &ReadyInfo) -> String {
         host = quote(&info.ssh_host),
         port = info.ssh_port,
         key = quote(&info.ssh_host_key),
+        ca = quote(&info.ca_public_key),
     )
 }
 

@@ -1,0 +1,225 @@
+//! The browser sign-in, as steps: [`PendingLogin::start`] binds the loopback redirect listener
+//! (the first free port of 5000–5010, which the platform expects) and builds the authorize URL
+//! with PKCE S256 and a random `state`; the shell shows that URL (its own window, the system
+//! browser, or printed); [`PendingLogin::wait_for_code`] accepts exactly one valid callback and
+//! closes the listener.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+use super::AuthError;
+use crate::profile::Profile;
+use crate::secret::Sensitive;
+
+/// The redirect ports the platform accepts for command-line clients.
+pub const REDIRECT_PORTS: std::ops::RangeInclusive<u16> = 5000..=5010;
+
+/// What the sign-in must prove (step-up asks for more).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginRequest {
+    /// Authentication methods to demand, e.g. `["mfa"]`.
+    pub amr: Vec<String>,
+    /// Demand a login no older than this many seconds.
+    pub max_age: Option<u64>,
+}
+
+/// The code the callback carried, with what the token request needs alongside it.
+#[derive(Debug)]
+pub struct AuthCode {
+    pub code: Sensitive<String>,
+    pub verifier: Sensitive<String>,
+    pub redirect_uri: String,
+}
+
+pub struct PendingLogin {
+    listener: TcpListener,
+    redirect_uri: String,
+    state: Sensitive<String>,
+    verifier: Sensitive<String>,
+    url: Url,
+}
+
+fn random_url_safe(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl PendingLogin {
+    pub async fn start(
+        profile: &Profile,
+        request: &LoginRequest,
+    ) -> Result<PendingLogin, AuthError> {
+        let mut bound = None;
+        for port in REDIRECT_PORTS {
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
+                bound = Some((l, port));
+                break;
+            }
+        }
+        let (listener, port) = bound.ok_or(AuthError::NoRedirectPort)?;
+        let redirect_uri = format!("http://127.0.0.1:{port}");
+        let state = random_url_safe(24);
+        let verifier = random_url_safe(48);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let mut url = profile
+            .auth_url
+            .join("oauth2/authorize")
+            .map_err(|e| AuthError::Protocol(format!("bad authorization URL: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &profile.client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("state", &state)
+                .append_pair("scope", "offline_access")
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("prompt", "consent");
+            if !request.amr.is_empty() {
+                q.append_pair("amr", &request.amr.join(" "));
+            }
+            if let Some(max_age) = request.max_age {
+                q.append_pair("max_age", &max_age.to_string());
+            }
+        }
+        Ok(PendingLogin {
+            listener,
+            redirect_uri,
+            state: Sensitive::new(state),
+            verifier: Sensitive::new(verifier),
+            url,
+        })
+    }
+
+    /// The page to show the user.
+    pub fn authorize_url(&self) -> &Url {
+        &self.url
+    }
+
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// Waits for the browser to come back. Requests that are not the callback (a favicon) are
+    /// answered 404 and ignored; a callback with the wrong `state` or an `error` ends the login.
+    /// The listener closes when this returns, so a second callback finds nobody.
+    pub async fn wait_for_code(self, timeout: Duration) -> Result<AuthCode, AuthError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let accepted = tokio::time::timeout_at(deadline, self.listener.accept()).await;
+            let (mut sock, _) = match accepted {
+                Err(_) => return Err(AuthError::LoginTimedOut(timeout)),
+                Ok(Err(e)) => {
+                    return Err(AuthError::Protocol(format!(
+                        "the redirect listener failed: {e}"
+                    )))
+                }
+                Ok(Ok(s)) => s,
+            };
+            let Some(query) = read_request_query(&mut sock).await else {
+                respond(
+                    &mut sock,
+                    404,
+                    "Not found",
+                    "This is Tether's sign-in listener.",
+                )
+                .await;
+                continue;
+            };
+            let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let (code, state, error) = (param("code"), param("state"), param("error"));
+            if code.is_none() && error.is_none() {
+                respond(
+                    &mut sock,
+                    404,
+                    "Not found",
+                    "This is Tether's sign-in listener.",
+                )
+                .await;
+                continue;
+            }
+            if state.as_deref() != Some(self.state.expose().as_str()) {
+                respond(
+                    &mut sock,
+                    400,
+                    "Sign-in refused",
+                    "The answer did not match the sign-in Tether started. Start the sign-in again.",
+                )
+                .await;
+                return Err(AuthError::StateMismatch);
+            }
+            if let Some(error) = error {
+                let description = param("error_description").unwrap_or_default();
+                respond(
+                    &mut sock,
+                    200,
+                    "Sign-in cancelled",
+                    "You can close this window.",
+                )
+                .await;
+                return Err(AuthError::Denied { error, description });
+            }
+            respond(
+                &mut sock,
+                200,
+                "Signed in",
+                "Tether is signed in. You can close this window.",
+            )
+            .await;
+            return Ok(AuthCode {
+                code: Sensitive::new(code.unwrap_or_default()),
+                verifier: self.verifier,
+                redirect_uri: self.redirect_uri,
+            });
+        }
+    }
+}
+
+/// Reads an HTTP request head and returns the query of a `GET`, or `None` for anything else.
+async fn read_request_query(sock: &mut TcpStream) -> Option<Vec<(String, String)>> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 2048];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 || buf.len() > 16 * 1024 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.lines().next()?.split_whitespace();
+    if parts.next()? != "GET" {
+        return None;
+    }
+    let target = parts.next()?;
+    let url = Url::parse(&format!("http://127.0.0.1{target}")).ok()?;
+    Some(url.query_pairs().into_owned().collect())
+}
+
+async fn respond(sock: &mut TcpStream, status: u16, title: &str, message: &str) {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{title} · Tether</title>\
+         <style>body{{font:16px system-ui,sans-serif;display:flex;min-height:90vh;align-items:center;\
+         justify-content:center;background:#f9fafb}}main{{text-align:center}}h1{{color:#4f46e5}}</style>\
+         </head><body><main><h1 id=title>{title}</h1><p id=message>{message}</p></main></body></html>"
+    );
+    let reason = if status == 200 { "OK" } else { "Error" };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
+         cache-control: no-store\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(response.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}

@@ -1,0 +1,516 @@
+//! Signing in and staying signed in: the browser login (authorization code + PKCE), API-token
+//! login for automation, tokens kept in the OS keyring, refresh before expiry with one refresh
+//! at a time across processes, and logout that revokes and deletes what the session wrote.
+
+pub mod claims;
+pub mod login;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::context::{Clock, Paths};
+use crate::fsutil::{create_private_dir, FileLock};
+use crate::profile::Profile;
+use crate::secret::Sensitive;
+pub use claims::Claims;
+pub use login::{AuthCode, LoginRequest, PendingLogin};
+pub use store::{StoreError, TokenStore};
+
+/// Refresh an access token when it has less than this left.
+const REFRESH_MARGIN: u64 = 60;
+const SESSION_KEY: &str = "session";
+const API_TOKEN_KEY: &str = "api-token";
+/// Written when a session is ended locally (inactivity), so the next command can say why.
+const ENDED_MARKER: &str = "session-ended";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("not signed in: run `tether login` (or set an API token for automation)")]
+    NotSignedIn,
+    #[error("your session has ended{}: sign in again with `tether login`", reason_suffix(.0))]
+    SessionEnded(String),
+    #[error("no free port for the sign-in redirect: the platform accepts only 127.0.0.1 ports 5000 to 5010, and all are in use; close what uses them and try again")]
+    NoRedirectPort,
+    #[error("the sign-in was abandoned: nothing came back within {} s; start it again", .0.as_secs())]
+    LoginTimedOut(Duration),
+    #[error("the sign-in answer did not match the request Tether made (wrong state); start the sign-in again")]
+    StateMismatch,
+    #[error("the sign-in was refused ({error}){}", reason_suffix(.description))]
+    Denied { error: String, description: String },
+    #[error("the platform refused the {what}: {error}{}", reason_suffix(.description))]
+    Refused {
+        what: &'static str,
+        error: String,
+        description: String,
+    },
+    #[error("the API token was refused: create a new one and log in with it again ({0})")]
+    BadApiToken(String),
+    #[error("the sign-in server answered something unexpected: {0}")]
+    Protocol(String),
+    #[error("cannot reach the sign-in server at {url}: {message}")]
+    Network { url: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Files(#[from] crate::fsutil::WriteError),
+}
+
+fn reason_suffix(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" ({s})")
+    }
+}
+
+/// How the session was obtained; API-token sessions renew by exchanging the token again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Browser,
+    ApiToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: Sensitive<String>,
+    pub refresh: Option<Sensitive<String>>,
+    /// Unix time at which the access token expires.
+    pub expires_at: u64,
+    pub origin: Origin,
+}
+
+/// The stored form; only ever written to the token store.
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_at: u64,
+    origin: Origin,
+}
+
+impl Tokens {
+    fn to_persisted(&self) -> Persisted {
+        Persisted {
+            access_token: self.access.expose().clone(),
+            refresh_token: self.refresh.as_ref().map(|r| r.expose().clone()),
+            expires_at: self.expires_at,
+            origin: self.origin,
+        }
+    }
+
+    fn from_persisted(p: Persisted) -> Tokens {
+        Tokens {
+            access: Sensitive::new(p.access_token),
+            refresh: p.refresh_token.map(Sensitive::new),
+            expires_at: p.expires_at,
+            origin: p.origin,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The client side of the platform's authorization server.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    http: reqwest::Client,
+    profile: Profile,
+}
+
+impl Authority {
+    pub fn new(http: reqwest::Client, profile: Profile) -> Authority {
+        Authority { http, profile }
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url, AuthError> {
+        self.profile
+            .auth_url
+            .join(path)
+            .map_err(|e| AuthError::Protocol(format!("bad URL {path}: {e}")))
+    }
+
+    async fn token_request(
+        &self,
+        what: &'static str,
+        form: &[(&str, &str)],
+        now: u64,
+    ) -> Result<Tokens, AuthError> {
+        let url = self.endpoint("oauth2/token")?;
+        let resp = self
+            .http
+            .post(url.clone())
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| AuthError::Network {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| AuthError::Network {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<OAuthErrorBody>(&body) {
+                Ok(e) => AuthError::Refused {
+                    what,
+                    error: e.error,
+                    description: e.error_description.unwrap_or_default(),
+                },
+                Err(_) => AuthError::Protocol(format!(
+                    "{what}: HTTP {status} with a body that is not an OAuth error"
+                )),
+            });
+        }
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            AuthError::Protocol(format!(
+                "{what}: the token response is not valid JSON ({e})"
+            ))
+        })?;
+        Ok(Tokens {
+            access: Sensitive::new(t.access_token),
+            refresh: t.refresh_token.map(Sensitive::new),
+            expires_at: now + t.expires_in.unwrap_or(900),
+            origin: Origin::Browser,
+        })
+    }
+
+    /// Redeems the code of a browser sign-in.
+    pub async fn exchange_code(&self, code: AuthCode, now: u64) -> Result<Tokens, AuthError> {
+        self.token_request(
+            "sign-in",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code.code.expose()),
+                ("client_id", &self.profile.client_id),
+                ("redirect_uri", &code.redirect_uri),
+                ("code_verifier", code.verifier.expose()),
+            ],
+            now,
+        )
+        .await
+    }
+
+    /// Exchanges an API token for an access token.
+    pub async fn exchange_api_token(
+        &self,
+        api_token: &Sensitive<String>,
+        now: u64,
+    ) -> Result<Tokens, AuthError> {
+        let mut t = self
+            .token_request(
+                "API token",
+                &[
+                    ("grant_type", "api_token"),
+                    ("api_token", api_token.expose()),
+                    ("client_id", &self.profile.client_id),
+                ],
+                now,
+            )
+            .await
+            .map_err(|e| match e {
+                AuthError::Refused {
+                    description, error, ..
+                } => AuthError::BadApiToken(if description.is_empty() {
+                    error
+                } else {
+                    description
+                }),
+                other => other,
+            })?;
+        t.origin = Origin::ApiToken;
+        Ok(t)
+    }
+
+    pub async fn refresh(
+        &self,
+        refresh: &Sensitive<String>,
+        now: u64,
+    ) -> Result<Tokens, AuthError> {
+        self.token_request(
+            "refresh",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.expose()),
+                ("client_id", &self.profile.client_id),
+            ],
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            // 400/401 on refresh: the session is over, the user must sign in again.
+            AuthError::Refused { description, .. } => AuthError::SessionEnded(description),
+            other => other,
+        })
+    }
+
+    /// Revokes a token (RFC 7009); the server ends the session it belongs to.
+    pub async fn revoke(&self, token: &Sensitive<String>, hint: &str) -> Result<(), AuthError> {
+        let url = self.endpoint("oauth2/revoke")?;
+        let resp = self
+            .http
+            .post(url.clone())
+            .form(&[
+                ("token", token.expose().as_str()),
+                ("token_type_hint", hint),
+                ("client_id", &self.profile.client_id),
+            ])
+            .send()
+            .await
+            .map_err(|e| AuthError::Network {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        if !resp.status().is_success() {
+            return Err(AuthError::Protocol(format!(
+                "revocation answered HTTP {}",
+                resp.status()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A profile's signed-in state: tokens in the store, refreshed when needed.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub profile: Profile,
+    pub store: TokenStore,
+    pub authority: Authority,
+    paths: Paths,
+    clock: Arc<dyn Clock>,
+    /// An API token from the environment (the vendor's variable or `TETHER_TOKEN`), which wins
+    /// over anything stored.
+    env_api_token: Option<Sensitive<String>>,
+    memory: Arc<tokio::sync::Mutex<Option<Tokens>>>,
+    http: reqwest::Client,
+}
+
+impl Session {
+    pub fn new(
+        profile: Profile,
+        store: TokenStore,
+        paths: Paths,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+        env_api_token: Option<Sensitive<String>>,
+    ) -> Session {
+        Session {
+            authority: Authority::new(http.clone(), profile.clone()),
+            http,
+            profile,
+            store,
+            paths,
+            clock,
+            env_api_token,
+            memory: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+
+    pub fn session_dir(&self) -> PathBuf {
+        self.paths.session_dir(&self.profile)
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn uses_env_token(&self) -> bool {
+        self.env_api_token.is_some()
+    }
+
+    async fn load(&self) -> Result<Option<Tokens>, AuthError> {
+        let Some(raw) = self.store.load(SESSION_KEY).await? else {
+            return Ok(None);
+        };
+        let p: Persisted = serde_json::from_str(raw.expose()).map_err(|e| {
+            AuthError::Protocol(format!(
+                "the stored session is unreadable ({e}); sign in again"
+            ))
+        })?;
+        Ok(Some(Tokens::from_persisted(p)))
+    }
+
+    /// Stores the tokens of a new sign-in.
+    pub async fn save(&self, tokens: &Tokens) -> Result<(), AuthError> {
+        let json = serde_json::to_string(&tokens.to_persisted())
+            .map_err(|e| AuthError::Protocol(e.to_string()))?;
+        self.store.save(SESSION_KEY, Sensitive::new(json)).await?;
+        let _ = std::fs::remove_file(self.session_dir().join(ENDED_MARKER));
+        Ok(())
+    }
+
+    /// Finishes a browser sign-in and stores its tokens.
+    pub async fn complete_login(&self, code: AuthCode) -> Result<Tokens, AuthError> {
+        let tokens = self
+            .authority
+            .exchange_code(code, self.clock.unix())
+            .await?;
+        self.save(&tokens).await?;
+        Ok(tokens)
+    }
+
+    /// Signs in with an API token and remembers the token for renewals.
+    pub async fn login_with_api_token(
+        &self,
+        api_token: Sensitive<String>,
+    ) -> Result<Tokens, AuthError> {
+        let tokens = self
+            .authority
+            .exchange_api_token(&api_token, self.clock.unix())
+            .await?;
+        self.store.save(API_TOKEN_KEY, api_token).await?;
+        self.save(&tokens).await?;
+        Ok(tokens)
+    }
+
+    fn fresh(&self, t: &Tokens) -> bool {
+        t.expires_at > self.clock.unix() + REFRESH_MARGIN
+    }
+
+    /// A valid access token, refreshing (once across processes) when it is about to expire.
+    pub async fn access_token(&self) -> Result<Sensitive<String>, AuthError> {
+        if let Some(api_token) = &self.env_api_token {
+            let mut memory = self.memory.lock().await;
+            if let Some(t) = memory.as_ref().filter(|t| self.fresh(t)) {
+                return Ok(t.access.clone());
+            }
+            let t = self
+                .authority
+                .exchange_api_token(api_token, self.clock.unix())
+                .await?;
+            let access = t.access.clone();
+            *memory = Some(t);
+            return Ok(access);
+        }
+        match self.load().await? {
+            Some(t) if self.fresh(&t) => return Ok(t.access),
+            Some(_) => {}
+            None => return Err(self.why_signed_out()),
+        }
+        self.refresh_locked().await.map(|t| t.access)
+    }
+
+    /// Refreshes under the profile's lock; another process may have done it meanwhile.
+    async fn refresh_locked(&self) -> Result<Tokens, AuthError> {
+        let dir = self.session_dir();
+        create_private_dir(&dir)?;
+        let lock_path = dir.join("refresh.lock");
+        let _lock = tokio::task::spawn_blocking(move || FileLock::acquire(&lock_path))
+            .await
+            .map_err(|e| AuthError::Protocol(e.to_string()))??;
+        let current = self.load().await?.ok_or(AuthError::NotSignedIn)?;
+        if self.fresh(&current) {
+            return Ok(current);
+        }
+        let now = self.clock.unix();
+        let renewed = match (current.origin, &current.refresh) {
+            (Origin::ApiToken, _) => {
+                let api_token = self.store.load(API_TOKEN_KEY).await?.ok_or_else(|| {
+                    AuthError::SessionEnded("the stored API token is gone".into())
+                })?;
+                self.authority.exchange_api_token(&api_token, now).await
+            }
+            (Origin::Browser, Some(refresh)) => self.authority.refresh(refresh, now).await,
+            (Origin::Browser, None) => {
+                Err(AuthError::SessionEnded("there is no refresh token".into()))
+            }
+        };
+        match renewed {
+            Ok(t) => {
+                self.save(&t).await?;
+                Ok(t)
+            }
+            Err(e @ (AuthError::SessionEnded(_) | AuthError::BadApiToken(_))) => {
+                // The session cannot come back: forget it so nothing keeps using it.
+                self.store.delete(SESSION_KEY).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn why_signed_out(&self) -> AuthError {
+        match std::fs::read_to_string(self.session_dir().join(ENDED_MARKER)) {
+            Ok(reason) if !reason.trim().is_empty() => {
+                AuthError::SessionEnded(reason.trim().to_string())
+            }
+            _ => AuthError::NotSignedIn,
+        }
+    }
+
+    /// Ends the session on this machine only (after long inactivity): the tokens are deleted
+    /// and the reason is kept for the next command to show.
+    pub async fn end_locally(&self, reason: &str) -> Result<(), AuthError> {
+        self.store.delete(SESSION_KEY).await?;
+        let dir = self.session_dir();
+        create_private_dir(&dir)?;
+        crate::fsutil::write_atomic(&dir.join(ENDED_MARKER), reason.as_bytes(), 0o600)?;
+        *self.memory.lock().await = None;
+        Ok(())
+    }
+
+    /// Whether tokens are stored (without checking them with the server).
+    pub async fn is_signed_in(&self) -> Result<bool, AuthError> {
+        Ok(self.env_api_token.is_some() || self.load().await?.is_some())
+    }
+
+    /// Revokes the session at the platform and deletes its tokens, stored API token and files.
+    /// Revocation is best effort (the platform may be unreachable); local deletion is not.
+    pub async fn logout(&self) -> Result<LogoutReport, AuthError> {
+        let mut report = LogoutReport::default();
+        if let Some(t) = self.load().await? {
+            let (token, hint) = match &t.refresh {
+                Some(r) => (r.clone(), "refresh_token"),
+                None => (t.access.clone(), "access_token"),
+            };
+            match self.authority.revoke(&token, hint).await {
+                Ok(()) => report.revoked = true,
+                Err(e) => report.revoke_error = Some(e.to_string()),
+            }
+        }
+        self.store.delete(SESSION_KEY).await?;
+        self.store.delete(API_TOKEN_KEY).await?;
+        let dir = self.session_dir();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| crate::fsutil::WriteError {
+                path: dir.clone(),
+                source,
+            })?;
+            report.removed_dir = Some(dir);
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LogoutReport {
+    pub revoked: bool,
+    pub revoke_error: Option<String>,
+    pub removed_dir: Option<PathBuf>,
+}

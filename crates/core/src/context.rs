@@ -1,0 +1,80 @@
+//! What the shells pass into core instead of core looking it up: where files live and what
+//! time it is. Tests pass temporary directories and a clock they control.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::profile::Profile;
+
+/// The directories Tether uses, chosen by the shell (the platform's standard directories).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Per-user data: one directory per profile with the session's key, certificate and SSH
+    /// configuration.
+    pub data_dir: PathBuf,
+    /// The user's OpenSSH directory (`~/.ssh`), whose `config` gets the marked block.
+    pub ssh_dir: PathBuf,
+}
+
+impl Paths {
+    /// Where a profile's session files live.
+    pub fn session_dir(&self, profile: &Profile) -> PathBuf {
+        self.data_dir.join("sessions").join(&profile.name)
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.ssh_dir.join("config")
+    }
+
+    /// Standard locations under a home directory (`~/.local/share/tether`, `~/.ssh`).
+    pub fn under_home(home: &Path, data_dir: Option<PathBuf>) -> Paths {
+        Paths {
+            data_dir: data_dir.unwrap_or_else(|| home.join(".local/share/tether")),
+            ssh_dir: home.join(".ssh"),
+        }
+    }
+}
+
+/// The time, injected so that renewal, expiry and backoff can be tested without sleeping.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> SystemTime;
+
+    fn unix(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn new(start: SystemTime) -> Self {
+        ManualClock(Arc::new(Mutex::new(start)))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut t) = self.0.lock() {
+            *t += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        self.0.lock().map(|t| *t).unwrap_or(UNIX_EPOCH)
+    }
+}
