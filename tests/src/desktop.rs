@@ -3,7 +3,7 @@
 //! tauri-driver to drive the app's webview. Everything stops when the guard drops.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -45,6 +45,19 @@ fn first_line(child: &mut std::process::Child, what: &str) -> Result<String> {
     Ok(line)
 }
 
+/// A private D-Bus session bus and its address.
+pub fn session_bus() -> Result<(ChildGuard, String)> {
+    let mut dbus = ChildGuard::spawn(
+        "dbus-daemon",
+        Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nosyslog", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )?;
+    let address = first_line(&mut dbus.child, "dbus-daemon")?;
+    Ok((dbus, address))
+}
+
 impl Desktop {
     pub async fn start() -> Result<Desktop> {
         let mut xvfb = ChildGuard::spawn(
@@ -63,14 +76,7 @@ impl Desktop {
                 .stderr(Stdio::null()),
         )?;
         let display = format!(":{}", first_line(&mut xvfb.child, "Xvfb")?);
-        let mut dbus = ChildGuard::spawn(
-            "dbus-daemon",
-            Command::new("dbus-daemon")
-                .args(["--session", "--nofork", "--nosyslog", "--print-address=1"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        )?;
-        let bus_address = first_line(&mut dbus.child, "dbus-daemon")?;
+        let (dbus, bus_address) = session_bus()?;
         let watcher = TrayWatcher::start(&bus_address).await?;
         Ok(Desktop {
             display,
@@ -126,15 +132,5 @@ fn tauri_driver_path() -> Result<PathBuf> {
 
 /// The desktop app's binary, built by `cargo build --workspace` (make test builds it first).
 pub fn desktop_binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug/tether-desktop");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build the desktop shell first (cargo build -p tether-desktop; make test does)",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    crate::cli::workspace_binary("tether-desktop")
 }

@@ -4,7 +4,9 @@
 //!
 //! Every server binds loopback; every child process is killed when its guard drops.
 
+pub mod cli;
 pub mod desktop;
+pub mod keyring;
 pub mod tray;
 pub mod webdriver;
 

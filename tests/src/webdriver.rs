@@ -203,3 +203,52 @@ impl Chromium {
         })
     }
 }
+
+/// Fills the platform's sign-in pages in a real browser, whichever come: the password (skipped
+/// when the browser is still signed in), the TOTP code (`totp_secret`), then Allow.
+pub async fn sign_in(
+    d: &WebDriver,
+    url: &str,
+    username: &str,
+    password: &str,
+    totp_secret: Option<&str>,
+) -> Result<()> {
+    let wait = Duration::from_secs(15);
+    d.goto(url).await?;
+    let start = Instant::now();
+    let mut done_password = false;
+    let mut done_totp = false;
+    loop {
+        if let Ok(allow) = d.find("#allow", Duration::ZERO).await {
+            d.click(&allow).await?;
+            return Ok(());
+        }
+        if !done_password {
+            if let Ok(user) = d.find("#username", Duration::ZERO).await {
+                d.send_keys(&user, username).await?;
+                d.send_keys(&d.find("#password", wait).await?, password)
+                    .await?;
+                d.click(&d.find("#submit", wait).await?).await?;
+                done_password = true;
+                continue;
+            }
+        }
+        if !done_totp {
+            if let Ok(totp) = d.find("#totp", Duration::ZERO).await {
+                let secret =
+                    totp_secret.ok_or_else(|| anyhow!("the page asks for a one-time code"))?;
+                d.send_keys(&totp, &crate::totp_now(secret)?).await?;
+                d.click(&d.find("#submit", wait).await?).await?;
+                done_totp = true;
+                continue;
+            }
+        }
+        if start.elapsed() > wait {
+            bail!(
+                "the sign-in pages did not reach consent: {}",
+                d.page_source().await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -70,12 +70,14 @@ pub struct FileLock {
 
 impl FileLock {
     pub fn acquire(path: &Path) -> Result<FileLock, WriteError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(err(path))?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(err(path))?;
         file.lock().map_err(err(path))?;
         Ok(FileLock { _file: file })
     }

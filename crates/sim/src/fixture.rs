@@ -93,9 +93,12 @@ pub struct User {
     #[serde(default)]
     pub email: String,
     pub password: String,
-    /// Base32 TOTP secret; a user with one is asked for a code at every login.
+    /// Base32 TOTP secret; a user with one is asked for a code at every login, unless
+    /// `mfa_only_when_required` says to ask only when the client demands `amr=mfa`.
     #[serde(default)]
     pub totp_secret: Option<String>,
+    #[serde(default)]
+    pub mfa_only_when_required: bool,
 }
 
 impl User {

@@ -126,6 +126,56 @@ impl ReadyInfo {
     }
 }
 
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl ReadyInfo {
+    /// The profile `tether --profile FILE` reads to reach this simulator (`--profile-out`).
+    pub fn profile_toml(&self) -> String {
+        let list = |items: &[String]| {
+            items
+                .iter()
+                .map(|s| toml_string(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "# Written by tether-sim: a local platform for development and tests.\n\
+             name = \"tether-sim\"\n\
+             title = \"Local platform (tether-sim)\"\n\
+             api_url = {api}\n\
+             auth_url = {auth}\n\
+             client_id = \"tether\"\n\
+             token_env_var = \"TETHER_SIM_TOKEN\"\n\
+             ssh_host_patterns = [{patterns}]\n\
+             ssh_ca_keys = [{ca}]\n\n\
+             [ssh]\n\
+             hostname = {host}\n\
+             port = {port}\n\
+             host_keys = [{key}]\n",
+            api = toml_string(&self.api_url),
+            auth = toml_string(&self.auth_url),
+            patterns = list(&self.ssh_host_patterns),
+            ca = toml_string(&self.ca_public_key),
+            host = toml_string(&self.ssh_host),
+            port = self.ssh_port,
+            key = toml_string(&self.ssh_host_key),
+        )
+    }
+}
+
 pub struct Sim;
 
 /// A running simulator. Dropping it stops the servers; [`SimHandle::shutdown`] waits for them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use russh::keys::PrivateKey;
-use tether_sim::{Fixture, ReadyInfo, Sim, SimOptions};
+use tether_sim::{Fixture, Sim, SimOptions};
 
 /// A local platform (OAuth2 with MFA, API, SSH certificate authority, SSH gateway) for
 /// Tether's tests and demo. A development tool: it runs app commands as the current user.
@@ -60,50 +60,6 @@ fn read_key(path: &Path) -> Result<PrivateKey> {
             path.display()
         )
     })
-}
-
-/// The profile `tether` reads (see crates/core `profile`).
-fn profile_toml(info: &ReadyInfo) -> String {
-    let quote = |s: &str| toml_string(s);
-    format!(
-        "# Written by tether-sim: a local platform for development and tests.\n\
-         name = \"tether-sim\"\n\
-         title = \"Local platform (tether-sim)\"\n\
-         api_url = {api}\n\
-         auth_url = {auth}\n\
-         client_id = \"tether\"\n\
-         token_env_var = \"TETHER_SIM_TOKEN\"\n\
-         ssh_host_patterns = [{patterns}]\n\
-         ssh_ca_keys = [{ca}]\n\n\
-         [ssh]\n\
-         hostname = {host}\n\
-         port = {port}\n\
-         host_keys = [{key}]\n",
-        api = quote(&info.api_url),
-        auth = quote(&info.auth_url),
-        patterns = info
-            .ssh_host_patterns
-            .iter()
-            .map(|p| quote(p))
-            .collect::<Vec<_>>()
-            .join(", "),
-        host = quote(&info.ssh_host),
-        port = info.ssh_port,
-        key = quote(&info.ssh_host_key),
-        ca = quote(&info.ca_public_key),
-    )
-}
-
-fn toml_string(s: &str) -> String {
-    let escaped: String = s
-        .chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c => vec![c],
-        })
-        .collect();
-    format!("\"{escaped}\"")
 }
 
 /// Writes next to the target, then renames, so a reader never sees half a file.
@@ -184,7 +140,7 @@ async fn main() -> Result<()> {
     }
     let sim = Sim::start(fixture, options).await?;
     if let Some(path) = &args.profile_out {
-        write_atomically(path, &profile_toml(&sim.info))?;
+        write_atomically(path, &sim.info.profile_toml())?;
     }
     println!("{}", serde_json::to_string(&sim.info)?);
     eprintln!(

@@ -199,7 +199,8 @@ fn next_step(state: &State, id: &str, txn: &LoginTxn, error: Option<&str>) -> Re
         return Html(pages::login(id, error, "")).into_response();
     };
     let has_mfa = txn.amr.iter().any(|a| a == "mfa");
-    let wants_mfa = user.totp_secret.is_some() || txn.required_amr.iter().any(|a| a == "mfa");
+    let demanded = txn.required_amr.iter().any(|a| a == "mfa");
+    let wants_mfa = demanded || (user.totp_secret.is_some() && !user.mfa_only_when_required);
     if wants_mfa && !has_mfa {
         if user.totp_secret.is_none() {
             state.lock().txns.remove(id);

@@ -66,6 +66,9 @@ impl TokenStore {
         path: &std::path::Path,
         change: impl FnOnce(&mut BTreeMap<String, String>),
     ) -> Result<(), StoreError> {
+        if let Some(dir) = path.parent() {
+            crate::fsutil::create_private_dir(dir).map_err(|e| Self::file_err(path, e))?;
+        }
         let lock_path = path.with_extension("lock");
         let _lock = FileLock::acquire(&lock_path).map_err(|e| Self::file_err(path, e))?;
         let mut map = Self::read_file(path)?;

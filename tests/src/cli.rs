@@ -1,0 +1,227 @@
+//! Running the real `tether` binary as a user would: a temporary HOME, the simulator's profile,
+//! and either the real Secret Service or the opt-in token file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tether_sim::ReadyInfo;
+
+use crate::keyring::SecretService;
+
+/// A binary of this workspace, built by `cargo build --workspace` (make test builds first).
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug").join(name);
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run cargo build --workspace first (make test does)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+pub enum Store {
+    Keyring(SecretService),
+    File,
+}
+
+/// One user's machine: a home directory, a profile, a token store.
+pub struct User {
+    pub home: tempfile::TempDir,
+    pub profile: PathBuf,
+    pub store: Store,
+}
+
+impl User {
+    pub fn new(info: &ReadyInfo, keyring: bool) -> Result<User> {
+        let home = tempfile::Builder::new().prefix("tether-home-").tempdir()?;
+        let profile = home.path().join("sim-profile.toml");
+        std::fs::write(&profile, info.profile_toml())?;
+        let store = if keyring {
+            Store::Keyring(SecretService::start(&home.path().join("keyring"))?)
+        } else {
+            Store::File
+        };
+        Ok(User {
+            home,
+            profile,
+            store,
+        })
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.home().join(".ssh/config")
+    }
+
+    pub fn session_dir(&self) -> PathBuf {
+        self.home().join(".local/share/tether/sessions/tether-sim")
+    }
+
+    /// `tether ARGS` with this user's environment (and nothing of the caller's session).
+    pub fn tether(&self, args: &[&str]) -> Result<Command> {
+        let mut cmd = Command::new(workspace_binary("tether")?);
+        cmd.args(args)
+            .env("HOME", self.home())
+            .env("TETHER_PROFILE", &self.profile)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("TETHER_DATA_DIR")
+            .env_remove("TETHER_TOKEN")
+            .env_remove("TETHER_SIM_TOKEN")
+            .env("NO_COLOR", "1");
+        match &self.store {
+            Store::Keyring(s) => {
+                cmd.env("DBUS_SESSION_BUS_ADDRESS", &s.bus_address)
+                    .env_remove("TETHER_TOKEN_STORE");
+            }
+            Store::File => {
+                cmd.env("TETHER_TOKEN_STORE", "file")
+                    .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent");
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// Runs `tether ARGS`, feeding `stdin`.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        let mut cmd = tokio::process::Command::from(self.tether(args)?);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start tether")?;
+        if let Some(mut pipe) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            if let Some(input) = stdin {
+                pipe.write_all(input.as_bytes()).await?;
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .map_err(|_| anyhow!("tether {args:?} did not finish in 120 s"))?
+            .context("tether failed to run")
+    }
+
+    /// Runs `tether ARGS` and fails unless it succeeds; returns stdout.
+    pub async fn ok(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let out = self.run(args, stdin).await?;
+        if !out.status.success() {
+            bail!(
+                "tether {args:?} failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The system `ssh` with only the `~/.ssh/config` Tether wrote (OpenSSH reads the
+    /// passwd home, not $HOME, so the file is named explicitly).
+    pub fn ssh(&self, destination: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(self.ssh_config())
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .arg(destination)
+            .env("HOME", self.home());
+        cmd
+    }
+
+    /// Every file under the home directory whose bytes contain `needle`.
+    pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
+        fn walk(dir: &Path, needle: &[u8], out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&p, needle, out),
+                    Ok(t)
+                        if t.is_file()
+                            && std::fs::read(&p)
+                                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) =>
+                    {
+                        out.push(p)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.home(), needle.as_bytes(), &mut out);
+        out
+    }
+}
+
+impl User {
+    /// `tether login --no-browser …`, with a real browser signing in at the URL it prints.
+    pub async fn browser_login(
+        &self,
+        browser: &crate::webdriver::WebDriver,
+        username: &str,
+        password: &str,
+        totp_secret: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Output> {
+        use tokio::io::AsyncBufReadExt;
+        let mut args = vec!["login", "--no-browser", "--timeout", "90"];
+        args.extend_from_slice(extra);
+        let mut cmd = tokio::process::Command::from(self.tether(&args)?);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start tether login")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let url = loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .map_err(|_| anyhow!("tether login printed no URL in 30 s: {seen}"))??
+                .ok_or_else(|| anyhow!("tether login ended before printing a URL: {seen}"))?;
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(u) = line
+                .split_whitespace()
+                .find(|w| w.contains("/oauth2/authorize?"))
+            {
+                break u.to_string();
+            }
+        };
+        crate::webdriver::sign_in(browser, &url, username, password, totp_secret).await?;
+        let rest = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        };
+        let (status, _) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(child.wait(), rest)
+        })
+        .await
+        .map_err(|_| anyhow!("tether login did not finish after the browser came back"))?;
+        let mut stdout = Vec::new();
+        if let Some(mut out) = child.stdout.take() {
+            use tokio::io::AsyncReadExt;
+            out.read_to_end(&mut stdout).await?;
+        }
+        Ok(Output {
+            status: status?,
+            stdout,
+            stderr: seen.into_bytes(),
+        })
+    }
+}
