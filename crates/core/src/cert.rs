@@ -347,8 +347,13 @@ impl CertKeeper {
         let _ = self.events.send(e);
     }
 
-    /// A usable certificate: the stored one if it passes the rules, else a new one.
-    pub async fn ensure(&self, force_new: bool) -> Result<Ensured, CertError> {
+    /// A usable certificate: the stored one if it passes the rules, else a new one. `new`
+    /// asks for a new certificate and a new key regardless.
+    pub async fn ensure(&self, new: bool) -> Result<Ensured, CertError> {
+        self.obtain(new, new).await
+    }
+
+    async fn obtain(&self, force_cert: bool, force_key: bool) -> Result<Ensured, CertError> {
         let token = self.session.access_token().await?;
         let claims =
             Claims::from_jwt(token.expose()).map_err(|e| CertError::Protocol(e.to_string()))?;
@@ -359,7 +364,7 @@ impl CertKeeper {
             .await
             .map_err(|e| CertError::Protocol(e.to_string()))??;
         let stored_key = self.files.read_key()?;
-        if !force_new {
+        if !force_cert {
             if let (Some((key, _)), Some(cert)) = (&stored_key, self.files.read_certificate()) {
                 if check(&cert, &self.expectations(key.public_key(), &claims)).is_ok() {
                     return Ok(Ensured {
@@ -370,7 +375,7 @@ impl CertKeeper {
             }
         }
         let key = match stored_key {
-            Some((key, true)) if !force_new => key,
+            Some((key, true)) if !force_key => key,
             _ => new_key()?,
         };
         let cert = self.request(&token, key.public_key()).await?;
@@ -472,6 +477,8 @@ impl CertKeeper {
     /// the policy's limit (then the session is signed out).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0u32;
+        // The first pass takes a usable stored certificate; later passes wake when renewal is due.
+        let mut due = false;
         loop {
             if self.inactive() {
                 let message = CertError::Inactive(self.policy.inactivity_limit).to_string();
@@ -483,7 +490,7 @@ impl CertKeeper {
                 self.emit(CertEvent::Expired { message });
                 return;
             }
-            let wait = match self.ensure(false).await {
+            let wait = match self.obtain(due, false).await {
                 Ok(Ensured { cert, renewed }) => {
                     if renewed {
                         self.emit(CertEvent::Renewed {
@@ -520,7 +527,7 @@ impl CertKeeper {
                 }
             };
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => due = true,
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
