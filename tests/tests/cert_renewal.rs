@@ -36,7 +36,10 @@ fn session_of(user: &User) -> Result<(Session, Paths, Profile)> {
     Ok((session, paths, profile))
 }
 
-async fn next_event(events: &mut broadcast::Receiver<CertEvent>, timeout: Duration) -> Result<CertEvent> {
+async fn next_event(
+    events: &mut broadcast::Receiver<CertEvent>,
+    timeout: Duration,
+) -> Result<CertEvent> {
     Ok(tokio::time::timeout(timeout, events.recv())
         .await
         .context("no certificate event in time")??)
@@ -56,10 +59,13 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
         certificate_lifetime: Duration::from_secs(4),
         ..SimOptions::default()
     };
-    options.backends.insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    options
+        .backends
+        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
     user.ok(&["config:ssh", "--write"], None).await?;
 
     let (session, paths, profile) = session_of(&user)?;
@@ -81,7 +87,9 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
     let mut long = user.ssh(APP_HOST);
     long.arg("for i in $(seq 1 40); do echo tick $i; sleep 0.2; done");
     let mut long = tokio::process::Command::from(long);
-    long.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    long.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut long = long.spawn()?;
     let mut ticks = tokio::io::BufReader::new(long.stdout.take().context("stdout")?).lines();
     let local = free_port();
@@ -101,7 +109,10 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
         match next_event(&mut events, Duration::from_secs(15)).await? {
             CertEvent::Renewed { .. } => {
                 keeper.touch();
-                let cert = keeper.files().read_certificate().context("no certificate file")?;
+                let cert = keeper
+                    .files()
+                    .read_certificate()
+                    .context("no certificate file")?;
                 serials.push(cert.serial());
                 // The connection opened before the renewal still carries traffic.
                 assert_eq!(redis_ping(&mut conn).await?, "+PONG");
@@ -110,7 +121,11 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
         }
     }
     serials.dedup();
-    assert_eq!(serials.len(), 4, "three renewals, each a new certificate: {serials:?}");
+    assert_eq!(
+        serials.len(),
+        4,
+        "three renewals, each a new certificate: {serials:?}"
+    );
 
     // A new connection uses the renewed certificate.
     let mut fresh = user.ssh(APP_HOST);
@@ -120,7 +135,9 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
 
     // The long session ran to its end across the renewals.
     let mut last = String::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(20), ticks.next_line()).await?? {
+    while let Some(line) =
+        tokio::time::timeout(Duration::from_secs(20), ticks.next_line()).await??
+    {
         last = line;
     }
     assert_eq!(last, "tick 40");
@@ -133,7 +150,9 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
             other => break other,
         }
     };
-    let CertEvent::Expired { message } = expired else { bail!("expected Expired, got {expired:?}") };
+    let CertEvent::Expired { message } = expired else {
+        bail!("expected Expired, got {expired:?}")
+    };
     assert!(message.contains("sign in again"), "{message}");
     tokio::time::timeout(Duration::from_secs(5), running).await??;
     let _ = stop.send(true);
@@ -141,7 +160,10 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
     let out = user.run(&["auth:info"], None).await?;
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("without activity") && stderr.contains("sign in again"), "{stderr}");
+    assert!(
+        stderr.contains("without activity") && stderr.contains("sign in again"),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -157,22 +179,44 @@ async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
     let user = User::new(&sim.info, false)?;
     let browser = tether_e2e::webdriver::Chromium::start().await?;
     let out = user
-        .browser_login(&browser.driver, "alice", ALICE_PASSWORD, Some(ALICE_TOTP), &[])
+        .browser_login(
+            &browser.driver,
+            "alice",
+            ALICE_PASSWORD,
+            Some(ALICE_TOTP),
+            &[],
+        )
         .await?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     browser.driver.quit().await?;
     let stored = || -> Result<serde_json::Value> {
-        Ok(serde_json::from_str(&std::fs::read_to_string(user.session_dir().join("tokens.json"))?)?)
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            user.session_dir().join("tokens.json"),
+        )?)?)
     };
-    let before: serde_json::Value = serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
+    let before: serde_json::Value =
+        serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
 
     let runs = (0..6).map(|_| user.run(&["auth:info", "-P", "username"], None));
     for out in futures::future::join_all(runs).await {
         let out = out?;
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alice", "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "alice",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let after: serde_json::Value = serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
-    assert_ne!(before["refresh_token"], after["refresh_token"], "the refresh token rotated");
+    let after: serde_json::Value =
+        serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
+    assert_ne!(
+        before["refresh_token"], after["refresh_token"],
+        "the refresh token rotated"
+    );
 
     // Logout revokes at the platform: the last refresh token no longer works there.
     user.ok(&["logout"], None).await?;
@@ -180,7 +224,10 @@ async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
         .post(format!("{}/oauth2/token", sim.info.auth_url))
         .form(&[
             ("grant_type", "refresh_token"),
-            ("refresh_token", after["refresh_token"].as_str().unwrap_or_default()),
+            (
+                "refresh_token",
+                after["refresh_token"].as_str().unwrap_or_default(),
+            ),
             ("client_id", "tether"),
         ])
         .send()
