@@ -533,3 +533,138 @@ impl CertKeeper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TokenStore;
+    use crate::context::{ManualClock, Paths};
+    use crate::profile::Profile;
+    use std::time::UNIX_EPOCH;
+
+    const T0: u64 = 1_800_000_000;
+
+    fn keeper(clock: &ManualClock, dir: &Path) -> CertKeeper {
+        let session = Session::new(
+            Profile::platformsh(),
+            TokenStore::File {
+                path: dir.join("t.json"),
+            },
+            Paths::under_home(dir, None),
+            Arc::new(clock.clone()),
+            reqwest::Client::new(),
+            None,
+        );
+        CertKeeper::new(
+            session,
+            RenewalPolicy {
+                inactivity_limit: Duration::from_secs(3600),
+                ..RenewalPolicy::default()
+            },
+        )
+    }
+
+    fn cert(valid_after: u64, valid_before: u64) -> Certificate {
+        let ca = PrivateKey::from(Ed25519Keypair::from_seed(&[1; 32]));
+        let key = PrivateKey::from(Ed25519Keypair::from_seed(&[2; 32]));
+        let mut b = ssh_key::certificate::Builder::new(
+            vec![0; 16],
+            key.public_key().key_data().clone(),
+            valid_after,
+            valid_before,
+        )
+        .unwrap();
+        b.cert_type(ssh_key::certificate::CertType::User)
+            .unwrap()
+            .key_id("u")
+            .unwrap()
+            .valid_principal("p")
+            .unwrap();
+        b.sign(&ca).unwrap()
+    }
+
+    #[test]
+    fn renewal_is_due_at_three_quarters_and_never_inside_the_margin() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        // A one-hour certificate issued now: renew after 45 minutes.
+        assert_eq!(k.renew_in(&cert(T0, T0 + 3600)), Duration::from_secs(2700));
+        clock.advance(Duration::from_secs(2000));
+        assert_eq!(k.renew_in(&cert(T0, T0 + 3600)), Duration::from_secs(700));
+        // A short certificate is renewed before it enters the 120 s margin.
+        assert_eq!(
+            k.renew_in(&cert(T0 + 2000, T0 + 2000 + 200)),
+            Duration::from_secs(79)
+        );
+        // Overdue: now.
+        clock.advance(Duration::from_secs(5000));
+        assert_eq!(k.renew_in(&cert(T0, T0 + 3600)), Duration::ZERO);
+    }
+
+    #[test]
+    fn inactivity_counts_from_the_last_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        clock.advance(Duration::from_secs(3000));
+        assert!(!k.inactive());
+        k.touch();
+        clock.advance(Duration::from_secs(3599));
+        assert!(!k.inactive());
+        clock.advance(Duration::from_secs(1));
+        assert!(k.inactive());
+    }
+
+    #[test]
+    fn the_official_rules_decide_usability() {
+        let key = PrivateKey::from(Ed25519Keypair::from_seed(&[2; 32]));
+        let claims = Claims {
+            sub: "u".into(),
+            access_id: None,
+            jti: None,
+            amr: vec!["pwd".into()],
+            auth_time: None,
+            scp: None,
+            grant: None,
+            act: None,
+            exp: None,
+        };
+        let e = |now| Expectations {
+            key: key.public_key(),
+            claims: &claims,
+            now,
+            margin: 120,
+            ca_keys: &[],
+        };
+        let c = cert(T0, T0 + 3600);
+        assert_eq!(check(&c, &e(T0 + 10)), Ok(()));
+        assert!(matches!(
+            check(&c, &e(T0 + 3481)),
+            Err(CertProblem::ExpiresSoon { .. })
+        ));
+        assert_eq!(check(&c, &e(T0 - 10)), Err(CertProblem::NotYetValid));
+        let mut other = claims.clone();
+        other.sub = "someone".into();
+        let e2 = Expectations {
+            key: key.public_key(),
+            claims: &other,
+            now: T0 + 10,
+            margin: 120,
+            ca_keys: &[],
+        };
+        assert!(matches!(check(&c, &e2), Err(CertProblem::WrongUser { .. })));
+        // amr beyond pwd: the token id and claims must match too.
+        let mut mfa = claims.clone();
+        mfa.amr = vec!["pwd".into(), "mfa".into()];
+        mfa.jti = Some("j".into());
+        let e3 = Expectations {
+            key: key.public_key(),
+            claims: &mfa,
+            now: T0 + 10,
+            margin: 120,
+            ca_keys: &[],
+        };
+        assert_eq!(check(&c, &e3), Err(CertProblem::WrongTokenId));
+    }
+}
