@@ -18,15 +18,27 @@ use crate::output::{self, print, progress};
 use crate::{Cli, Command, Format, Method};
 
 /// What every command needs, built once from the environment at the edge.
-struct Ctx {
-    format: Format,
-    profile: Profile,
-    paths: Paths,
-    session: Session,
-    api: Api,
+pub struct Ctx {
+    pub format: Format,
+    pub profile: Profile,
+    pub paths: Paths,
+    pub session: Session,
+    pub api: Api,
 }
 
-fn env_nonempty(name: &str) -> Option<String> {
+/// A remote command's exit status, passed on as tether's own.
+#[derive(Debug)]
+pub struct RemoteExit(pub u8);
+
+impl std::fmt::Display for RemoteExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the remote command exited with status {}", self.0)
+    }
+}
+
+impl std::error::Error for RemoteExit {}
+
+pub fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -100,7 +112,21 @@ fn context(cli: &Cli) -> Result<Ctx> {
 
 /// The exit code for an error (see the command's help).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(RemoteExit(code)) = e.downcast_ref::<RemoteExit>() {
+        return *code;
+    }
     for cause in e.chain() {
+        if let Some(tether_core::catalog::CatalogError::Auth(
+            AuthError::NotSignedIn | AuthError::SessionEnded(_),
+        )) = cause.downcast_ref()
+        {
+            return 3;
+        }
+        if let Some(tether_core::catalog::CatalogError::Api(ApiError::StepUp(_))) =
+            cause.downcast_ref()
+        {
+            return 4;
+        }
         let auth =
             cause
                 .downcast_ref::<AuthError>()
@@ -170,6 +196,41 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::SshCertLoad { new } => cert_load(&ctx, new).await.map(|_| ()),
         Command::ConfigSsh { write, remove } => config_ssh(&ctx, write, remove),
         Command::ProfileInfo => Ok(()),
+        Command::Projects => crate::browse::projects(&ctx).await,
+        Command::Environments { project } => crate::browse::environments(&ctx, project).await,
+        Command::Apps {
+            project,
+            environment,
+        } => crate::browse::apps(&ctx, project, environment).await,
+        Command::Ssh {
+            project,
+            environment,
+            app,
+            instance,
+            worker,
+            pipe,
+            all,
+            terminal,
+            command,
+        } => {
+            crate::browse::ssh(
+                &ctx,
+                crate::browse::SshRequest {
+                    project,
+                    environment,
+                    selection: tether_core::ssh::Selection {
+                        app,
+                        instance,
+                        worker,
+                    },
+                    pipe,
+                    all,
+                    terminal,
+                    command,
+                },
+            )
+            .await
+        }
     }
 }
 
@@ -216,7 +277,7 @@ fn open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-async fn login(
+pub async fn login(
     ctx: &Ctx,
     request: LoginRequest,
     browser: bool,

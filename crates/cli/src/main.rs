@@ -5,6 +5,7 @@
 //! signed in, session ended), 4 stronger authentication needed (MFA, SSO, recent login),
 //! 5 the platform could not be reached.
 
+mod browse;
 mod commands;
 mod output;
 
@@ -107,6 +108,50 @@ pub enum Command {
     /// Show the selected platform profile: its API, sign-in server and SSH hosts.
     #[command(name = "profile:info")]
     ProfileInfo,
+    /// List the projects you can reach.
+    #[command(name = "projects", alias = "project:list")]
+    Projects,
+    /// List a project's environments with their status and type.
+    #[command(name = "environments", alias = "environment:list")]
+    Environments {
+        #[arg(short = 'p', long)]
+        project: Option<String>,
+    },
+    /// List the apps and workers of an environment's current deployment.
+    #[command(name = "apps", alias = "app:list")]
+    Apps {
+        #[arg(short = 'p', long)]
+        project: Option<String>,
+        #[arg(short = 'e', long)]
+        environment: Option<String>,
+    },
+    /// Open a shell on an app, or run a command after `--` (its exit status becomes tether's).
+    Ssh {
+        #[arg(short = 'p', long)]
+        project: Option<String>,
+        #[arg(short = 'e', long)]
+        environment: Option<String>,
+        #[arg(short = 'A', long)]
+        app: Option<String>,
+        /// An instance of a multi-instance app.
+        #[arg(short = 'I', long)]
+        instance: Option<String>,
+        /// A worker of the app.
+        #[arg(long)]
+        worker: Option<String>,
+        /// Print the SSH address (user@host) and nothing else.
+        #[arg(long, conflicts_with_all = ["all", "terminal"])]
+        pipe: bool,
+        /// Print every SSH address of the environment.
+        #[arg(long, conflicts_with = "terminal")]
+        all: bool,
+        /// Open the session in a new terminal window (TETHER_TERMINAL, TERMINAL, or one found).
+        #[arg(long)]
+        terminal: bool,
+        /// The remote command: one argument is passed as it is, several are quoted for a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -117,7 +162,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = commands::exit_code(&e);
-            output::error(format, &e, code);
+            // A remote command's own exit status is passed on silently.
+            if e.downcast_ref::<commands::RemoteExit>().is_none() {
+                output::error(format, &e, code);
+            }
             ExitCode::from(code)
         }
     }

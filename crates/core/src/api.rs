@@ -202,6 +202,15 @@ impl Api {
                 url: path.to_string(),
                 message: e.to_string(),
             })?;
+        if url.origin() != self.base.origin() {
+            // A link to another host must not receive the user's token.
+            return Err(ApiError::Http {
+                status: 0,
+                url: url.to_string(),
+                message: "the API linked to another host; refusing to send the session there"
+                    .into(),
+            });
+        }
         let network = |e: reqwest::Error| ApiError::Network {
             url: url.to_string(),
             message: e.to_string(),
@@ -302,5 +311,216 @@ mod tests {
             "Multi-factor authentication (MFA) is required. The API token may need to be re-created after enabling MFA."
         );
         assert!(s.message(false).contains("tether login --method mfa"));
+    }
+}
+
+/// A project the user can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub organization_id: Option<String>,
+}
+
+/// An environment, with the SSH links the platform publishes for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub machine_name: String,
+    pub status: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub head_commit: Option<String>,
+    /// `pf:ssh:*` link name to `href`, as published (not yet validated).
+    #[serde(default)]
+    pub ssh_links: std::collections::BTreeMap<String, String>,
+}
+
+/// One app (or worker) of the current deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub size: String,
+    /// For workers: the app they belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_of: Option<String>,
+}
+
+/// The current deployment's apps and workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub apps: Vec<App>,
+    pub workers: Vec<App>,
+    pub services: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvironment {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    machine_name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    head_commit: Option<String>,
+    #[serde(rename = "_links", default)]
+    links: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<RawEnvironment> for Environment {
+    fn from(r: RawEnvironment) -> Environment {
+        let ssh_links = r
+            .links
+            .iter()
+            .filter(|(k, _)| k.starts_with("pf:ssh:"))
+            .filter_map(|(k, v)| Some((k.clone(), v.get("href")?.as_str()?.to_string())))
+            .collect();
+        Environment {
+            name: r.name.unwrap_or_else(|| r.id.clone()),
+            machine_name: r.machine_name.unwrap_or_default(),
+            status: r.status.unwrap_or_else(|| "unknown".into()),
+            kind: r.kind.unwrap_or_default(),
+            head_commit: r.head_commit,
+            id: r.id,
+            ssh_links,
+        }
+    }
+}
+
+impl Api {
+    /// The projects the user can reach: extended access, then the project refs it links to.
+    pub async fn projects(
+        &self,
+        token: &Sensitive<String>,
+        user_id: &str,
+    ) -> Result<Vec<Project>, ApiError> {
+        let access: serde_json::Value = self
+            .get(
+                token,
+                &format!("users/{user_id}/extended-access?filter%5Bresource_type%5D=project"),
+            )
+            .await?;
+        let ids: Vec<String> = access["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|i| i["resource_type"] == "project")
+                    .filter_map(|i| i["resource_id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut refs = serde_json::Map::new();
+        let mut index = 0;
+        while let Some(href) = access["_links"][format!("ref:projects:{index}")]["href"].as_str() {
+            let page: serde_json::Value = self.get(token, href).await?;
+            if let Some(obj) = page.as_object() {
+                refs.extend(obj.clone());
+            }
+            index += 1;
+        }
+        let mut projects: Vec<Project> = ids
+            .iter()
+            .map(|id| {
+                refs.get(id)
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or(Project {
+                        id: id.clone(),
+                        title: String::new(),
+                        region: String::new(),
+                        organization_id: None,
+                    })
+            })
+            .collect();
+        projects.sort_by(|a, b| {
+            a.title
+                .to_lowercase()
+                .cmp(&b.title.to_lowercase())
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(projects)
+    }
+
+    pub async fn environments(
+        &self,
+        token: &Sensitive<String>,
+        project: &str,
+    ) -> Result<Vec<Environment>, ApiError> {
+        let raw: Vec<RawEnvironment> = self
+            .get(token, &format!("projects/{project}/environments"))
+            .await?;
+        Ok(raw.into_iter().map(Environment::from).collect())
+    }
+
+    pub async fn environment(
+        &self,
+        token: &Sensitive<String>,
+        project: &str,
+        env: &str,
+    ) -> Result<Environment, ApiError> {
+        let raw: RawEnvironment = self
+            .get(token, &format!("projects/{project}/environments/{env}"))
+            .await?;
+        Ok(raw.into())
+    }
+
+    /// The current deployment, or `None` when the environment has none.
+    pub async fn deployment(
+        &self,
+        token: &Sensitive<String>,
+        project: &str,
+        env: &str,
+    ) -> Result<Option<Deployment>, ApiError> {
+        let raw: serde_json::Value = match self
+            .get(
+                token,
+                &format!("projects/{project}/environments/{env}/deployments/current"),
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(ApiError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let apps_of = |key: &str| -> Vec<App> {
+            raw[key]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(name, v)| App {
+                            name: name.clone(),
+                            kind: v["type"].as_str().unwrap_or_default().to_string(),
+                            size: v["size"].as_str().unwrap_or_default().to_string(),
+                            worker_of: (key == "workers")
+                                .then(|| name.split_once("--").map(|(a, _)| a.to_string()))
+                                .flatten(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(Some(Deployment {
+            apps: apps_of("webapps"),
+            workers: apps_of("workers"),
+            services: raw["services"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+        }))
     }
 }

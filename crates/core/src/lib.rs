@@ -4,12 +4,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod cert;
 pub mod context;
 pub mod fsutil;
 pub mod openssh;
 pub mod profile;
 pub mod secret;
+pub mod ssh;
 
 pub use context::{Clock, ManualClock, Paths, SystemClock};
 pub use profile::{Profile, ProfileError};
