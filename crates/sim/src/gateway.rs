@@ -363,11 +363,11 @@ impl Connection {
                         }
                     }
                 };
+                // Output flows while the shell runs; the reader ends once the last process
+                // holding the pty closes it.
                 let exit = async {
-                    let code = exit_rx.await.unwrap_or(255);
-                    // The reader ends once the last process holding the pty closes it.
-                    output.await;
-                    code
+                    let (code, ()) = tokio::join!(exit_rx, output);
+                    code.unwrap_or(255)
                 };
                 let code = tokio::select! {
                     code = exit => code,
@@ -581,13 +581,12 @@ fn welcome(c: &Container<'_>) -> String {
         "\r\n   ___ _      _    __                    \r\n  | _ \\ |__ _| |_ / _|___ _ _ _ __    ___ _ _ \r\n  |  _/ / _` |  _|  _/ _ \\ '_| '  \\ _(_-< ' \\\r\n  |_| |_\\__,_|\\__|_| \\___/_| |_|_|_(_)__/_||_|\r\n\r\n \
          Welcome to Platform.sh (simulated by tether-sim, a development tool).\r\n\r\n \
          This is environment {env} ({machine}) of project {title} ({project}), app {app}{instance}.\r\n \
-         The app's files are under {dir}.\r\n\r\n",
+         The app's files are in the home directory.\r\n\r\n",
         env = c.env.id,
         machine = c.env.machine_name,
         title = c.project.title,
         project = c.project.id,
         app = c.application_name(),
-        dir = "$HOME",
     )
 }
 

@@ -1,0 +1,495 @@
+//! `tether ssh` and browsing against tether-sim: exact URLs, commands and exit statuses,
+//! instances and workers, an interactive session in tmux, the user's terminal (a recording
+//! one and a real xterm), and the MFA step-up.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use tether_e2e::cli::User;
+use tether_e2e::*;
+use tether_sim::SimOptions;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const SHOP: [&str; 4] = ["-p", "jyu7waly36ncj", "-e", "main"];
+const SITE: [&str; 6] = ["-p", "rjify4yjcwxaa", "-e", "main", "-A", "web"];
+
+fn args<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["ssh"];
+    v.extend_from_slice(base);
+    v.extend_from_slice(rest);
+    v
+}
+
+async fn signed_in(sim: &tether_sim::SimHandle, token: &str) -> Result<User> {
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(token)).await?;
+    Ok(user)
+}
+
+/// The `href` of a link, straight from the API.
+async fn api_link(
+    sim: &tether_sim::SimHandle,
+    project: &str,
+    env: &str,
+    link: &str,
+) -> Result<String> {
+    let token = api_token_login(&sim.info, ALICE_TOKEN).await?;
+    let env: Value = http()
+        .get(format!(
+            "{}/projects/{project}/environments/{env}",
+            sim.info.api_url
+        ))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(env["_links"][link]["href"]
+        .as_str()
+        .context("no such link")?
+        .to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+
+    let linked = api_link(&sim, "rjify4yjcwxaa", "main", "pf:ssh:web").await?;
+    let piped = user.ok(&args(&SITE, &["--pipe"]), None).await?;
+    assert_eq!(
+        piped,
+        format!("{}\n", linked.trim_start_matches("ssh://")),
+        "exactly the URL the API links"
+    );
+    let linked = api_link(&sim, "jyu7waly36ncj", "main", "pf:ssh:app:1").await?;
+    let piped = user
+        .ok(&args(&SHOP, &["-A", "app", "-I", "1", "--pipe"]), None)
+        .await?;
+    assert_eq!(piped.trim(), linked.trim_start_matches("ssh://"));
+
+    let out = user
+        .ok(
+            &args(&SITE, &["--", "echo $PLATFORM_APPLICATION_NAME"]),
+            None,
+        )
+        .await?;
+    assert_eq!(out.trim(), "web");
+    let out = user
+        .run(&args(&SITE, &["--", "echo bye; exit 3"]), None)
+        .await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "bye");
+    assert!(
+        !text(&out.stderr).contains("tether:"),
+        "a remote status is not a tether error"
+    );
+    let out = user
+        .ok(
+            &args(&SHOP, &["-A", "app", "-I", "1", "--", "basename \"$PWD\""]),
+            None,
+        )
+        .await?;
+    assert_eq!(out.trim(), "app.1");
+    let out = user
+        .ok(
+            &args(
+                &SHOP,
+                &[
+                    "-A",
+                    "app",
+                    "--worker",
+                    "queue",
+                    "--",
+                    "echo $PLATFORM_APPLICATION_NAME",
+                ],
+            ),
+            None,
+        )
+        .await?;
+    assert_eq!(out.trim(), "app--queue");
+    // Several arguments are quoted for the remote shell, one by one.
+    let out = user
+        .ok(
+            &args(&SITE, &["--", "printf", "%s|", "a b", "it's", "$HOME"]),
+            None,
+        )
+        .await?;
+    assert_eq!(out, "a b|it's|$HOME|");
+
+    // --all lists every address; browsing commands answer JSON for scripts.
+    let all: Value = serde_json::from_str(
+        &user
+            .ok(
+                &[
+                    "--format",
+                    "json",
+                    "ssh",
+                    "-p",
+                    "jyu7waly36ncj",
+                    "-e",
+                    "main",
+                    "--all",
+                ],
+                None,
+            )
+            .await?,
+    )?;
+    assert_eq!(
+        all["app--queue"],
+        "jyu7waly36ncj-main-7rqtwti--app--queue@ssh.eu-3.tether.test"
+    );
+    assert_eq!(all.as_object().map(|o| o.len()), Some(5));
+    let projects: Value =
+        serde_json::from_str(&user.ok(&["--format", "json", "projects"], None).await?)?;
+    assert_eq!(projects.as_array().map(Vec::len), Some(3));
+    let envs: Value = serde_json::from_str(
+        &user
+            .ok(
+                &["--format", "json", "environments", "-p", "jyu7waly36ncj"],
+                None,
+            )
+            .await?,
+    )?;
+    assert_eq!(envs[2]["status"], "paused");
+    let apps: Value = serde_json::from_str(
+        &user
+            .ok(
+                &[
+                    "--format",
+                    "json",
+                    "apps",
+                    "-p",
+                    "jyu7waly36ncj",
+                    "-e",
+                    "main",
+                ],
+                None,
+            )
+            .await?,
+    )?;
+    assert_eq!(apps[0]["instances"], 3);
+    assert_eq!(apps[1]["kind"], "worker");
+
+    // Wrong choices say what exists, and what to do.
+    for (extra, expected) in [
+        (
+            vec!["-A", "app", "--pipe"],
+            "choose one with --instance: 0, 1, 2",
+        ),
+        (vec!["-A", "nope", "--pipe"], "its apps: app"),
+        (
+            vec!["-A", "app", "--worker", "nope", "--pipe"],
+            "its workers: queue",
+        ),
+        (
+            vec!["-A", "app", "-I", "7", "--pipe"],
+            "its instances: 0, 1, 2",
+        ),
+    ] {
+        let out = user.run(&args(&SHOP, &extra), None).await?;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = user
+        .run(
+            &[
+                "ssh",
+                "-p",
+                "jyu7waly36ncj",
+                "-e",
+                "feature-search",
+                "-A",
+                "app",
+                "--pipe",
+            ],
+            None,
+        )
+        .await?;
+    assert!(
+        text(&out.stderr).contains("is paused") && text(&out.stderr).contains("resume"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = user
+        .run(
+            &["ssh", "-p", "jyu7waly36ncj", "-e", "old-checkout", "--pipe"],
+            None,
+        )
+        .await?;
+    assert!(
+        text(&out.stderr).contains("is inactive"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = user
+        .run(
+            &["ssh", "-p", "jyu7waly36ncj", "-e", "nope", "--pipe"],
+            None,
+        )
+        .await?;
+    assert!(
+        text(&out.stderr).contains("its environments: main, staging"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = user.run(&["ssh", "-e", "main", "--pipe"], None).await?;
+    assert!(
+        text(&out.stderr).contains("choose a project with -p"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+fn tmux(socket: &str, args: &[&str]) -> Result<String> {
+    run_ok(
+        Command::new("tmux")
+            .args(["-L", socket, "-f", "/dev/null"])
+            .args(args),
+    )
+}
+
+async fn wait_for_screen(socket: &str, needle: &str) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let screen = tmux(socket, &["capture-pane", "-p", "-t", "t"])?;
+        if screen.contains(needle) {
+            return Ok(screen);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("{needle:?} never appeared on the screen:\n{screen}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_session_in_a_terminal() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let cmd = user.tether(&args(&SITE, &[]))?;
+    // The same command line a person would type, with this user's environment.
+    let mut line = String::from("env");
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            line.push_str(&format!(
+                " {}={}",
+                k.to_string_lossy(),
+                shell_words(&v.to_string_lossy())
+            ));
+        }
+    }
+    line.push_str(&format!(
+        " {}",
+        shell_words(&cmd.get_program().to_string_lossy())
+    ));
+    for a in cmd.get_args() {
+        line.push_str(&format!(" {}", shell_words(&a.to_string_lossy())));
+    }
+    let socket = format!("tether-test-{}", std::process::id());
+    tmux(
+        &socket,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &line,
+        ],
+    )?;
+    let result = async {
+        let screen = wait_for_screen(&socket, "web@web.0").await?;
+        assert!(screen.contains("Welcome to Platform.sh"), "{screen}");
+        assert!(
+            screen.contains("environment main (main-bvxea6i) of project Marketing site"),
+            "{screen}"
+        );
+        tmux(
+            &socket,
+            &[
+                "send-keys",
+                "-t",
+                "t",
+                "echo marker-$PLATFORM_PROJECT-$((6*7))",
+                "Enter",
+            ],
+        )?;
+        wait_for_screen(&socket, "marker-rjify4yjcwxaa-42").await?;
+        tmux(&socket, &["send-keys", "-t", "t", "exit", "Enter"])?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = tmux(&socket, &["kill-server"]);
+    result
+}
+
+fn shell_words(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_terminal_recording_and_real() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+
+    // A recording terminal: it keeps its argv, then runs the command it was given.
+    let record = user.home().join("record-terminal");
+    let argv_file = user.home().join("argv.txt");
+    let out_file = user.home().join("session.txt");
+    std::fs::write(
+        &record,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{argv}'\n[ \"$1\" = -e ] && shift\n\
+             printf 'echo started-$PLATFORM_APPLICATION_NAME\\nexit\\n' | \"$@\" > '{out}' 2>&1\n",
+            argv = argv_file.display(),
+            out = out_file.display()
+        ),
+    )?;
+    std::fs::set_permissions(&record, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let mut cmd = user.tether(&args(&SITE, &["--terminal"]))?;
+    cmd.env("TERMINAL", &record);
+    let out = run_async(cmd).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let start = Instant::now();
+    while !std::fs::read_to_string(&out_file).is_ok_and(|s| s.contains("started-")) {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "the recorded session did not start: {:?}",
+                std::fs::read_to_string(&out_file)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let argv = std::fs::read_to_string(&argv_file)?;
+    let argv: Vec<&str> = argv.lines().collect();
+    assert_eq!(argv[..2], ["-e", "ssh"], "{argv:?}");
+    assert_eq!(
+        argv[argv.len() - 2..],
+        [
+            "--",
+            "rjify4yjcwxaa-main-bvxea6i--web@ssh.eu-3.tether.test"
+                .replace("eu-3", "us-2")
+                .as_str()
+        ]
+    );
+    assert!(std::fs::read_to_string(&out_file)?.contains("started-web"));
+
+    // A real xterm on a private display: type into the session and see its effect on the app.
+    let desktop = tether_e2e::desktop::Desktop::start().await?;
+    let mut cmd = user.tether(&args(&SITE, &["--terminal"]))?;
+    cmd.env("TERMINAL", "xterm")
+        .env("DISPLAY", &desktop.display);
+    let out = run_async(cmd).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let window = {
+        let start = Instant::now();
+        loop {
+            let out = run(Command::new("xdotool")
+                .args(["search", "--class", "xterm"])
+                .env("DISPLAY", &desktop.display))?;
+            if let Some(id) = text(&out.stdout).lines().next().map(str::to_string) {
+                break id;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("no xterm window appeared");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // Wait for the shell's prompt before typing (the session is the app's shell).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        run_ok(
+            Command::new("import")
+                .args(["-window", "root"])
+                .arg(dir.join("xterm-session.png"))
+                .env("DISPLAY", &desktop.display),
+        )?;
+    }
+    let xdo = |a: &[&str]| {
+        run_ok(
+            Command::new("xdotool")
+                .args(a)
+                .env("DISPLAY", &desktop.display),
+        )
+    };
+    xdo(&["windowfocus", "--sync", &window])?;
+    xdo(&["type", "--delay", "15", "touch opened-in-xterm; exit"])?;
+    xdo(&["key", "Return"])?;
+    let marker = sim
+        .scratch_dir()
+        .join("rjify4yjcwxaa/main/web/opened-in-xterm");
+    let start = Instant::now();
+    while !marker.exists() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("typing into the xterm did not reach the app");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_step_up_then_connect() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let browser = tether_e2e::webdriver::Chromium::start().await?;
+    let out = user
+        .browser_login(&browser.driver, "carol", "carol-password-1234", None, &[])
+        .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let target = [
+        "ssh",
+        "-p",
+        MFA_PROJECT,
+        "-e",
+        "main",
+        "-A",
+        "api",
+        "--",
+        "echo in",
+    ];
+    let out = user.run(&target, None).await?;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Multi-factor authentication (MFA) is required"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("tether login --method mfa"),
+        "{}",
+        text(&out.stderr)
+    );
+    let carol_totp = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
+    let out = user
+        .browser_login(
+            &browser.driver,
+            "carol",
+            "carol-password-1234",
+            Some(carol_totp),
+            &["--method", "mfa"],
+        )
+        .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = user.run(&target, None).await?;
+    assert_eq!(text(&out.stdout).trim(), "in", "{}", text(&out.stderr));
+    browser.driver.quit().await?;
+    Ok(())
+}
