@@ -81,6 +81,35 @@ pub struct Endpoint {
     pub host_keys: Vec<PublicKey>,
 }
 
+impl Endpoint {
+    /// The gateway for `url` under a profile: its local address when the profile has one, and
+    /// the host keys the profile publishes (none means every connection is refused).
+    pub fn for_profile(profile: &crate::profile::Profile, url: &SshUrl) -> Endpoint {
+        let host_keys = profile
+            .ssh
+            .as_ref()
+            .map(|s| {
+                s.host_keys
+                    .iter()
+                    .filter_map(|k| PublicKey::from_openssh(k).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match &profile.ssh {
+            Some(s) => Endpoint {
+                address: s.hostname.clone(),
+                port: s.port,
+                host_keys,
+            },
+            None => Endpoint {
+                address: url.host().to_string(),
+                port: 22,
+                host_keys,
+            },
+        }
+    }
+}
+
 pub async fn exec(
     endpoint: &Endpoint,
     url: &SshUrl,

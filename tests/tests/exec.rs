@@ -1,0 +1,73 @@
+//! Commands run in-process over russh with the session's certificate: output, errors and exit
+//! status come back, and a gateway whose host key is not the published one is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use tether_core::auth::{Session, TokenStore};
+use tether_core::cert::{CertKeeper, RenewalPolicy};
+use tether_core::ssh::exec::{exec, Endpoint, ExecError};
+use tether_core::ssh::SshUrl;
+use tether_core::{Paths, Profile, Sensitive, SystemClock};
+use tether_e2e::*;
+use tether_sim::SimOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_run_over_russh_and_unknown_host_keys_are_refused() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let home = tempfile::tempdir()?;
+    let profile = Profile::from_toml(&sim.info.profile_toml(), std::path::Path::new("sim.toml"))?;
+    let session = Session::new(
+        profile.clone(),
+        TokenStore::File {
+            path: home.path().join("t.json"),
+        },
+        Paths::under_home(home.path(), None),
+        Arc::new(SystemClock),
+        reqwest::Client::new(),
+        Some(Sensitive::new(ALICE_TOKEN.to_string())),
+    );
+    let keeper = CertKeeper::new(session, RenewalPolicy::default());
+    let cert = keeper.ensure(false).await?.cert;
+    let key = russh::keys::PrivateKey::from_openssh(std::fs::read(keeper.files().key())?)?;
+    let url = SshUrl::parse("ssh://jyu7waly36ncj-main-7rqtwti--app--0@ssh.eu-3.tether.test")?;
+    let endpoint = Endpoint::for_profile(&profile, &url);
+
+    let out = exec(
+        &endpoint,
+        &url,
+        key.clone(),
+        cert.clone(),
+        "echo $PLATFORM_APPLICATION_NAME; echo \"$PLATFORM_RELATIONSHIPS\"; echo oops >&2; exit 5",
+        Duration::from_secs(20),
+    )
+    .await?;
+    assert_eq!(out.status, Some(5));
+    let stdout = String::from_utf8(out.stdout)?;
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("app"));
+    let rels: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(lines.next().context("no relationships")?)?,
+    )?;
+    assert_eq!(rels["database"][0]["host"], "database.internal");
+    assert_eq!(out.stderr, b"oops\n");
+
+    // A gateway presenting another host key is never trusted.
+    let mut impostor = endpoint.clone();
+    impostor.host_keys = vec![russh::keys::PrivateKey::from(
+        russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[3; 32]),
+    )
+    .public_key()
+    .clone()];
+    let err = exec(&impostor, &url, key, cert, "true", Duration::from_secs(20))
+        .await
+        .expect_err("an unknown host key must be refused");
+    let ExecError::UnknownHostKey { fingerprint } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(fingerprint.starts_with("SHA256:"), "{err}");
+    Ok(())
+}
