@@ -111,7 +111,9 @@ impl Desktop {
         .stderr(Stdio::null());
         self.env(&mut cmd);
         let guard = ChildGuard::spawn("tauri-driver", &mut cmd)?;
+        // tauri-driver proxies to WebKitWebDriver, which it starts: both must listen.
         wait_for_port(port, Duration::from_secs(20))?;
+        wait_for_port(native, Duration::from_secs(20))?;
         Ok((guard, format!("http://127.0.0.1:{port}")))
     }
 }

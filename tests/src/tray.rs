@@ -281,7 +281,8 @@ impl TrayWatcher {
         }
     }
 
-    /// Clicks a menu entry as a panel does: `Event(id, "clicked", 0, time)`.
+    /// Clicks a menu entry as a panel does: `Event(id, "clicked", 0, time)`. An app that exits
+    /// on the click (Quit) may leave the bus before it answers; that counts as clicked.
     pub async fn click(&self, item: &TrayItem, label: &str) -> Result<()> {
         let menu = self.menu(item).await?;
         let node = menu
@@ -291,8 +292,17 @@ impl TrayWatcher {
         let p = self
             .proxy(&item.bus_name, &path, "com.canonical.dbusmenu")
             .await?;
-        p.call_method("Event", &(node.id, "clicked", Value::from(0i32), 0u32))
-            .await?;
-        Ok(())
+        match p
+            .call_method("Event", &(node.id, "clicked", Value::from(0i32), 0u32))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.DBus.Error.NoReply" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

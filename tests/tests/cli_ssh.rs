@@ -404,8 +404,14 @@ async fn the_users_terminal_recording_and_real() -> Result<()> {
             if let Some(id) = text(&out.stdout).lines().next().map(str::to_string) {
                 break id;
             }
-            if start.elapsed() > Duration::from_secs(20) {
-                bail!("no xterm window appeared");
+            if start.elapsed() > Duration::from_secs(30) {
+                let procs = run(Command::new("pgrep").args(["-a", "xterm"]))?;
+                bail!(
+                    "no xterm window appeared on {} (tether said: {}; xterm processes: {})",
+                    desktop.display,
+                    text(&out.stderr).trim(),
+                    text(&procs.stdout).trim()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

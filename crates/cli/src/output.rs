@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn utc_dates_are_right() {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_795_518_000), "2026-11-24 09:00:00 UTC");
+        assert_eq!(utc(1_795_518_000), "2026-11-24 11:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }
