@@ -77,24 +77,36 @@ fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Listens for SIGTERM and SIGINT from the moment it is created, so that a signal sent as soon
+/// as the ready line appears is not lost to the default action.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -109,6 +121,7 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let mut signals = Signals::install()?;
     let fixture = match (&args.fixture, args.demo) {
         (Some(path), _) => Fixture::from_file(path)?,
         (None, true) => Fixture::demo()?,
@@ -147,7 +160,7 @@ async fn main() -> Result<()> {
         "tether-sim is a development tool: app commands run as {} on this machine.",
         std::env::var("USER").unwrap_or_else(|_| "the current user".into())
     );
-    shutdown_signal().await;
+    signals.wait().await;
     eprintln!("tether-sim: stopping");
     sim.shutdown().await;
     Ok(())
