@@ -64,10 +64,15 @@ The demo platform is up (tether-sim, a local development platform).
   API token:      {d['api_token']}
   Profile:        TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml
 
-Things to try in another terminal:
-  target/debug/tether --profile .tether-demo/profile.toml profile:info
-  curl -s -d grant_type=api_token -d api_token={d['api_token']} -d client_id=tether {r['auth_url']}/oauth2/token
-  open {r['auth_url']}/oauth2/authorize?... in a browser to see the sign-in pages
+Things to try in another terminal (the demo's profile is selected with TETHER_PROFILE):
+  export TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml TETHER_TOKEN_STORE=file
+  target/debug/tether login                     # sign in in your browser (alice, then the TOTP code)
+  echo {d['api_token']} | target/debug/tether auth:api-token-login   # or with the API token
+  target/debug/tether projects
+  target/debug/tether ssh -p jyu7waly36ncj -e main -A app -I 0     # a shell on the storefront
+  target/debug/tether ssh -p rjify4yjcwxaa -e main -- 'echo "$PLATFORM_RELATIONSHIPS" | base64 -d'
+  target/debug/tether config:ssh --write        # then plain ssh works: ssh $(target/debug/tether ssh -p rjify4yjcwxaa -e main --pipe)
+  (TETHER_TOKEN_STORE=file keeps tokens in a 0600 file; leave it out to use your desktop keyring.)
 """)
 PY
 

@@ -138,6 +138,23 @@ impl User {
         cmd
     }
 
+    /// A core session over the same files the CLI uses for this user (file token store).
+    pub fn core_session(&self) -> Result<tether_core::auth::Session> {
+        let profile = tether_core::Profile::from_file(&self.profile)?;
+        let paths = tether_core::Paths::under_home(self.home(), None);
+        let store = tether_core::auth::TokenStore::File {
+            path: paths.session_dir(&profile).join("tokens.json"),
+        };
+        Ok(tether_core::auth::Session::new(
+            profile,
+            store,
+            paths,
+            std::sync::Arc::new(tether_core::SystemClock),
+            reqwest::Client::new(),
+            None,
+        ))
+    }
+
     /// Every file under the home directory whose bytes contain `needle`.
     pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, needle: &[u8], out: &mut Vec<PathBuf>) {

@@ -118,6 +118,9 @@ pub const ALICE_TOKEN: &str = "demo-api-token-alice-0123456789abcdef";
 pub const ALICE_MFA_TOKEN: &str = "demo-api-token-alice-mfa-fedcba9876543210";
 pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 pub const ALICE_PASSWORD: &str = "correct horse battery staple";
+/// Carol has an authenticator but is asked for it only when MFA is demanded.
+pub const CAROL_PASSWORD: &str = "carol-password-1234";
+pub const CAROL_TOTP: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 pub const BOB_TOKEN: &str = "demo-api-token-bob-5555aaaa5555aaaa";
 pub const MFA_PROJECT: &str = "pzt3xbvc7ebkq";
 pub const MFA_ENV_MACHINE: &str = "main-wq4mt2y";

@@ -3,14 +3,11 @@
 //! inactivity, so that the next command asks to sign in again.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tether_core::auth::{Session, TokenStore};
 use tether_core::cert::{CertEvent, CertKeeper, RenewalPolicy};
 use tether_core::openssh::{self, SshFiles};
-use tether_core::{Paths, Profile, SystemClock};
 use tether_e2e::cli::User;
 use tether_e2e::*;
 use tether_sim::SimOptions;
@@ -18,23 +15,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 const APP_HOST: &str = "jyu7waly36ncj-main-7rqtwti--app@ssh.eu-3.tether.test";
-
-fn session_of(user: &User) -> Result<(Session, Paths, Profile)> {
-    let profile = Profile::from_file(&user.profile)?;
-    let paths = Paths::under_home(user.home(), None);
-    let store = TokenStore::File {
-        path: paths.session_dir(&profile).join("tokens.json"),
-    };
-    let session = Session::new(
-        profile.clone(),
-        store,
-        paths.clone(),
-        Arc::new(SystemClock),
-        reqwest::Client::new(),
-        None,
-    );
-    Ok((session, paths, profile))
-}
 
 async fn next_event(
     events: &mut broadcast::Receiver<CertEvent>,
@@ -68,7 +48,11 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
         .await?;
     user.ok(&["config:ssh", "--write"], None).await?;
 
-    let (session, paths, profile) = session_of(&user)?;
+    let session = user.core_session()?;
+    let (paths, profile) = (
+        tether_core::Paths::under_home(user.home(), None),
+        session.profile.clone(),
+    );
     let policy = RenewalPolicy {
         margin: Duration::from_secs(1),
         renew_at: 0.5,

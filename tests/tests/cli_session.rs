@@ -214,13 +214,13 @@ async fn step_up_to_mfa_on_the_mfa_organization() -> Result<()> {
     let browser = Chromium::start().await?;
     // Carol is asked for her code only when MFA is demanded: this is a password-only session.
     let out = user
-        .browser_login(&browser.driver, "carol", "carol-password-1234", None, &[])
+        .browser_login(&browser.driver, "carol", CAROL_PASSWORD, None, &[])
         .await?;
     assert!(out.status.success(), "{}", text(&out.stderr));
     user.ok(&["config:ssh", "--write"], None).await?;
 
     // The API answers the typed step-up outcome.
-    let session = core_session(&user, &sim.info)?;
+    let session = user.core_session()?;
     let token = session.access_token().await?;
     let api =
         tether_core::api::Api::new(reqwest::Client::new(), url::Url::parse(&sim.info.api_url)?);
@@ -249,13 +249,12 @@ async fn step_up_to_mfa_on_the_mfa_organization() -> Result<()> {
     );
 
     // After an MFA sign-in the certificate carries has-mfa and the gateway lets her in.
-    let carol_totp = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
     let out = user
         .browser_login(
             &browser.driver,
             "carol",
-            "carol-password-1234",
-            Some(carol_totp),
+            CAROL_PASSWORD,
+            Some(CAROL_TOTP),
             &["--method", "mfa"],
         )
         .await?;
@@ -271,24 +270,6 @@ async fn step_up_to_mfa_on_the_mfa_organization() -> Result<()> {
     assert_eq!(text(&out.stdout).trim(), "in", "{}", text(&out.stderr));
     browser.driver.quit().await?;
     Ok(())
-}
-
-/// A core session over the same files the CLI uses for this user.
-fn core_session(user: &User, info: &tether_sim::ReadyInfo) -> Result<tether_core::auth::Session> {
-    let _ = info;
-    let profile = tether_core::Profile::from_file(&user.profile)?;
-    let paths = tether_core::Paths::under_home(user.home(), None);
-    let store = tether_core::auth::TokenStore::File {
-        path: paths.session_dir(&profile).join("tokens.json"),
-    };
-    Ok(tether_core::auth::Session::new(
-        profile,
-        store,
-        paths,
-        std::sync::Arc::new(tether_core::SystemClock),
-        reqwest::Client::new(),
-        None,
-    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -277,25 +277,7 @@ async fn wait_for_screen(socket: &str, needle: &str) -> Result<String> {
 async fn an_interactive_session_in_a_terminal() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
     let user = signed_in(&sim, ALICE_TOKEN).await?;
-    let cmd = user.tether(&args(&SITE, &[]))?;
-    // The same command line a person would type, with this user's environment.
-    let mut line = String::from("env");
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            line.push_str(&format!(
-                " {}={}",
-                k.to_string_lossy(),
-                shell_words(&v.to_string_lossy())
-            ));
-        }
-    }
-    line.push_str(&format!(
-        " {}",
-        shell_words(&cmd.get_program().to_string_lossy())
-    ));
-    for a in cmd.get_args() {
-        line.push_str(&format!(" {}", shell_words(&a.to_string_lossy())));
-    }
+    let line = typed_line(&user.tether(&args(&SITE, &[]))?);
     let socket = format!("tether-test-{}", std::process::id());
     tmux(
         &socket,
@@ -330,6 +312,87 @@ async fn an_interactive_session_in_a_terminal() -> Result<()> {
         )?;
         wait_for_screen(&socket, "marker-rjify4yjcwxaa-42").await?;
         tmux(&socket, &["send-keys", "-t", "t", "exit", "Enter"])?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = tmux(&socket, &["kill-server"]);
+    result
+}
+
+/// The same command line a person would type, with the command's environment.
+fn typed_line(cmd: &Command) -> String {
+    let mut line = String::from("env");
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            line.push_str(&format!(
+                " {}={}",
+                k.to_string_lossy(),
+                shell_words(&v.to_string_lossy())
+            ));
+        }
+    }
+    line.push_str(&format!(
+        " {}",
+        shell_words(&cmd.get_program().to_string_lossy())
+    ));
+    for a in cmd.get_args() {
+        line.push_str(&format!(" {}", shell_words(&a.to_string_lossy())));
+    }
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_choices_are_asked_for_at_a_terminal() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let result_file = user.home().join("chosen.txt");
+    let line = format!(
+        "{} > {}; sleep 30",
+        typed_line(&user.tether(&["ssh", "--pipe"])?),
+        shell_words(&result_file.display().to_string())
+    );
+    let socket = format!("tether-choose-{}", std::process::id());
+    tmux(
+        &socket,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &line,
+        ],
+    )?;
+    let result = async {
+        let screen = wait_for_screen(&socket, "Choose a project:").await?;
+        assert!(
+            screen.contains("[3] Storefront (jyu7waly36ncj, eu-3)"),
+            "{screen}"
+        );
+        tmux(&socket, &["send-keys", "-t", "t", "3", "Enter"])?;
+        let screen = wait_for_screen(&socket, "Choose an environment:").await?;
+        assert!(
+            screen.contains("[3] feature-search (paused, development)"),
+            "{screen}"
+        );
+        tmux(&socket, &["send-keys", "-t", "t", "1", "Enter"])?;
+        // One app: no question. Three instances: asked.
+        wait_for_screen(&socket, "Choose an instance:").await?;
+        tmux(&socket, &["send-keys", "-t", "t", "2", "Enter"])?;
+        let start = Instant::now();
+        while !std::fs::read_to_string(&result_file).is_ok_and(|s| s.ends_with('\n')) {
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("no address was printed");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            std::fs::read_to_string(&result_file)?,
+            "jyu7waly36ncj-main-7rqtwti--app--1@ssh.eu-3.tether.test\n"
+        );
         Ok::<_, anyhow::Error>(())
     }
     .await;
@@ -457,7 +520,7 @@ async fn mfa_step_up_then_connect() -> Result<()> {
     let user = User::new(&sim.info, false)?;
     let browser = tether_e2e::webdriver::Chromium::start().await?;
     let out = user
-        .browser_login(&browser.driver, "carol", "carol-password-1234", None, &[])
+        .browser_login(&browser.driver, "carol", CAROL_PASSWORD, None, &[])
         .await?;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let target = [
@@ -483,13 +546,12 @@ async fn mfa_step_up_then_connect() -> Result<()> {
         "{}",
         text(&out.stderr)
     );
-    let carol_totp = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
     let out = user
         .browser_login(
             &browser.driver,
             "carol",
-            "carol-password-1234",
-            Some(carol_totp),
+            CAROL_PASSWORD,
+            Some(CAROL_TOTP),
             &["--method", "mfa"],
         )
         .await?;

@@ -177,6 +177,30 @@ pub fn parse_step_up(www_authenticate: Option<&str>, body: &[u8]) -> Option<Step
     Some(StepUp { kind, amr, max_age })
 }
 
+/// What the client needs of a platform response: status, step-up header, body.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub async fn read(resp: reqwest::Response) -> Result<Reply, reqwest::Error> {
+        let status = resp.status().as_u16();
+        let www_authenticate = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.bytes().await?.to_vec();
+        Ok(Reply {
+            status,
+            www_authenticate,
+            body,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
@@ -223,13 +247,11 @@ impl Api {
             .send()
             .await
             .map_err(network)?;
-        let status = resp.status().as_u16();
-        let header = resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp.bytes().await.map_err(network)?;
+        let Reply {
+            status,
+            www_authenticate: header,
+            body,
+        } = Reply::read(resp).await.map_err(network)?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body).map_err(|_| ApiError::NotJson {
                 status,

@@ -425,13 +425,11 @@ impl CertKeeper {
             .send()
             .await
             .map_err(network)?;
-        let status = resp.status().as_u16();
-        let header = resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp.bytes().await.map_err(network)?;
+        let crate::api::Reply {
+            status,
+            www_authenticate: header,
+            body,
+        } = crate::api::Reply::read(resp).await.map_err(network)?;
         if !(200..300).contains(&status) {
             if let Some(s) = crate::api::parse_step_up(header.as_deref(), &body) {
                 return Err(CertError::StepUp(s));
