@@ -23,6 +23,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit and end-to-end)"
 export TETHER_SCREENSHOTS="${TETHER_SCREENSHOTS:-$PWD/target/screenshots}"
-cargo test --workspace --locked -- --test-threads="${TETHER_TEST_THREADS:-4}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${TETHER_TEST_THREADS:-4}"
 
 step "all checks passed in $(( $(date +%s) - start )) s"

@@ -10,6 +10,7 @@ use serde_json::json;
 use tether_core::api::{Api, ApiError};
 use tether_core::auth::store::STORE_ENV;
 use tether_core::auth::{AuthError, LoginRequest, PendingLogin, Session, TokenStore};
+use tether_core::catalog::CatalogError;
 use tether_core::cert::{CertError, CertFiles, CertInfo, CertKeeper, RenewalPolicy};
 use tether_core::openssh::{self, Edit, SshFiles};
 use tether_core::{Paths, Profile, Sensitive, SystemClock};
@@ -110,53 +111,51 @@ fn context(cli: &Cli) -> Result<Ctx> {
     })
 }
 
-/// The exit code for an error (see the command's help).
+fn auth_code(e: &AuthError) -> u8 {
+    match e {
+        AuthError::NotSignedIn | AuthError::SessionEnded(_) | AuthError::BadApiToken(_) => 3,
+        AuthError::Network { .. } => 5,
+        _ => 1,
+    }
+}
+
+fn api_code(e: &ApiError) -> Option<u8> {
+    match e {
+        ApiError::StepUp(_) => Some(4),
+        ApiError::Unauthorized(_) => Some(3),
+        ApiError::Network { .. } => Some(5),
+        _ => None,
+    }
+}
+
+/// The exit code for an error (see the command's help): the first cause that means
+/// something to a script decides.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(RemoteExit(code)) = e.downcast_ref::<RemoteExit>() {
         return *code;
     }
-    for cause in e.chain() {
-        if let Some(tether_core::catalog::CatalogError::Auth(
-            AuthError::NotSignedIn | AuthError::SessionEnded(_),
-        )) = cause.downcast_ref()
-        {
-            return 3;
-        }
-        if let Some(tether_core::catalog::CatalogError::Api(ApiError::StepUp(_))) =
-            cause.downcast_ref()
-        {
-            return 4;
-        }
-        let auth =
-            cause
-                .downcast_ref::<AuthError>()
-                .or_else(|| match cause.downcast_ref::<CertError>() {
-                    Some(CertError::Auth(a)) => Some(a),
-                    _ => None,
-                });
-        if let Some(a) = auth {
-            return match a {
-                AuthError::NotSignedIn | AuthError::SessionEnded(_) | AuthError::BadApiToken(_) => {
-                    3
-                }
-                AuthError::Network { .. } => 5,
-                _ => 1,
-            };
-        }
-        match cause.downcast_ref::<ApiError>() {
-            Some(ApiError::StepUp(_)) => return 4,
-            Some(ApiError::Unauthorized(_)) => return 3,
-            Some(ApiError::Network { .. }) => return 5,
-            _ => {}
-        }
-        match cause.downcast_ref::<CertError>() {
-            Some(CertError::StepUp(_)) => return 4,
-            Some(CertError::Inactive(_)) => return 3,
-            Some(CertError::Network { .. }) => return 5,
-            _ => {}
-        }
-    }
-    1
+    e.chain()
+        .find_map(|cause| {
+            if let Some(a) = cause.downcast_ref::<AuthError>() {
+                return Some(auth_code(a));
+            }
+            if let Some(a) = cause.downcast_ref::<ApiError>() {
+                return api_code(a);
+            }
+            match cause.downcast_ref::<CertError>() {
+                Some(CertError::Auth(a)) => return Some(auth_code(a)),
+                Some(CertError::StepUp(_)) => return Some(4),
+                Some(CertError::Inactive(_)) => return Some(3),
+                Some(CertError::Network { .. }) => return Some(5),
+                _ => {}
+            }
+            match cause.downcast_ref::<CatalogError>() {
+                Some(CatalogError::Auth(a)) => Some(auth_code(a)),
+                Some(CatalogError::Api(a)) => api_code(a),
+                _ => None,
+            }
+        })
+        .unwrap_or(1)
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
