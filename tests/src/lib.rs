@@ -244,31 +244,41 @@ pub fn known_hosts(dir: &Path, info: &ReadyInfo) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The system `ssh` with nothing from the user's configuration: only what the test passes.
-pub fn ssh_command(known_hosts: &Path, key: &KeyPair, port: u16, destination: &str) -> Command {
-    let mut cmd = Command::new("ssh");
-    cmd.args([
+/// OpenSSH options that use nothing of the user's configuration: only this key, this
+/// certificate and this known-hosts file (for `ssh`, `scp`, `sftp` and `rsync -e`).
+pub fn ssh_options(known_hosts: &Path, key: &KeyPair) -> Vec<String> {
+    [
         "-F",
         "/dev/null",
         "-o",
         "BatchMode=yes",
         "-o",
         "StrictHostKeyChecking=yes",
-    ])
-    .args([
         "-o",
         "GlobalKnownHostsFile=/dev/null",
         "-o",
         "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=10",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain([
+        "-o".to_string(),
+        format!("UserKnownHostsFile={}", known_hosts.display()),
+        "-i".to_string(),
+        key.private.display().to_string(),
+        "-o".to_string(),
+        format!("CertificateFile={}", key.cert.display()),
     ])
-    .args(["-o", "ConnectTimeout=10"])
-    .arg("-o")
-    .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-    .arg("-i")
-    .arg(&key.private)
-    .arg("-o")
-    .arg(format!("CertificateFile={}", key.cert.display()))
-    .args(["-p", &port.to_string(), destination]);
+    .collect()
+}
+
+/// The system `ssh` with nothing from the user's configuration: only what the test passes.
+pub fn ssh_command(known_hosts: &Path, key: &KeyPair, port: u16, destination: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(ssh_options(known_hosts, key))
+        .args(["-p", &port.to_string(), destination]);
     cmd
 }
 

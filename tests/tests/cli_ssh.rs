@@ -251,37 +251,17 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
     Ok(())
 }
 
-fn tmux(socket: &str, args: &[&str]) -> Result<String> {
-    run_ok(
-        Command::new("tmux")
-            .args(["-L", socket, "-f", "/dev/null"])
-            .args(args),
-    )
+/// A private tmux server running one command in a 120×40 window; killed when dropped.
+struct Tmux {
+    socket: String,
 }
 
-async fn wait_for_screen(socket: &str, needle: &str) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let screen = tmux(socket, &["capture-pane", "-p", "-t", "t"])?;
-        if screen.contains(needle) {
-            return Ok(screen);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!("{needle:?} never appeared on the screen:\n{screen}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interactive_session_in_a_terminal() -> Result<()> {
-    let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
-    let line = typed_line(&user.tether(&args(&SITE, &[]))?);
-    let socket = format!("tether-test-{}", std::process::id());
-    tmux(
-        &socket,
-        &[
+impl Tmux {
+    fn start(name: &str, line: &str) -> Result<Tmux> {
+        let t = Tmux {
+            socket: format!("tether-{name}-{}", std::process::id()),
+        };
+        t.run(&[
             "new-session",
             "-d",
             "-s",
@@ -290,33 +270,61 @@ async fn an_interactive_session_in_a_terminal() -> Result<()> {
             "120",
             "-y",
             "40",
-            &line,
-        ],
-    )?;
-    let result = async {
-        let screen = wait_for_screen(&socket, "web@web.0").await?;
-        assert!(screen.contains("Welcome to Platform.sh"), "{screen}");
-        assert!(
-            screen.contains("environment main (main-bvxea6i) of project Marketing site"),
-            "{screen}"
-        );
-        tmux(
-            &socket,
-            &[
-                "send-keys",
-                "-t",
-                "t",
-                "echo marker-$PLATFORM_PROJECT-$((6*7))",
-                "Enter",
-            ],
-        )?;
-        wait_for_screen(&socket, "marker-rjify4yjcwxaa-42").await?;
-        tmux(&socket, &["send-keys", "-t", "t", "exit", "Enter"])?;
-        Ok::<_, anyhow::Error>(())
+            line,
+        ])?;
+        Ok(t)
     }
-    .await;
-    let _ = tmux(&socket, &["kill-server"]);
-    result
+
+    fn run(&self, args: &[&str]) -> Result<String> {
+        run_ok(
+            Command::new("tmux")
+                .args(["-L", &self.socket, "-f", "/dev/null"])
+                .args(args),
+        )
+    }
+
+    /// Types `keys` and presses Enter.
+    fn type_line(&self, keys: &str) -> Result<()> {
+        self.run(&["send-keys", "-t", "t", keys, "Enter"])
+            .map(|_| ())
+    }
+
+    async fn wait_for(&self, needle: &str) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            let screen = self.run(&["capture-pane", "-p", "-t", "t"])?;
+            if screen.contains(needle) {
+                return Ok(screen);
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("{needle:?} never appeared on the screen:\n{screen}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_session_in_a_terminal() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let term = Tmux::start("session", &typed_line(&user.tether(&args(&SITE, &[]))?))?;
+    let screen = term.wait_for("web@web.0").await?;
+    assert!(screen.contains("Welcome to Platform.sh"), "{screen}");
+    assert!(
+        screen.contains("environment main (main-bvxea6i) of project Marketing site"),
+        "{screen}"
+    );
+    term.type_line("echo marker-$PLATFORM_PROJECT-$((6*7))")?;
+    term.wait_for("marker-rjify4yjcwxaa-42").await?;
+    term.type_line("exit")?;
+    Ok(())
 }
 
 /// The same command line a person would type, with the command's environment.
@@ -351,53 +359,34 @@ async fn missing_choices_are_asked_for_at_a_terminal() -> Result<()> {
         typed_line(&user.tether(&["ssh", "--pipe"])?),
         shell_words(&result_file.display().to_string())
     );
-    let socket = format!("tether-choose-{}", std::process::id());
-    tmux(
-        &socket,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &line,
-        ],
-    )?;
-    let result = async {
-        let screen = wait_for_screen(&socket, "Choose a project:").await?;
-        assert!(
-            screen.contains("[3] Storefront (jyu7waly36ncj, eu-3)"),
-            "{screen}"
-        );
-        tmux(&socket, &["send-keys", "-t", "t", "3", "Enter"])?;
-        let screen = wait_for_screen(&socket, "Choose an environment:").await?;
-        assert!(
-            screen.contains("[3] feature-search (paused, development)"),
-            "{screen}"
-        );
-        tmux(&socket, &["send-keys", "-t", "t", "1", "Enter"])?;
-        // One app: no question. Three instances: asked.
-        wait_for_screen(&socket, "Choose an instance:").await?;
-        tmux(&socket, &["send-keys", "-t", "t", "2", "Enter"])?;
-        let start = Instant::now();
-        while !std::fs::read_to_string(&result_file).is_ok_and(|s| s.ends_with('\n')) {
-            if start.elapsed() > Duration::from_secs(20) {
-                bail!("no address was printed");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let term = Tmux::start("choose", &line)?;
+    let screen = term.wait_for("Choose a project:").await?;
+    assert!(
+        screen.contains("[3] Storefront (jyu7waly36ncj, eu-3)"),
+        "{screen}"
+    );
+    term.type_line("3")?;
+    let screen = term.wait_for("Choose an environment:").await?;
+    assert!(
+        screen.contains("[3] feature-search (paused, development)"),
+        "{screen}"
+    );
+    term.type_line("1")?;
+    // One app: no question. Three instances: asked.
+    term.wait_for("Choose an instance:").await?;
+    term.type_line("2")?;
+    let start = Instant::now();
+    while !std::fs::read_to_string(&result_file).is_ok_and(|s| s.ends_with('\n')) {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("no address was printed");
         }
-        assert_eq!(
-            std::fs::read_to_string(&result_file)?,
-            "jyu7waly36ncj-main-7rqtwti--app--1@ssh.eu-3.tether.test\n"
-        );
-        Ok::<_, anyhow::Error>(())
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    .await;
-    let _ = tmux(&socket, &["kill-server"]);
-    result
+    assert_eq!(
+        std::fs::read_to_string(&result_file)?,
+        "jyu7waly36ncj-main-7rqtwti--app--1@ssh.eu-3.tether.test\n"
+    );
+    Ok(())
 }
 
 fn shell_words(s: &str) -> String {

@@ -162,24 +162,9 @@ async fn scp_sftp_and_rsync_work_through_the_gateway() -> Result<()> {
     let user = main_app();
     let local = s.dir.path().join("hello.txt");
     std::fs::write(&local, "hello through scp\n")?;
-    let ssh_opts = |cmd: &mut Command| {
-        cmd.args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
-        .arg("-i")
-        .arg(&s.key.private)
-        .arg("-o")
-        .arg(format!("CertificateFile={}", s.key.cert.display()));
-    };
+    let options = ssh_options(&s.known_hosts, &s.key);
     let mut scp = Command::new("scp");
-    ssh_opts(&mut scp);
+    scp.args(&options);
     scp.args(["-P", &s.sim.info.ssh_port.to_string()])
         .arg(&local)
         .arg(format!("{user}@127.0.0.1:uploaded.txt"));
@@ -191,7 +176,7 @@ async fn scp_sftp_and_rsync_work_through_the_gateway() -> Result<()> {
     let batch = s.dir.path().join("batch");
     std::fs::write(&batch, "ls\nget uploaded.txt fetched.txt\n")?;
     let mut sftp = Command::new("sftp");
-    ssh_opts(&mut sftp);
+    sftp.args(&options);
     sftp.args(["-P", &s.sim.info.ssh_port.to_string(), "-b"])
         .arg(&batch)
         .arg(format!("{user}@127.0.0.1"))
@@ -203,13 +188,8 @@ async fn scp_sftp_and_rsync_work_through_the_gateway() -> Result<()> {
         "hello through scp\n"
     );
 
-    let rsh = format!(
-        "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile={} -i {} -o CertificateFile={} -p {}",
-        s.known_hosts.display(),
-        s.key.private.display(),
-        s.key.cert.display(),
-        s.sim.info.ssh_port
-    );
+    // rsync takes the ssh command as one string; the paths here have no spaces.
+    let rsh = format!("ssh {} -p {}", options.join(" "), s.sim.info.ssh_port);
     let mut rsync = Command::new("rsync");
     rsync
         .args(["-a", "-e", &rsh])
