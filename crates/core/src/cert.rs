@@ -41,8 +41,18 @@ pub enum CertError {
     Files(#[from] WriteError),
     #[error("the stored key {path} is unreadable ({message}); run `tether ssh-cert:load --new`")]
     BadKey { path: PathBuf, message: String },
-    #[error("the session was signed out after {} hours without activity: sign in again with `tether login`", .0.as_secs() / 3600)]
+    #[error("the session was signed out after {} without activity: sign in again with `tether login`", human(*.0))]
     Inactive(Duration),
+}
+
+/// "8 hours", "5 minutes", "30 seconds".
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        7200.. => format!("{} hours", s / 3600),
+        120.. => format!("{} minutes", s / 60),
+        _ => format!("{s} seconds"),
+    }
 }
 
 /// Why a certificate is not usable (the official client's rules, and sanity).
@@ -481,8 +491,8 @@ impl CertKeeper {
             if self.inactive() {
                 let message = CertError::Inactive(self.policy.inactivity_limit).to_string();
                 let reason = format!(
-                    "signed out after {} minutes without activity",
-                    self.policy.inactivity_limit.as_secs() / 60
+                    "signed out after {} without activity",
+                    human(self.policy.inactivity_limit)
                 );
                 let _ = self.session.end_locally(&reason).await;
                 self.emit(CertEvent::Expired { message });
@@ -598,6 +608,13 @@ mod tests {
         // Overdue: now.
         clock.advance(Duration::from_secs(5000));
         assert_eq!(k.renew_in(&cert(T0, T0 + 3600)), Duration::ZERO);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(8 * 3600)), "8 hours");
+        assert_eq!(human(Duration::from_secs(300)), "5 minutes");
+        assert_eq!(human(Duration::from_secs(8)), "8 seconds");
     }
 
     #[test]
