@@ -12,7 +12,7 @@ use tether_core::api::{Deployment, Environment};
 use tether_core::catalog::{Catalog, CatalogError};
 use tether_core::cert::{CertKeeper, RenewalPolicy};
 use tether_core::openssh::{self, SshFiles};
-use tether_core::ssh::command::{required_amr, ssh_args};
+use tether_core::ssh::command::{mfa_remedy, required_amr, ssh_args, MfaRemedy};
 use tether_core::ssh::resolve::{all_urls, instances};
 use tether_core::ssh::terminal::{self, TerminalSettings};
 use tether_core::ssh::{remote_command, ResolveError, Selection, SshUrl};
@@ -339,20 +339,18 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
             .files()
             .read_certificate()
             .is_some_and(|c| c.extensions().contains_key("has-mfa@platform.sh"));
-        if has_mfa && amr.iter().all(|a| a == "mfa") {
-            // The session has MFA but the certificate predates it: a new one should do.
-            progress(
-                ctx.format,
-                "The environment requires MFA; loading a new certificate and trying again…",
-            );
-            keeper.ensure(true).await?;
-            continue;
-        }
-        let step_up = tether_core::api::StepUp {
-            kind: tether_core::api::StepUpKind::Mfa,
-            amr,
-            max_age: None,
+        let amr = match mfa_remedy(&amr, has_mfa) {
+            MfaRemedy::NewCertificate => {
+                progress(
+                    ctx.format,
+                    "The environment requires MFA; loading a new certificate and trying again…",
+                );
+                keeper.ensure(true).await?;
+                continue;
+            }
+            MfaRemedy::SignIn(amr) => amr,
         };
+        let step_up = tether_core::api::StepUp::for_amr(amr, None);
         if !offer_step_up(ctx, &step_up).await? {
             return Err(tether_core::api::ApiError::StepUp(step_up).into());
         }

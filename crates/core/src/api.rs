@@ -25,6 +25,18 @@ pub struct StepUp {
 }
 
 impl StepUp {
+    /// The step-up that asks for these authentication methods (and login age).
+    pub fn for_amr(amr: Vec<String>, max_age: Option<u64>) -> StepUp {
+        let kind = if let Some(sso) = amr.iter().find(|a| a.starts_with("sso")) {
+            StepUpKind::Sso(sso.clone())
+        } else if amr.iter().any(|a| a == "mfa") {
+            StepUpKind::Mfa
+        } else {
+            StepUpKind::RecentLogin
+        };
+        StepUp { kind, amr, max_age }
+    }
+
     /// The sign-in that satisfies this step-up.
     pub fn login_request(&self) -> LoginRequest {
         LoginRequest {
@@ -167,14 +179,7 @@ pub fn parse_step_up(www_authenticate: Option<&str>, body: &[u8]) -> Option<Step
         .as_ref()
         .and_then(|b| b.max_age)
         .or_else(|| param("max_age").and_then(|v| v.parse().ok()));
-    let kind = if let Some(sso) = amr.iter().find(|a| a.starts_with("sso")) {
-        StepUpKind::Sso(sso.clone())
-    } else if amr.iter().any(|a| a == "mfa") {
-        StepUpKind::Mfa
-    } else {
-        StepUpKind::RecentLogin
-    };
-    Some(StepUp { kind, amr, max_age })
+    Some(StepUp::for_amr(amr, max_age))
 }
 
 /// What the client needs of a platform response: status, step-up header, body.

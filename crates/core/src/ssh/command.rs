@@ -94,9 +94,37 @@ pub fn required_amr(stderr: &str) -> Option<Vec<String>> {
     None
 }
 
+/// What to do about a gateway's MFA refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaRemedy {
+    /// The session already satisfies what is asked; the certificate predates it: load a new
+    /// certificate and retry once.
+    NewCertificate,
+    /// The session must be signed in again with these methods.
+    SignIn(Vec<String>),
+}
+
+/// Decides from the refusal's `amr` and whether the current certificate carries MFA.
+pub fn mfa_remedy(required: &[String], certificate_has_mfa: bool) -> MfaRemedy {
+    if certificate_has_mfa && required.iter().all(|a| a == "mfa") {
+        MfaRemedy::NewCertificate
+    } else {
+        MfaRemedy::SignIn(required.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_mfa_certificate_is_renewed_and_anything_else_needs_a_sign_in() {
+        let mfa = vec!["mfa".to_string()];
+        assert_eq!(mfa_remedy(&mfa, true), MfaRemedy::NewCertificate);
+        assert_eq!(mfa_remedy(&mfa, false), MfaRemedy::SignIn(mfa.clone()));
+        let sso = vec!["mfa".to_string(), "sso:acme".to_string()];
+        assert_eq!(mfa_remedy(&sso, true), MfaRemedy::SignIn(sso.clone()));
+    }
 
     #[test]
     fn mfa_refusals_are_recognized_in_both_forms() {
