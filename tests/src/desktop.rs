@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 use crate::tray::TrayWatcher;
-use crate::{free_port, wait_for_port, ChildGuard};
+use crate::{free_port, spawn_on_free_port, wait_for_port, ChildGuard};
 
 pub struct Desktop {
     pub display: String,
@@ -98,21 +98,22 @@ impl Desktop {
 
     /// tauri-driver on a free port, for this desktop; the app starts with each session.
     pub fn tauri_driver(&self) -> Result<(ChildGuard, String)> {
-        let port = free_port();
-        let native = free_port();
-        let mut cmd = Command::new(tauri_driver_path()?);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        self.env(&mut cmd);
-        let guard = ChildGuard::spawn("tauri-driver", &mut cmd)?;
-        // tauri-driver proxies to WebKitWebDriver, which it starts: both must listen.
-        wait_for_port(port, Duration::from_secs(20))?;
+        let mut native = 0;
+        let (guard, port) = spawn_on_free_port("tauri-driver", Duration::from_secs(20), |port| {
+            native = free_port();
+            let mut cmd = Command::new(tauri_driver_path()?);
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            self.env(&mut cmd);
+            Ok(cmd)
+        })?;
+        // tauri-driver proxies to WebKitWebDriver, which it starts: that must listen too.
         wait_for_port(native, Duration::from_secs(20))?;
         Ok((guard, format!("http://127.0.0.1:{port}")))
     }

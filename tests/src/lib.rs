@@ -56,6 +56,39 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// Starts a server on a free port: picks a port, starts `make(port)`, and waits until the port
+/// accepts while the process still runs. Another process may take the port between the pick
+/// and the bind; the server then exits, and another port is tried.
+pub fn spawn_on_free_port(
+    name: &str,
+    timeout: Duration,
+    mut make: impl FnMut(u16) -> Result<Command>,
+) -> Result<(ChildGuard, u16)> {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut guard = ChildGuard::spawn(name, &mut make(port)?)?;
+        let start = Instant::now();
+        loop {
+            if guard.child.try_wait()?.is_some() {
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Someone else's listener would not keep our process alive.
+                std::thread::sleep(Duration::from_millis(100));
+                if guard.child.try_wait()?.is_none() {
+                    return Ok((guard, port));
+                }
+                break;
+            }
+            if start.elapsed() > timeout {
+                bail!("{name} does not listen on 127.0.0.1:{port} after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    bail!("{name} could not listen on a free port in 5 tries")
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     let start = Instant::now();
@@ -333,18 +366,17 @@ impl Postgres {
                 .arg("-D")
                 .arg(&data),
         )?;
-        let port = free_port();
-        let server = ChildGuard::spawn(
-            "postgres",
-            as_service_user(&pg_bin("postgres")?)
-                .arg("-D")
+        let postgres = pg_bin("postgres")?;
+        let (server, port) = spawn_on_free_port("postgres", Duration::from_secs(30), |port| {
+            let mut cmd = as_service_user(&postgres);
+            cmd.arg("-D")
                 .arg(&data)
                 .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
                 .arg(dir.path())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        wait_for_port(port, Duration::from_secs(30))?;
+                .stderr(Stdio::null());
+            Ok(cmd)
+        })?;
         // The server accepts connections a moment before it accepts logins.
         let start = Instant::now();
         loop {
@@ -388,24 +420,14 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Result<Redis> {
-        let port = free_port();
-        let server = ChildGuard::spawn(
-            "redis-server",
-            Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+        let (server, port) = spawn_on_free_port("redis-server", Duration::from_secs(10), |port| {
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        wait_for_port(port, Duration::from_secs(10))?;
+                .stderr(Stdio::null());
+            Ok(cmd)
+        })?;
         Ok(Redis {
             port,
             _server: server,
@@ -433,33 +455,31 @@ impl Sshd {
         std::fs::write(&ca, format!("{ca_public_key}\n"))?;
         let principals_file = dir.join("principals");
         std::fs::write(&principals_file, principals.join("\n") + "\n")?;
-        let port = free_port();
-        let config = dir.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\n\
-                 TrustedUserCAKeys {ca}\nAuthorizedPrincipalsFile {pf}\nAuthorizedKeysFile none\n\
-                 PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowTcpForwarding yes\n\
-                 Subsystem sftp internal-sftp\n",
-                hk = host_key.display(),
-                ca = ca.display(),
-                pf = principals_file.display(),
-            ),
-        )?;
         if is_root() {
             std::fs::create_dir_all("/run/sshd")?;
         }
-        let server = ChildGuard::spawn(
-            "sshd",
-            Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
+        let config = dir.join("sshd_config");
+        let (server, port) = spawn_on_free_port("sshd", Duration::from_secs(10), |port| {
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\n\
+                     TrustedUserCAKeys {ca}\nAuthorizedPrincipalsFile {pf}\nAuthorizedKeysFile none\n\
+                     PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                     PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowTcpForwarding yes\n\
+                     Subsystem sftp internal-sftp\n",
+                    hk = host_key.display(),
+                    ca = ca.display(),
+                    pf = principals_file.display(),
+                ),
+            )?;
+            let mut cmd = Command::new("/usr/sbin/sshd");
+            cmd.args(["-D", "-e", "-f"])
                 .arg(&config)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        wait_for_port(port, Duration::from_secs(10))?;
+                .stderr(Stdio::null());
+            Ok(cmd)
+        })?;
         let host_pub = std::fs::read_to_string(host_key.with_extension("pub"))?;
         let known_hosts = dir.join("sshd_known_hosts");
         std::fs::write(

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::{free_port, wait_for_port, ChildGuard};
+use crate::{spawn_on_free_port, ChildGuard};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -162,16 +162,15 @@ pub struct Chromium {
 
 impl Chromium {
     pub async fn start() -> Result<Chromium> {
-        let port = free_port();
-        let chromedriver = ChildGuard::spawn(
-            "chromedriver",
-            Command::new("chromedriver")
-                .arg(format!("--port={port}"))
-                .arg("--allowed-ips=127.0.0.1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        wait_for_port(port, Duration::from_secs(20))?;
+        let (chromedriver, port) =
+            spawn_on_free_port("chromedriver", Duration::from_secs(20), |port| {
+                let mut cmd = Command::new("chromedriver");
+                cmd.arg(format!("--port={port}"))
+                    .arg("--allowed-ips=127.0.0.1")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                Ok(cmd)
+            })?;
         let profile = tempfile::Builder::new()
             .prefix("tether-chromium-")
             .tempdir()?;

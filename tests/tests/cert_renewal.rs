@@ -76,15 +76,15 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
         .kill_on_drop(true);
     let mut long = long.spawn()?;
     let mut ticks = tokio::io::BufReader::new(long.stdout.take().context("stdout")?).lines();
-    let local = free_port();
-    let mut forward = user.ssh(APP_HOST);
-    forward
-        .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
-        .arg(format!("127.0.0.1:{local}:rediscache.internal:6379"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _forward = ChildGuard::spawn("ssh -L", &mut forward)?;
-    wait_for_port(local, Duration::from_secs(15))?;
+    let (_forward, local) = spawn_on_free_port("ssh -L", Duration::from_secs(15), |local| {
+        let mut forward = user.ssh(APP_HOST);
+        forward
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+            .arg(format!("127.0.0.1:{local}:rediscache.internal:6379"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Ok(forward)
+    })?;
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local)).await?;
     assert_eq!(redis_ping(&mut conn).await?, "+PONG");
 

@@ -215,17 +215,19 @@ async fn forwards_reach_real_postgresql_and_redis() -> Result<()> {
         .backends
         .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
     let s = setup_with(options, ALICE_TOKEN).await?;
-    let (pg_local, redis_local) = (free_port(), free_port());
-    let mut cmd = s.ssh(&main_app());
-    cmd.args(["-N", "-o", "ExitOnForwardFailure=yes"])
-        .arg("-L")
-        .arg(format!("127.0.0.1:{pg_local}:database.internal:5432"))
-        .arg("-L")
-        .arg(format!("127.0.0.1:{redis_local}:rediscache.internal:6379"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let _tunnel = ChildGuard::spawn("ssh -L", &mut cmd)?;
-    wait_for_port(pg_local, Duration::from_secs(15))?;
+    let mut redis_local = 0;
+    let (_tunnel, pg_local) = spawn_on_free_port("ssh -L", Duration::from_secs(15), |pg_local| {
+        redis_local = free_port();
+        let mut cmd = s.ssh(&main_app());
+        cmd.args(["-N", "-o", "ExitOnForwardFailure=yes"])
+            .arg("-L")
+            .arg(format!("127.0.0.1:{pg_local}:database.internal:5432"))
+            .arg("-L")
+            .arg(format!("127.0.0.1:{redis_local}:rediscache.internal:6379"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Ok(cmd)
+    })?;
     wait_for_port(redis_local, Duration::from_secs(15))?;
 
     let mut psql = Command::new("psql");
