@@ -441,35 +441,59 @@ async fn the_users_terminal_recording_and_real() -> Result<()> {
     assert!(std::fs::read_to_string(&out_file)?.contains("started-web"));
 
     // A real xterm on a private display: type into the session and see its effect on the app.
+    // X resources keep the window open if ssh ends, and log what the session showed, so a
+    // failure can say what happened inside the terminal.
     let desktop = tether_e2e::desktop::Desktop::start().await?;
+    let xterm_log = user.home().join("xterm.log");
+    let resources = user.home().join("xterm.resources");
+    std::fs::write(
+        &resources,
+        format!(
+            "XTerm*hold: true\nXTerm*logging: true\nXTerm*logFile: {}\n",
+            xterm_log.display()
+        ),
+    )?;
     let mut cmd = user.tether(&args(&SITE, &["--terminal"]))?;
     cmd.env("TERMINAL", "xterm")
-        .env("DISPLAY", &desktop.display);
-    let out = run_async(cmd).await?;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .env("DISPLAY", &desktop.display)
+        .env("XENVIRONMENT", &resources);
+    let launched = run_async(cmd).await?;
+    assert!(launched.status.success(), "{}", text(&launched.stderr));
+    let diagnosis = || {
+        let procs = run(Command::new("pgrep").args(["-a", "xterm"]))
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        format!(
+            "display {}; tether said: {}; xterm processes: {}; the terminal showed: {:?}",
+            desktop.display,
+            text(&launched.stderr).trim(),
+            procs.trim(),
+            std::fs::read_to_string(&xterm_log).unwrap_or_default()
+        )
+    };
     let window = {
         let start = Instant::now();
         loop {
-            let out = run(Command::new("xdotool")
+            let found = run(Command::new("xdotool")
                 .args(["search", "--class", "xterm"])
                 .env("DISPLAY", &desktop.display))?;
-            if let Some(id) = text(&out.stdout).lines().next().map(str::to_string) {
+            if let Some(id) = text(&found.stdout).lines().next().map(str::to_string) {
                 break id;
             }
             if start.elapsed() > Duration::from_secs(30) {
-                let procs = run(Command::new("pgrep").args(["-a", "xterm"]))?;
-                bail!(
-                    "no xterm window appeared on {} (tether said: {}; xterm processes: {})",
-                    desktop.display,
-                    text(&out.stderr).trim(),
-                    text(&procs.stdout).trim()
-                );
+                bail!("no xterm window appeared ({})", diagnosis());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    // Wait for the shell's prompt before typing (the session is the app's shell).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Type only once the app's shell shows its prompt.
+    let start = Instant::now();
+    while !std::fs::read_to_string(&xterm_log).is_ok_and(|l| l.contains("web@web.0")) {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the session in xterm showed no prompt ({})", diagnosis());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     if let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") {
         let dir = std::path::PathBuf::from(dir);
         std::fs::create_dir_all(&dir)?;
@@ -496,7 +520,10 @@ async fn the_users_terminal_recording_and_real() -> Result<()> {
     let start = Instant::now();
     while !marker.exists() {
         if start.elapsed() > Duration::from_secs(20) {
-            bail!("typing into the xterm did not reach the app");
+            bail!(
+                "typing into the xterm did not reach the app ({})",
+                diagnosis()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
