@@ -22,7 +22,6 @@ use tether_sim::{Fixture, ReadyInfo, Sim, SimHandle, SimOptions};
 /// Kills the process when dropped.
 pub struct ChildGuard {
     pub child: Child,
-    pub name: String,
 }
 
 impl ChildGuard {
@@ -30,14 +29,7 @@ impl ChildGuard {
         let child = cmd.spawn().with_context(|| {
             format!("cannot start {name}: is it installed? (make test installs it)")
         })?;
-        Ok(ChildGuard {
-            child,
-            name: name.to_string(),
-        })
-    }
-
-    pub fn id(&self) -> u32 {
-        self.child.id()
+        Ok(ChildGuard { child })
     }
 }
 

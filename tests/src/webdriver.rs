@@ -69,11 +69,6 @@ impl WebDriver {
         Ok(())
     }
 
-    pub async fn current_url(&self) -> Result<String> {
-        let v = self.call(reqwest::Method::GET, "/url", None).await?;
-        Ok(v.as_str().unwrap_or_default().to_string())
-    }
-
     /// Finds an element by CSS selector, waiting up to `timeout` for it to appear.
     pub async fn find(&self, css: &str, timeout: Duration) -> Result<String> {
         let start = Instant::now();

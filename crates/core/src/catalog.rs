@@ -51,10 +51,6 @@ impl Catalog {
         }
     }
 
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
     /// Forgets everything, so the next answers come from the platform.
     pub async fn refresh(&self) {
         *self.cache.lock().await = Cache::default();

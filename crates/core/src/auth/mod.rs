@@ -475,11 +475,6 @@ impl Session {
         Ok(())
     }
 
-    /// Whether tokens are stored (without checking them with the server).
-    pub async fn is_signed_in(&self) -> Result<bool, AuthError> {
-        Ok(self.env_api_token.is_some() || self.load().await?.is_some())
-    }
-
     /// Revokes the session at the platform and deletes its tokens, stored API token and files.
     /// Revocation is best effort (the platform may be unreachable); local deletion is not.
     pub async fn logout(&self) -> Result<LogoutReport, AuthError> {
