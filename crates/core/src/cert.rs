@@ -86,7 +86,8 @@ pub struct Expectations<'a> {
     pub key: &'a PublicKey,
     pub claims: &'a Claims,
     pub now: u64,
-    /// Seconds of validity a certificate must still have (120 in the official client).
+    /// Seconds of validity an hour-long certificate must still have (120 in the official
+    /// client); shorter certificates need proportionally less (see [`usable_margin`]).
     pub margin: u64,
     /// The platform's CA keys when the profile knows them; otherwise any signer is accepted
     /// as long as the signature verifies.
@@ -111,7 +112,7 @@ pub fn check(cert: &Certificate, e: &Expectations<'_>) -> Result<(), CertProblem
     if cert.valid_after() > e.now {
         return Err(CertProblem::NotYetValid);
     }
-    if cert.valid_before() <= e.now + e.margin {
+    if cert.valid_before() <= e.now + usable_margin(e.margin, cert) {
         return Err(CertProblem::ExpiresSoon {
             valid_before: cert.valid_before(),
             now: e.now,
@@ -141,6 +142,14 @@ pub fn check(cert: &Certificate, e: &Expectations<'_>) -> Result<(), CertProblem
         }
     }
     Ok(())
+}
+
+/// The validity a certificate must keep to be used: the official client's fixed margin for
+/// hour-long certificates, a tenth of the lifetime for short ones. A fixed 120 s would make a
+/// certificate of two minutes or less unusable the moment it is issued.
+pub fn usable_margin(cap: u64, cert: &Certificate) -> u64 {
+    let lifetime = cert.valid_before().saturating_sub(cert.valid_after());
+    cap.min(lifetime.div_ceil(10))
 }
 
 /// Compares claim objects, treating a missing key like `null`.
@@ -468,7 +477,7 @@ impl CertKeeper {
         let renew_at = cert.valid_after() + (lifetime * self.policy.renew_at) as u64;
         let latest = cert
             .valid_before()
-            .saturating_sub(self.policy.margin.as_secs() + 1);
+            .saturating_sub(usable_margin(self.policy.margin.as_secs(), cert) + 1);
         Duration::from_secs(renew_at.min(latest).saturating_sub(now))
     }
 
@@ -600,10 +609,16 @@ mod tests {
         assert_eq!(k.renew_in(&cert(T0, T0 + 3600)), Duration::from_secs(2700));
         clock.advance(Duration::from_secs(2000));
         assert_eq!(k.renew_in(&cert(T0, T0 + 3600)), Duration::from_secs(700));
-        // A short certificate is renewed before it enters the 120 s margin.
+        // A short certificate is renewed at three quarters, before it enters its margin
+        // (a tenth of its lifetime, 20 s here).
         assert_eq!(
             k.renew_in(&cert(T0 + 2000, T0 + 2000 + 200)),
-            Duration::from_secs(79)
+            Duration::from_secs(150)
+        );
+        // A certificate of 4 s is usable and renewed after 2 s (margin 1 s, one more to act).
+        assert_eq!(
+            k.renew_in(&cert(T0 + 2000, T0 + 2004)),
+            Duration::from_secs(2)
         );
         // Overdue: now.
         clock.advance(Duration::from_secs(5000));
@@ -659,6 +674,13 @@ mod tests {
             Err(CertProblem::ExpiresSoon { .. })
         ));
         assert_eq!(check(&c, &e(T0 - 10)), Err(CertProblem::NotYetValid));
+        // A four-second certificate is usable for its first three seconds.
+        let short = cert(T0, T0 + 4);
+        assert_eq!(check(&short, &e(T0 + 2)), Ok(()));
+        assert!(matches!(
+            check(&short, &e(T0 + 3)),
+            Err(CertProblem::ExpiresSoon { .. })
+        ));
         let mut other = claims.clone();
         other.sub = "someone".into();
         let e2 = Expectations {

@@ -2,6 +2,7 @@
 //! `tether` command are thin adapters over this crate; side effects (paths, clock, profile,
 //! listeners, shutdown) are passed in by them.
 
+pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod catalog;
