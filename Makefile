@@ -1,11 +1,14 @@
 # The two commands (README): `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test setup ui lint
+.PHONY: demo test bench setup ui lint
 
 demo: setup
 	scripts/demo.sh
 
 test: setup
 	scripts/test.sh
+
+bench: setup
+	scripts/bench.sh
 
 setup:
 	scripts/setup.sh

@@ -16,6 +16,8 @@ packages=(
   postgresql postgresql-client redis-server redis-tools
   # a browser engine for the login page tests, a terminal, screenshots
   chromium chromium-driver xterm xfonts-base tmux imagemagick xdotool
+  # benchmarks (make bench)
+  hyperfine
   # node (with npm) for the UI
   nodejs
 )

@@ -69,8 +69,20 @@ impl User {
     /// `tether ARGS` with this user's environment (and nothing of the caller's session).
     pub fn tether(&self, args: &[&str]) -> Result<Command> {
         let mut cmd = Command::new(workspace_binary("tether")?);
-        cmd.args(args)
-            .env("HOME", self.home())
+        cmd.args(args);
+        self.environment(&mut cmd);
+        Ok(cmd)
+    }
+
+    /// Where this user's agents put their sockets (`$XDG_RUNTIME_DIR/tether`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.home().join("run")
+    }
+
+    /// This user's environment, for tether and for what runs tether (ssh's `Match exec`).
+    pub fn environment(&self, cmd: &mut Command) {
+        cmd.env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
             .env("TETHER_PROFILE", &self.profile)
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
@@ -89,7 +101,6 @@ impl User {
                     .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent");
             }
         }
-        Ok(cmd)
     }
 
     /// Runs `tether ARGS`, feeding `stdin`.
@@ -133,8 +144,8 @@ impl User {
         cmd.arg("-F")
             .arg(self.ssh_config())
             .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
-            .arg(destination)
-            .env("HOME", self.home());
+            .arg(destination);
+        self.environment(&mut cmd);
         cmd
     }
 

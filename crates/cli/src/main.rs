@@ -5,9 +5,14 @@
 //! signed in, session ended), 4 stronger authentication needed (MFA, SSO, recent login),
 //! 5 the platform could not be reached.
 
+mod agent;
 mod browse;
+mod certs;
 mod commands;
+mod context;
 mod output;
+mod session;
+mod ssh;
 
 use std::process::ExitCode;
 
@@ -33,6 +38,20 @@ pub struct Cli {
     /// Output for people (`text`) or scripts (`json`).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// More detail in the log on stderr (-v info, -vv debug, -vvv trace); `TETHER_LOG` takes
+    /// a filter such as `tether_core=debug`.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Sign out after this long without using the session (30s, 15m, 8h).
+    #[arg(
+        long,
+        global = true,
+        env = "TETHER_INACTIVITY_LIMIT",
+        default_value = "8h",
+        value_parser = context::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub inactivity_limit: std::time::Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -94,8 +113,18 @@ pub enum Command {
     #[command(name = "ssh-cert:load")]
     SshCertLoad {
         /// Request a new certificate even if the current one is valid.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "refresh_only")]
         new: bool,
+        /// Renew the certificate only if it needs it, never prompting: what the session's SSH
+        /// configuration runs before every plain `ssh`, `scp`, `rsync` and `git` connection.
+        #[arg(long)]
+        refresh_only: bool,
+        /// Print nothing, not even errors (the exit code tells).
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Accepted for compatibility with the official client's hook; Tether never prompts here.
+        #[arg(long, short = 'y', hide = true)]
+        yes: bool,
     },
     /// Show, add (--write) or remove (--remove) Tether's block in ~/.ssh/config.
     #[command(name = "config:ssh")]
@@ -125,6 +154,18 @@ pub enum Command {
         #[arg(short = 'e', long)]
         environment: Option<String>,
     },
+    /// Run the agent in the foreground: it keeps the certificate fresh while you are active,
+    /// signs out after the inactivity limit, and serves tether commands. Logs to stderr and to
+    /// the data directory's logs/.
+    Agent,
+    /// Show the running agent's state (with --follow, then stream its events).
+    #[command(name = "agent:status")]
+    AgentStatus {
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Stream the running agent's events (renewed, renewal failed, MFA needed, signed out…).
+    Events,
     /// Open a shell on an app, or run a command after `--` (its exit status becomes tether's).
     Ssh {
         #[arg(short = 'p', long)]
@@ -154,17 +195,89 @@ pub enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+impl Command {
+    /// The command's name, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Login { .. } => "login",
+            Command::ApiTokenLogin => "auth:api-token-login",
+            Command::AuthInfo { .. } => "auth:info",
+            Command::Logout { .. } => "logout",
+            Command::SshCertInfo => "ssh-cert:info",
+            Command::SshCertLoad { .. } => "ssh-cert:load",
+            Command::ConfigSsh { .. } => "config:ssh",
+            Command::ProfileInfo => "profile:info",
+            Command::Projects => "projects",
+            Command::Environments { .. } => "environments",
+            Command::Apps { .. } => "apps",
+            Command::Ssh { .. } => "ssh",
+            Command::Agent => "agent",
+            Command::AgentStatus { .. } => "agent:status",
+            Command::Events => "events",
+        }
+    }
+}
+
+/// Logs go to stderr, quiet by default (the agent: info, and also to its log file). No secret
+/// is ever a field or a message at any level.
+fn init_logging(cli: &Cli) {
+    let agent = matches!(cli.command, Command::Agent);
+    let filter = context::env_nonempty("TETHER_LOG").unwrap_or_else(|| {
+        match (cli.verbose, agent) {
+            (0, false) => "warn",
+            (0, true) | (1, _) => "info",
+            (2, _) => "debug",
+            _ => "trace",
+        }
+        .to_string()
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false);
+    if let Some(file) = agent.then(|| agent::log_file(cli)).flatten() {
+        use tracing_subscriber::fmt::writer::MakeWriterExt;
+        let _ = builder
+            .with_ansi(false)
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
+            .try_init();
+    } else {
+        let _ = builder.with_writer(std::io::stderr).try_init();
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The refresh hook runs before every plain ssh connection: answer from two small files
+    // when the certificate is fresh, before logging, a runtime or an HTTP client exist.
+    if let Command::SshCertLoad {
+        refresh_only: true, ..
+    } = cli.command
+    {
+        if certs::fresh_for_hook(&cli) {
+            return ExitCode::SUCCESS;
+        }
+    }
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tether: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let format = cli.format;
-    match commands::run(cli).await {
+    let quiet = matches!(cli.command, Command::SshCertLoad { quiet: true, .. });
+    let span = tracing::info_span!("command", name = cli.command.name(), profile = %cli.profile);
+    match runtime.block_on(tracing::Instrument::instrument(commands::run(cli), span)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = commands::exit_code(&e);
+            let (code, problem) = commands::exit_code(&e);
             // A remote command's own exit status is passed on silently.
-            if e.downcast_ref::<commands::RemoteExit>().is_none() {
-                output::error(format, &e, code);
+            if e.downcast_ref::<ssh::RemoteExit>().is_none() && !quiet {
+                output::error(format, &e, code, problem);
             }
             ExitCode::from(code)
         }

@@ -4,6 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use tether_core::problem::{Problem, StepUpNeed};
+
 use crate::Format;
 
 /// Prints a value as JSON, or as the given text.
@@ -29,14 +31,62 @@ pub fn progress(format: Format, message: &str) {
     }
 }
 
-pub fn error(format: Format, e: &anyhow::Error, code: u8) {
+/// What the user can run about a problem: core says what is wrong in words, the CLI names
+/// its own command.
+fn remedy(problem: Option<Problem>) -> Option<&'static str> {
+    match problem? {
+        Problem::SignIn => {
+            Some("Sign in with `tether login` (or `tether auth:api-token-login` for an API token).")
+        }
+        Problem::StepUp(StepUpNeed::Mfa) => Some("Sign in with `tether login --method mfa`."),
+        Problem::StepUp(StepUpNeed::Sso) => Some("Sign in with `tether login --method sso`."),
+        Problem::StepUp(StepUpNeed::RecentLogin) => {
+            Some("Sign in with `tether login --max-age 300`.")
+        }
+        Problem::Unreachable | Problem::Usage | Problem::Other => None,
+    }
+}
+
+pub fn error(format: Format, e: &anyhow::Error, code: u8, problem: Option<Problem>) {
+    let remedy = remedy(problem);
     match format {
         Format::Json => eprintln!(
             "{}",
-            serde_json::json!({ "error": { "exit_code": code, "message": format!("{e:#}") } })
+            serde_json::json!({ "error": {
+                "exit_code": code,
+                "problem": problem.map(Problem::code),
+                "message": format!("{e:#}"),
+                "remedy": remedy,
+            } })
         ),
-        Format::Text => eprintln!("tether: {e:#}"),
+        Format::Text => match remedy {
+            Some(r) => eprintln!("tether: {e:#}\n{r}"),
+            None => eprintln!("tether: {e:#}"),
+        },
     }
+}
+
+/// The keys of a JSON object, for "try one of" messages.
+pub fn keys(v: &serde_json::Value) -> String {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// One property's value: strings bare for people, JSON otherwise.
+pub fn property(format: Format, v: &serde_json::Value) {
+    match (format, v) {
+        (Format::Text, serde_json::Value::String(s)) => println!("{s}"),
+        (_, other) => println!("{other}"),
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// `2026-11-24 13:05:00 UTC (in 59 min)`.

@@ -21,9 +21,15 @@ pub fn touch(session_dir: &Path, now: u64) {
         return;
     }
     let tmp = session_dir.join(format!(".{FILE}.{}", std::process::id()));
-    if std::fs::write(&tmp, format!("{now}\n")).is_ok()
-        && std::fs::rename(&tmp, path(session_dir)).is_err()
+    let mut written = std::fs::write(&tmp, format!("{now}\n"));
+    if written
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        && crate::fsutil::create_private_dir(session_dir).is_ok()
     {
+        written = std::fs::write(&tmp, format!("{now}\n"));
+    }
+    if written.is_ok() && std::fs::rename(&tmp, path(session_dir)).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }
@@ -56,8 +62,12 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_is_not_an_error() {
-        touch(Path::new("/nonexistent/tether/session"), 1);
-        assert_eq!(last(Path::new("/nonexistent/tether/session")), None);
+    fn a_missing_directory_is_made_and_an_unwritable_one_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("sessions/p");
+        touch(&session, 7);
+        assert_eq!(last(&session), Some(7));
+        touch(Path::new("/proc/tether/session"), 1);
+        assert_eq!(last(Path::new("/proc/tether/session")), None);
     }
 }

@@ -10,14 +10,15 @@ use crate::auth::LoginRequest;
 use crate::secret::Sensitive;
 
 /// What stronger authentication the platform asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StepUpKind {
     Mfa,
     Sso(String),
     RecentLogin,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StepUp {
     pub kind: StepUpKind,
     pub amr: Vec<String>,
@@ -45,22 +46,26 @@ impl StepUp {
         }
     }
 
+    /// What is required, as the official client words it.
+    pub fn requirement(&self) -> &'static str {
+        match &self.kind {
+            StepUpKind::Mfa => "Multi-factor authentication (MFA) is required.",
+            StepUpKind::Sso(_) => "Single sign-on (SSO) is required.",
+            StepUpKind::RecentLogin => "More recent authentication is required.",
+        }
+    }
+
     /// The message for people, as the official client words it.
     pub fn message(&self, with_api_token: bool) -> String {
-        let mut m = match &self.kind {
-            StepUpKind::Mfa => "Multi-factor authentication (MFA) is required.".to_string(),
-            StepUpKind::Sso(_) => "Single sign-on (SSO) is required.".to_string(),
-            StepUpKind::RecentLogin => "More recent authentication is required.".to_string(),
-        };
+        let mut m = self.requirement().to_string();
         if with_api_token {
             m.push_str(" The API token may need to be re-created after enabling MFA.");
         } else {
-            let how = match &self.kind {
-                StepUpKind::Mfa => "tether login --method mfa",
-                StepUpKind::Sso(_) => "tether login --method sso",
-                StepUpKind::RecentLogin => "tether login --max-age 300",
-            };
-            m.push_str(&format!(" Sign in again with `{how}`."));
+            m.push_str(match &self.kind {
+                StepUpKind::Mfa => " Sign in again with MFA.",
+                StepUpKind::Sso(_) => " Sign in again with single sign-on.",
+                StepUpKind::RecentLogin => " Sign in again.",
+            });
         }
         m
     }
@@ -68,9 +73,7 @@ impl StepUp {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error(
-        "the platform no longer accepts this session ({0}): sign in again with `tether login`"
-    )]
+    #[error("the platform no longer accepts this session ({0}): sign in again")]
     Unauthorized(String),
     #[error("{}", .0.message(false))]
     StepUp(StepUp),
@@ -337,7 +340,11 @@ mod tests {
             s.message(true),
             "Multi-factor authentication (MFA) is required. The API token may need to be re-created after enabling MFA."
         );
-        assert!(s.message(false).contains("tether login --method mfa"));
+        // Core says what to do in words; each shell names its own command or button.
+        assert_eq!(
+            s.message(false),
+            "Multi-factor authentication (MFA) is required. Sign in again with MFA."
+        );
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Paths {
     pub data_dir: PathBuf,
     /// The user's OpenSSH directory (`~/.ssh`), whose `config` gets the marked block.
     pub ssh_dir: PathBuf,
+    /// Where agents put their control sockets: `$XDG_RUNTIME_DIR/tether` where there is one,
+    /// else `run` in the data directory. Made 0700.
+    pub runtime_dir: PathBuf,
 }
 
 impl Paths {
@@ -29,8 +32,10 @@ impl Paths {
 
     /// Standard locations under a home directory (`~/.local/share/tether`, `~/.ssh`).
     pub fn under_home(home: &Path, data_dir: Option<PathBuf>) -> Paths {
+        let data_dir = data_dir.unwrap_or_else(|| home.join(".local/share/tether"));
         Paths {
-            data_dir: data_dir.unwrap_or_else(|| home.join(".local/share/tether")),
+            runtime_dir: data_dir.join("run"),
+            data_dir,
             ssh_dir: home.join(".ssh"),
         }
     }

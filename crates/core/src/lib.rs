@@ -2,7 +2,10 @@
 //! `tether` command are thin adapters over this crate; side effects (paths, clock, profile,
 //! listeners, shutdown) are passed in by them.
 
+pub mod access;
 pub mod activity;
+#[cfg(unix)]
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod catalog;
@@ -10,6 +13,7 @@ pub mod cert;
 pub mod context;
 pub mod fsutil;
 pub mod openssh;
+pub mod problem;
 pub mod profile;
 pub mod secret;
 pub mod ssh;

@@ -30,9 +30,9 @@ const ENDED_MARKER: &str = "session-ended";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("not signed in: run `tether login` (or set an API token for automation)")]
+    #[error("not signed in: sign in (or set an API token for automation)")]
     NotSignedIn,
-    #[error("your session has ended{}: sign in again with `tether login`", reason_suffix(.0))]
+    #[error("your session has ended{}: sign in again", reason_suffix(.0))]
     SessionEnded(String),
     #[error("no free port for the sign-in redirect: the platform accepts only 127.0.0.1 ports 5000 to 5010, and all are in use; close what uses them and try again")]
     NoRedirectPort,
@@ -356,6 +356,11 @@ impl Session {
         Ok(Some(Tokens::from_persisted(p)))
     }
 
+    /// Whether tokens are stored (without refreshing or checking them).
+    pub async fn has_session(&self) -> Result<bool, AuthError> {
+        Ok(self.env_api_token.is_some() || self.store.load(SESSION_KEY).await?.is_some())
+    }
+
     /// Stores the tokens of a new sign-in.
     pub async fn save(&self, tokens: &Tokens) -> Result<(), AuthError> {
         let json = serde_json::to_string(&tokens.to_persisted())
@@ -501,6 +506,19 @@ impl Session {
         }
         Ok(report)
     }
+}
+
+/// Whether the session of this directory was ended on this machine (after inactivity).
+pub fn ended_locally(session_dir: &std::path::Path) -> bool {
+    session_dir.join(ENDED_MARKER).exists()
+}
+
+/// Deletes what a session stored (its tokens and API token) without revoking it: for profiles
+/// whose platform is no longer known.
+pub async fn forget(store: &TokenStore) -> Result<(), AuthError> {
+    store.delete(SESSION_KEY).await?;
+    store.delete(API_TOKEN_KEY).await?;
+    Ok(())
 }
 
 #[derive(Debug, Default)]

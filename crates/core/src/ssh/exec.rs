@@ -18,7 +18,7 @@ pub enum ExecError {
     Connect { addr: String, message: String },
     #[error("the SSH server's host key {fingerprint} is not one the platform published; refusing to connect (if the platform changed its keys, sign in again to fetch them)")]
     UnknownHostKey { fingerprint: String },
-    #[error("the SSH server refused the certificate: run `tether ssh-cert:load --new`, or sign in again")]
+    #[error("the SSH server refused the certificate: load a new certificate, or sign in again")]
     AuthFailed,
     #[error("SSH failed: {0}")]
     Ssh(String),

@@ -1,0 +1,129 @@
+//! `tether agent` (the agent in the foreground), `agent:status` and `events`.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tether_core::agent::{self, AgentClient, Bound, Reply, Request, SessionState, Status};
+
+use crate::context::{self, Ctx};
+use crate::output::{self, print, progress};
+use crate::{Cli, Format};
+
+/// The agent's log file, `<data>/logs/agent-<profile>.log`, appended to.
+pub fn log_file(cli: &Cli) -> Option<File> {
+    let (profile, _) = context::profile(cli).ok()?;
+    let dir = context::paths().ok()?.data_dir.join("logs");
+    tether_core::fsutil::create_private_dir(&dir).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("agent-{}.log", profile.name)))
+        .ok()
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(ctx: Ctx) -> Result<()> {
+    let bound = Bound::bind(ctx.access.paths(), ctx.profile())?;
+    progress(
+        ctx.format,
+        &format!(
+            "Agent for {} running (pid {}), listening on {}. Stop it with Ctrl-C.",
+            ctx.profile().title,
+            std::process::id(),
+            bound.socket().display()
+        ),
+    );
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(agent::serve(bound, Arc::new(ctx.access), shutdown));
+    wait_for_signal().await?;
+    tracing::info!("stopping");
+    let _ = stop.send(true);
+    server.await.context("the agent failed")?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn connect(ctx: &Ctx) -> Result<AgentClient> {
+    let socket = agent::socket_path(ctx.access.paths(), ctx.profile());
+    match AgentClient::connect(&socket).await? {
+        Some(c) => Ok(c),
+        None => bail!(agent::AgentError::NotRunning {
+            profile: ctx.profile().title.clone(),
+        }),
+    }
+}
+
+pub async fn status(ctx: &Ctx, follow: bool) -> Result<()> {
+    let mut client = connect(ctx).await?;
+    let Reply::Status(status) = client.request(&Request::Status).await? else {
+        bail!("the agent did not answer with its status");
+    };
+    print(ctx.format, &status, || status_text(&status));
+    if follow {
+        stream(ctx, client).await?;
+    }
+    Ok(())
+}
+
+fn status_text(s: &Status) -> String {
+    let session = match s.session {
+        SessionState::Active => "active: the certificate is kept fresh",
+        SessionState::NeedsSignIn => "needs a new sign-in (tether login)",
+        SessionState::SignedOut => "signed out (tether login)",
+    };
+    let certificate = s.certificate.as_ref().map_or("none".to_string(), |c| {
+        format!("valid until {}", output::when(c.valid_before))
+    });
+    format!(
+        "Agent {} (pid {}) for {} since {}\n  session:     {session}\n  certificate: {certificate}\n  last used:   {}\n  signs out after {} s without activity",
+        s.version,
+        s.pid,
+        s.profile,
+        output::when(s.started_at),
+        s.last_activity
+            .map_or("never".to_string(), output::when),
+        s.inactivity_limit_secs
+    )
+}
+
+pub async fn events(ctx: &Ctx) -> Result<()> {
+    let client = connect(ctx).await?;
+    stream(ctx, client).await
+}
+
+/// Prints events as they come (a line each, or JSON lines), until the agent stops.
+async fn stream(ctx: &Ctx, mut client: AgentClient) -> Result<()> {
+    if !matches!(
+        client.request(&Request::Subscribe).await?,
+        Reply::Subscribed
+    ) {
+        bail!("the agent did not accept the subscription");
+    }
+    use std::io::Write;
+    while let Some(reply) = client.next().await? {
+        let Reply::Event(event) = reply else { continue };
+        let mut out = std::io::stdout().lock();
+        match ctx.format {
+            Format::Json => writeln!(out, "{}", serde_json::to_string(&event)?)?,
+            Format::Text => writeln!(
+                out,
+                "{}  {}",
+                output::utc(output::now()),
+                agent::describe(&event, output::when)
+            )?,
+        }
+        out.flush()?;
+    }
+    progress(ctx.format, "The agent stopped.");
+    Ok(())
+}

@@ -1,0 +1,597 @@
+//! One call per user intent, for every shell: sign in, be ready to connect, find the address
+//! of an app, build the system `ssh` command, decide what to do after a refusal, open a
+//! terminal, sign out of one profile or all. The CLI and the desktop app compose nothing of
+//! their own: they parse input, call these, and render the value or the [`Problem`].
+//!
+//! [`Problem`]: crate::problem::Problem
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Api, ApiError, StepUp, User};
+use crate::auth::{AuthCode, AuthError, LoginRequest, PendingLogin, Session, TokenStore};
+use crate::catalog::{Catalog, CatalogError};
+use crate::cert::{CertError, CertInfo, CertKeeper, RenewalPolicy};
+use crate::context::{Clock, Paths};
+use crate::openssh::{self, Edit, OpensshError, SshFiles};
+use crate::problem::{Classify, Problem};
+use crate::profile::Profile;
+use crate::secret::Sensitive;
+use crate::ssh::command::{mfa_remedy, required_amr, ssh_args, MfaRemedy};
+use crate::ssh::resolve::all_urls;
+use crate::ssh::terminal::{self, Launch, TerminalError, TerminalSettings};
+use crate::ssh::{Selection, SshUrl};
+
+/// How long listings are reused before the platform is asked again.
+const CATALOG_TTL: Duration = Duration::from_secs(60);
+
+/// The variables that carry API tokens. They are removed from the environment of every
+/// process Tether starts (`ssh`, terminals), which have no use for them.
+pub const TOKEN_VARIABLES: [&str; 3] = ["PLATFORMSH_CLI_TOKEN", "UPSUN_CLI_TOKEN", "TETHER_TOKEN"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Openssh(#[from] OpensshError),
+    #[error(transparent)]
+    Terminal(#[from] TerminalError),
+    #[error("an API token is set in the environment ({0}); it takes precedence over a browser sign-in: unset it first")]
+    EnvTokenSet(String),
+    #[error("cannot start {program}: {message}")]
+    Spawn { program: String, message: String },
+    #[cfg(unix)]
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+}
+
+impl AccessError {
+    /// The stronger authentication the platform asked for, when that is the problem.
+    pub fn step_up(&self) -> Option<StepUp> {
+        match self {
+            AccessError::Api(ApiError::StepUp(s))
+            | AccessError::Catalog(CatalogError::Api(ApiError::StepUp(s)))
+            | AccessError::Cert(CertError::StepUp(s)) => Some(s.clone()),
+            #[cfg(unix)]
+            AccessError::Agent(crate::agent::AgentError::Remote { step_up, .. }) => step_up.clone(),
+            _ => None,
+        }
+    }
+}
+
+impl Classify for AccessError {
+    fn problem(&self) -> Problem {
+        match self {
+            AccessError::Auth(e) => e.problem(),
+            AccessError::Api(e) => e.problem(),
+            AccessError::Cert(e) => e.problem(),
+            AccessError::Catalog(e) => e.problem(),
+            AccessError::Openssh(e) => e.problem(),
+            AccessError::Terminal(e) => e.problem(),
+            AccessError::EnvTokenSet(_) => Problem::Usage,
+            AccessError::Spawn { .. } => Problem::Other,
+            #[cfg(unix)]
+            AccessError::Agent(e) => e.problem(),
+        }
+    }
+}
+
+/// What a shell passes in to act for one profile.
+pub struct Surroundings {
+    pub profile: Profile,
+    pub paths: Paths,
+    pub store: StoreKind,
+    pub clock: Arc<dyn Clock>,
+    pub http: reqwest::Client,
+    /// An API token from the environment, which wins over anything stored.
+    pub env_token: Option<Sensitive<String>>,
+    /// Renewal and inactivity.
+    pub policy: RenewalPolicy,
+    /// Whether to hand session work (certificates, sign-out) to a running agent. False in
+    /// the agent itself.
+    pub use_agent: bool,
+}
+
+/// Where tokens are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The OS keyring (Secret Service, Keychain, Credential Manager): the default.
+    Keyring,
+    /// A 0600 file in the session directory, for machines without a keyring (opt-in).
+    File,
+}
+
+impl StoreKind {
+    fn store(self, paths: &Paths, profile_name: &str) -> TokenStore {
+        match self {
+            StoreKind::Keyring => TokenStore::keyring(profile_name),
+            StoreKind::File => TokenStore::File {
+                path: paths
+                    .data_dir
+                    .join("sessions")
+                    .join(profile_name)
+                    .join("tokens.json"),
+            },
+        }
+    }
+}
+
+/// A usable certificate and the SSH files that wire it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub certificate: CertInfo,
+    /// Whether a new certificate was just issued.
+    pub renewed: bool,
+    /// The session's OpenSSH configuration file.
+    pub ssh_config: PathBuf,
+}
+
+/// What to do after `ssh` was refused by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterRefusal {
+    /// The session already satisfies the demand; the certificate predates it. Load a new
+    /// certificate ([`Access::ready`] with `new`) and try once more.
+    RetryWithNewCertificate,
+    /// The user must sign in again as this step-up says, then try again.
+    SignIn(StepUp),
+    /// Nothing Tether can do: pass the failure on.
+    GiveUp,
+}
+
+/// Which sessions to sign out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOutScope {
+    /// The current profile only.
+    Profile,
+    /// Every profile with a session on this machine, and Tether's block in `~/.ssh/config`.
+    All,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOutReport {
+    /// Profiles signed out, by name.
+    pub profiles: Vec<String>,
+    /// Whether the platform revoked the current profile's session.
+    pub revoked: bool,
+    /// Why revocation failed, when it did (the session is deleted here anyway).
+    pub revoke_error: Option<String>,
+    /// Whether Tether's block was removed from `~/.ssh/config`.
+    pub removed_block: bool,
+}
+
+/// The check the `Match exec` refresh hook makes before every plain `ssh`: records activity,
+/// and says whether the stored certificate is still usable for a while, reading two small
+/// files and no keyring, network or token. When it says no, the caller does the full
+/// [`Access::ready`].
+pub fn certificate_is_fresh(paths: &Paths, profile: &Profile, now: u64) -> bool {
+    let dir = paths.session_dir(profile);
+    let fresh = stored_certificate_is_fresh(&dir, now);
+    // A stale certificate leaves the touch to the full path, which first checks the
+    // inactivity limit.
+    if fresh {
+        crate::activity::touch(&dir, now);
+    }
+    fresh
+}
+
+fn stored_certificate_is_fresh(dir: &std::path::Path, now: u64) -> bool {
+    if crate::auth::ended_locally(dir) {
+        return false;
+    }
+    let files = crate::cert::CertFiles::new(dir.to_path_buf());
+    let (Some(cert), Ok(public)) = (
+        files.read_certificate(),
+        std::fs::read_to_string(files.public_key()),
+    ) else {
+        return false;
+    };
+    let same_key = ssh_key::PublicKey::from_openssh(public.trim())
+        .is_ok_and(|k| k.key_data() == cert.public_key());
+    same_key
+        && cert.valid_after() <= now
+        && cert.valid_before()
+            > now
+                + crate::cert::usable_margin(
+                    RenewalPolicy::default().margin.as_secs(),
+                    &cert,
+                    files.received_at(),
+                )
+}
+
+/// A user's access to one profile's platform.
+pub struct Access {
+    profile: Profile,
+    paths: Paths,
+    session: Session,
+    api: Api,
+    catalog: Catalog,
+    keeper: CertKeeper,
+    ssh_files: SshFiles,
+    store_kind: StoreKind,
+    use_agent: bool,
+}
+
+impl Access {
+    pub fn new(s: Surroundings) -> Access {
+        let session = Session::new(
+            s.profile.clone(),
+            s.store.store(&s.paths, &s.profile.name),
+            s.paths.clone(),
+            s.clock,
+            s.http.clone(),
+            s.env_token,
+        );
+        let api = Api::new(s.http, s.profile.api_url.clone());
+        let catalog = Catalog::new(session.clone(), api.clone(), CATALOG_TTL);
+        let keeper = CertKeeper::new(session.clone(), s.policy);
+        let ssh_files = SshFiles::new(&s.paths, &s.profile);
+        Access {
+            profile: s.profile,
+            paths: s.paths,
+            session,
+            api,
+            catalog,
+            keeper,
+            ssh_files,
+            store_kind: s.store,
+            use_agent: s.use_agent,
+        }
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn ssh_files(&self) -> &SshFiles {
+        &self.ssh_files
+    }
+
+    /// The session's certificate keeper: its policy, events and activity record.
+    pub fn keeper(&self) -> &CertKeeper {
+        &self.keeper
+    }
+
+    /// Records that the user is using the session (the keeper ends idle sessions).
+    pub fn touch(&self) {
+        self.keeper.touch();
+    }
+
+    /// The running agent of this profile, when there is one and this is not it.
+    #[cfg(unix)]
+    async fn agent(&self) -> Result<Option<crate::agent::AgentClient>, AccessError> {
+        if !self.use_agent {
+            return Ok(None);
+        }
+        let socket = crate::agent::socket_path(&self.paths, &self.profile);
+        Ok(crate::agent::AgentClient::connect(&socket).await?)
+    }
+
+    /// Tells a running agent about a new sign-in, so that it keeps the new session.
+    pub async fn announce_sign_in(&self) -> Result<(), AccessError> {
+        #[cfg(unix)]
+        if let Some(mut agent) = self.agent().await? {
+            agent.request(&crate::agent::Request::SignedIn).await?;
+        }
+        Ok(())
+    }
+
+    async fn announce_sign_in_quietly(&self) {
+        if let Err(e) = self.announce_sign_in().await {
+            tracing::warn!(error = %e, "the agent did not take the new session");
+        }
+    }
+
+    /// Ends the session after the inactivity limit, so that the user signs in again: what the
+    /// agent does on a timer, checked here for when no agent runs.
+    async fn end_if_idle(&self) -> Result<(), AccessError> {
+        if self.session.uses_env_token() || self.keeper.idle_left() > 0 {
+            return Ok(());
+        }
+        let limit = self.keeper.policy().inactivity_limit;
+        if self.session.has_session().await? {
+            self.session
+                .end_locally(&CertError::Inactive(limit).to_string())
+                .await?;
+            return Err(CertError::Inactive(limit).into());
+        }
+        Ok(())
+    }
+
+    /// Starts a browser sign-in: the page to show and the listener that waits for it.
+    pub async fn begin_sign_in(&self, request: &LoginRequest) -> Result<PendingLogin, AccessError> {
+        if self.session.uses_env_token() {
+            return Err(AccessError::EnvTokenSet(self.token_variables()));
+        }
+        Ok(PendingLogin::start(&self.profile, request).await?)
+    }
+
+    /// Finishes a browser sign-in: stores the tokens and makes the session ready to connect.
+    pub async fn finish_sign_in(&self, code: AuthCode) -> Result<(User, Ready), AccessError> {
+        let tokens = self.session.complete_login(code).await?;
+        self.touch();
+        self.announce_sign_in_quietly().await;
+        let user = self.api.me(&tokens.access).await?;
+        let ready = self.ready(false).await?;
+        Ok((user, ready))
+    }
+
+    /// Signs in with an API token (automation), remembers it for renewals, and tries to be
+    /// ready to connect: the sign-in stands even when no certificate could be loaded (the
+    /// second result says why).
+    pub async fn sign_in_with_api_token(
+        &self,
+        token: Sensitive<String>,
+    ) -> Result<(User, Result<Ready, AccessError>), AccessError> {
+        let tokens = self.session.login_with_api_token(token).await?;
+        self.touch();
+        self.announce_sign_in_quietly().await;
+        let user = self.api.me(&tokens.access).await?;
+        Ok((user, self.ready(false).await))
+    }
+
+    /// Who is signed in (asks the platform, so a revoked session shows as one).
+    pub async fn user(&self) -> Result<User, AccessError> {
+        self.touch();
+        Ok(self.catalog.user().await?)
+    }
+
+    fn token_variables(&self) -> String {
+        format!("{} or TETHER_TOKEN", self.profile.token_env_var)
+    }
+
+    /// Be ready to connect: a usable certificate (a new one with `new`) and the session's
+    /// OpenSSH files written.
+    pub async fn ready(&self, new: bool) -> Result<Ready, AccessError> {
+        self.end_if_idle().await?;
+        self.touch();
+        #[cfg(unix)]
+        if let Some(mut agent) = self.agent().await? {
+            return match agent.request(&crate::agent::Request::Ready { new }).await? {
+                crate::agent::Reply::Ready(ready) => Ok(ready),
+                other => Err(unexpected(&other)),
+            };
+        }
+        let ensured = self.keeper.ensure(new).await?;
+        openssh::write_session_files(&self.profile, self.keeper.files(), &self.ssh_files)?;
+        Ok(Ready {
+            certificate: CertInfo::of(&ensured.cert, &self.keeper.files().certificate()),
+            renewed: ensured.renewed,
+            ssh_config: self.ssh_files.config.clone(),
+        })
+    }
+
+    /// The loaded certificate, without asking for one.
+    pub fn certificate(&self) -> Option<CertInfo> {
+        let files = self.keeper.files();
+        files
+            .read_certificate()
+            .map(|c| CertInfo::of(&c, &files.certificate()))
+    }
+
+    /// The SSH address of an app, instance or worker.
+    pub async fn address(
+        &self,
+        project: &str,
+        environment: &str,
+        selection: &Selection,
+    ) -> Result<SshUrl, AccessError> {
+        self.touch();
+        Ok(self
+            .catalog
+            .resolve(project, environment, selection)
+            .await?)
+    }
+
+    /// Every SSH address of an environment, by link name.
+    pub async fn addresses(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<Vec<(String, SshUrl)>, AccessError> {
+        self.touch();
+        let env = self.catalog.environment(project, environment).await?;
+        Ok(all_urls(&env).map_err(CatalogError::from)?)
+    }
+
+    /// The arguments of the system `ssh` for an address (without the program name): the
+    /// session's certificate, identity and known hosts as options, so the user's own
+    /// configuration, agent and escapes apply whether or not `~/.ssh/config` includes Tether.
+    pub fn ssh_argv(&self, url: &SshUrl, command: Option<&str>, tty: bool) -> Vec<String> {
+        ssh_args(
+            &self.profile,
+            self.keeper.files(),
+            &self.ssh_files,
+            url,
+            command,
+            tty,
+        )
+    }
+
+    /// The system `ssh` with these arguments, without the token variables in its environment.
+    pub fn ssh_command(&self, argv: &[String]) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(argv);
+        self.scrub(&mut cmd);
+        cmd
+    }
+
+    fn scrub(&self, cmd: &mut Command) {
+        for var in TOKEN_VARIABLES
+            .iter()
+            .copied()
+            .chain([self.profile.token_env_var.as_str()])
+        {
+            cmd.env_remove(var);
+        }
+    }
+
+    /// What to do after the gateway refused `ssh` with this on stderr. `retried` says whether
+    /// this is already the second attempt: then the refusal stands.
+    pub fn after_refusal(&self, stderr: &str, retried: bool) -> AfterRefusal {
+        let Some(amr) = required_amr(stderr).filter(|_| !retried) else {
+            return AfterRefusal::GiveUp;
+        };
+        let has_mfa = self
+            .keeper
+            .files()
+            .read_certificate()
+            .is_some_and(|c| c.extensions().contains_key("has-mfa@platform.sh"));
+        match mfa_remedy(&amr, has_mfa) {
+            MfaRemedy::NewCertificate => AfterRefusal::RetryWithNewCertificate,
+            MfaRemedy::SignIn(amr) => AfterRefusal::SignIn(StepUp::for_amr(amr, None)),
+        }
+    }
+
+    /// Whether a sign-in could help with a step-up here: not with an API token from the
+    /// environment, which a browser sign-in cannot replace.
+    pub fn can_sign_in(&self) -> bool {
+        !self.session.uses_env_token()
+    }
+
+    /// Opens `ssh` to an address in the user's terminal emulator; returns what was started.
+    pub fn open_terminal(
+        &self,
+        url: &SshUrl,
+        command: Option<&str>,
+        settings: &TerminalSettings,
+        path_var: Option<&std::ffi::OsStr>,
+    ) -> Result<Launch, AccessError> {
+        self.touch();
+        let mut argv = vec!["ssh".to_string()];
+        argv.extend(self.ssh_argv(url, command, command.is_some()));
+        let launch =
+            terminal::launch_for(settings, &argv, |n| terminal::find_on_path(path_var, n))?;
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        self.scrub(&mut cmd);
+        cmd.spawn().map_err(|e| AccessError::Spawn {
+            program: launch.program.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(launch)
+    }
+
+    /// Whether `~/.ssh/config` includes Tether's block.
+    pub fn ssh_config_installed(&self) -> bool {
+        openssh::block_installed(&self.paths)
+    }
+
+    /// The block Tether adds to `~/.ssh/config`.
+    pub fn ssh_config_block(&self) -> String {
+        openssh::block(
+            &self.profile.ssh_host_patterns.iter().cloned().collect(),
+            &self.ssh_files,
+        )
+    }
+
+    /// Adds (or updates) Tether's block in `~/.ssh/config`.
+    pub fn install_ssh_config(&self) -> Result<Edit, AccessError> {
+        Ok(openssh::install_block(
+            &self.paths,
+            &self.ssh_files,
+            &self.profile.ssh_host_patterns,
+        )?)
+    }
+
+    /// Removes Tether's block from `~/.ssh/config`.
+    pub fn remove_ssh_config(&self) -> Result<Edit, AccessError> {
+        Ok(openssh::remove_block(&self.paths)?)
+    }
+
+    /// Signs out: revokes the session at the platform (best effort) and deletes its tokens,
+    /// key, certificate and SSH files; with [`SignOutScope::All`], every other profile's too
+    /// and Tether's block in `~/.ssh/config`.
+    pub async fn sign_out(&self, scope: SignOutScope) -> Result<SignOutReport, AccessError> {
+        #[cfg(unix)]
+        if let Some(mut agent) = self.agent().await? {
+            let all = scope == SignOutScope::All;
+            return match agent
+                .request(&crate::agent::Request::SignOut { all })
+                .await?
+            {
+                crate::agent::Reply::SignedOut(report) => Ok(report),
+                other => Err(unexpected(&other)),
+            };
+        }
+        let mut report = SignOutReport::default();
+        let own = self.session.logout().await?;
+        openssh::remove_session_files(&self.ssh_files);
+        report.profiles.push(self.profile.name.clone());
+        report.revoked = own.revoked;
+        report.revoke_error = own.revoke_error;
+        if scope == SignOutScope::Profile {
+            return Ok(report);
+        }
+        let sessions = self.paths.data_dir.join("sessions");
+        let names: Vec<String> = std::fs::read_dir(&sessions)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| *n != self.profile.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in names {
+            // Built-in platforms are revoked too; other profiles' files are only deleted.
+            let profile = Profile::builtins().into_iter().find(|p| p.name == name);
+            match profile {
+                Some(p) => {
+                    let other = Session::new(
+                        p.clone(),
+                        self.store_kind.store(&self.paths, &p.name),
+                        self.paths.clone(),
+                        self.session.clock().clone(),
+                        self.session.http().clone(),
+                        None,
+                    );
+                    other.logout().await?;
+                    openssh::remove_session_files(&SshFiles::new(&self.paths, &p));
+                }
+                None => {
+                    crate::auth::forget(&self.store_kind.store(&self.paths, &name)).await?;
+                    let _ = std::fs::remove_dir_all(sessions.join(&name));
+                }
+            }
+            report.profiles.push(name);
+        }
+        let _ = std::fs::remove_dir_all(&self.ssh_files.include_dir);
+        report.removed_block = matches!(openssh::remove_block(&self.paths)?, Edit::Written { .. });
+        Ok(report)
+    }
+}
+
+#[cfg(unix)]
+fn unexpected(reply: &crate::agent::Reply) -> AccessError {
+    let name = serde_json::to_value(reply)
+        .ok()
+        .and_then(|v| v["reply"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    crate::agent::AgentError::Unexpected(name).into()
+}

@@ -1,0 +1,73 @@
+//! A shell's side of the control socket.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::protocol::{self, Reply, Request};
+use super::server::read_reply;
+use super::AgentError;
+
+/// How long a request may take: a renewal goes to the platform and back.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A connection to a running agent.
+pub struct AgentClient {
+    stream: BufReader<UnixStream>,
+}
+
+impl AgentClient {
+    /// Connects to the agent listening on `socket`; `None` when none is running there (no
+    /// socket, or a dead agent's).
+    pub async fn connect(socket: &Path) -> Result<Option<AgentClient>, AgentError> {
+        match UnixStream::connect(socket).await {
+            Ok(stream) => Ok(Some(AgentClient {
+                stream: BufReader::new(stream),
+            })),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(AgentError::io(socket, e)),
+        }
+    }
+
+    /// Sends a request and waits for its reply. An error reply becomes
+    /// [`AgentError::Remote`], classified as core classified it in the agent.
+    pub async fn request(&mut self, request: &Request) -> Result<Reply, AgentError> {
+        // An agent that refuses the connection may answer and hang up before the request is
+        // written: its answer is still read.
+        let _ = self
+            .stream
+            .get_mut()
+            .write_all(&protocol::encode(request))
+            .await;
+        let reply = tokio::time::timeout(REPLY_TIMEOUT, self.next())
+            .await
+            .map_err(|_| AgentError::Timeout)??
+            .ok_or(AgentError::Closed)?;
+        match reply {
+            Reply::Error {
+                code,
+                message,
+                step_up,
+            } => Err(AgentError::Remote {
+                code,
+                message,
+                step_up,
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The next line the agent sends (events after a subscription); `None` when it hangs up.
+    pub async fn next(&mut self) -> Result<Option<Reply>, AgentError> {
+        read_reply(&mut self.stream).await
+    }
+}

@@ -1,0 +1,101 @@
+//! The agent: the one long-running host of a profile's session. It keeps the certificate
+//! fresh while the user is active (the [`CertKeeper`]), ends the session after the inactivity
+//! limit, publishes what happens as [`Event`]s, and answers the shells over a control socket
+//! that only its own user can reach. `tether agent` runs it headless; the desktop app runs the
+//! same code in-process. Without an agent everything still works: each `tether` command and
+//! the `Match exec` hook do their part alone.
+//!
+//! [`CertKeeper`]: crate::cert::CertKeeper
+
+mod client;
+pub mod protocol;
+mod server;
+
+use std::path::PathBuf;
+
+pub use client::AgentClient;
+pub use protocol::{Reply, Request, SessionState, Status};
+pub use server::{serve, Bound};
+
+use crate::cert::Event;
+use crate::context::Paths;
+use crate::problem::{Classify, Problem};
+use crate::profile::Profile;
+
+/// The longest path a Unix socket address holds (`sun_path`, 108 bytes on Linux, 104 on
+/// macOS, with its terminating NUL).
+const MAX_SOCKET_PATH: usize = 103;
+
+/// Where a profile's agent listens.
+pub fn socket_path(paths: &Paths, profile: &Profile) -> PathBuf {
+    paths.runtime_dir.join(format!("{}.sock", profile.name))
+}
+
+/// The lock a running agent holds; it records the agent's pid.
+fn lock_path(paths: &Paths, profile: &Profile) -> PathBuf {
+    paths.runtime_dir.join(format!("{}.pid", profile.name))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("an agent for {profile} is already running{}: stop it first, or use it", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { profile: String, pid: Option<u32> },
+    #[error("no agent is running for {profile}")]
+    NotRunning { profile: String },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("the socket path {path} is too long for a Unix socket ({len} bytes, at most {MAX_SOCKET_PATH}): set XDG_RUNTIME_DIR to a shorter directory")]
+    PathTooLong { path: PathBuf, len: usize },
+    #[error("the agent's reply was not understood: {0}")]
+    Protocol(#[from] protocol::ProtocolError),
+    #[error("the agent did not answer in time")]
+    Timeout,
+    #[error("the agent went away before answering")]
+    Closed,
+    #[error("the agent answered {0} where another reply was expected")]
+    Unexpected(String),
+    /// What the agent reported failing, with core's classification.
+    #[error("{message}")]
+    Remote {
+        code: String,
+        message: String,
+        step_up: Option<crate::api::StepUp>,
+    },
+}
+
+impl AgentError {
+    fn io(path: &std::path::Path, e: std::io::Error) -> AgentError {
+        AgentError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Classify for AgentError {
+    fn problem(&self) -> Problem {
+        match self {
+            AgentError::Remote { code, .. } => Problem::from_code(code).unwrap_or(Problem::Other),
+            AgentError::AlreadyRunning { .. } | AgentError::PathTooLong { .. } => Problem::Usage,
+            _ => Problem::Other,
+        }
+    }
+}
+
+/// Text for an event, for people (`tether events`, notifications).
+pub fn describe(event: &Event, when: impl Fn(u64) -> String) -> String {
+    match event {
+        Event::SignedIn => "signed in".to_string(),
+        Event::Renewed {
+            valid_before,
+            has_mfa,
+        } => format!(
+            "certificate renewed, valid until {}{}",
+            when(*valid_before),
+            if *has_mfa { ", with MFA" } else { "" }
+        ),
+        Event::RenewalFailed { reason } => format!("renewal failed (will retry): {reason}"),
+        Event::MfaNeeded { reason } => format!("sign in again: {reason}"),
+        Event::SignedOut { reason } => format!("signed out: {reason}"),
+    }
+}

@@ -1,0 +1,235 @@
+//! The agent's control protocol: one JSON object per line, each carrying the protocol
+//! version. A client sends a [`Request`]; the agent answers with one [`Reply`], or with a
+//! stream of [`Reply::Event`] lines after [`Request::Subscribe`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::{Ready, SignOutReport};
+use crate::cert::{CertInfo, Event};
+
+/// The protocol spoken on the control socket. A change that an older peer would misread
+/// gets a new number.
+pub const VERSION: u32 = 1;
+
+/// The longest request or reply line, newline included. A request over it is answered with
+/// an error and the connection is closed (the rest of the line cannot be told apart).
+pub const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// What the agent is doing.
+    Status,
+    /// The user is using the session (counts against the inactivity limit).
+    Touch,
+    /// Be ready to connect: a usable certificate (a new one with `new`), SSH files written.
+    Ready {
+        #[serde(default)]
+        new: bool,
+    },
+    /// The user has just signed in (in another process): start keeping the session.
+    SignedIn,
+    /// Sign out of this profile, or of every profile with `all`.
+    SignOut {
+        #[serde(default)]
+        all: bool,
+    },
+    /// Stream events until the client goes away.
+    Subscribe,
+}
+
+/// The agent's state, for `agent:status` and the tray.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub version: String,
+    pub profile: String,
+    /// Unix seconds.
+    pub started_at: u64,
+    pub session: SessionState,
+    pub certificate: Option<CertInfo>,
+    /// Unix seconds of the last activity of any Tether process of this profile.
+    pub last_activity: Option<u64>,
+    pub inactivity_limit_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// The certificate is being kept fresh.
+    Active,
+    /// The platform demands a new sign-in (MFA, SSO or a recent login) before renewing.
+    NeedsSignIn,
+    /// No session: waiting for a sign-in.
+    SignedOut,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    Status(Status),
+    Ready(Ready),
+    /// The request was carried out (touch, signed in).
+    Done,
+    SignedOut(SignOutReport),
+    /// Events follow, one per line.
+    Subscribed,
+    Event(Event),
+    /// The request failed. `code` is a [`Problem`](crate::problem::Problem) code, or
+    /// `protocol` when the request itself was not understood.
+    Error {
+        code: String,
+        message: String,
+        /// The stronger sign-in that would help, when that is the problem.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_up: Option<crate::api::StepUp>,
+    },
+}
+
+/// A request or reply on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<T> {
+    v: u32,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("the message is longer than {MAX_LINE} bytes")]
+    TooLarge,
+    #[error("the message is not a JSON object: {0}")]
+    Malformed(String),
+    #[error("the message has no protocol version")]
+    NoVersion,
+    #[error("the other side speaks protocol {theirs} and this Tether speaks {VERSION}: use the same Tether version for the agent and its clients (restart the agent after an upgrade)")]
+    Version { theirs: u64 },
+    #[error("unknown request: {0}")]
+    Unknown(String),
+}
+
+/// One line for the wire, newline included.
+pub fn encode<T: Serialize>(body: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&Envelope { v: VERSION, body }).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+fn decode<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, ProtocolError> {
+    if line.len() > MAX_LINE {
+        return Err(ProtocolError::TooLarge);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(ProtocolError::Malformed("not an object".into()));
+    };
+    match map.remove("v").and_then(|v| v.as_u64()) {
+        None => return Err(ProtocolError::NoVersion),
+        Some(v) if v != u64::from(VERSION) => return Err(ProtocolError::Version { theirs: v }),
+        Some(_) => {}
+    }
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| ProtocolError::Unknown(e.to_string()))
+}
+
+/// Reads a request line (without its newline).
+pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
+    decode(line)
+}
+
+/// Reads a reply line (without its newline).
+pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
+    decode(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn requests_round_trip_with_their_version() {
+        for r in [
+            Request::Status,
+            Request::Touch,
+            Request::Ready { new: true },
+            Request::SignedIn,
+            Request::SignOut { all: false },
+            Request::Subscribe,
+        ] {
+            let line = encode(&r);
+            assert!(line.ends_with(b"\n"));
+            assert_eq!(decode_request(&line[..line.len() - 1]), Ok(r));
+        }
+        assert_eq!(
+            std::str::from_utf8(&encode(&Request::Ready { new: false })).unwrap(),
+            "{\"v\":1,\"op\":\"ready\",\"new\":false}\n"
+        );
+        // A missing flag takes its default.
+        assert_eq!(
+            decode_request(br#"{"v":1,"op":"ready"}"#),
+            Ok(Request::Ready { new: false })
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_told_apart() {
+        assert_eq!(
+            decode_request(br#"{"v":2,"op":"status"}"#),
+            Err(ProtocolError::Version { theirs: 2 })
+        );
+        assert_eq!(
+            decode_request(br#"{"op":"status"}"#),
+            Err(ProtocolError::NoVersion)
+        );
+        assert!(matches!(
+            decode_request(b"hello"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_request(br#"{"v":1,"op":"format_disk"}"#),
+            Err(ProtocolError::Unknown(_))
+        ));
+        assert_eq!(
+            decode_request(&vec![b' '; MAX_LINE + 1]),
+            Err(ProtocolError::TooLarge)
+        );
+        assert!(ProtocolError::Version { theirs: 2 }
+            .to_string()
+            .contains("restart the agent"));
+    }
+
+    #[test]
+    fn events_carry_their_kind() {
+        let line = encode(&Reply::Event(Event::Renewed {
+            valid_before: 5,
+            has_mfa: true,
+        }));
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"v\":1,\"reply\":\"event\",\"event\":\"renewed\",\"valid_before\":5,\"has_mfa\":true}\n"
+        );
+        let back = decode_reply(&line[..line.len() - 1]).unwrap();
+        assert!(matches!(
+            back,
+            Reply::Event(Event::Renewed {
+                valid_before: 5,
+                ..
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn the_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_request(&bytes);
+            let _ = decode_reply(&bytes);
+        }
+
+        #[test]
+        fn json_like_input_never_panics(s in r#"\{("[a-z]{1,3}":(1|"[a-z_]{0,12}"|null|\[\]|\{\}|true),?){0,5}\}"#) {
+            let _ = decode_request(s.as_bytes());
+        }
+    }
+}

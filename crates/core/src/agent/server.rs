@@ -1,0 +1,428 @@
+//! The agent's side of the control socket, and the task that keeps the session.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Notify, Semaphore};
+use tracing::{info, info_span, warn, Instrument};
+
+use super::protocol::{self, ProtocolError, Reply, Request, SessionState, Status, MAX_LINE};
+use super::{lock_path, socket_path, AgentError, MAX_SOCKET_PATH};
+use crate::access::{Access, AccessError, SignOutScope};
+use crate::cert::Event;
+use crate::cert::Stopped;
+use crate::fsutil::create_private_dir;
+use crate::problem::classify;
+
+/// Connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A control socket bound for one profile, with the lock that makes its agent the only one.
+pub struct Bound {
+    listener: UnixListener,
+    socket: PathBuf,
+    uid: u32,
+    /// Held (locked) while the agent runs; the kernel releases it if the agent is killed.
+    _lock: File,
+}
+
+impl Bound {
+    /// Takes the profile's agent lock and binds its socket, replacing a stale one left by an
+    /// agent that was killed.
+    pub fn bind(paths: &crate::Paths, profile: &crate::Profile) -> Result<Bound, AgentError> {
+        let dir = &paths.runtime_dir;
+        create_private_dir(dir).map_err(|e| AgentError::io(dir, e.source))?;
+        let meta = std::fs::metadata(dir).map_err(|e| AgentError::io(dir, e))?;
+        let socket = socket_path(paths, profile);
+        let len = socket.as_os_str().len();
+        if len > MAX_SOCKET_PATH {
+            return Err(AgentError::PathTooLong { path: socket, len });
+        }
+        let lock = lock_path(paths, profile);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(|e| AgentError::io(&lock, e))?;
+        if let Err(e) = file.try_lock() {
+            return match e {
+                std::fs::TryLockError::WouldBlock => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    Err(AgentError::AlreadyRunning {
+                        profile: profile.title.clone(),
+                        pid: text.trim().parse().ok(),
+                    })
+                }
+                std::fs::TryLockError::Error(e) => Err(AgentError::io(&lock, e)),
+            };
+        }
+        let record = |f: &mut File| -> std::io::Result<()> {
+            f.set_len(0)?;
+            f.rewind()?;
+            writeln!(f, "{}", std::process::id())
+        };
+        record(&mut file).map_err(|e| AgentError::io(&lock, e))?;
+        // Holding the lock, a socket file can only be a dead agent's.
+        match std::fs::remove_file(&socket) {
+            Ok(()) => info!(socket = %socket.display(), "replaced a stale socket"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(AgentError::io(&socket, e)),
+        }
+        let listener = UnixListener::bind(&socket).map_err(|e| AgentError::io(&socket, e))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| AgentError::io(&socket, e))?;
+        Ok(Bound {
+            listener,
+            socket,
+            uid: meta.uid(),
+            _lock: file,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+struct Host {
+    access: Arc<Access>,
+    started_at: u64,
+    state: Mutex<SessionState>,
+    /// Wakes the keeping task after a sign-in or a sign-out.
+    restart: Notify,
+}
+
+impl Host {
+    fn state(&self) -> SessionState {
+        self.state
+            .lock()
+            .map(|s| *s)
+            .unwrap_or(SessionState::SignedOut)
+    }
+
+    fn set_state(&self, s: SessionState) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = s;
+        }
+    }
+
+    fn status(&self) -> Status {
+        let keeper = self.access.keeper();
+        Status {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            profile: self.access.profile().name.clone(),
+            started_at: self.started_at,
+            session: self.state(),
+            certificate: self.access.certificate(),
+            last_activity: keeper.last_activity(),
+            inactivity_limit_secs: keeper.policy().inactivity_limit.as_secs(),
+        }
+    }
+
+    async fn answer(&self, request: Request) -> Reply {
+        let keeper = self.access.keeper();
+        match request {
+            Request::Status => Reply::Status(self.status()),
+            Request::Touch => {
+                keeper.touch();
+                Reply::Done
+            }
+            Request::Ready { new } => match self.access.ready(new).await {
+                Ok(ready) => {
+                    if self.state() != SessionState::Active {
+                        self.restart.notify_one();
+                    }
+                    Reply::Ready(ready)
+                }
+                Err(e) => error_reply(&e),
+            },
+            Request::SignedIn => {
+                keeper.touch();
+                keeper.emit(Event::SignedIn);
+                self.restart.notify_one();
+                Reply::Done
+            }
+            Request::SignOut { all } => {
+                let scope = if all {
+                    SignOutScope::All
+                } else {
+                    SignOutScope::Profile
+                };
+                match self.access.sign_out(scope).await {
+                    Ok(report) => {
+                        keeper.emit(Event::SignedOut {
+                            reason: "signed out by the user".into(),
+                        });
+                        self.restart.notify_one();
+                        Reply::SignedOut(report)
+                    }
+                    Err(e) => error_reply(&e),
+                }
+            }
+            // Handled by the connection, which streams.
+            Request::Subscribe => Reply::Subscribed,
+        }
+    }
+
+    /// Keeps the session until shutdown: runs the keeper while there is a session, and waits
+    /// for a sign-in when there is none.
+    async fn keep(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            self.set_state(SessionState::Active);
+            let keeper = self.access.keeper();
+            let stopped = tokio::select! {
+                s = keeper.run(shutdown.clone()) => s,
+                _ = self.restart.notified() => continue,
+            };
+            let state = match stopped {
+                Stopped::Shutdown => return,
+                Stopped::NoSession => SessionState::SignedOut,
+                Stopped::NeedsSignIn => SessionState::NeedsSignIn,
+            };
+            info!(?state, "waiting for a sign-in");
+            self.set_state(state);
+            tokio::select! {
+                _ = self.restart.notified() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+fn error_reply(e: &AccessError) -> Reply {
+    let problem = classify(e).unwrap_or(crate::problem::Problem::Other);
+    Reply::Error {
+        code: problem.code().to_string(),
+        message: e.to_string(),
+        step_up: e.step_up(),
+    }
+}
+
+fn protocol_error(e: &ProtocolError) -> Reply {
+    Reply::Error {
+        code: "protocol".into(),
+        message: e.to_string(),
+        step_up: None,
+    }
+}
+
+/// Runs the agent on a bound socket until `shutdown` turns true.
+pub async fn serve(bound: Bound, access: Arc<Access>, mut shutdown: watch::Receiver<bool>) {
+    let now = access.session().clock().unix();
+    access.keeper().touch();
+    let host = Arc::new(Host {
+        access,
+        started_at: now,
+        state: Mutex::new(SessionState::Active),
+        restart: Notify::new(),
+    });
+    info!(socket = %bound.socket.display(), pid = std::process::id(), "agent ready");
+    let keeping = tokio::spawn({
+        let host = host.clone();
+        let shutdown = shutdown.clone();
+        async move { host.keep(shutdown).await }
+    });
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut next_id = 0u64;
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            a = bound.listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        next_id += 1;
+        let peer = stream.peer_cred().ok();
+        let span = info_span!(
+            "connection",
+            id = next_id,
+            peer_uid = peer.map(|c| c.uid()),
+            peer_pid = peer.and_then(|c| c.pid())
+        );
+        let host = host.clone();
+        let shutdown = shutdown.clone();
+        let uid = bound.uid;
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                if peer.map(|c| c.uid()) != Some(uid) {
+                    warn!("refused a connection from another user");
+                    let (_, mut w) = stream.into_split();
+                    let _ = send(
+                        &mut w,
+                        &Reply::Error {
+                            code: "forbidden".into(),
+                            message: format!("this agent serves only uid {uid}"),
+                            step_up: None,
+                        },
+                    )
+                    .await;
+                    return;
+                }
+                connection(host, stream, shutdown).await;
+            }
+            .instrument(span),
+        );
+    }
+    let _ = keeping.await;
+    info!("agent stopped");
+}
+
+async fn send(w: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+    w.write_all(&protocol::encode(reply)).await
+}
+
+async fn connection(host: Arc<Host>, stream: UnixStream, shutdown: watch::Receiver<bool>) {
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    loop {
+        let line = match read_line(&mut r).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return,
+            Err(LineError::Io) => return,
+            Err(e) => {
+                let _ = send(&mut w, &protocol_error(&e.into())).await;
+                return;
+            }
+        };
+        let request = match protocol::decode_request(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "bad request");
+                if send(&mut w, &protocol_error(&e)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let span = info_span!("request", op = ?request);
+        if request == Request::Subscribe {
+            subscribe(&host, r, w, shutdown).instrument(span).await;
+            return;
+        }
+        let reply = host.answer(request).instrument(span).await;
+        if send(&mut w, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Streams events until the client goes away or the agent stops.
+async fn subscribe<R: AsyncBufRead + Unpin>(
+    host: &Host,
+    mut r: R,
+    mut w: OwnedWriteHalf,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut events = host.access.keeper().subscribe();
+    if send(&mut w, &Reply::Subscribed).await.is_err() {
+        return;
+    }
+    let mut sink = Vec::new();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            // A subscriber says nothing more; end when it hangs up.
+            n = tokio::io::AsyncReadExt::read_buf(&mut r, &mut sink) => {
+                if !matches!(n, Ok(1..)) {
+                    return;
+                }
+                sink.clear();
+                continue;
+            }
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match event {
+            Ok(event) => {
+                if send(&mut w, &Reply::Event(event)).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "a slow subscriber missed events");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum LineError {
+    Io,
+    TooLarge,
+    Truncated,
+}
+
+impl From<LineError> for ProtocolError {
+    fn from(e: LineError) -> ProtocolError {
+        match e {
+            LineError::TooLarge => ProtocolError::TooLarge,
+            LineError::Truncated | LineError::Io => {
+                ProtocolError::Malformed("the request ended before its newline".into())
+            }
+        }
+    }
+}
+
+/// One line without its newline; `None` at a clean end. Never buffers more than
+/// [`MAX_LINE`].
+async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, LineError> {
+    let mut line = Vec::new();
+    loop {
+        let buf = r.fill_buf().await.map_err(|_| LineError::Io)?;
+        if buf.is_empty() {
+            return if line.is_empty() {
+                Ok(None)
+            } else {
+                Err(LineError::Truncated)
+            };
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take >= MAX_LINE {
+            return Err(LineError::TooLarge);
+        }
+        line.extend_from_slice(&buf[..take]);
+        r.consume(if done { take + 1 } else { take });
+        if done {
+            return Ok(Some(line));
+        }
+    }
+}
+
+pub(super) async fn read_reply<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<Reply>, AgentError> {
+    match read_line(r).await {
+        Ok(Some(line)) => Ok(Some(protocol::decode_reply(&line)?)),
+        Ok(None) => Ok(None),
+        Err(LineError::Io) => Err(AgentError::Closed),
+        Err(e) => Err(AgentError::Protocol(e.into())),
+    }
+}

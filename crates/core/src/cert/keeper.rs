@@ -1,0 +1,513 @@
+//! Keeps the session's certificate valid while the user is active: renews at three quarters of
+//! its lifetime, looks again at once when the wall clock jumps (suspend and resume, a clock
+//! change), backs off when the certifier is unreachable, and ends the session after the
+//! inactivity limit. What happens is published as [`Event`]s.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use ssh_key::{Certificate, PrivateKey, PublicKey};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use super::files::{new_key, CertFiles};
+use super::{check, human, lifetime, usable_margin, useful_from, CertError, Expectations};
+use crate::auth::{AuthError, Claims, Session};
+use crate::fsutil::{create_private_dir, FileLock};
+use crate::secret::Sensitive;
+
+/// The longest the keeper sleeps without looking at the wall clock: a suspended machine does
+/// not advance the monotonic clock timers run on, so a renewal due during a suspend is noticed
+/// within this long after resume.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// When to renew and when to give up.
+#[derive(Debug, Clone)]
+pub struct RenewalPolicy {
+    /// A certificate must keep this much validity to be used (120 s in the official client).
+    pub margin: Duration,
+    /// Renew when this fraction of the certificate's lifetime has passed.
+    pub renew_at: f64,
+    /// Stop renewing (and end the session) after this long without activity.
+    pub inactivity_limit: Duration,
+    /// Wait before retrying a failed renewal (doubles up to 16×).
+    pub retry: Duration,
+}
+
+impl Default for RenewalPolicy {
+    fn default() -> Self {
+        RenewalPolicy {
+            margin: Duration::from_secs(120),
+            renew_at: 0.75,
+            inactivity_limit: Duration::from_secs(8 * 60 * 60),
+            retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What happens to a session, for the tray, `tether events` and notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A session started (or came back after a new sign-in).
+    SignedIn,
+    /// A new certificate was loaded.
+    Renewed { valid_before: u64, has_mfa: bool },
+    /// Renewal failed and will be retried; the current certificate stays in use.
+    RenewalFailed { reason: String },
+    /// The platform demands stronger authentication: sign in again with MFA (or SSO, or a
+    /// recent login) to go on.
+    MfaNeeded { reason: String },
+    /// The session ended: by the user, after inactivity, or at the platform.
+    SignedOut { reason: String },
+}
+
+/// How a keeper's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The host is shutting down.
+    Shutdown,
+    /// There is no session (never signed in, signed out, or ended): nothing to keep.
+    NoSession,
+    /// The platform wants a new sign-in before issuing certificates.
+    NeedsSignIn,
+}
+
+/// A usable certificate, and whether it was just issued.
+#[derive(Debug, Clone)]
+pub struct Ensured {
+    pub cert: Certificate,
+    pub renewed: bool,
+    /// When it was received (Unix seconds).
+    pub received: u64,
+}
+
+/// Keeps the session's certificate valid.
+#[derive(Clone)]
+pub struct CertKeeper {
+    session: Session,
+    files: CertFiles,
+    policy: RenewalPolicy,
+    ca_keys: Vec<PublicKey>,
+    events: broadcast::Sender<Event>,
+    last_activity: Arc<AtomicU64>,
+}
+
+#[derive(serde::Deserialize)]
+struct CertResponse {
+    certificate: String,
+}
+
+impl CertKeeper {
+    pub fn new(session: Session, policy: RenewalPolicy) -> CertKeeper {
+        let ca_keys = session
+            .profile
+            .ssh_ca_keys
+            .iter()
+            .filter_map(|k| PublicKey::from_openssh(k).ok())
+            .collect();
+        let files = CertFiles::new(session.session_dir());
+        let (events, _) = broadcast::channel(64);
+        CertKeeper {
+            session,
+            files,
+            policy,
+            ca_keys,
+            events,
+            last_activity: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn files(&self) -> &CertFiles {
+        &self.files
+    }
+
+    pub fn policy(&self) -> &RenewalPolicy {
+        &self.policy
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Publishes an event to every subscriber.
+    pub fn emit(&self, e: Event) {
+        info!(event = ?e, "session event");
+        let _ = self.events.send(e);
+    }
+
+    /// Marks the session as in use (a command ran, a connection was opened), for this process
+    /// and, through the shared record, for every other.
+    pub fn touch(&self) {
+        let now = self.session.clock().unix();
+        self.last_activity.store(now, Ordering::Relaxed);
+        crate::activity::touch(&self.session.session_dir(), now);
+    }
+
+    /// The last activity of any Tether process of this profile, when one was recorded.
+    pub fn last_activity(&self) -> Option<u64> {
+        let here = self.last_activity.load(Ordering::Relaxed);
+        let shared = crate::activity::last(&self.session.session_dir()).unwrap_or(0);
+        Some(here.max(shared)).filter(|t| *t > 0)
+    }
+
+    /// A usable certificate: the stored one if it passes the rules, else a new one. `new`
+    /// asks for a new certificate and a new key regardless.
+    pub async fn ensure(&self, new: bool) -> Result<Ensured, CertError> {
+        let ensured = self.obtain(new, new).await?;
+        if ensured.renewed {
+            self.emit(renewed(&ensured.cert));
+        }
+        Ok(ensured)
+    }
+
+    async fn obtain(&self, force_cert: bool, force_key: bool) -> Result<Ensured, CertError> {
+        let token = self.session.access_token().await?;
+        let claims =
+            Claims::from_jwt(token.expose()).map_err(|e| CertError::Protocol(e.to_string()))?;
+        let files = self.files.clone();
+        create_private_dir(&files.dir)?;
+        let lock_path = files.lock();
+        let _lock = tokio::task::spawn_blocking(move || FileLock::acquire(&lock_path))
+            .await
+            .map_err(|e| CertError::Protocol(e.to_string()))??;
+        let stored_key = self.files.read_key()?;
+        if !force_cert {
+            if let (Some((key, _)), Some(cert)) = (&stored_key, self.files.read_certificate()) {
+                let received = self.files.received_at();
+                if check(
+                    &cert,
+                    &self.expectations(key.public_key(), &claims, received),
+                )
+                .is_ok()
+                {
+                    return Ok(Ensured {
+                        cert,
+                        renewed: false,
+                        received: received.unwrap_or_else(|| self.session.clock().unix()),
+                    });
+                }
+            }
+        }
+        let key: PrivateKey = match stored_key {
+            Some((key, true)) if !force_key => key,
+            _ => new_key()?,
+        };
+        let cert = self.request(&token, key.public_key()).await?;
+        let received = self.session.clock().unix();
+        check(
+            &cert,
+            &self.expectations(key.public_key(), &claims, Some(received)),
+        )?;
+        self.files.write(&key, &cert)?;
+        info!(valid_before = cert.valid_before(), "new SSH certificate");
+        Ok(Ensured {
+            cert,
+            renewed: true,
+            received,
+        })
+    }
+
+    fn expectations<'a>(
+        &'a self,
+        key: &'a PublicKey,
+        claims: &'a Claims,
+        received: Option<u64>,
+    ) -> Expectations<'a> {
+        Expectations {
+            key,
+            claims,
+            now: self.session.clock().unix(),
+            margin: self.policy.margin.as_secs(),
+            received,
+            ca_keys: &self.ca_keys,
+        }
+    }
+
+    async fn request(
+        &self,
+        token: &Sensitive<String>,
+        key: &PublicKey,
+    ) -> Result<Certificate, CertError> {
+        let url = self
+            .session
+            .profile
+            .auth_url
+            .join("ssh")
+            .map_err(|e| CertError::Protocol(e.to_string()))?;
+        let network = |e: reqwest::Error| CertError::Network {
+            url: url.to_string(),
+            message: e.to_string(),
+        };
+        let public = key
+            .to_openssh()
+            .map_err(|e| CertError::Protocol(e.to_string()))?;
+        let resp = self
+            .session
+            .http()
+            .post(url.clone())
+            .bearer_auth(token.expose())
+            .json(&serde_json::json!({ "key": public }))
+            .send()
+            .await
+            .map_err(network)?;
+        let crate::api::Reply {
+            status,
+            www_authenticate: header,
+            body,
+        } = crate::api::Reply::read(resp).await.map_err(network)?;
+        if !(200..300).contains(&status) {
+            if let Some(s) = crate::api::parse_step_up(header.as_deref(), &body) {
+                return Err(CertError::StepUp(s));
+            }
+            if status == 401 {
+                return Err(CertError::Auth(AuthError::SessionEnded(
+                    "the certifier refused the token".into(),
+                )));
+            }
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "no explanation".to_string());
+            return Err(CertError::Refused { status, message });
+        }
+        let parsed: CertResponse = serde_json::from_slice(&body)
+            .map_err(|e| CertError::Protocol(format!("not JSON with a \"certificate\" ({e})")))?;
+        Certificate::from_openssh(parsed.certificate.trim())
+            .map_err(|e| CertError::Invalid(super::CertProblem::Malformed(e.to_string())))
+    }
+
+    /// How long until the certificate should be renewed.
+    fn renew_in(&self, cert: &Certificate, received: Option<u64>) -> Duration {
+        let now = self.session.clock().unix();
+        let lifetime = lifetime(cert, received) as f64;
+        let renew_at = useful_from(cert, received) + (lifetime * self.policy.renew_at) as u64;
+        let latest = cert
+            .valid_before()
+            .saturating_sub(usable_margin(self.policy.margin.as_secs(), cert, received) + 1);
+        Duration::from_secs(renew_at.min(latest).saturating_sub(now))
+    }
+
+    /// Seconds until the inactivity limit is reached (zero when it has been). Without any
+    /// record of activity the whole limit is left.
+    pub fn idle_left(&self) -> u64 {
+        let now = self.session.clock().unix();
+        let idle = self.last_activity().map_or(0, |t| now.saturating_sub(t));
+        self.policy.inactivity_limit.as_secs().saturating_sub(idle)
+    }
+
+    fn inactive(&self) -> bool {
+        self.idle_left() == 0
+    }
+
+    /// Renews until shutdown, until the session ends, or until the user has been inactive for
+    /// the policy's limit (then the session is signed out here).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Stopped {
+        let mut failures = 0u32;
+        // The first pass takes a usable stored certificate; later passes renew when due.
+        let mut due = false;
+        loop {
+            if self.inactive() {
+                let reason = format!(
+                    "signed out after {} without activity",
+                    human(self.policy.inactivity_limit)
+                );
+                if let Err(e) = self.session.end_locally(&reason).await {
+                    warn!(error = %e, "cannot end the idle session");
+                }
+                self.emit(Event::SignedOut { reason });
+                return Stopped::NoSession;
+            }
+            let wait = match self.obtain(due, false).await {
+                Ok(Ensured {
+                    cert,
+                    renewed: new,
+                    received,
+                }) => {
+                    if new {
+                        self.emit(renewed(&cert));
+                    }
+                    failures = 0;
+                    self.renew_in(&cert, Some(received))
+                        .max(Duration::from_secs(1))
+                }
+                Err(CertError::Auth(AuthError::NotSignedIn)) => return Stopped::NoSession,
+                Err(CertError::Auth(
+                    e @ (AuthError::SessionEnded(_) | AuthError::BadApiToken(_)),
+                )) => {
+                    self.emit(Event::SignedOut {
+                        reason: e.to_string(),
+                    });
+                    return Stopped::NoSession;
+                }
+                Err(e @ CertError::StepUp(_)) => {
+                    self.emit(Event::MfaNeeded {
+                        reason: e.to_string(),
+                    });
+                    return Stopped::NeedsSignIn;
+                }
+                Err(e) => {
+                    warn!(error = %e, "certificate renewal failed");
+                    self.emit(Event::RenewalFailed {
+                        reason: e.to_string(),
+                    });
+                    failures = (failures + 1).min(5);
+                    self.policy.retry * (1 << (failures - 1))
+                }
+            };
+            match self.sleep(wait, &mut shutdown).await {
+                Wake::Shutdown => return Stopped::Shutdown,
+                Wake::Due => due = true,
+                Wake::Look => due = false,
+            }
+        }
+    }
+
+    /// Sleeps until `wait` has passed on the wall clock, the inactivity limit is reached, or
+    /// the wall clock jumped; looks at the wall clock at least every [`LOOK_EVERY`].
+    async fn sleep(&self, wait: Duration, shutdown: &mut watch::Receiver<bool>) -> Wake {
+        let clock = self.session.clock();
+        let due_at = clock.unix() + wait.as_secs();
+        loop {
+            let now = clock.unix();
+            if now >= due_at {
+                return Wake::Due;
+            }
+            let idle_left = self.idle_left();
+            if idle_left == 0 {
+                return Wake::Look;
+            }
+            let nap = Duration::from_secs((due_at - now).min(idle_left)).min(LOOK_EVERY);
+            let (wall, mono) = (clock.unix(), Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = shutdown.wait_for(|s| *s) => return Wake::Shutdown,
+            }
+            let wall_elapsed = clock.unix().abs_diff(wall);
+            if wall_elapsed.abs_diff(mono.elapsed().as_secs()) > 2 {
+                info!(
+                    wall_elapsed,
+                    "the clock jumped (suspend or clock change): looking again"
+                );
+                return Wake::Look;
+            }
+        }
+    }
+}
+
+enum Wake {
+    Shutdown,
+    /// Renewal is due.
+    Due,
+    /// Check the certificate and the inactivity limit again.
+    Look,
+}
+
+fn renewed(cert: &Certificate) -> Event {
+    Event::Renewed {
+        valid_before: cert.valid_before(),
+        has_mfa: cert.extensions().contains_key("has-mfa@platform.sh"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TokenStore;
+    use crate::cert::tests::cert;
+    use crate::context::{ManualClock, Paths};
+    use crate::profile::Profile;
+    use std::path::Path;
+    use std::time::UNIX_EPOCH;
+
+    const T0: u64 = 1_800_000_000;
+
+    fn keeper(clock: &ManualClock, dir: &Path) -> CertKeeper {
+        let session = Session::new(
+            Profile::platformsh(),
+            TokenStore::File {
+                path: dir.join("t.json"),
+            },
+            Paths::under_home(dir, None),
+            Arc::new(clock.clone()),
+            reqwest::Client::new(),
+            None,
+        );
+        CertKeeper::new(
+            session,
+            RenewalPolicy {
+                inactivity_limit: Duration::from_secs(3600),
+                ..RenewalPolicy::default()
+            },
+        )
+    }
+
+    #[test]
+    fn renewal_is_due_at_three_quarters_and_never_inside_the_margin() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        // A one-hour certificate issued now: renew after 45 minutes.
+        assert_eq!(
+            k.renew_in(&cert(T0, T0 + 3600), None),
+            Duration::from_secs(2700)
+        );
+        clock.advance(Duration::from_secs(2000));
+        assert_eq!(
+            k.renew_in(&cert(T0, T0 + 3600), None),
+            Duration::from_secs(700)
+        );
+        // A short certificate is renewed at three quarters, before it enters its margin
+        // (a tenth of its lifetime, 20 s here).
+        assert_eq!(
+            k.renew_in(&cert(T0 + 2000, T0 + 2000 + 200), None),
+            Duration::from_secs(150)
+        );
+        // A certificate of 4 s is usable and renewed after 2 s (margin 1 s, one more to act).
+        assert_eq!(
+            k.renew_in(&cert(T0 + 2000, T0 + 2004), None),
+            Duration::from_secs(2)
+        );
+        // Backdated by a minute (for clocks that lag): judged on the four seconds it had when
+        // it arrived, not on its 64-second window.
+        let now = T0 + 2000;
+        assert_eq!(
+            k.renew_in(&cert(now - 60, now + 4), Some(now)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            crate::cert::usable_margin(120, &cert(now - 60, now + 4), Some(now)),
+            1
+        );
+        // Overdue: now.
+        clock.advance(Duration::from_secs(5000));
+        assert_eq!(k.renew_in(&cert(T0, T0 + 3600), None), Duration::ZERO);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(8 * 3600)), "8 hours");
+        assert_eq!(human(Duration::from_secs(300)), "5 minutes");
+        assert_eq!(human(Duration::from_secs(8)), "8 seconds");
+    }
+
+    #[test]
+    fn inactivity_counts_from_the_last_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        // No record of activity: never idle.
+        clock.advance(Duration::from_secs(5000));
+        assert!(!k.inactive());
+        k.touch();
+        clock.advance(Duration::from_secs(3000));
+        assert!(!k.inactive());
+        k.touch();
+        clock.advance(Duration::from_secs(3599));
+        assert!(!k.inactive());
+        clock.advance(Duration::from_secs(1));
+        assert!(k.inactive());
+    }
+}

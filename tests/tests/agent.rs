@@ -1,0 +1,360 @@
+//! The agent as users run it, `tether agent`, with the real binaries: it keeps plain `ssh`
+//! working across certificate renewals without any tether command in between, open sessions
+//! and forwarded connections survive every renewal, and it signs out after the inactivity
+//! limit. Without an agent, the `Match exec` hook renews an expired certificate before plain
+//! `ssh` and `rsync`. The control socket is private, single and robust against bad clients.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tether_e2e::cli::User;
+use tether_e2e::*;
+use tether_sim::SimOptions;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::UnixStream;
+use tokio::process::{Child, ChildStdout};
+
+const APP_HOST: &str = "jyu7waly36ncj-main-7rqtwti--app@ssh.eu-3.tether.test";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `tether agent ARGS` in the background, once its socket answers.
+async fn start_agent(user: &User, args: &[&str]) -> Result<Child> {
+    let mut all = vec!["agent"];
+    all.extend_from_slice(args);
+    let mut cmd = tokio::process::Command::from(user.tether(&all)?);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("cannot start tether agent")?;
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait()? {
+            bail!("tether agent exited at once ({status})");
+        }
+        if user.run(&["agent:status"], None).await?.status.success() {
+            return Ok(child);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("tether agent did not answer in 10 s")
+}
+
+/// `tether events --format json`, read line by line.
+struct Events {
+    _child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Events {
+    async fn start(user: &User) -> Result<Events> {
+        let mut cmd = tokio::process::Command::from(user.tether(&["events", "--format", "json"])?);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        Ok(Events {
+            _child: child,
+            lines,
+        })
+    }
+
+    async fn next(&mut self, timeout: Duration) -> Result<serde_json::Value> {
+        let line = tokio::time::timeout(timeout, self.lines.next_line())
+            .await
+            .context("no event in time")??
+            .context("tether events ended")?;
+        Ok(serde_json::from_str(&line)?)
+    }
+}
+
+async fn redis_ping(conn: &mut tokio::net::TcpStream) -> Result<String> {
+    conn.write_all(b"PING\r\n").await?;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await??;
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+}
+
+fn serial(user: &User) -> Result<u64> {
+    Ok(tether_core::cert::CertFiles::new(user.session_dir())
+        .read_certificate()
+        .context("no certificate")?
+        .serial())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<()> {
+    let redis = Redis::start()?;
+    let mut options = SimOptions {
+        certificate_lifetime: Duration::from_secs(4),
+        ..SimOptions::default()
+    };
+    options
+        .backends
+        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    user.ok(&["config:ssh", "--write"], None).await?;
+    let _agent = start_agent(&user, &["--inactivity-limit", "30s"]).await?;
+    let mut events = Events::start(&user).await?;
+
+    // A long session and a forwarded connection, both opened with the first certificate.
+    let mut long = user.ssh(APP_HOST);
+    long.arg("for i in $(seq 1 40); do echo tick $i; sleep 0.25; done");
+    let mut long = tokio::process::Command::from(long);
+    long.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut long = long.spawn()?;
+    let mut ticks = BufReader::new(long.stdout.take().context("stdout")?).lines();
+    let (_forward, local) = spawn_on_free_port("ssh -L", Duration::from_secs(15), |local| {
+        let mut forward = user.ssh(APP_HOST);
+        forward
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+            .arg(format!("127.0.0.1:{local}:rediscache.internal:6379"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Ok(forward)
+    })?;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local)).await?;
+    assert_eq!(redis_ping(&mut conn).await?, "+PONG");
+
+    // The agent renews on its own; plain ssh through the written config works after each
+    // renewal, and the connections opened before keep working.
+    let mut serials = vec![serial(&user)?];
+    while serials.len() < 4 {
+        let event = events.next(Duration::from_secs(15)).await?;
+        match event["event"].as_str() {
+            Some("renewed") => {
+                assert!(event["valid_before"].as_u64().is_some(), "{event}");
+                serials.push(serial(&user)?);
+                assert_eq!(redis_ping(&mut conn).await?, "+PONG");
+                let mut plain = user.ssh(APP_HOST);
+                plain.arg("echo plain");
+                let out = run_async(plain).await?;
+                assert_eq!(text(&out.stdout).trim(), "plain", "{}", text(&out.stderr));
+            }
+            _ => bail!("unexpected event while renewing: {event}"),
+        }
+    }
+    serials.dedup();
+    assert!(
+        serials.len() >= 4,
+        "three renewals, each a new certificate: {serials:?}"
+    );
+    let mut last = String::new();
+    while let Some(line) =
+        tokio::time::timeout(Duration::from_secs(20), ticks.next_line()).await??
+    {
+        last = line;
+    }
+    assert_eq!(
+        last, "tick 40",
+        "the long session ran to its end across renewals"
+    );
+    assert!(long.wait().await?.success());
+    assert_eq!(redis_ping(&mut conn).await?, "+PONG");
+
+    // Nobody uses the session any more: after 30 s the agent signs out and says why.
+    let signed_out = loop {
+        let event = events.next(Duration::from_secs(60)).await?;
+        match event["event"].as_str() {
+            Some("renewed") => continue,
+            _ => break event,
+        }
+    };
+    assert_eq!(signed_out["event"], "signed_out", "{signed_out}");
+    assert!(
+        signed_out["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("without activity")),
+        "{signed_out}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
+    assert_eq!(status["session"], "signed_out", "{status}");
+    let out = user.run(&["auth:info"], None).await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("without activity"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result<()> {
+    let sim = demo_sim(SimOptions {
+        certificate_lifetime: Duration::from_secs(4),
+        ..SimOptions::default()
+    })
+    .await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    user.ok(&["config:ssh", "--write"], None).await?;
+
+    // On a fresh certificate the hook says nothing and succeeds.
+    let out = user
+        .run(&["ssh-cert:load", "--refresh-only", "--quiet"], None)
+        .await?;
+    assert!(out.status.success());
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
+
+    for round in 0..2 {
+        let before = serial(&user)?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut ssh = user.ssh(APP_HOST);
+        ssh.arg("echo hooked");
+        let out = run_async(ssh).await?;
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "hooked",
+            "round {round}: {}",
+            text(&out.stderr)
+        );
+        assert_ne!(serial(&user)?, before, "the hook loaded a new certificate");
+    }
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let file = user.home().join("notes.txt");
+    std::fs::write(&file, "synced after expiry\n")?;
+    let mut rsync = std::process::Command::new("rsync");
+    rsync
+        .arg("-a")
+        .arg("-e")
+        .arg(format!(
+            "ssh -F {} -o BatchMode=yes",
+            user.ssh_config().display()
+        ))
+        .arg(&file)
+        .arg(format!("{APP_HOST}:synced.txt"));
+    user.environment(&mut rsync);
+    let out = run_async(rsync).await?;
+    assert!(out.status.success(), "rsync: {}", text(&out.stderr));
+    Ok(())
+}
+
+/// One request line on a fresh connection; the reply line.
+async fn exchange(socket: &Path, request: &[u8], close_after: bool) -> Result<String> {
+    let mut conn = UnixStream::connect(socket).await?;
+    conn.write_all(request).await?;
+    if close_after {
+        conn.shutdown().await?;
+    }
+    let mut lines = BufReader::new(conn).lines();
+    Ok(
+        tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await??
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_is_private_single_and_robust() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let mut first = start_agent(&user, &[]).await?;
+    let dir = user.runtime_dir().join("tether");
+    let socket = dir.join("tether-sim.sock");
+    let mode = |p: &Path| -> Result<u32> { Ok(std::fs::metadata(p)?.permissions().mode() & 0o777) };
+    assert_eq!(mode(&dir)?, 0o700);
+    assert_eq!(mode(&socket)?, 0o600);
+
+    // A second agent for the same profile refuses and names the running one.
+    let out = user.run(&["agent"], None).await?;
+    assert!(!out.status.success());
+    let pid = first.id().context("no pid")?;
+    assert!(
+        text(&out.stderr).contains("already running")
+            && text(&out.stderr).contains(&format!("pid {pid}")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Bad requests get an error reply; the connection (or the agent) goes on serving.
+    let mut conn = BufReader::new(UnixStream::connect(&socket).await?);
+    conn.get_mut()
+        .write_all(b"hello\n{\"v\":1,\"op\":\"status\"}\n")
+        .await?;
+    let mut line = String::new();
+    conn.read_line(&mut line).await?;
+    assert!(line.contains("\"code\":\"protocol\""), "{line}");
+    line.clear();
+    conn.read_line(&mut line).await?;
+    assert!(line.contains("\"reply\":\"status\""), "{line}");
+    let reply = exchange(&socket, b"{\"v\":99,\"op\":\"status\"}\n", false).await?;
+    assert!(reply.contains("protocol 99"), "{reply}");
+    let reply = exchange(&socket, b"{\"v\":1,\"op\":\"stat", true).await?;
+    assert!(reply.contains("ended before its newline"), "{reply}");
+    let reply = exchange(&socket, &vec![b'x'; 100 * 1024], false).await?;
+    assert!(reply.contains("longer than"), "{reply}");
+    let reply = exchange(&socket, b"{\"v\":1,\"op\":\"status\"}\n", false).await?;
+    assert!(reply.contains(&format!("\"pid\":{pid}")), "{reply}");
+
+    // Another user is refused: by the directory's mode, and, were that loosened, by the
+    // agent's own check of the peer's uid.
+    if is_root() {
+        let other = tempfile::Builder::new().prefix("tether-other-").tempdir()?;
+        std::fs::set_permissions(other.path(), std::fs::Permissions::from_mode(0o755))?;
+        let bin = other.path().join("tether");
+        std::fs::copy(tether_e2e::cli::workspace_binary("tether")?, &bin)?;
+        let profile = other.path().join("profile.toml");
+        std::fs::copy(&user.profile, &profile)?;
+        std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o644))?;
+        let as_nobody = || {
+            let mut cmd = std::process::Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&bin)
+                .args(["agent:status", "--profile"])
+                .arg(&profile)
+                .env("HOME", other.path())
+                .env("XDG_RUNTIME_DIR", user.runtime_dir())
+                .env("TETHER_TOKEN_STORE", "file");
+            cmd
+        };
+        let out = run_async(as_nobody()).await?;
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("ermission denied"),
+            "{}",
+            text(&out.stderr)
+        );
+        for p in [user.home(), &user.runtime_dir(), &dir] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o711))?;
+        }
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
+        let out = run_async(as_nobody()).await?;
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("serves only uid 0"),
+            "{}",
+            text(&out.stderr)
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+
+    // A killed agent leaves its socket behind; the next agent replaces it.
+    first.start_kill()?;
+    first.wait().await?;
+    assert!(socket.exists());
+    let second = start_agent(&user, &[]).await?;
+    let reply = exchange(&socket, b"{\"v\":1,\"op\":\"status\"}\n", false).await?;
+    assert!(
+        reply.contains(&format!("\"pid\":{}", second.id().context("no pid")?)),
+        "{reply}"
+    );
+    Ok(())
+}

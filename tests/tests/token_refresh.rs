@@ -1,0 +1,78 @@
+//! Sessions shared by several processes: parallel commands refresh the access token one at a
+//! time (refresh tokens rotate, so a race would sign the user out), and logout revokes.
+//! Renewal by the agent is in `agent.rs`.
+
+use anyhow::{Context, Result};
+use std::time::Duration;
+use tether_e2e::cli::User;
+use tether_e2e::*;
+use tether_sim::SimOptions;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
+    // Access tokens shorter than the refresh margin: every command must refresh. Refresh
+    // tokens rotate and a reused one ends the session, so a race would sign the user out.
+    let sim = demo_sim(SimOptions {
+        access_token_lifetime: Duration::from_secs(30),
+        ..SimOptions::default()
+    })
+    .await?;
+    let user = User::new(&sim.info, false)?;
+    let browser = tether_e2e::webdriver::Chromium::start().await?;
+    let out = user
+        .browser_login(
+            &browser.driver,
+            "alice",
+            ALICE_PASSWORD,
+            Some(ALICE_TOTP),
+            &[],
+        )
+        .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    browser.driver.quit().await?;
+    let stored = || -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            user.session_dir().join("tokens.json"),
+        )?)?)
+    };
+    let before: serde_json::Value =
+        serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
+
+    let runs = (0..6).map(|_| user.run(&["auth:info", "-P", "username"], None));
+    for out in futures::future::join_all(runs).await {
+        let out = out?;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "alice",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let after: serde_json::Value =
+        serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
+    assert_ne!(
+        before["refresh_token"], after["refresh_token"],
+        "the refresh token rotated"
+    );
+
+    // Logout revokes at the platform: the last refresh token no longer works there.
+    user.ok(&["logout"], None).await?;
+    let resp = http()
+        .post(format!("{}/oauth2/token", sim.info.auth_url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                after["refresh_token"].as_str().unwrap_or_default(),
+            ),
+            ("client_id", "tether"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 400);
+    Ok(())
+}
