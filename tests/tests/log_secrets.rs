@@ -2,7 +2,7 @@
 //! sign-out, never shows a secret: not the API token, not an access or refresh token, not the
 //! session's private key.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tether_e2e::cli::User;
 use tether_e2e::*;
 use tether_sim::SimOptions;
@@ -55,9 +55,14 @@ async fn a_full_session_logged_at_trace_level_shows_no_secret() -> Result<()> {
         None,
     )?;
     // The secrets of this session, read from where Tether keeps them.
-    let tokens: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+    let store: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         user.session_dir().join("tokens.json"),
     )?)?;
+    let tokens: serde_json::Value = serde_json::from_str(
+        store["session"]
+            .as_str()
+            .context("no session in the token store")?,
+    )?;
     let key = std::fs::read_to_string(user.session_dir().join("id_ed25519"))?;
     let key_lines: Vec<String> = key
         .lines()
@@ -72,6 +77,8 @@ async fn a_full_session_logged_at_trace_level_shows_no_secret() -> Result<()> {
     );
     let mut secrets = vec![ALICE_TOKEN.to_string()];
     secrets.extend(key_lines);
+    let access = tokens["access_token"].as_str().context("no access token")?;
+    assert!(access.len() > 100, "a JWT: {access}");
     for field in ["access_token", "refresh_token"] {
         if let Some(t) = tokens.get(field).and_then(|v| v.as_str()) {
             secrets.push(t.to_string());

@@ -107,7 +107,15 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
     let mut retried = false;
     loop {
         let argv = ctx.access.ssh_argv(&url, command.as_deref(), false);
-        let (code, stderr) = run_ssh(ctx, &argv).await?;
+        let span = tracing::info_span!(
+            "ssh_connection",
+            project = %project,
+            environment = %env.id,
+            address = %url,
+            retried
+        );
+        let (code, stderr) = tracing::Instrument::instrument(run_ssh(ctx, &argv), span).await?;
+        tracing::info!(code, "ssh ended");
         if code == 0 {
             return Ok(());
         }
