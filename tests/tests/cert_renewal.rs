@@ -61,7 +61,12 @@ async fn renewals_keep_open_connections_and_inactivity_ends_the_session() -> Res
     };
     let keeper = CertKeeper::new(session, policy);
     let first = keeper.ensure(false).await?;
-    openssh::write_session_files(&profile, keeper.files(), &SshFiles::new(&paths, &profile))?;
+    openssh::write_session_files(
+        &profile,
+        keeper.files(),
+        &SshFiles::new(&paths, &profile),
+        None,
+    )?;
     let mut events = keeper.subscribe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(keeper.clone().run(stopped));

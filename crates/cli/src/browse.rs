@@ -368,6 +368,7 @@ pub async fn load_certificate(ctx: &Ctx) -> Result<CertKeeper> {
         &ctx.profile,
         keeper.files(),
         &SshFiles::new(&ctx.paths, &ctx.profile),
+        None,
     )?;
     Ok(keeper)
 }

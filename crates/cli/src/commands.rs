@@ -534,7 +534,7 @@ async fn cert_load(ctx: &Ctx, new: bool) -> Result<CertInfo> {
     progress(ctx.format, "Loading an SSH certificate…");
     let ensured = keeper.ensure(new).await?;
     let files = SshFiles::new(&ctx.paths, &ctx.profile);
-    openssh::write_session_files(&ctx.profile, keeper.files(), &files)?;
+    openssh::write_session_files(&ctx.profile, keeper.files(), &files, None)?;
     let info = CertInfo::of(&ensured.cert, &keeper.files().certificate());
     progress(
         ctx.format,
