@@ -218,22 +218,6 @@ async fn resolve(
                     }
                 }
             }
-            Err(CatalogError::Resolve(ResolveError::ChooseInstance { app, available })) => {
-                let options: Vec<(String, String)> = available
-                    .iter()
-                    .map(|i| (format!("instance {i}"), i.clone()))
-                    .collect();
-                match choose("an instance", &options)? {
-                    Some(i) => selection.instance = Some(i),
-                    None => {
-                        return Err(CatalogError::Resolve(ResolveError::ChooseInstance {
-                            app,
-                            available,
-                        })
-                        .into())
-                    }
-                }
-            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -294,7 +278,7 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
     let project = pick_project(&cat, req.project.clone()).await?;
     let env = pick_environment(&cat, &project, req.environment.clone()).await?;
     if req.all {
-        let urls = all_urls(&env)?;
+        let urls = all_urls(&env, &ctx.profile)?;
         let map: serde_json::Map<String, serde_json::Value> = urls
             .iter()
             .map(|(k, u)| (k.clone(), json!(u.to_string())))
