@@ -17,7 +17,7 @@ use base64::Engine;
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::{PrivateKey, PublicKey};
-use tether_core::auth::{AuthError, LoginRequest, PendingLogin};
+use tether_core::auth::{LoginRequest, PendingLogin};
 use tether_core::Profile;
 use tether_e2e::cli::User;
 use tether_e2e::*;
@@ -52,15 +52,21 @@ async fn sign_in_callbacks_that_must_be_refused() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
     let profile = sim_profile(&sim.info)?;
 
-    // A callback whose state is not ours ends the sign-in.
+    // A callback whose state is not ours is refused with a page saying so, and ignored: the
+    // sign-in keeps waiting for its own callback, which then succeeds.
     let pending = PendingLogin::start(&profile, &LoginRequest::default()).await?;
-    let redirect = pending.redirect_uri().to_string();
+    let (redirect, state) = (pending.redirect_uri().to_string(), state_of(&pending));
     let waiting = tokio::spawn(pending.wait_for_code(Duration::from_secs(20)));
     let resp = callback(&redirect, "?code=stolen&state=forged").await?;
     assert_eq!(resp.status().as_u16(), 400);
-    let err = waiting.await?.expect_err("a forged state must be refused");
-    assert!(matches!(err, AuthError::StateMismatch), "{err}");
-    assert!(err.to_string().contains("start the sign-in again"));
+    let page = resp.text().await?;
+    assert!(page.contains("not the one Tether is waiting for"), "{page}");
+    let resp = callback(&redirect, "?error=access_denied&state=forged").await?;
+    assert_eq!(resp.status().as_u16(), 400);
+    let resp = callback(&redirect, &format!("?code=mine&state={state}")).await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let code = waiting.await??;
+    assert_eq!(code.code.expose(), "mine", "the forged code was not taken");
 
     // The user pressed Deny: the platform's error comes through.
     let pending = PendingLogin::start(&profile, &LoginRequest::default()).await?;
@@ -366,5 +372,73 @@ async fn local_files_tether_must_not_break() -> Result<()> {
         "{stderr}"
     );
     assert!(!unwritable.join("sessions").exists());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_file_that_would_inject_ssh_options_is_refused_by_name() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let good = sim.info.profile_toml();
+    let hostname_line = good
+        .lines()
+        .find(|l| l.starts_with("hostname = "))
+        .unwrap_or_default()
+        .to_string();
+    let pwned = user.home().join("pwned");
+    let proxy = format!("ProxyCommand sh -c 'touch {}'", pwned.display());
+    for (field, from, to) in [
+        (
+            "title",
+            "title = \"Local platform (tether-sim)\"".to_string(),
+            format!("title = \"Local platform\\n{proxy}\""),
+        ),
+        (
+            "ssh.hostname",
+            hostname_line.clone(),
+            format!("hostname = \"127.0.0.1\\n  {proxy}\""),
+        ),
+        (
+            "ssh_host_patterns[0]",
+            "ssh_host_patterns = [\"*.tether.test\"]".to_string(),
+            format!("ssh_host_patterns = [\"*.tether.test\\n  {proxy}\"]"),
+        ),
+        (
+            "name",
+            "name = \"tether-sim\"".to_string(),
+            "name = \"../../escaped\"".to_string(),
+        ),
+    ] {
+        let crafted = good.replacen(&from, &to, 1);
+        assert_ne!(crafted, good, "{field}: {from:?} is not in the profile");
+        std::fs::write(&user.profile, &crafted)?;
+        for args in [
+            vec!["config:ssh", "--write"],
+            vec!["ssh-cert:load"],
+            vec!["ssh", "-p", DEMO_PROJECT, "-e", "main", "--", "true"],
+        ] {
+            let mut cmd = user.tether(&args)?;
+            cmd.env("TETHER_SIM_TOKEN", ALICE_TOKEN);
+            let out = run_async(cmd).await?;
+            let stderr = text(&out.stderr);
+            assert!(!out.status.success(), "{field} {args:?}: accepted");
+            assert!(
+                stderr.contains(&format!("the field {field} ")),
+                "{field} {args:?}: {stderr}"
+            );
+            assert!(
+                !user.ssh_config().exists(),
+                "{field} {args:?}: ~/.ssh/config written"
+            );
+            assert!(
+                !user.home().join(".local/share/tether/ssh").exists(),
+                "{field} {args:?}: a session SSH config was written"
+            );
+            assert!(
+                !pwned.exists(),
+                "{field} {args:?}: the injected command ran"
+            );
+        }
+    }
     Ok(())
 }

@@ -178,10 +178,6 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
 
     // Wrong choices say what exists, and what to do.
     for (extra, expected) in [
-        (
-            vec!["-A", "app", "--pipe"],
-            "choose one with --instance: 0, 1, 2",
-        ),
         (vec!["-A", "nope", "--pipe"], "its apps: app"),
         (
             vec!["-A", "app", "--worker", "nope", "--pipe"],
@@ -248,6 +244,74 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
         "{}",
         text(&out.stderr)
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_with_several_instances_is_reached_through_its_own_link() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    // The issue's command: it used to fail with "app app has several instances".
+    let out = user.run(&args(&SHOP, &["--", "true"]), None).await?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let linked = api_link(&sim, DEMO_PROJECT, "main", "pf:ssh:app").await?;
+    let piped = user.ok(&args(&SHOP, &["--pipe"]), None).await?;
+    assert_eq!(piped.trim(), linked.trim_start_matches("ssh://"));
+    let piped = user
+        .ok(&args(&SHOP, &["-A", "app", "--pipe"]), None)
+        .await?;
+    assert_eq!(piped.trim(), linked.trim_start_matches("ssh://"));
+    // It lands on that container, not on a numbered instance.
+    let out = user
+        .ok(&args(&SHOP, &["--", "basename \"$PWD\""]), None)
+        .await?;
+    assert_eq!(out.trim(), "app");
+    // The remote exit status comes through the same way.
+    let out = user.run(&args(&SHOP, &["--", "exit 4"]), None).await?;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    // --instance still picks one, and an unknown one lists those that exist.
+    let out = user
+        .ok(&args(&SHOP, &["-I", "2", "--", "basename \"$PWD\""]), None)
+        .await?;
+    assert_eq!(out.trim(), "app.2");
+    let out = user.run(&args(&SHOP, &["-I", "3", "--pipe"]), None).await?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("app app has no instance \"3\"; its instances: 0, 1, 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_address_outside_the_profiles_hosts_is_refused() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    // The profile now says the platform's gateways are elsewhere than the API's links.
+    let profile = std::fs::read_to_string(&user.profile)?;
+    let moved = profile.replace(
+        "ssh_host_patterns = [\"*.tether.test\"]",
+        "ssh_host_patterns = [\"*.gateways.test\", \"ssh.??.tether.example\"]",
+    );
+    assert_ne!(moved, profile);
+    std::fs::write(&user.profile, moved)?;
+    for extra in [vec!["--pipe"], vec!["--all"], vec!["--", "true"]] {
+        let out = user.run(&args(&SHOP, &extra), None).await?;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "the platform gave an SSH address on host ssh.eu-3.tether.test, which is not one \
+                 of Local platform (tether-sim)'s SSH hosts (*.gateways.test, ssh.??.tether.example)"
+            ),
+            "{extra:?}: {stderr}"
+        );
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{extra:?}: printed an address"
+        );
+    }
     Ok(())
 }
 
@@ -372,9 +436,8 @@ async fn missing_choices_are_asked_for_at_a_terminal() -> Result<()> {
         "{screen}"
     );
     term.type_line("1")?;
-    // One app: no question. Three instances: asked.
-    term.wait_for("Choose an instance:").await?;
-    term.type_line("2")?;
+    // One app: no question. Three instances: no question either, the app's own link is used,
+    // as the official client does.
     let start = Instant::now();
     while !std::fs::read_to_string(&result_file).is_ok_and(|s| s.ends_with('\n')) {
         if start.elapsed() > Duration::from_secs(20) {
@@ -384,7 +447,7 @@ async fn missing_choices_are_asked_for_at_a_terminal() -> Result<()> {
     }
     assert_eq!(
         std::fs::read_to_string(&result_file)?,
-        "jyu7waly36ncj-main-7rqtwti--app--1@ssh.eu-3.tether.test\n"
+        "jyu7waly36ncj-main-7rqtwti--app@ssh.eu-3.tether.test\n"
     );
     Ok(())
 }

@@ -191,13 +191,6 @@ pub async fn address(
                     available.iter().map(|a| (a.clone(), a.clone())).collect();
                 choose("an app", &options)?.map(|a| selection.app = Some(a))
             }
-            ResolveError::ChooseInstance { available, .. } => {
-                let options: Vec<(String, String)> = available
-                    .iter()
-                    .map(|i| (format!("instance {i}"), i.clone()))
-                    .collect();
-                choose("an instance", &options)?.map(|i| selection.instance = Some(i))
-            }
             _ => None,
         };
         if picked.is_none() {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tether_core::access::{Access, StoreKind, Surroundings};
 use tether_core::cert::RenewalPolicy;
+use tether_core::openssh::RefreshHook;
 use tether_core::{Paths, Profile, Sensitive, SystemClock};
 
 use crate::{Cli, Format};
@@ -17,9 +18,6 @@ pub const STORE_ENV: &str = "TETHER_TOKEN_STORE";
 
 pub struct Ctx {
     pub format: Format,
-    /// The `--profile` value as given (a name, or a file made absolute), for the commands that
-    /// Tether writes into files and that must select the same profile later.
-    pub profile_arg: String,
     pub access: Access,
 }
 
@@ -139,10 +137,15 @@ pub fn build_for(cli: &Cli, use_agent: bool) -> Result<Ctx> {
             ..RenewalPolicy::default()
         },
         use_agent,
+        // The profile as given (a name, or a file made absolute), so that the hook selects the
+        // same profile from wherever ssh runs.
+        refresh_hook: std::env::current_exe().ok().map(|program| RefreshHook {
+            program,
+            profile_arg,
+        }),
     });
     Ok(Ctx {
         format: cli.format,
-        profile_arg,
         access,
     })
 }

@@ -17,7 +17,7 @@ use crate::auth::{AuthCode, AuthError, LoginRequest, PendingLogin, Session, Toke
 use crate::catalog::{Catalog, CatalogError};
 use crate::cert::{CertError, CertInfo, CertKeeper, RenewalPolicy};
 use crate::context::{Clock, Paths};
-use crate::openssh::{self, Edit, OpensshError, SshFiles};
+use crate::openssh::{self, Edit, OpensshError, RefreshHook, SshFiles};
 use crate::problem::{Classify, Problem};
 use crate::profile::Profile;
 use crate::secret::Sensitive;
@@ -101,6 +101,9 @@ pub struct Surroundings {
     /// Whether to hand session work (certificates, sign-out) to a running agent. False in
     /// the agent itself.
     pub use_agent: bool,
+    /// The command the session's SSH config runs before each plain `ssh` to renew the
+    /// certificate (the `tether` executable and its profile argument).
+    pub refresh_hook: Option<RefreshHook>,
 }
 
 /// Where tokens are kept.
@@ -220,6 +223,7 @@ pub struct Access {
     ssh_files: SshFiles,
     store_kind: StoreKind,
     use_agent: bool,
+    refresh_hook: Option<RefreshHook>,
 }
 
 impl Access {
@@ -246,6 +250,7 @@ impl Access {
             ssh_files,
             store_kind: s.store,
             use_agent: s.use_agent,
+            refresh_hook: s.refresh_hook,
         }
     }
 
@@ -375,7 +380,12 @@ impl Access {
             };
         }
         let ensured = self.keeper.ensure(new).await?;
-        openssh::write_session_files(&self.profile, self.keeper.files(), &self.ssh_files)?;
+        openssh::write_session_files(
+            &self.profile,
+            self.keeper.files(),
+            &self.ssh_files,
+            self.refresh_hook.as_ref(),
+        )?;
         Ok(Ready {
             certificate: CertInfo::of(&ensured.cert, &self.keeper.files().certificate()),
             renewed: ensured.renewed,
@@ -413,7 +423,7 @@ impl Access {
     ) -> Result<Vec<(String, SshUrl)>, AccessError> {
         self.touch();
         let env = self.catalog.environment(project, environment).await?;
-        Ok(all_urls(&env).map_err(CatalogError::from)?)
+        Ok(all_urls(&env, &self.profile).map_err(CatalogError::from)?)
     }
 
     /// The arguments of the system `ssh` for an address (without the program name): the

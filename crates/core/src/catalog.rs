@@ -205,6 +205,11 @@ impl Catalog {
         let environment = self.environment(project, env).await?;
         resolve::check_running(&environment)?;
         let deployment = self.deployment(project, &environment).await?;
-        Ok(resolve(&environment, deployment.as_ref(), selection)?)
+        Ok(resolve(
+            &environment,
+            deployment.as_ref(),
+            selection,
+            &self.session.profile,
+        )?)
     }
 }

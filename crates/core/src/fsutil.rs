@@ -1,10 +1,13 @@
 //! Writing files the way key material and configuration deserve: atomically (a temporary
-//! file in the same directory, then a rename), with the mode set before any byte is written,
-//! and under an advisory lock when several processes may write at once.
+//! file in the same directory, under a random name and created exclusively so nothing planted
+//! there is written through, then a rename), with the mode set before any byte is written, and
+//! under an advisory lock when several processes may write at once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use rand::RngCore;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
@@ -32,14 +35,23 @@ pub fn create_private_dir(dir: &Path) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Replaces `path` with `contents` atomically; the file has `mode` from its first byte.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
+/// A temporary name next to `path` that another process cannot predict.
+fn temporary_name(dir: &Path, name: &str) -> PathBuf {
+    let mut suffix = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut suffix);
+    let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!(".{name}.tmp-{hex}"))
+}
+
+/// Creates a new temporary file next to `path` with `mode`: the name is random and the file
+/// is created with `O_EXCL`, so a file or link planted under a guessable name is never
+/// written through.
+fn create_temporary(dir: &Path, name: &str, mode: u32) -> std::io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = temporary_name(dir, name);
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -47,7 +59,21 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Write
         }
         #[cfg(not(unix))]
         let _ = mode;
-        let mut file = options.open(&tmp)?;
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+/// Replaces `path` with `contents` atomically; the file has `mode` from its first byte.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let (tmp, mut file) = create_temporary(dir, name, mode).map_err(err(path))?;
+    let result = (|| {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -104,6 +130,26 @@ mod tests {
         }
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = temporary_name(dir.path(), "config");
+        let b = temporary_name(dir.path(), "config");
+        assert_ne!(a, b);
+        assert!(a
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".config.tmp-") && n.len() > ".config.tmp-".len() + 8));
+        // A file planted under the old, pid-based name is left alone.
+        let planted = dir
+            .path()
+            .join(format!(".config.tmp-{}", std::process::id()));
+        std::fs::write(&planted, "planted").unwrap();
+        write_atomic(&dir.path().join("config"), b"mine", 0o600).unwrap();
+        assert_eq!(std::fs::read(&planted).unwrap(), b"planted");
+        assert_eq!(std::fs::read(dir.path().join("config")).unwrap(), b"mine");
     }
 
     #[test]

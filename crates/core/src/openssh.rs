@@ -1,19 +1,39 @@
-//! Wiring the session into the user's OpenSSH: a per-profile config file (certificate,
-//! identity, known hosts, and for local platforms where the gateway really listens), a
-//! known-hosts file with the platform's host keys, and, with the user's consent, a marked block
-//! in `~/.ssh/config` that includes them. Edits are atomic, keep a backup, follow a symlinked
-//! config to its target, and never touch a line outside the block.
+//! Wiring the session into the user's OpenSSH: a per-profile config file (a `Match exec` hook
+//! that renews the certificate before each connection, the certificate and its key offered
+//! first, the user's own default keys after them, known hosts, and for local platforms where
+//! the gateway really listens), a known-hosts file with the platform's host keys, and, with the
+//! user's consent, a marked block in `~/.ssh/config` that includes them. Edits of
+//! `~/.ssh/config` happen under a lock, are atomic, keep a backup of the file as it was before
+//! Tether's first edit, follow a symlinked config to its target, and never touch a line outside
+//! the block.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::cert::CertFiles;
 use crate::context::Paths;
-use crate::fsutil::{create_private_dir, write_atomic, WriteError};
-use crate::profile::Profile;
+use crate::fsutil::{create_private_dir, write_atomic, FileLock, WriteError};
+use crate::profile::{FieldError, Profile};
 
 pub const BLOCK_BEGIN: &str = "# BEGIN: Tether certificate configuration";
 pub const BLOCK_END: &str = "# END: Tether certificate configuration";
+
+/// The lock taken, in the user's OpenSSH directory, around every read-modify-write of
+/// `~/.ssh/config`, so that two Tether processes never lose each other's edit.
+const EDIT_LOCK: &str = "config.tether-lock";
+
+/// The key files OpenSSH tries when no `IdentityFile` is configured, in its order. Naming the
+/// session's key with `IdentityFile` turns these defaults off, so the session config names them
+/// too: a user whose own key is registered with the platform keeps getting in.
+const DEFAULT_IDENTITIES: &[&str] = &[
+    "id_rsa",
+    "id_ecdsa",
+    "id_ecdsa_sk",
+    "id_ed25519",
+    "id_ed25519_sk",
+    "id_xmss",
+    "id_dsa",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpensshError {
@@ -21,12 +41,16 @@ pub enum OpensshError {
     Write(#[from] WriteError),
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("{path} is not UTF-8 text; Tether will not edit it. Add the lines shown by `tether config:ssh` by hand")]
+    #[error("{path} is not UTF-8 text; Tether will not edit it. Add Tether's block to it by hand")]
     NotText { path: PathBuf },
     #[error("{path} has a {found:?} line without its partner; fix or delete the Tether block by hand, then run this again")]
     BrokenBlock { path: PathBuf, found: String },
     #[error("{path} is not a regular file; Tether will not edit it")]
     NotAFile { path: PathBuf },
+    #[error("{0}; Tether will not write it into an SSH configuration")]
+    Profile(#[from] FieldError),
+    #[error("the path {0:?} has a quote, line break or other control character; Tether will not write it into an SSH configuration")]
+    UnsafePath(PathBuf),
 }
 
 /// Where the session's OpenSSH files are.
@@ -36,6 +60,9 @@ pub struct SshFiles {
     pub include_dir: PathBuf,
     pub config: PathBuf,
     pub known_hosts: PathBuf,
+    /// The user's own keys under OpenSSH's default names (`~/.ssh/id_ed25519`…), offered after
+    /// the certificate.
+    pub default_identities: Vec<PathBuf>,
 }
 
 impl SshFiles {
@@ -45,7 +72,57 @@ impl SshFiles {
             config: include_dir.join(format!("{}.config", profile.name)),
             known_hosts: include_dir.join(format!("{}.known_hosts", profile.name)),
             include_dir,
+            default_identities: DEFAULT_IDENTITIES
+                .iter()
+                .map(|n| paths.ssh_dir.join(n))
+                .collect(),
         }
+    }
+}
+
+/// The command the session config runs before each connection to the platform's hosts, so
+/// that plain `ssh`, `scp`, `rsync` and `git` renew the certificate with no agent running:
+/// `<program> --profile <profile_arg> ssh-cert:load --refresh-only --quiet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshHook {
+    /// The `tether` executable.
+    pub program: PathBuf,
+    /// What `--profile` selects this profile with (a built-in name or a profile file's path).
+    pub profile_arg: String,
+}
+
+/// Characters that would end or escape the hook's quoting: OpenSSH's own (double quotes,
+/// backslashes) and the shell's (single quotes); and anything that is no printable text.
+fn unquotable(s: &str) -> bool {
+    s.chars()
+        .any(|c| matches!(c, '\'' | '"' | '\\') || c.is_control())
+}
+
+impl RefreshHook {
+    /// The `exec` command, quoted for the shell OpenSSH runs it with and with `%` doubled
+    /// (OpenSSH expands `%` tokens in it); `None`, with a warning, when a value cannot be
+    /// quoted safely: the session then works until the certificate expires, as without a hook.
+    fn command(&self) -> Option<String> {
+        let Some(program) = self.program.to_str() else {
+            tracing::warn!(program = ?self.program, "the tether executable's path is not UTF-8: plain ssh will not renew the certificate");
+            return None;
+        };
+        for (what, value) in [
+            ("executable path", program),
+            ("profile", &*self.profile_arg),
+        ] {
+            if unquotable(value) {
+                tracing::warn!(%what, value = ?value, "a quote, backslash or control character cannot be written into the SSH config's refresh command: plain ssh will not renew the certificate");
+                return None;
+            }
+        }
+        Some(
+            format!(
+                "'{program}' --profile '{}' ssh-cert:load --refresh-only --quiet",
+                self.profile_arg
+            )
+            .replace('%', "%%"),
+        )
     }
 }
 
@@ -59,17 +136,41 @@ fn ssh_path(p: &Path) -> String {
     }
 }
 
-/// The session's config file for a profile.
-pub fn session_config(profile: &Profile, cert: &CertFiles, files: &SshFiles) -> String {
+/// The session's config file for a profile. With a hook, a `Match host … exec` line comes
+/// first, used only to run the renewal (what it returns does not matter: the `Host` line after
+/// it starts the wiring whatever the command answered). The certificate comes before any other
+/// key, since OpenSSH offers `CertificateFile` certificates first; the user's default keys
+/// follow, so a user whose own key is registered still gets in without a valid certificate.
+pub fn session_config(
+    profile: &Profile,
+    cert: &CertFiles,
+    files: &SshFiles,
+    hook: Option<&RefreshHook>,
+) -> String {
+    let title: String = profile
+        .title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let mut out = format!(
         "# Written by Tether for {title}: the SSH certificate of your session.\n\
-         # Tether rewrites this file; changes here are lost.\n\
-         Host {hosts}\n  CertificateFile {cert}\n  IdentityFile {key}\n  IdentitiesOnly yes\n",
-        title = profile.title,
+         # Tether rewrites this file; changes here are lost.\n"
+    );
+    if let Some(command) = hook.and_then(RefreshHook::command) {
+        out.push_str(&format!(
+            "Match host \"{}\" exec \"{command}\"\n",
+            profile.ssh_host_patterns.join(",")
+        ));
+    }
+    out.push_str(&format!(
+        "Host {hosts}\n  CertificateFile {cert}\n  IdentityFile {key}\n",
         hosts = profile.ssh_host_patterns.join(" "),
         cert = ssh_path(&cert.certificate()),
         key = ssh_path(&cert.key()),
-    );
+    ));
+    for identity in &files.default_identities {
+        out.push_str(&format!("  IdentityFile {}\n", ssh_path(identity)));
+    }
     if let Some(ssh) = &profile.ssh {
         out.push_str(&format!(
             "  HostName {}\n  Port {}\n",
@@ -110,16 +211,26 @@ pub fn known_hosts(profile: &Profile) -> String {
         .collect()
 }
 
-/// Writes the session's config and known-hosts files.
+/// Writes the session's config and known-hosts files, once every value that goes into them
+/// is known to be safe there.
 pub fn write_session_files(
     profile: &Profile,
     cert: &CertFiles,
     files: &SshFiles,
+    hook: Option<&RefreshHook>,
 ) -> Result<(), OpensshError> {
+    profile.validate()?;
+    let written = [cert.certificate(), cert.key(), files.known_hosts.clone()];
+    if let Some(bad) = written.iter().chain(&files.default_identities).find(|p| {
+        p.to_str()
+            .is_none_or(|s| s.contains('"') || s.chars().any(char::is_control))
+    }) {
+        return Err(OpensshError::UnsafePath(bad.clone()));
+    }
     create_private_dir(&files.include_dir)?;
     write_atomic(
         &files.config,
-        session_config(profile, cert, files).as_bytes(),
+        session_config(profile, cert, files, hook).as_bytes(),
         0o600,
     )?;
     if has_host_keys(profile) {
@@ -260,8 +371,21 @@ pub enum Edit {
     },
 }
 
-fn commit(path: &Path, before: Option<&str>, after: &str) -> Result<Edit, OpensshError> {
-    if before == Some(after) {
+/// The backup of `~/.ssh/config` (or of what it links to), next to it.
+fn backup_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        "{}.tether-backup",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config")
+    ))
+}
+
+/// Writes `after` over `before`. The backup keeps the file as it was before Tether's first
+/// edit: it is written only when none exists yet and the file has no Tether block, so later
+/// edits never replace the user's own version with one of Tether's.
+fn commit(path: &Path, before: Option<&Parsed>, after: &str) -> Result<Edit, OpensshError> {
+    if before.map(|p| p.text.as_str()) == Some(after) {
         return Ok(Edit::Unchanged);
     }
     let mode = if before.is_some() {
@@ -269,24 +393,24 @@ fn commit(path: &Path, before: Option<&str>, after: &str) -> Result<Edit, Openss
     } else {
         0o600
     };
-    let backup = match before {
-        Some(old) => {
-            let b = path.with_file_name(format!(
-                "{}.tether-backup",
-                path.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("config")
-            ));
-            write_atomic(&b, old.as_bytes(), 0o600)?;
-            Some(b)
+    let backup = backup_path(path);
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if let Some(old) = before.filter(|b| b.block.is_none()) {
+        if !exists(&backup) {
+            write_atomic(&backup, old.text.as_bytes(), 0o600)?;
         }
-        None => None,
-    };
+    }
+    let backup = exists(&backup).then_some(backup);
     write_atomic(path, after.as_bytes(), mode)?;
     Ok(Edit::Written {
         path: path.to_path_buf(),
         backup,
     })
+}
+
+/// Holds the edit lock of `~/.ssh/config` (in the user's OpenSSH directory, which exists).
+fn edit_lock(paths: &Paths) -> Result<FileLock, OpensshError> {
+    Ok(FileLock::acquire(&paths.ssh_dir.join(EDIT_LOCK))?)
 }
 
 /// Adds or updates the marked block at the top of `~/.ssh/config`, covering `patterns` and
@@ -299,9 +423,11 @@ pub fn install_block(
     if !paths.ssh_dir.exists() {
         create_private_dir(&paths.ssh_dir)?;
     }
+    let _lock = edit_lock(paths)?;
     let path = target(&paths.ssh_config())?;
     let before = read(&path)?;
-    let parsed = parse(&path, before.clone().unwrap_or_default())?;
+    let existed = before.is_some();
+    let parsed = parse(&path, before.unwrap_or_default())?;
     let mut all = parsed.patterns.clone();
     all.extend(patterns.iter().cloned());
     let new_block = block(&all, files).replace('\n', parsed.newline);
@@ -315,28 +441,30 @@ pub fn install_block(
         None if parsed.text.is_empty() => new_block,
         None => format!("{new_block}{}{}", parsed.newline, parsed.text),
     };
-    commit(&path, before.as_deref(), &after)
+    commit(&path, existed.then_some(&parsed), &after)
 }
 
 /// Removes the marked block, leaving every other line as it was.
 pub fn remove_block(paths: &Paths) -> Result<Edit, OpensshError> {
+    if !paths.ssh_dir.is_dir() {
+        return Ok(Edit::Unchanged);
+    }
+    let _lock = edit_lock(paths)?;
     let path = target(&paths.ssh_config())?;
     let Some(before) = read(&path)? else {
         return Ok(Edit::Unchanged);
     };
-    let parsed = parse(&path, before.clone())?;
+    let parsed = parse(&path, before)?;
     let Some((start, end)) = parsed.block else {
         return Ok(Edit::Unchanged);
     };
-    let mut rest = parsed.text[end..].to_string();
+    let mut rest = &parsed.text[end..];
     // Drop the blank line install_block put after the block.
     if start == 0 {
-        if let Some(stripped) = rest.strip_prefix(parsed.newline) {
-            rest = stripped.to_string();
-        }
+        rest = rest.strip_prefix(parsed.newline).unwrap_or(rest);
     }
     let after = format!("{}{}", &parsed.text[..start], rest);
-    commit(&path, Some(&before), &after)
+    commit(&path, Some(&parsed), &after)
 }
 
 /// Whether `~/.ssh/config` has the block.
@@ -491,7 +619,7 @@ mod tests {
         });
         let files = SshFiles::new(&paths, &p);
         let cert = CertFiles::new(paths.session_dir(&p));
-        let text = session_config(&p, &cert, &files);
+        let text = session_config(&p, &cert, &files, None);
         assert!(text.contains("Host *.platform.sh\n"));
         assert!(text.contains("CertificateFile ") && text.contains("id_ed25519-cert.pub"));
         assert!(text.contains("HostName 127.0.0.1\n  Port 2222\n"));
@@ -500,5 +628,330 @@ mod tests {
             known_hosts(&p),
             "*.platform.sh,[127.0.0.1]:2222 ssh-ed25519 AAAAkey\n"
         );
+    }
+
+    #[test]
+    fn the_certificate_comes_first_and_the_users_default_keys_follow_without_identities_only() {
+        let (_home, paths, files) = fixture();
+        let p = Profile::platformsh();
+        let cert = CertFiles::new(paths.session_dir(&p));
+        let text = session_config(&p, &cert, &files, None);
+        assert!(!text.contains("IdentitiesOnly"), "{text}");
+        let identities: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("IdentityFile "))
+            .collect();
+        assert_eq!(identities[0], cert.key().display().to_string());
+        let own = paths.ssh_dir.join("id_ed25519").display().to_string();
+        assert!(identities[1..].contains(&own.as_str()), "{text}");
+        assert!(
+            text.find("CertificateFile").unwrap() < text.find("IdentityFile").unwrap(),
+            "{text}"
+        );
+    }
+
+    fn hook(program: &str, profile_arg: &str) -> RefreshHook {
+        RefreshHook {
+            program: PathBuf::from(program),
+            profile_arg: profile_arg.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_refresh_hook_comes_before_the_host_block_quoted_with_percent_doubled() {
+        let (_home, paths, files) = fixture();
+        let mut p = Profile::platformsh();
+        p.ssh_host_patterns = vec!["*.platform.sh".into(), "*.pf.test".into()];
+        let cert = CertFiles::new(paths.session_dir(&p));
+        let h = hook("/opt/my tether/bin/tether", "/home/u/100% sim.toml");
+        let text = session_config(&p, &cert, &files, Some(&h));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with('#') && lines[1].starts_with('#'),
+            "{text}"
+        );
+        assert_eq!(
+            lines[2],
+            "Match host \"*.platform.sh,*.pf.test\" exec \"'/opt/my tether/bin/tether' --profile '/home/u/100%% sim.toml' ssh-cert:load --refresh-only --quiet\""
+        );
+        assert_eq!(lines[3], "Host *.platform.sh *.pf.test");
+    }
+
+    #[test]
+    fn a_hook_value_that_cannot_be_quoted_writes_no_hook_at_all() {
+        let (_home, paths, files) = fixture();
+        let p = Profile::platformsh();
+        let cert = CertFiles::new(paths.session_dir(&p));
+        for h in [
+            hook("/opt/it's/tether", "platformsh"),
+            hook("/opt/tether", "x\" exec \"touch /tmp/pwned"),
+            hook("/opt/tether", "a\nProxyCommand x"),
+            hook("/opt/tether", "a\\'b"),
+            hook("/opt/te\u{1b}ther", "platformsh"),
+        ] {
+            let text = session_config(&p, &cert, &files, Some(&h));
+            assert!(!text.contains("Match"), "{h:?}: {text}");
+            assert!(!text.contains("ProxyCommand"), "{h:?}: {text}");
+            assert!(
+                text.contains("Host *.platform.sh\n  CertificateFile "),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_profile_writes_no_session_files() {
+        let (_home, paths, _) = fixture();
+        let mut p = Profile::platformsh();
+        p.title = "Evil\nHost *\n  ProxyCommand touch /tmp/pwned".into();
+        let files = SshFiles::new(&paths, &p);
+        let cert = CertFiles::new(paths.session_dir(&p));
+        let err = write_session_files(&p, &cert, &files, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the field title "), "{err}");
+        assert!(!files.config.exists());
+        // Even unchecked, the title cannot leave its comment line.
+        let text = session_config(&p, &cert, &files, None);
+        assert!(
+            text.lines().all(|l| !l.starts_with("  ProxyCommand")),
+            "{text}"
+        );
+    }
+
+    /// Runs the real `ssh -G` (which evaluates the config, `Match exec` included) for `host`.
+    fn ssh_g(config: &Path, host: &str) -> String {
+        let out = std::process::Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(config)
+            .arg(host)
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .expect("OpenSSH's ssh is installed (make test installs it)");
+        assert!(
+            out.status.success(),
+            "ssh -G {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn openssh_parses_the_session_config_runs_the_hook_and_applies_the_host_block() {
+        use std::os::unix::fs::PermissionsExt;
+        let (home, paths, _) = fixture();
+        let mut p = Profile::platformsh();
+        p.ssh_host_patterns = vec!["*.platform.sh".into(), "*.pf.test".into()];
+        p.ssh = Some(crate::profile::SshEndpoint {
+            hostname: "127.0.0.1".into(),
+            port: 2222,
+            host_keys: vec![
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+                    .into(),
+            ],
+        });
+        let files = SshFiles::new(&paths, &p);
+        let cert = CertFiles::new(paths.session_dir(&p));
+        // A stand-in for tether that records how it was called, then fails: the Host block
+        // must apply whatever the hook answers.
+        let bin = home.path().join("bin dir");
+        std::fs::create_dir_all(&bin).unwrap();
+        let program = bin.join("tether");
+        let record = home.path().join("calls");
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nprintf '%s|' \"$@\" >> '{}'\necho >> '{}'\nexit 1\n",
+                record.display(),
+                record.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let h = RefreshHook {
+            program,
+            profile_arg: "50%off $HOME `id`".into(),
+        };
+        write_session_files(&p, &cert, &files, Some(&h)).unwrap();
+
+        let g = ssh_g(&files.config, "app.pf.test");
+        assert!(
+            g.lines()
+                .any(|l| l == format!("certificatefile {}", cert.certificate().display())),
+            "{g}"
+        );
+        let first_identity = g.lines().find(|l| l.starts_with("identityfile ")).unwrap();
+        assert_eq!(
+            first_identity,
+            format!("identityfile {}", cert.key().display())
+        );
+        assert!(g.lines().any(|l| l == "hostname 127.0.0.1"), "{g}");
+        assert!(g.lines().any(|l| l == "port 2222"), "{g}");
+        let calls = std::fs::read_to_string(&record).unwrap();
+        assert_eq!(
+            calls.lines().next(),
+            Some("--profile|50%off $HOME `id`|ssh-cert:load|--refresh-only|--quiet|"),
+            "the hook ran with its arguments intact: {calls}"
+        );
+
+        // Other hosts get neither the hook nor the certificate.
+        std::fs::remove_file(&record).unwrap();
+        let g = ssh_g(&files.config, "github.com");
+        assert!(!g.contains("certificatefile"), "{g}");
+        assert!(!record.exists(), "the hook ran for another host");
+    }
+
+    #[test]
+    fn the_backup_keeps_the_file_from_before_tethers_first_edit() {
+        let (_home, paths, files) = fixture();
+        std::fs::create_dir_all(&paths.ssh_dir).unwrap();
+        let original = "Host mine\n  User me\n";
+        std::fs::write(paths.ssh_config(), original).unwrap();
+        let backup = paths.ssh_dir.join("config.tether-backup");
+        install_block(&paths, &files, &patterns()).unwrap();
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
+        // Later edits, with or without the block, leave the first backup alone.
+        install_block(&paths, &files, &["*.upsun.com".to_string()]).unwrap();
+        remove_block(&paths).unwrap();
+        std::fs::write(paths.ssh_config(), "Host changed\n").unwrap();
+        let edit = install_block(&paths, &files, &patterns()).unwrap();
+        assert_eq!(
+            edit,
+            Edit::Written {
+                path: paths.ssh_config(),
+                backup: Some(backup.clone())
+            }
+        );
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
+        // No temporary file is left in ~/.ssh.
+        let names: Vec<String> = std::fs::read_dir(&paths.ssh_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn a_config_created_by_tether_gets_no_backup_of_tethers_own_block() {
+        let (_home, paths, files) = fixture();
+        install_block(&paths, &files, &patterns()).unwrap();
+        let edit = install_block(&paths, &files, &["*.upsun.com".to_string()]).unwrap();
+        assert!(
+            matches!(edit, Edit::Written { backup: None, .. }),
+            "{edit:?}"
+        );
+        assert!(!paths.ssh_dir.join("config.tether-backup").exists());
+    }
+
+    #[test]
+    fn edits_wait_for_the_lock_and_concurrent_edits_are_all_kept() {
+        let (_home, paths, files) = fixture();
+        std::fs::create_dir_all(&paths.ssh_dir).unwrap();
+        std::fs::write(paths.ssh_config(), "Host mine\n").unwrap();
+        let held = FileLock::acquire(&paths.ssh_dir.join(EDIT_LOCK)).unwrap();
+        let waiting = {
+            let (paths, files) = (paths.clone(), files.clone());
+            std::thread::spawn(move || install_block(&paths, &files, &patterns()).unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            std::fs::read_to_string(paths.ssh_config()).unwrap(),
+            "Host mine\n",
+            "edited while another edit held the lock"
+        );
+        drop(held);
+        waiting.join().unwrap();
+        assert!(block_installed(&paths));
+
+        let editors: Vec<_> = (0..8)
+            .map(|i| {
+                let (paths, files) = (paths.clone(), files.clone());
+                std::thread::spawn(move || {
+                    install_block(&paths, &files, &[format!("*.p{i}.test")]).unwrap()
+                })
+            })
+            .collect();
+        for e in editors {
+            e.join().unwrap();
+        }
+        let text = std::fs::read_to_string(paths.ssh_config()).unwrap();
+        for i in 0..8 {
+            assert!(
+                text.contains(&format!("*.p{i}.test")),
+                "lost edit {i}: {text}"
+            );
+        }
+        assert!(text.ends_with("Host mine\n"), "{text}");
+    }
+
+    mod roundtrip {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(String::new()),
+                Just("# a comment".to_string()),
+                Just("  # indented comment, ünïcode ✓ 日本".to_string()),
+                Just("Include ~/.ssh/config.d/*".to_string()),
+                Just("Match host *.example.com exec \"test -f /tmp/x\"".to_string()),
+                Just("Match all".to_string()),
+                Just("Host github.com *.platform.sh".to_string()),
+                Just("Host *".to_string()),
+                Just("\tUser git".to_string()),
+                Just("    IdentityFile ~/.ssh/id_ed25519".to_string()),
+                Just("   ".to_string()),
+                Just("# BEGIN: something else".to_string()),
+                "[^\r\n]{0,30}",
+            ]
+            .prop_filter("no Tether marker line", |l| {
+                l.trim() != BLOCK_BEGIN && l.trim() != BLOCK_END
+            })
+        }
+
+        fn config() -> impl Strategy<Value = String> {
+            (
+                prop::collection::vec((line(), any::<bool>()), 0..12),
+                any::<bool>(),
+            )
+                .prop_map(|(lines, final_newline)| {
+                    let n = lines.len();
+                    let mut out = String::new();
+                    for (i, (l, crlf)) in lines.into_iter().enumerate() {
+                        out.push_str(&l);
+                        if i + 1 < n || final_newline {
+                            out.push_str(if crlf { "\r\n" } else { "\n" });
+                        }
+                    }
+                    out
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn install_then_remove_gives_back_the_same_bytes(original in config()) {
+                let (_home, paths, files) = fixture();
+                std::fs::create_dir_all(&paths.ssh_dir).unwrap();
+                std::fs::write(paths.ssh_config(), &original).unwrap();
+                let edit = install_block(&paths, &files, &patterns()).unwrap();
+                prop_assert!(matches!(edit, Edit::Written { .. }), "{:?}", edit);
+                let installed = std::fs::read(paths.ssh_config()).unwrap();
+                prop_assert!(block_installed(&paths));
+                // Installing again changes nothing.
+                prop_assert_eq!(install_block(&paths, &files, &patterns()).unwrap(), Edit::Unchanged);
+                prop_assert_eq!(&std::fs::read(paths.ssh_config()).unwrap(), &installed);
+                remove_block(&paths).unwrap();
+                prop_assert_eq!(std::fs::read(paths.ssh_config()).unwrap(), original.as_bytes());
+                prop_assert_eq!(
+                    std::fs::read(paths.ssh_dir.join("config.tether-backup")).unwrap(),
+                    original.as_bytes()
+                );
+                prop_assert_eq!(remove_block(&paths).unwrap(), Edit::Unchanged);
+            }
+        }
     }
 }

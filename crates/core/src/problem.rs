@@ -127,7 +127,6 @@ impl Classify for AuthError {
             AuthError::Network { .. } => Problem::Unreachable,
             AuthError::NoRedirectPort
             | AuthError::LoginTimedOut(_)
-            | AuthError::StateMismatch
             | AuthError::Denied { .. }
             | AuthError::Refused { .. }
             | AuthError::Protocol(_)
@@ -206,7 +205,9 @@ impl Classify for OpensshError {
         match self {
             OpensshError::NotText { .. }
             | OpensshError::BrokenBlock { .. }
-            | OpensshError::NotAFile { .. } => Problem::Usage,
+            | OpensshError::NotAFile { .. }
+            | OpensshError::Profile(_)
+            | OpensshError::UnsafePath(_) => Problem::Usage,
             OpensshError::Write(_) | OpensshError::Read { .. } => Problem::Other,
         }
     }

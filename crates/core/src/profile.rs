@@ -1,6 +1,11 @@
 //! Vendor profiles: where a platform's API, authorization server and SSH hosts are. Platform.sh
 //! and Upsun are built in (the reference's table); any other platform, such as a local
 //! `tether-sim`, is a profile file (`tether-sim --profile-out` writes one).
+//!
+//! A profile file is input like any other: its values end up in SSH configuration lines,
+//! known-hosts lines and file names, so [`Profile::validate`] refuses, naming the field, any
+//! value that could break out of its place there (a line break in a title would otherwise add
+//! a `ProxyCommand` to the session's SSH config).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +23,88 @@ pub enum ProfileError {
     Invalid { path: PathBuf, message: String },
     #[error("no profile named {0:?}: use platformsh, upsun, or the path of a profile file")]
     Unknown(String),
+}
+
+/// A profile value that cannot be used safely, with the field it came from (as named in a
+/// profile file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the field {field} {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn field_error(field: impl Into<String>, problem: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Refuses line breaks and other control characters, which would start a new line (or worse)
+/// in an SSH config, a known-hosts file or a terminal.
+fn printable(field: &str, value: &str) -> Result<(), FieldError> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        let what = if matches!(c, '\n' | '\r') {
+            "a line break"
+        } else {
+            "a control character"
+        };
+        return Err(field_error(
+            field,
+            format!("contains {what} ({c:?}), which is not allowed: {value:?}"),
+        ));
+    }
+    if value.trim().is_empty() {
+        return Err(field_error(field, "is empty"));
+    }
+    Ok(())
+}
+
+/// Checks that a value is made only of the given characters.
+fn only(
+    field: &str,
+    value: &str,
+    allowed: impl Fn(char) -> bool,
+    described: &str,
+) -> Result<(), FieldError> {
+    printable(field, value)?;
+    match value.chars().find(|c| !allowed(*c)) {
+        Some(c) => Err(field_error(
+            field,
+            format!("has {c:?} in {value:?}: only {described} are allowed"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `data` is the base64 of an OpenSSH key blob of type `kind` (the blob starts with
+/// its own type name).
+fn key_blob_of(kind: &str, data: &str) -> bool {
+    use base64::Engine;
+    let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(data) else {
+        return false;
+    };
+    let Some((len, rest)) = blob.split_first_chunk::<4>() else {
+        return false;
+    };
+    let len = u32::from_be_bytes(*len) as usize;
+    rest.get(..len) == Some(kind.as_bytes())
+}
+
+/// An OpenSSH public key line: `<type> <base64>` and an optional comment.
+fn public_key(field: &str, value: &str) -> Result<(), FieldError> {
+    printable(field, value)?;
+    let mut parts = value.split_whitespace();
+    let kind = parts.next().unwrap_or_default();
+    let data = parts.next().unwrap_or_default();
+    if !key_blob_of(kind, data) {
+        return Err(field_error(
+            field,
+            format!("is not an OpenSSH public key (\"ssh-ed25519 AAAA…\"): {value:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Where a local platform's SSH gateway really listens, when its host names do not resolve.
@@ -100,28 +187,83 @@ impl Profile {
         };
         let profile: Profile =
             toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
-        if profile.name.is_empty()
-            || !profile
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(invalid(format!(
-                "name {:?} must be letters, digits, - and _",
-                profile.name
-            )));
-        }
-        for u in [&profile.api_url, &profile.auth_url] {
-            if !matches!(u.scheme(), "https" | "http") {
-                return Err(invalid(format!("{u} is not an http(s) URL")));
-            }
-        }
-        if profile.ssh_host_patterns.is_empty() {
-            return Err(invalid(
-                "ssh_host_patterns must name at least one host pattern".into(),
+        profile.validate().map_err(|e| invalid(e.to_string()))?;
+        Ok(profile)
+    }
+
+    /// Checks every value that reaches a file name, an SSH config or known-hosts line, or an
+    /// environment lookup; the error names the field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        only(
+            "name",
+            &self.name,
+            name_char,
+            "letters, digits, - and _ (it names files and keyring entries)",
+        )?;
+        if self.name.starts_with('-') || self.name.len() > 64 {
+            return Err(field_error(
+                "name",
+                format!(
+                    "{:?} must not start with - and must be at most 64 characters",
+                    self.name
+                ),
             ));
         }
-        Ok(profile)
+        printable("title", &self.title)?;
+        printable("client_id", &self.client_id)?;
+        only(
+            "token_env_var",
+            &self.token_env_var,
+            |c| c.is_ascii_alphanumeric() || c == '_',
+            "letters, digits and _",
+        )?;
+        if self.token_env_var.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(field_error(
+                "token_env_var",
+                format!("{:?} must not start with a digit", self.token_env_var),
+            ));
+        }
+        for (field, u) in [("api_url", &self.api_url), ("auth_url", &self.auth_url)] {
+            if !matches!(u.scheme(), "https" | "http") {
+                return Err(field_error(field, format!("{u} is not an http(s) URL")));
+            }
+        }
+        if self.ssh_host_patterns.is_empty() {
+            return Err(field_error(
+                "ssh_host_patterns",
+                "must name at least one host pattern",
+            ));
+        }
+        for (i, pattern) in self.ssh_host_patterns.iter().enumerate() {
+            only(
+                &format!("ssh_host_patterns[{i}]"),
+                pattern,
+                |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*' | '?'),
+                "letters, digits, '.', '-', '_' and the wildcards '*' and '?'",
+            )?;
+        }
+        for (i, key) in self.ssh_ca_keys.iter().enumerate() {
+            public_key(&format!("ssh_ca_keys[{i}]"), key)?;
+        }
+        if let Some(ssh) = &self.ssh {
+            only(
+                "ssh.hostname",
+                &ssh.hostname,
+                |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'),
+                "letters, digits, '.', '-', '_' and ':'",
+            )?;
+            if ssh.hostname.starts_with('-') {
+                return Err(field_error(
+                    "ssh.hostname",
+                    format!("{:?} must not start with -", ssh.hostname),
+                ));
+            }
+            for (i, key) in ssh.host_keys.iter().enumerate() {
+                public_key(&format!("ssh.host_keys[{i}]"), key)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn from_file(path: &Path) -> Result<Profile, ProfileError> {
@@ -181,5 +323,135 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing field"), "{err}");
+    }
+
+    const GOOD: &str = "name = \"local\"\ntitle = \"Local\"\napi_url = \"http://127.0.0.1:1\"\n\
+        auth_url = \"http://127.0.0.1:2\"\nclient_id = \"tether\"\ntoken_env_var = \"LOCAL_TOKEN\"\n\
+        ssh_host_patterns = [\"*.local.test\"]\nssh_ca_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ca\"]\n\
+        [ssh]\nhostname = \"127.0.0.1\"\nport = 2222\nhost_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"]\n";
+
+    /// The error for a profile file where `field = "<old>"` became `field = <new>` (TOML).
+    fn refused(old: &str, new: &str) -> String {
+        let text = GOOD.replacen(old, new, 1);
+        assert_ne!(text, GOOD, "{old} is not in the profile");
+        match Profile::from_toml(&text, Path::new("p.toml")) {
+            Ok(p) => panic!("accepted {p:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_profile_file_and_the_builtins_validate() {
+        Profile::from_toml(GOOD, Path::new("p.toml")).unwrap();
+        for p in Profile::builtins() {
+            p.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_line_break_in_any_field_that_reaches_ssh_config_is_refused_by_name() {
+        for (old, new, field) in [
+            (
+                "title = \"Local\"",
+                "title = \"Local\\nProxyCommand sh -c 'touch /tmp/pwned'\"",
+                "title",
+            ),
+            ("name = \"local\"", "name = \"lo\\ncal\"", "name"),
+            (
+                "client_id = \"tether\"",
+                "client_id = \"te\\rther\"",
+                "client_id",
+            ),
+            (
+                "token_env_var = \"LOCAL_TOKEN\"",
+                "token_env_var = \"LOCAL\\nTOKEN\"",
+                "token_env_var",
+            ),
+            (
+                "[\"*.local.test\"]",
+                "[\"*.local.test\\n  ProxyCommand x\"]",
+                "ssh_host_patterns[0]",
+            ),
+            (
+                "[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ca\"]",
+                "[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ca\\u0007\"]",
+                "ssh_ca_keys[0]",
+            ),
+            (
+                "hostname = \"127.0.0.1\"",
+                "hostname = \"127.0.0.1\\n  ProxyCommand x\"",
+                "ssh.hostname",
+            ),
+            (
+                "[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"]",
+                "[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\\n* ssh-ed25519 AAAAevil\"]",
+                "ssh.host_keys[0]",
+            ),
+        ] {
+            let err = refused(old, new);
+            assert!(
+                err.contains(&format!("the field {field} ")),
+                "{field}: {err}"
+            );
+            assert!(
+                err.contains("line break") || err.contains("control character"),
+                "{field}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_that_would_split_or_escape_their_ssh_config_line_are_refused() {
+        for (old, new, field) in [
+            (
+                "[\"*.local.test\"]",
+                "[\"*.local.test host.evil\"]",
+                "ssh_host_patterns[0]",
+            ),
+            (
+                "[\"*.local.test\"]",
+                "[\"*.local.test\\\",*\"]",
+                "ssh_host_patterns[0]",
+            ),
+            ("[\"*.local.test\"]", "[]", "ssh_host_patterns"),
+            (
+                "hostname = \"127.0.0.1\"",
+                "hostname = \"-oProxyCommand=x\"",
+                "ssh.hostname",
+            ),
+            (
+                "hostname = \"127.0.0.1\"",
+                "hostname = \"127.0.0.1 x\"",
+                "ssh.hostname",
+            ),
+            (
+                "[\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"]",
+                "[\"not a key\"]",
+                "ssh.host_keys[0]",
+            ),
+            (
+                "token_env_var = \"LOCAL_TOKEN\"",
+                "token_env_var = \"A=B\"",
+                "token_env_var",
+            ),
+            ("title = \"Local\"", "title = \" \"", "title"),
+        ] {
+            let err = refused(old, new);
+            assert!(
+                err.contains(&format!("the field {field} ")),
+                "{field}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_safe_file_names() {
+        for bad in ["", ".", "..", "../x", "a/b", "a\\\\b", "-x", "a.b", "café"] {
+            let err = refused("name = \"local\"", &format!("name = {bad:?}"));
+            assert!(err.contains("the field name "), "{bad:?}: {err}");
+        }
+        let long = "x".repeat(65);
+        let err = refused("name = \"local\"", &format!("name = {long:?}"));
+        assert!(err.contains("at most 64"), "{err}");
     }
 }

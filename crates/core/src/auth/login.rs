@@ -2,7 +2,9 @@
 //! (the first free port of 5000–5010, which the platform expects) and builds the authorize URL
 //! with PKCE S256 and a random `state`; the shell shows that URL (its own window, the system
 //! browser, or printed); [`PendingLogin::wait_for_code`] accepts exactly one valid callback and
-//! closes the listener.
+//! closes the listener. A callback that carries another `state` (an old tab, another sign-in,
+//! or a page trying to slip its own code in) is answered with an error page and ignored: it
+//! must not end, or stand in for, the sign-in the user is doing.
 
 use std::time::Duration;
 
@@ -109,7 +111,8 @@ impl PendingLogin {
     }
 
     /// Waits for the browser to come back. Requests that are not the callback (a favicon) are
-    /// answered 404 and ignored; a callback with the wrong `state` or an `error` ends the login.
+    /// answered 404 and ignored; a callback with the wrong `state` is answered 400 and ignored,
+    /// so the sign-in keeps waiting for its own; an `error` with the right `state` ends it.
     /// The listener closes when this returns, so a second callback finds nobody.
     pub async fn wait_for_code(self, timeout: Duration) -> Result<AuthCode, AuthError> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -147,14 +150,18 @@ impl PendingLogin {
                 continue;
             }
             if state.as_deref() != Some(self.state.expose().as_str()) {
+                tracing::warn!(
+                    "ignored a sign-in callback whose state is not the pending sign-in's"
+                );
                 respond(
                     &mut sock,
                     400,
-                    "Sign-in refused",
-                    "The answer did not match the sign-in Tether started. Start the sign-in again.",
+                    "Not this sign-in",
+                    "This sign-in link is not the one Tether is waiting for, so Tether ignored it. \
+                     If you are signing in, finish in the window Tether opened.",
                 )
                 .await;
-                return Err(AuthError::StateMismatch);
+                continue;
             }
             if let Some(error) = error {
                 let description = param("error_description").unwrap_or_default();
@@ -222,4 +229,74 @@ async fn respond(sock: &mut TcpStream, status: u16, title: &str, message: &str) 
     );
     let _ = sock.write_all(response.as_bytes()).await;
     let _ = sock.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_of(pending: &PendingLogin) -> String {
+        pending
+            .authorize_url()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A raw HTTP GET to the listener; returns the status code and the body.
+    async fn get(redirect: &str, target: &str) -> (u16, String) {
+        let addr = redirect.trim_start_matches("http://");
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        sock.write_all(
+            format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).await.unwrap();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_callback_with_a_wrong_state_is_refused_and_the_sign_in_keeps_waiting() {
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse("http://127.0.0.1:9/").unwrap();
+        let pending = PendingLogin::start(&profile, &LoginRequest::default())
+            .await
+            .unwrap();
+        let (redirect, state) = (pending.redirect_uri().to_string(), state_of(&pending));
+        let waiting = tokio::spawn(pending.wait_for_code(Duration::from_secs(20)));
+
+        for forged in [
+            "/?code=stolen&state=forged".to_string(),
+            "/?code=stolen".to_string(),
+            "/?error=access_denied&state=forged".to_string(),
+            format!("/?code=stolen&state={state}x"),
+        ] {
+            let (status, body) = get(&redirect, &forged).await;
+            assert_eq!(status, 400, "{forged}");
+            assert!(
+                body.contains("not the one Tether is waiting for") && body.contains("<html"),
+                "{forged}: {body}"
+            );
+            assert!(!waiting.is_finished(), "{forged} ended the sign-in");
+        }
+
+        let (status, body) = get(&redirect, &format!("/?code=the-real-one&state={state}")).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("Signed in"), "{body}");
+        let code = waiting.await.unwrap().unwrap();
+        assert_eq!(code.code.expose(), "the-real-one");
+    }
 }

@@ -38,8 +38,6 @@ pub enum AuthError {
     NoRedirectPort,
     #[error("the sign-in was abandoned: nothing came back within {} s; start it again", .0.as_secs())]
     LoginTimedOut(Duration),
-    #[error("the sign-in answer did not match the request Tether made (wrong state); start the sign-in again")]
-    StateMismatch,
     #[error("the sign-in was refused ({error}){}", reason_suffix(.description))]
     Denied { error: String, description: String },
     #[error("the platform refused the {what}: {error}{}", reason_suffix(.description))]
