@@ -442,3 +442,29 @@ async fn a_profile_file_that_would_inject_ssh_options_is_refused_by_name() -> Re
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_could_steer_a_url_or_a_path_are_refused_at_the_command_line() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    for (flag, value, what) in [
+        ("-p", "../../users/me", "project id"),
+        ("-e", "main/../x", "environment id"),
+        ("-A", "app%2F..", "app name"),
+    ] {
+        let mut args = vec!["ssh", "--pipe", flag, value];
+        if flag != "-p" {
+            args.extend(["-p", "jyu7waly36ncj"]);
+        }
+        let out = user.run(&args, None).await?;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("{what} {value:?} is not valid")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    Ok(())
+}

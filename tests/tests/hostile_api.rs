@@ -246,12 +246,15 @@ async fn listings_are_cached_briefly_and_refreshed_on_demand() -> Result<()> {
     );
     let api = tether_core::api::Api::new(reqwest::Client::new(), profile.api_url.clone());
     let catalog = Catalog::new(session, api, Duration::from_secs(60));
-    catalog.environments("p1").await?;
-    catalog.environments("p1").await?;
-    catalog.environment("p1", "main").await?;
+    let p1 = tether_core::api::ProjectId::parse("p1")?;
+    catalog.environments(&p1).await?;
+    catalog.environments(&p1).await?;
+    catalog
+        .environment(&p1, &tether_core::api::EnvironmentId::parse("main")?)
+        .await?;
     assert_eq!(fake.environment_lists.load(Ordering::SeqCst), 1);
     catalog.refresh().await;
-    catalog.environments("p1").await?;
+    catalog.environments(&p1).await?;
     assert_eq!(fake.environment_lists.load(Ordering::SeqCst), 2);
     Ok(())
 }

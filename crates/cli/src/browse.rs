@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use tether_core::access::AccessError;
-use tether_core::api::{Deployment, Environment};
+use tether_core::api::{AppName, Deployment, Environment, EnvironmentId, ProjectId};
 use tether_core::catalog::{Catalog, CatalogError};
 use tether_core::ssh::resolve::instances;
 use tether_core::ssh::{ResolveError, Selection, SshUrl};
@@ -15,7 +15,7 @@ use crate::context::Ctx;
 use crate::output::print;
 
 /// Asks the person at the terminal to pick one; `None` when nobody is there to ask.
-fn choose(what: &str, options: &[(String, String)]) -> Result<Option<String>> {
+fn choose<T: Clone>(what: &str, options: &[(String, T)]) -> Result<Option<T>> {
     if !std::io::stdin().is_terminal() || options.is_empty() {
         return Ok(None);
     }
@@ -45,12 +45,12 @@ fn choose(what: &str, options: &[(String, String)]) -> Result<Option<String>> {
     }
 }
 
-pub async fn pick_project(cat: &Catalog, given: Option<String>) -> Result<String> {
+pub async fn pick_project(cat: &Catalog, given: Option<ProjectId>) -> Result<ProjectId> {
     if let Some(p) = given {
         return Ok(p);
     }
     let projects = cat.projects().await?;
-    let options: Vec<(String, String)> = projects
+    let options: Vec<(String, ProjectId)> = projects
         .iter()
         .map(|p| {
             (
@@ -73,14 +73,14 @@ pub async fn pick_project(cat: &Catalog, given: Option<String>) -> Result<String
 
 pub async fn pick_environment(
     cat: &Catalog,
-    project: &str,
-    given: Option<String>,
+    project: &ProjectId,
+    given: Option<EnvironmentId>,
 ) -> Result<Environment> {
     if let Some(e) = given {
         return Ok(cat.environment(project, &e).await?);
     }
     let envs = cat.environments(project).await?;
-    let options: Vec<(String, String)> = envs
+    let options: Vec<(String, EnvironmentId)> = envs
         .iter()
         .map(|e| (format!("{} ({}, {})", e.id, e.status, e.kind), e.id.clone()))
         .collect();
@@ -108,7 +108,7 @@ pub async fn projects(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-pub async fn environments(ctx: &Ctx, project: Option<String>) -> Result<()> {
+pub async fn environments(ctx: &Ctx, project: Option<ProjectId>) -> Result<()> {
     let cat = ctx.access.catalog();
     let project = pick_project(cat, project).await?;
     let list = cat.environments(&project).await?;
@@ -130,12 +130,16 @@ pub async fn environments(ctx: &Ctx, project: Option<String>) -> Result<()> {
 
 fn no_deployment(env: &Environment) -> anyhow::Error {
     CatalogError::Resolve(ResolveError::NoDeployment {
-        env: env.id.clone(),
+        env: env.id.to_string(),
     })
     .into()
 }
 
-pub async fn apps(ctx: &Ctx, project: Option<String>, environment: Option<String>) -> Result<()> {
+pub async fn apps(
+    ctx: &Ctx,
+    project: Option<ProjectId>,
+    environment: Option<EnvironmentId>,
+) -> Result<()> {
     let cat = ctx.access.catalog();
     let project = pick_project(cat, project).await?;
     let env = pick_environment(cat, &project, environment).await?;
@@ -171,11 +175,11 @@ pub async fn apps(ctx: &Ctx, project: Option<String>, environment: Option<String
     Ok(())
 }
 
-/// The address of the chosen app, asking for the app or instance when a person is there to
-/// choose and the flags did not say.
+/// The address of the chosen app, asking for the app when a person is there to choose and the
+/// flags did not say.
 pub async fn address(
     ctx: &Ctx,
-    project: &str,
+    project: &ProjectId,
     env: &Environment,
     mut selection: Selection,
 ) -> Result<SshUrl> {
@@ -187,8 +191,10 @@ pub async fn address(
         };
         let picked = match &err {
             ResolveError::ChooseApp { available } => {
-                let options: Vec<(String, String)> =
-                    available.iter().map(|a| (a.clone(), a.clone())).collect();
+                let options: Vec<(String, AppName)> = available
+                    .iter()
+                    .filter_map(|a| Some((a.clone(), AppName::parse(a).ok()?)))
+                    .collect();
                 choose("an app", &options)?.map(|a| selection.app = Some(a))
             }
             _ => None,

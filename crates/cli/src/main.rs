@@ -17,6 +17,7 @@ mod ssh;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tether_core::api::{AppName, EnvironmentId, ProjectId};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -144,15 +145,15 @@ pub enum Command {
     #[command(name = "environments", alias = "environment:list")]
     Environments {
         #[arg(short = 'p', long)]
-        project: Option<String>,
+        project: Option<ProjectId>,
     },
     /// List the apps and workers of an environment's current deployment.
     #[command(name = "apps", alias = "app:list")]
     Apps {
         #[arg(short = 'p', long)]
-        project: Option<String>,
+        project: Option<ProjectId>,
         #[arg(short = 'e', long)]
-        environment: Option<String>,
+        environment: Option<EnvironmentId>,
     },
     /// Run the agent in the foreground: it keeps the certificate fresh while you are active,
     /// signs out after the inactivity limit, and serves tether commands. Logs to stderr and to
@@ -169,17 +170,17 @@ pub enum Command {
     /// Open a shell on an app, or run a command after `--` (its exit status becomes tether's).
     Ssh {
         #[arg(short = 'p', long)]
-        project: Option<String>,
+        project: Option<ProjectId>,
         #[arg(short = 'e', long)]
-        environment: Option<String>,
+        environment: Option<EnvironmentId>,
         #[arg(short = 'A', long)]
-        app: Option<String>,
+        app: Option<AppName>,
         /// An instance of a multi-instance app.
         #[arg(short = 'I', long)]
         instance: Option<String>,
         /// A worker of the app.
         #[arg(long)]
-        worker: Option<String>,
+        worker: Option<AppName>,
         /// Print the SSH address (user@host) and nothing else.
         #[arg(long, conflicts_with_all = ["all", "terminal"])]
         pipe: bool,

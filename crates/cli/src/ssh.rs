@@ -7,7 +7,7 @@ use std::process::Stdio;
 use anyhow::{Context, Result};
 use serde_json::json;
 use tether_core::access::{AccessError, AfterRefusal};
-use tether_core::api::ApiError;
+use tether_core::api::{ApiError, EnvironmentId, ProjectId};
 use tether_core::ssh::terminal::TerminalSettings;
 use tether_core::ssh::{remote_command, Selection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,8 +31,8 @@ impl std::fmt::Display for RemoteExit {
 impl std::error::Error for RemoteExit {}
 
 pub struct SshRequest {
-    pub project: Option<String>,
-    pub environment: Option<String>,
+    pub project: Option<ProjectId>,
+    pub environment: Option<EnvironmentId>,
     pub selection: Selection,
     pub pipe: bool,
     pub all: bool,

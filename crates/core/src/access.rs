@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Api, ApiError, StepUp, User};
+use crate::api::{Api, ApiError, EnvironmentId, ProjectId, StepUp, User};
 use crate::auth::{AuthCode, AuthError, LoginRequest, PendingLogin, Session, TokenStore};
 use crate::catalog::{Catalog, CatalogError};
 use crate::cert::{CertError, CertInfo, CertKeeper, RenewalPolicy};
@@ -404,8 +404,8 @@ impl Access {
     /// The SSH address of an app, instance or worker.
     pub async fn address(
         &self,
-        project: &str,
-        environment: &str,
+        project: &ProjectId,
+        environment: &EnvironmentId,
         selection: &Selection,
     ) -> Result<SshUrl, AccessError> {
         self.touch();
@@ -418,8 +418,8 @@ impl Access {
     /// Every SSH address of an environment, by link name.
     pub async fn addresses(
         &self,
-        project: &str,
-        environment: &str,
+        project: &ProjectId,
+        environment: &EnvironmentId,
     ) -> Result<Vec<(String, SshUrl)>, AccessError> {
         self.touch();
         let env = self.catalog.environment(project, environment).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use crate::api::{Api, ApiError, Deployment, Environment, Project, User};
+use crate::api::{Api, ApiError, Deployment, Environment, EnvironmentId, Project, ProjectId, User};
 use crate::auth::{AuthError, Session};
 use crate::ssh::{resolve, ResolveError, Selection, SshUrl};
 
@@ -30,8 +30,8 @@ struct Cached<T> {
 struct Cache {
     user: Option<Cached<User>>,
     projects: Option<Cached<Vec<Project>>>,
-    environments: HashMap<String, Cached<Vec<Environment>>>,
-    deployments: HashMap<(String, String), Cached<Option<Deployment>>>,
+    environments: HashMap<ProjectId, Cached<Vec<Environment>>>,
+    deployments: HashMap<(ProjectId, EnvironmentId), Cached<Option<Deployment>>>,
 }
 
 pub struct Catalog {
@@ -106,11 +106,11 @@ impl Catalog {
     }
 
     /// A project by id, or an error that lists the user's projects.
-    pub async fn project(&self, id: &str) -> Result<Project, CatalogError> {
+    pub async fn project(&self, id: &ProjectId) -> Result<Project, CatalogError> {
         let projects = self.projects().await?;
         projects
             .iter()
-            .find(|p| p.id == id)
+            .find(|p| p.id == *id)
             .cloned()
             .ok_or_else(|| {
                 ResolveError::ProjectNotFound {
@@ -124,7 +124,10 @@ impl Catalog {
             })
     }
 
-    pub async fn environments(&self, project: &str) -> Result<Vec<Environment>, CatalogError> {
+    pub async fn environments(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Vec<Environment>, CatalogError> {
         if let Some(c) = self
             .cache
             .lock()
@@ -139,7 +142,7 @@ impl Catalog {
         let token = self.session.access_token().await?;
         let envs = self.api.environments(&token, project).await?;
         self.cache.lock().await.environments.insert(
-            project.to_string(),
+            project.clone(),
             Cached {
                 at: self.now(),
                 value: envs.clone(),
@@ -149,16 +152,20 @@ impl Catalog {
     }
 
     /// An environment by id or machine name, or an error that lists them.
-    pub async fn environment(&self, project: &str, id: &str) -> Result<Environment, CatalogError> {
+    pub async fn environment(
+        &self,
+        project: &ProjectId,
+        id: &EnvironmentId,
+    ) -> Result<Environment, CatalogError> {
         let envs = self.environments(project).await?;
         envs.iter()
-            .find(|e| e.id == id || e.machine_name == id)
+            .find(|e| e.id == *id || e.machine_name == id.as_str())
             .cloned()
             .ok_or_else(|| {
                 ResolveError::EnvironmentNotFound {
                     project: project.to_string(),
                     id: id.to_string(),
-                    available: envs.iter().map(|e| e.id.clone()).collect(),
+                    available: envs.iter().map(|e| e.id.to_string()).collect(),
                 }
                 .into()
             })
@@ -166,10 +173,10 @@ impl Catalog {
 
     pub async fn deployment(
         &self,
-        project: &str,
+        project: &ProjectId,
         env: &Environment,
     ) -> Result<Option<Deployment>, CatalogError> {
-        let key = (project.to_string(), env.id.clone());
+        let key = (project.clone(), env.id.clone());
         if let Some(c) = self
             .cache
             .lock()
@@ -198,8 +205,8 @@ impl Catalog {
     /// The SSH URL of a choice.
     pub async fn resolve(
         &self,
-        project: &str,
-        env: &str,
+        project: &ProjectId,
+        env: &EnvironmentId,
         selection: &Selection,
     ) -> Result<SshUrl, CatalogError> {
         let environment = self.environment(project, env).await?;

@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering;
 
-use crate::api::{Deployment, Environment};
+use crate::api::{AppName, Deployment, Environment};
 use crate::profile::Profile;
 
 use super::url::{SshUrl, SshUrlError};
@@ -15,9 +15,9 @@ use super::url::{SshUrl, SshUrlError};
 /// What the user asked for, beyond project and environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
-    pub app: Option<String>,
+    pub app: Option<AppName>,
     pub instance: Option<String>,
-    pub worker: Option<String>,
+    pub worker: Option<AppName>,
 }
 
 fn list(items: &[String]) -> String {
@@ -181,10 +181,10 @@ fn checked(href: &str, profile: &Profile) -> Result<SshUrl, ResolveError> {
 pub fn check_running(env: &Environment) -> Result<(), ResolveError> {
     match env.status.as_str() {
         "paused" => Err(ResolveError::Paused {
-            env: env.id.clone(),
+            env: env.id.to_string(),
         }),
         "inactive" => Err(ResolveError::Inactive {
-            env: env.id.clone(),
+            env: env.id.to_string(),
         }),
         _ => Ok(()),
     }
@@ -199,23 +199,23 @@ pub fn resolve(
 ) -> Result<SshUrl, ResolveError> {
     check_running(env)?;
     let deployment = deployment.ok_or_else(|| ResolveError::NoDeployment {
-        env: env.id.clone(),
+        env: env.id.to_string(),
     })?;
     let apps: Vec<String> = deployment.apps.iter().map(|a| a.name.clone()).collect();
     let workers: Vec<String> = deployment.workers.iter().map(|w| w.name.clone()).collect();
     let app = match (&sel.app, apps.as_slice()) {
-        (Some(a), _) => a.clone(),
+        (Some(a), _) => a.to_string(),
         (None, [only]) => only.clone(),
         (None, _) => return Err(ResolveError::ChooseApp { available: apps }),
     };
     // `--app app--worker` names a worker directly.
     let (app, worker) = match (app.split_once("--"), &sel.worker) {
         (Some((a, w)), None) => (a.to_string(), Some(w.to_string())),
-        _ => (app, sel.worker.clone()),
+        _ => (app, sel.worker.as_ref().map(AppName::to_string)),
     };
     if !apps.contains(&app) {
         return Err(ResolveError::AppNotFound {
-            env: env.id.clone(),
+            env: env.id.to_string(),
             app,
             available: apps,
         });
@@ -265,7 +265,7 @@ pub fn resolve(
         .ssh_links
         .get(&link)
         .ok_or_else(|| ResolveError::NoLink {
-            env: env.id.clone(),
+            env: env.id.to_string(),
             link: link.clone(),
         })?;
     checked(href, profile)
@@ -292,6 +292,7 @@ pub fn all_urls(
 mod tests {
     use super::*;
     use crate::api::App;
+    use crate::api::EnvironmentId;
 
     fn pf() -> Profile {
         Profile::platformsh()
@@ -299,7 +300,7 @@ mod tests {
 
     fn env(status: &str, links: &[(&str, &str)]) -> Environment {
         Environment {
-            id: "main".into(),
+            id: EnvironmentId::parse("main").unwrap(),
             name: "main".into(),
             machine_name: "main-abc".into(),
             status: status.into(),
@@ -348,9 +349,9 @@ mod tests {
 
     fn sel(app: Option<&str>, instance: Option<&str>, worker: Option<&str>) -> Selection {
         Selection {
-            app: app.map(str::to_string),
+            app: app.map(|a| AppName::parse(a).unwrap()),
             instance: instance.map(str::to_string),
-            worker: worker.map(str::to_string),
+            worker: worker.map(|w| AppName::parse(w).unwrap()),
         }
     }
 
