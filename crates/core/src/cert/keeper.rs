@@ -5,11 +5,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ssh_key::{Certificate, PrivateKey, PublicKey};
 use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::files::{new_key, CertFiles};
@@ -385,6 +386,9 @@ impl CertKeeper {
                 _ = tokio::time::sleep(nap) => {}
                 _ = shutdown.wait_for(|s| *s) => return Wake::Shutdown,
             }
+            if clock.unix() >= due_at {
+                return Wake::Due;
+            }
             let wall_elapsed = clock.unix().abs_diff(wall);
             if wall_elapsed.abs_diff(mono.elapsed().as_secs()) > 2 {
                 info!(
@@ -484,6 +488,51 @@ mod tests {
         // Overdue: now.
         clock.advance(Duration::from_secs(5000));
         assert_eq!(k.renew_in(&cert(T0, T0 + 3600), None), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_jump_wakes_the_keeper_within_one_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        k.touch();
+        let (_stop, mut stopped) = watch::channel(false);
+        let sleeper = k.clone();
+        let task =
+            tokio::spawn(
+                async move { sleeper.sleep(Duration::from_secs(2700), &mut stopped).await },
+            );
+        tokio::task::yield_now().await;
+        // The machine sleeps for 50 minutes: the wall clock moves, the timers do not.
+        clock.advance(Duration::from_secs(3000));
+        tokio::time::advance(LOOK_EVERY).await;
+        let woke = tokio::time::timeout(Duration::from_millis(10), task)
+            .await
+            .expect("the keeper looked at the clock")
+            .unwrap();
+        assert!(matches!(woke, Wake::Due));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_jump_before_the_renewal_is_due_makes_the_keeper_look_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        k.touch();
+        let (_stop, mut stopped) = watch::channel(false);
+        let sleeper = k.clone();
+        let task =
+            tokio::spawn(
+                async move { sleeper.sleep(Duration::from_secs(2700), &mut stopped).await },
+            );
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(600));
+        tokio::time::advance(LOOK_EVERY).await;
+        let woke = tokio::time::timeout(Duration::from_millis(10), task)
+            .await
+            .expect("the keeper noticed the jump")
+            .unwrap();
+        assert!(matches!(woke, Wake::Look));
     }
 
     #[test]
