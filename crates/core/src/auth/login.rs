@@ -259,6 +259,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_authorize_url_has_pkce_s256_consent_and_the_step_up_parameters() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse("https://auth.example.test/base/").unwrap();
+        let request = LoginRequest {
+            amr: vec!["mfa".into(), "sso:acme".into()],
+            max_age: Some(300),
+        };
+        let pending = PendingLogin::start(&profile, &request).await.unwrap();
+        let url = pending.authorize_url();
+        assert_eq!(
+            url.as_str().split('?').next(),
+            Some("https://auth.example.test/base/oauth2/authorize")
+        );
+        let q = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        let verifier = pending.verifier.expose();
+        assert!((43..=128).contains(&verifier.len()), "{verifier}");
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        for (k, v) in [
+            ("response_type", "code"),
+            ("client_id", "platform-cli"),
+            ("redirect_uri", pending.redirect_uri()),
+            ("scope", "offline_access"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("prompt", "consent"),
+            ("amr", "mfa sso:acme"),
+            ("max_age", "300"),
+        ] {
+            assert_eq!(q(k).as_deref(), Some(v), "{k}");
+        }
+        assert_eq!(q("state").as_deref(), Some(pending.state.expose().as_str()));
+        assert!(pending.state.expose().len() >= 32);
+
+        // No step-up asked, none sent.
+        drop(pending);
+        let plain = PendingLogin::start(&profile, &LoginRequest::default())
+            .await
+            .unwrap();
+        let names: Vec<String> = plain
+            .authorize_url()
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "amr" || n == "max_age"),
+            "{names:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_callback_with_a_wrong_state_is_refused_and_the_sign_in_keeps_waiting() {
         let mut profile = Profile::platformsh();
         profile.auth_url = Url::parse("http://127.0.0.1:9/").unwrap();

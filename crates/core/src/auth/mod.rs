@@ -604,3 +604,203 @@ pub struct LogoutReport {
     pub revoke_error: Option<String>,
     pub removed_dir: Option<PathBuf>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An authorization server that answers one request with `status`, `content_type` and
+    /// `body`, and hands back the request it got.
+    async fn answering_once(
+        status: &'static str,
+        content_type: &'static str,
+        body: &'static str,
+    ) -> (Authority, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut profile = Profile::platformsh();
+        profile.auth_url =
+            Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = sock.read(&mut chunk).await.unwrap();
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&request).to_string()
+        });
+        (Authority::new(reqwest::Client::new(), profile), server)
+    }
+
+    fn secret(s: &str) -> Sensitive<String> {
+        Sensitive::new(s.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_ends_the_session_with_the_servers_reason() {
+        let (authority, server) = answering_once(
+            "400 Bad Request",
+            "application/json",
+            r#"{"error":"invalid_grant","error_description":"The SSO session has expired."}"#,
+        )
+        .await;
+        let err = authority.refresh(&secret("r-1"), 100).await.unwrap_err();
+        assert!(
+            matches!(&err, AuthError::SessionEnded(d) if d == "The SSO session has expired."),
+            "{err:?}"
+        );
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /oauth2/token "), "{request}");
+        for field in [
+            "grant_type=refresh_token",
+            "refresh_token=r-1",
+            "client_id=platform-cli",
+        ] {
+            assert!(request.contains(field), "{field} missing: {request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_issues_no_new_refresh_token_keeps_the_old_one() {
+        let (authority, _server) = answering_once(
+            "200 OK",
+            "application/json",
+            r#"{"access_token":"a-2","token_type":"bearer","expires_in":300}"#,
+        )
+        .await;
+        let t = authority.refresh(&secret("r-1"), 100).await.unwrap();
+        assert_eq!(t.access.expose(), "a-2");
+        assert_eq!(t.refresh.as_ref().map(|r| r.expose().as_str()), Some("r-1"));
+        assert_eq!(t.expires_at, 400);
+        assert_eq!(t.origin, Origin::Browser);
+    }
+
+    #[tokio::test]
+    async fn the_code_exchange_sends_the_verifier_and_redirect() {
+        let (authority, server) = answering_once(
+            "200 OK",
+            "application/json; charset=utf-8",
+            r#"{"access_token":"a-1","token_type":"Bearer","refresh_token":"r-1"}"#,
+        )
+        .await;
+        let code = AuthCode {
+            code: secret("the-code"),
+            verifier: secret("v".repeat(43).as_str()),
+            redirect_uri: "http://127.0.0.1:5003".into(),
+        };
+        let t = authority.exchange_code(code, 100).await.unwrap();
+        assert_eq!(t.refresh.as_ref().map(|r| r.expose().as_str()), Some("r-1"));
+        assert_eq!(t.expires_at, 100 + DEFAULT_ACCESS_LIFETIME);
+        let request = server.await.unwrap();
+        for field in [
+            "grant_type=authorization_code",
+            "code=the-code",
+            &format!("code_verifier={}", "v".repeat(43)),
+            "redirect_uri=http%3A%2F%2F127.0.0.1%3A5003",
+            "client_id=platform-cli",
+        ] {
+            assert!(request.contains(field), "{field} missing: {request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gateway_page_instead_of_a_token_is_a_protocol_error_that_does_not_quote_it() {
+        let (authority, _server) = answering_once(
+            "502 Bad Gateway",
+            "text/html",
+            "<html>502 Bad Gateway</html>",
+        )
+        .await;
+        let code = AuthCode {
+            code: secret("c"),
+            verifier: secret("v"),
+            redirect_uri: "http://127.0.0.1:5000".into(),
+        };
+        let err = authority.exchange_code(code, 0).await.unwrap_err();
+        assert!(matches!(err, AuthError::Protocol(_)), "{err:?}");
+        assert!(!err.to_string().contains("<html>"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_authority_is_a_network_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let authority = Authority::new(reqwest::Client::new(), profile);
+        let err = authority.refresh(&secret("r"), 0).await.unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Network { url, .. } if url.ends_with("/oauth2/token")),
+            "{err:?}"
+        );
+        let err = authority
+            .revoke(&secret("r"), "refresh_token")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Network { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_api_token_says_why() {
+        let (authority, server) = answering_once(
+            "400 Bad Request",
+            "application/json",
+            r#"{"error":"invalid_grant","error_description":"invalid API token"}"#,
+        )
+        .await;
+        let err = authority
+            .exchange_api_token(&secret("tok"), 0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthError::BadApiToken(d) if d == "invalid API token"),
+            "{err:?}"
+        );
+        let request = server.await.unwrap();
+        assert!(request.contains("grant_type=api_token&api_token=tok&client_id=platform-cli"));
+    }
+
+    #[tokio::test]
+    async fn revocation_posts_the_token_with_its_kind() {
+        let (authority, server) = answering_once("200 OK", "application/json", "").await;
+        authority
+            .revoke(&secret("r-9"), "refresh_token")
+            .await
+            .unwrap();
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /oauth2/revoke "), "{request}");
+        for field in [
+            "token=r-9",
+            "token_type_hint=refresh_token",
+            "client_id=platform-cli",
+        ] {
+            assert!(request.contains(field), "{field} missing: {request}");
+        }
+    }
+}
