@@ -6,22 +6,24 @@
 //! or a page trying to slip its own code in) is answered with an error page and ignored: it
 //! must not end, or stand in for, the sign-in the user is doing.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use oauth2::{CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
-use super::AuthError;
+use super::{oauth_client, AuthError};
 use crate::profile::Profile;
 use crate::secret::Sensitive;
 
 /// The redirect ports the platform accepts for command-line clients.
 pub const REDIRECT_PORTS: std::ops::RangeInclusive<u16> = 5000..=5010;
+/// Random bytes in the `state` (32 URL-safe characters).
+const STATE_BYTES: u32 = 24;
+/// Random bytes in the PKCE verifier (64 URL-safe characters; RFC 7636 allows 43 to 128).
+const VERIFIER_BYTES: u32 = 48;
 
 /// What the sign-in must prove (step-up asks for more).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,12 +50,6 @@ pub struct PendingLogin {
     url: Url,
 }
 
-fn random_url_safe(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
 impl PendingLogin {
     pub async fn start(
         profile: &Profile,
@@ -68,35 +64,29 @@ impl PendingLogin {
         }
         let (listener, port) = bound.ok_or(AuthError::NoRedirectPort)?;
         let redirect_uri = format!("http://127.0.0.1:{port}");
-        let state = random_url_safe(24);
-        let verifier = random_url_safe(48);
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let mut url = profile
-            .auth_url
-            .join("oauth2/authorize")
-            .map_err(|e| AuthError::Protocol(format!("bad authorization URL: {e}")))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", &profile.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("state", &state)
-                .append_pair("scope", "offline_access")
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256")
-                .append_pair("prompt", "consent");
-            if !request.amr.is_empty() {
-                q.append_pair("amr", &request.amr.join(" "));
-            }
-            if let Some(max_age) = request.max_age {
-                q.append_pair("max_age", &max_age.to_string());
-            }
+        let redirect = RedirectUrl::new(redirect_uri.clone())
+            .map_err(|e| AuthError::Protocol(format!("bad redirect URI: {e}")))?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(VERIFIER_BYTES);
+        let client = oauth_client(profile)?;
+        let mut authorize = client
+            .authorize_url(|| CsrfToken::new_random_len(STATE_BYTES))
+            .set_redirect_uri(Cow::Owned(redirect))
+            .add_scope(Scope::new("offline_access".into()))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("prompt", "consent");
+        // Step-up (RFC 9470 as the platform does it) is not the crate's: extra parameters.
+        if !request.amr.is_empty() {
+            authorize = authorize.add_extra_param("amr", request.amr.join(" "));
         }
+        if let Some(max_age) = request.max_age {
+            authorize = authorize.add_extra_param("max_age", max_age.to_string());
+        }
+        let (url, state) = authorize.url();
         Ok(PendingLogin {
             listener,
             redirect_uri,
-            state: Sensitive::new(state),
-            verifier: Sensitive::new(verifier),
+            state: Sensitive::new(state.into_secret()),
+            verifier: Sensitive::new(verifier.into_secret()),
             url,
         })
     }
@@ -266,6 +256,64 @@ mod tests {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    #[tokio::test]
+    async fn the_authorize_url_has_pkce_s256_consent_and_the_step_up_parameters() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use sha2::{Digest, Sha256};
+
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse("https://auth.example.test/base/").unwrap();
+        let request = LoginRequest {
+            amr: vec!["mfa".into(), "sso:acme".into()],
+            max_age: Some(300),
+        };
+        let pending = PendingLogin::start(&profile, &request).await.unwrap();
+        let url = pending.authorize_url();
+        assert_eq!(
+            url.as_str().split('?').next(),
+            Some("https://auth.example.test/base/oauth2/authorize")
+        );
+        let q = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        let verifier = pending.verifier.expose();
+        assert!((43..=128).contains(&verifier.len()), "{verifier}");
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        for (k, v) in [
+            ("response_type", "code"),
+            ("client_id", "platform-cli"),
+            ("redirect_uri", pending.redirect_uri()),
+            ("scope", "offline_access"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("prompt", "consent"),
+            ("amr", "mfa sso:acme"),
+            ("max_age", "300"),
+        ] {
+            assert_eq!(q(k).as_deref(), Some(v), "{k}");
+        }
+        assert_eq!(q("state").as_deref(), Some(pending.state.expose().as_str()));
+        assert!(pending.state.expose().len() >= 32);
+
+        // No step-up asked, none sent.
+        drop(pending);
+        let plain = PendingLogin::start(&profile, &LoginRequest::default())
+            .await
+            .unwrap();
+        let names: Vec<String> = plain
+            .authorize_url()
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "amr" || n == "max_age"),
+            "{names:?}"
+        );
     }
 
     #[tokio::test]

@@ -1,15 +1,27 @@
 //! Signing in and staying signed in: the browser login (authorization code + PKCE), API-token
 //! login for automation, tokens kept in the OS keyring, refresh before expiry with one refresh
 //! at a time across processes, and logout that revokes and deletes what the session wrote.
+//!
+//! The standard OAuth2 parts (PKCE, the authorization URL, the code exchange, refresh and
+//! revocation) are the `oauth2` crate's; what is the platform's own stays here: the `api_token`
+//! grant, the step-up parameters (`amr`, `max_age`) and the token claims.
 
 pub mod claims;
 pub mod login;
 pub mod store;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenResponse};
+use oauth2::{
+    AccessToken, AuthUrl, AuthorizationCode, ClientId, EndpointNotSet, EndpointSet,
+    ErrorResponseType, HttpClientError, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, RevocableToken, RevocationUrl, StandardErrorResponse,
+    StandardRevocableToken, TokenResponse, TokenUrl,
+};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -112,23 +124,81 @@ impl Tokens {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
+/// What a token response that gives no `expires_in` is taken to last.
+const DEFAULT_ACCESS_LIFETIME: u64 = 900;
+
+/// The platform's OAuth2 endpoints as the `oauth2` crate sees them: a public client (no secret,
+/// so the client id travels in each request's body) with authorize, token and revocation URLs.
+pub(crate) type OAuthClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointSet, EndpointSet>;
+
+/// How a request made through the `oauth2` crate can fail, with the workspace's HTTP client.
+type OAuthFailure<E> = RequestTokenError<HttpClientError<reqwest::Error>, E>;
+
+/// The `oauth2` client for a profile's authorization server.
+pub(crate) fn oauth_client(profile: &Profile) -> Result<OAuthClient, AuthError> {
+    let endpoint = |path: &str| {
+        profile
+            .auth_url
+            .join(path)
+            .map_err(|e| AuthError::Protocol(format!("bad URL {path}: {e}")))
+    };
+    Ok(BasicClient::new(ClientId::new(profile.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(endpoint("oauth2/authorize")?))
+        .set_token_uri(TokenUrl::from_url(endpoint("oauth2/token")?))
+        .set_revocation_url(RevocationUrl::from_url(endpoint("oauth2/revoke")?)))
 }
 
-#[derive(Deserialize)]
-struct OAuthErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
+/// What a failed request to the authorization server means. `what` names the request in
+/// messages; `url` is the endpoint (never a token: tokens travel in bodies).
+fn classify<T>(
+    what: &'static str,
+    url: &Url,
+    failure: OAuthFailure<StandardErrorResponse<T>>,
+) -> AuthError
+where
+    T: ErrorResponseType + std::fmt::Display + 'static,
+{
+    match failure {
+        RequestTokenError::ServerResponse(e) => AuthError::Refused {
+            what,
+            error: e.error().to_string(),
+            description: e.error_description().cloned().unwrap_or_default(),
+        },
+        RequestTokenError::Request(HttpClientError::Reqwest(e)) => AuthError::Network {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
+        RequestTokenError::Request(HttpClientError::Io(e)) => AuthError::Network {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
+        RequestTokenError::Request(e) => AuthError::Protocol(format!("{what}: {e}")),
+        // The parse error names the field and position, not the body, which may hold tokens.
+        RequestTokenError::Parse(e, _body) => AuthError::Protocol(format!(
+            "{what}: the answer is neither a token response nor an OAuth error ({e})"
+        )),
+        RequestTokenError::Other(message) => AuthError::Protocol(format!("{what}: {message}")),
+    }
 }
 
-/// The client side of the platform's authorization server.
+fn tokens_from(t: &BasicTokenResponse, origin: Origin, now: u64) -> Tokens {
+    Tokens {
+        access: Sensitive::new(t.access_token().secret().clone()),
+        refresh: t
+            .refresh_token()
+            .map(|r| Sensitive::new(r.secret().clone())),
+        expires_at: now
+            + t.expires_in()
+                .map_or(DEFAULT_ACCESS_LIFETIME, |d| d.as_secs()),
+        origin,
+    }
+}
+
+/// The client side of the platform's authorization server. The standard OAuth2 requests (code
+/// exchange, refresh, revocation) go through the `oauth2` crate; the platform's own `api_token`
+/// grant is a form post of its own. All of them use the shell's HTTP client, so its timeouts and
+/// user agent apply.
 #[derive(Debug, Clone)]
 pub struct Authority {
     http: reqwest::Client,
@@ -140,105 +210,71 @@ impl Authority {
         Authority { http, profile }
     }
 
-    fn endpoint(&self, path: &str) -> Result<Url, AuthError> {
-        self.profile
-            .auth_url
-            .join(path)
-            .map_err(|e| AuthError::Protocol(format!("bad URL {path}: {e}")))
-    }
-
-    async fn token_request(
-        &self,
-        what: &'static str,
-        form: &[(&str, &str)],
-        now: u64,
-    ) -> Result<Tokens, AuthError> {
-        let url = self.endpoint("oauth2/token")?;
-        let resp = self
-            .http
-            .post(url.clone())
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| AuthError::Network {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| AuthError::Network {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<OAuthErrorBody>(&body) {
-                Ok(e) => AuthError::Refused {
-                    what,
-                    error: e.error,
-                    description: e.error_description.unwrap_or_default(),
-                },
-                Err(_) => AuthError::Protocol(format!(
-                    "{what}: HTTP {status} with a body that is not an OAuth error"
-                )),
-            });
-        }
-        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            AuthError::Protocol(format!(
-                "{what}: the token response is not valid JSON ({e})"
-            ))
-        })?;
-        Ok(Tokens {
-            access: Sensitive::new(t.access_token),
-            refresh: t.refresh_token.map(Sensitive::new),
-            expires_at: now + t.expires_in.unwrap_or(900),
-            origin: Origin::Browser,
-        })
+    fn client(&self) -> Result<OAuthClient, AuthError> {
+        oauth_client(&self.profile)
     }
 
     /// Redeems the code of a browser sign-in.
     pub async fn exchange_code(&self, code: AuthCode, now: u64) -> Result<Tokens, AuthError> {
-        self.token_request(
-            "sign-in",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code.code.expose()),
-                ("client_id", &self.profile.client_id),
-                ("redirect_uri", &code.redirect_uri),
-                ("code_verifier", code.verifier.expose()),
-            ],
-            now,
-        )
-        .await
+        let client = self.client()?;
+        let redirect = RedirectUrl::new(code.redirect_uri)
+            .map_err(|e| AuthError::Protocol(format!("bad redirect URI: {e}")))?;
+        let t = client
+            .exchange_code(AuthorizationCode::new(code.code.expose().clone()))
+            .set_pkce_verifier(PkceCodeVerifier::new(code.verifier.expose().clone()))
+            .set_redirect_uri(Cow::Owned(redirect))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| classify("sign-in", client.token_uri().url(), e))?;
+        Ok(tokens_from(&t, Origin::Browser, now))
     }
 
-    /// Exchanges an API token for an access token.
+    /// Exchanges an API token for an access token. The `api_token` grant is the platform's own,
+    /// so the request is made here; its answers have the standard shapes.
     pub async fn exchange_api_token(
         &self,
         api_token: &Sensitive<String>,
         now: u64,
     ) -> Result<Tokens, AuthError> {
-        let mut t = self
-            .token_request(
-                "API token",
-                &[
-                    ("grant_type", "api_token"),
-                    ("api_token", api_token.expose()),
-                    ("client_id", &self.profile.client_id),
-                ],
-                now,
-            )
+        let client = self.client()?;
+        let url = client.token_uri().url();
+        let network = |e: reqwest::Error| AuthError::Network {
+            url: url.to_string(),
+            message: e.to_string(),
+        };
+        let resp = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[
+                ("grant_type", "api_token"),
+                ("api_token", api_token.expose()),
+                ("client_id", client.client_id()),
+            ])
+            .send()
             .await
-            .map_err(|e| match e {
-                AuthError::Refused {
-                    description, error, ..
-                } => AuthError::BadApiToken(if description.is_empty() {
-                    error
-                } else {
-                    description
-                }),
-                other => other,
-            })?;
-        t.origin = Origin::ApiToken;
-        Ok(t)
+            .map_err(network)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(network)?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<BasicErrorResponse>(&body) {
+                Ok(e) => AuthError::BadApiToken(
+                    e.error_description()
+                        .filter(|d| !d.is_empty())
+                        .cloned()
+                        .unwrap_or_else(|| e.error().to_string()),
+                ),
+                Err(_) => AuthError::Protocol(format!(
+                    "API token: HTTP {status} with a body that is not an OAuth error"
+                )),
+            });
+        }
+        let t: BasicTokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            AuthError::Protocol(format!(
+                "API token: the answer is not a token response ({e})"
+            ))
+        })?;
+        Ok(tokens_from(&t, Origin::ApiToken, now))
     }
 
     pub async fn refresh(
@@ -246,33 +282,76 @@ impl Authority {
         refresh: &Sensitive<String>,
         now: u64,
     ) -> Result<Tokens, AuthError> {
-        self.token_request(
-            "refresh",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.expose()),
-                ("client_id", &self.profile.client_id),
-            ],
-            now,
-        )
-        .await
-        .map_err(|e| match e {
-            // 400/401 on refresh: the session is over, the user must sign in again.
-            AuthError::Refused { description, .. } => AuthError::SessionEnded(description),
-            other => other,
-        })
+        let client = self.client()?;
+        let t = client
+            .exchange_refresh_token(&RefreshToken::new(refresh.expose().clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match classify("refresh", client.token_uri().url(), e) {
+                // 400/401 on refresh: the session is over, the user must sign in again.
+                AuthError::Refused { description, .. } => AuthError::SessionEnded(description),
+                other => other,
+            })?;
+        let mut tokens = tokens_from(&t, Origin::Browser, now);
+        // RFC 6749 §6: a server that issues no new refresh token leaves the old one valid.
+        if tokens.refresh.is_none() {
+            tokens.refresh = Some(refresh.clone());
+        }
+        Ok(tokens)
     }
 
-    /// Revokes a token (RFC 7009); the server ends the session it belongs to.
+    /// Revokes a token (RFC 7009); the server ends the session it belongs to. `hint` is
+    /// `refresh_token` or `access_token`.
     pub async fn revoke(&self, token: &Sensitive<String>, hint: &str) -> Result<(), AuthError> {
-        let url = self.endpoint("oauth2/revoke")?;
+        let token = match hint {
+            "refresh_token" => {
+                StandardRevocableToken::RefreshToken(RefreshToken::new(token.expose().clone()))
+            }
+            "access_token" => {
+                StandardRevocableToken::AccessToken(AccessToken::new(token.expose().clone()))
+            }
+            other => {
+                return Err(AuthError::Protocol(format!(
+                    "cannot revoke a token of kind {other:?}"
+                )))
+            }
+        };
+        let client = self.client()?;
+        let url = client.revocation_url().url();
+        if url.scheme() != "https" {
+            // The crate sends revocations only to HTTPS endpoints (RFC 7009 §2.1); a plain-HTTP
+            // authority is a local platform (the simulator), which gets the same form here.
+            return self.revoke_over_http(url, &token, client.client_id()).await;
+        }
+        client
+            .revoke_token(token)
+            .map_err(|e| AuthError::Protocol(format!("revocation: {e}")))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| classify("revocation", url, e))
+    }
+
+    /// The RFC 7009 request the `oauth2` crate makes, for a plain-HTTP authorization server.
+    async fn revoke_over_http(
+        &self,
+        url: &Url,
+        token: &StandardRevocableToken,
+        client_id: &ClientId,
+    ) -> Result<(), AuthError> {
+        let secret = match token {
+            StandardRevocableToken::AccessToken(t) => t.secret(),
+            StandardRevocableToken::RefreshToken(t) => t.secret(),
+            _ => return Err(AuthError::Protocol("revocation: unknown token kind".into())),
+        };
+        let hint = token.type_hint().map(|h| h.to_string()).unwrap_or_default();
         let resp = self
             .http
             .post(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
             .form(&[
-                ("token", token.expose().as_str()),
-                ("token_type_hint", hint),
-                ("client_id", &self.profile.client_id),
+                ("token", secret.as_str()),
+                ("token_type_hint", hint.as_str()),
+                ("client_id", client_id.as_str()),
             ])
             .send()
             .await
@@ -524,4 +603,204 @@ pub struct LogoutReport {
     pub revoked: bool,
     pub revoke_error: Option<String>,
     pub removed_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An authorization server that answers one request with `status`, `content_type` and
+    /// `body`, and hands back the request it got.
+    async fn answering_once(
+        status: &'static str,
+        content_type: &'static str,
+        body: &'static str,
+    ) -> (Authority, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut profile = Profile::platformsh();
+        profile.auth_url =
+            Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = sock.read(&mut chunk).await.unwrap();
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&request).to_string()
+        });
+        (Authority::new(reqwest::Client::new(), profile), server)
+    }
+
+    fn secret(s: &str) -> Sensitive<String> {
+        Sensitive::new(s.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_ends_the_session_with_the_servers_reason() {
+        let (authority, server) = answering_once(
+            "400 Bad Request",
+            "application/json",
+            r#"{"error":"invalid_grant","error_description":"The SSO session has expired."}"#,
+        )
+        .await;
+        let err = authority.refresh(&secret("r-1"), 100).await.unwrap_err();
+        assert!(
+            matches!(&err, AuthError::SessionEnded(d) if d == "The SSO session has expired."),
+            "{err:?}"
+        );
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /oauth2/token "), "{request}");
+        for field in [
+            "grant_type=refresh_token",
+            "refresh_token=r-1",
+            "client_id=platform-cli",
+        ] {
+            assert!(request.contains(field), "{field} missing: {request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_issues_no_new_refresh_token_keeps_the_old_one() {
+        let (authority, _server) = answering_once(
+            "200 OK",
+            "application/json",
+            r#"{"access_token":"a-2","token_type":"bearer","expires_in":300}"#,
+        )
+        .await;
+        let t = authority.refresh(&secret("r-1"), 100).await.unwrap();
+        assert_eq!(t.access.expose(), "a-2");
+        assert_eq!(t.refresh.as_ref().map(|r| r.expose().as_str()), Some("r-1"));
+        assert_eq!(t.expires_at, 400);
+        assert_eq!(t.origin, Origin::Browser);
+    }
+
+    #[tokio::test]
+    async fn the_code_exchange_sends_the_verifier_and_redirect() {
+        let (authority, server) = answering_once(
+            "200 OK",
+            "application/json; charset=utf-8",
+            r#"{"access_token":"a-1","token_type":"Bearer","refresh_token":"r-1"}"#,
+        )
+        .await;
+        let code = AuthCode {
+            code: secret("the-code"),
+            verifier: secret("v".repeat(43).as_str()),
+            redirect_uri: "http://127.0.0.1:5003".into(),
+        };
+        let t = authority.exchange_code(code, 100).await.unwrap();
+        assert_eq!(t.refresh.as_ref().map(|r| r.expose().as_str()), Some("r-1"));
+        assert_eq!(t.expires_at, 100 + DEFAULT_ACCESS_LIFETIME);
+        let request = server.await.unwrap();
+        for field in [
+            "grant_type=authorization_code",
+            "code=the-code",
+            &format!("code_verifier={}", "v".repeat(43)),
+            "redirect_uri=http%3A%2F%2F127.0.0.1%3A5003",
+            "client_id=platform-cli",
+        ] {
+            assert!(request.contains(field), "{field} missing: {request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gateway_page_instead_of_a_token_is_a_protocol_error_that_does_not_quote_it() {
+        let (authority, _server) = answering_once(
+            "502 Bad Gateway",
+            "text/html",
+            "<html>502 Bad Gateway</html>",
+        )
+        .await;
+        let code = AuthCode {
+            code: secret("c"),
+            verifier: secret("v"),
+            redirect_uri: "http://127.0.0.1:5000".into(),
+        };
+        let err = authority.exchange_code(code, 0).await.unwrap_err();
+        assert!(matches!(err, AuthError::Protocol(_)), "{err:?}");
+        assert!(!err.to_string().contains("<html>"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_authority_is_a_network_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let authority = Authority::new(reqwest::Client::new(), profile);
+        let err = authority.refresh(&secret("r"), 0).await.unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Network { url, .. } if url.ends_with("/oauth2/token")),
+            "{err:?}"
+        );
+        let err = authority
+            .revoke(&secret("r"), "refresh_token")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Network { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_api_token_says_why() {
+        let (authority, server) = answering_once(
+            "400 Bad Request",
+            "application/json",
+            r#"{"error":"invalid_grant","error_description":"invalid API token"}"#,
+        )
+        .await;
+        let err = authority
+            .exchange_api_token(&secret("tok"), 0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthError::BadApiToken(d) if d == "invalid API token"),
+            "{err:?}"
+        );
+        let request = server.await.unwrap();
+        assert!(request.contains("grant_type=api_token&api_token=tok&client_id=platform-cli"));
+    }
+
+    #[tokio::test]
+    async fn revocation_posts_the_token_with_its_kind() {
+        let (authority, server) = answering_once("200 OK", "application/json", "").await;
+        authority
+            .revoke(&secret("r-9"), "refresh_token")
+            .await
+            .unwrap();
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /oauth2/revoke "), "{request}");
+        for field in [
+            "token=r-9",
+            "token_type_hint=refresh_token",
+            "client_id=platform-cli",
+        ] {
+            assert!(request.contains(field), "{field} missing: {request}");
+        }
+    }
 }
