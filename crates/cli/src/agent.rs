@@ -14,7 +14,7 @@ use crate::{Cli, Format};
 pub fn log_file(cli: &Cli) -> Option<File> {
     let (profile, _) = context::profile(cli).ok()?;
     let dir = context::paths().ok()?.data_dir.join("logs");
-    tether_core::fsutil::create_private_dir(&dir).ok()?;
+    tether_core::private_files::create_private_dir(&dir).ok()?;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -25,7 +25,7 @@ pub fn touch(session_dir: &Path, now: u64) {
     if written
         .as_ref()
         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-        && crate::fsutil::create_private_dir(session_dir).is_ok()
+        && crate::private_files::create_private_dir(session_dir).is_ok()
     {
         written = std::fs::write(&tmp, format!("{now}\n"));
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cert::CertFiles;
 use crate::context::Paths;
-use crate::fsutil::{create_private_dir, write_atomic, FileLock, WriteError};
+use crate::private_files::{create_private_dir, write_atomic, FileLock, WriteError};
 use crate::profile::{FieldError, Profile};
 
 pub const BLOCK_BEGIN: &str = "# BEGIN: Tether certificate configuration";

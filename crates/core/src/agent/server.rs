@@ -17,7 +17,7 @@ use super::{lock_path, socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::access::{Access, AccessError, SignOutScope};
 use crate::cert::Event;
 use crate::cert::Stopped;
-use crate::fsutil::create_private_dir;
+use crate::private_files::create_private_dir;
 use crate::problem::classify;
 
 /// Connections served at once; more wait to be accepted.

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::context::{Clock, Paths};
-use crate::fsutil::{create_private_dir, FileLock};
+use crate::private_files::{create_private_dir, FileLock};
 use crate::profile::Profile;
 use crate::secret::Sensitive;
 pub use claims::Claims;
@@ -67,7 +67,7 @@ pub enum AuthError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Files(#[from] crate::fsutil::WriteError),
+    Files(#[from] crate::private_files::WriteError),
 }
 
 fn reason_suffix(s: &str) -> String {
@@ -552,7 +552,7 @@ impl Session {
         self.store.delete(SESSION_KEY).await?;
         let dir = self.session_dir();
         create_private_dir(&dir)?;
-        crate::fsutil::write_atomic(&dir.join(ENDED_MARKER), reason.as_bytes(), 0o600)?;
+        crate::private_files::write_atomic(&dir.join(ENDED_MARKER), reason.as_bytes(), 0o600)?;
         *self.memory.lock().await = None;
         Ok(())
     }
@@ -575,7 +575,7 @@ impl Session {
         self.store.delete(API_TOKEN_KEY).await?;
         let dir = self.session_dir();
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|source| crate::fsutil::WriteError {
+            std::fs::remove_dir_all(&dir).map_err(|source| crate::private_files::WriteError {
                 path: dir.clone(),
                 source,
             })?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::fsutil::{write_atomic, FileLock};
+use crate::private_files::{write_atomic, FileLock};
 use crate::secret::Sensitive;
 
 /// The environment variable that opts in to the file store (`TETHER_TOKEN_STORE=file`).
@@ -67,7 +67,7 @@ impl TokenStore {
         change: impl FnOnce(&mut BTreeMap<String, String>),
     ) -> Result<(), StoreError> {
         if let Some(dir) = path.parent() {
-            crate::fsutil::create_private_dir(dir).map_err(|e| Self::file_err(path, e))?;
+            crate::private_files::create_private_dir(dir).map_err(|e| Self::file_err(path, e))?;
         }
         let lock_path = path.with_extension("lock");
         let _lock = FileLock::acquire(&lock_path).map_err(|e| Self::file_err(path, e))?;

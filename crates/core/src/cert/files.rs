@@ -9,7 +9,7 @@ use ssh_key::private::Ed25519Keypair;
 use ssh_key::{Certificate, HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use super::CertError;
-use crate::fsutil::write_atomic;
+use crate::private_files::write_atomic;
 
 /// A key pair is reused for up to a day, then replaced.
 const KEY_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::files::{new_key, CertFiles};
 use super::{check, human, lifetime, usable_margin, useful_from, CertError, Expectations};
 use crate::auth::{AuthError, Claims, Session};
-use crate::fsutil::{create_private_dir, FileLock};
+use crate::private_files::{create_private_dir, FileLock};
 use crate::secret::Sensitive;
 
 /// The longest the keeper sleeps without looking at the wall clock: a suspended machine does

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use crate::auth::{AuthError, Claims};
-use crate::fsutil::WriteError;
+use crate::private_files::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
