@@ -180,6 +180,11 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
     let status: serde_json::Value =
         serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
     assert_eq!(status["session"], "signed_out", "{status}");
+    // Plain ssh no longer gets in: the key and certificate went with the session.
+    let mut plain = user.ssh(APP_HOST);
+    plain.arg("echo plain");
+    let out = run_async(plain).await?;
+    assert!(!out.status.success(), "{}", text(&out.stdout));
     let out = user.run(&["auth:info"], None).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
@@ -243,6 +248,16 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
     user.environment(&mut rsync);
     let out = run_async(rsync).await?;
     assert!(out.status.success(), "rsync: {}", text(&out.stderr));
+
+    // Without an agent the inactivity limit still holds: the next command after it ends the
+    // session and asks to sign in again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut load = user.tether(&["ssh-cert:load"])?;
+    load.env("TETHER_INACTIVITY_LIMIT", "2s");
+    let out = run_async(load).await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("without activity"), "{}", text(&out.stderr));
+    assert!(!user.session_dir().join("id_ed25519-cert.pub").exists());
     Ok(())
 }
 

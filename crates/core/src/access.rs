@@ -315,11 +315,9 @@ impl Access {
         if self.session.uses_env_token() || self.keeper.idle_left() > 0 {
             return Ok(());
         }
-        let limit = self.keeper.policy().inactivity_limit;
         if self.session.has_session().await? {
-            self.session
-                .end_locally(&CertError::Inactive(limit).to_string())
-                .await?;
+            self.keeper.end_for_inactivity().await;
+            let limit = self.keeper.policy().inactivity_limit;
             return Err(CertError::Inactive(limit).into());
         }
         Ok(())

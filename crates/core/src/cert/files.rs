@@ -61,6 +61,14 @@ impl CertFiles {
         Ok(Some((key, young)))
     }
 
+    /// Deletes the key and the certificate (best effort: what cannot be deleted is unusable
+    /// without the session anyway).
+    pub fn forget(&self) {
+        for path in [self.key(), self.public_key(), self.certificate()] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     /// When the stored certificate was received: its file's modification time.
     pub fn received_at(&self) -> Option<u64> {
         std::fs::metadata(self.certificate())

@@ -303,6 +303,21 @@ impl CertKeeper {
         self.idle_left() == 0
     }
 
+    /// Ends the session here after the inactivity limit: its tokens, key and certificate are
+    /// deleted (so plain `ssh` stops getting in too) and the reason is kept for the next
+    /// command to show. Returns the reason.
+    pub async fn end_for_inactivity(&self) -> String {
+        let reason = format!(
+            "signed out after {} without activity",
+            human(self.policy.inactivity_limit)
+        );
+        if let Err(e) = self.session.end_locally(&reason).await {
+            warn!(error = %e, "cannot end the idle session");
+        }
+        self.files.forget();
+        reason
+    }
+
     /// Renews until shutdown, until the session ends, or until the user has been inactive for
     /// the policy's limit (then the session is signed out here).
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Stopped {
@@ -311,13 +326,7 @@ impl CertKeeper {
         let mut due = false;
         loop {
             if self.inactive() {
-                let reason = format!(
-                    "signed out after {} without activity",
-                    human(self.policy.inactivity_limit)
-                );
-                if let Err(e) = self.session.end_locally(&reason).await {
-                    warn!(error = %e, "cannot end the idle session");
-                }
+                let reason = self.end_for_inactivity().await;
                 self.emit(Event::SignedOut { reason });
                 return Stopped::NoSession;
             }
