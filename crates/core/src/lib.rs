@@ -17,6 +17,7 @@ pub mod problem;
 pub mod profile;
 pub mod secret;
 pub mod ssh;
+pub mod tunnel;
 
 pub use context::{Clock, ManualClock, Paths, SystemClock};
 pub use profile::{Profile, ProfileError};

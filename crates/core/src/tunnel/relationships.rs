@@ -1,0 +1,1669 @@
+//! An app's relationships: the `PLATFORM_RELATIONSHIPS` value the platform gives each app
+//! (base64 of a JSON object, relationship name → list of service endpoints), decoded into the
+//! few typed fields a tunnel needs, with every other field kept as it came so that
+//! `tunnel:info` can give it back.
+//!
+//! **Bad input.** The value comes from the platform, so it is checked like user input. A value
+//! that is not base64, not JSON, or not an object fails [`Relationships::decode`] as a whole:
+//! nothing in it can be trusted. Below that, each relationship and each endpoint stands alone:
+//! a relationship that is not a list, or an endpoint with a missing or bad host or port, is
+//! recorded as an [`EndpointError`] on its relationship and the others decode normally, so
+//! one broken service costs one tunnel, not all of them (issue 8: "other tunnels
+//! unaffected"). Endpoints keep the index the platform gave them (`database.1` stays
+//! `database.1` even when `database.0` is broken); asking for a broken endpoint returns its
+//! error.
+//!
+//! **URLs** are built the way the official client builds them (`Relationships::buildUrl`
+//! over Guzzle 5's `Url::buildUrl`): `pgsql` becomes `postgresql`; `solr` becomes `http` (and a
+//! path directly under `/solr` becomes `/solr/`); the port is left out when it is the default
+//! of `http`, `https` or `ftp`; `is_master` is dropped from the query, whose other entries are
+//! serialized like PHP's `http_build_query` with RFC 3986 encoding. One deliberate difference:
+//! the official client inserts user, password, path and fragment raw, so a password with `@`
+//! or `/` yields a URL that means something else; here the characters that are not allowed in
+//! their part are percent-encoded. For every value that is already valid in its part (all
+//! the platform's generated credentials and paths) the URL is the same byte for byte.
+//!
+//! **The export** ([`LocalRelationships`]) is what `tunnel:info` shows and what `--encode`
+//! emits: for each tunnelled endpoint, the same object with `host` and `ip` (only where
+//! present) replaced by `127.0.0.1`, `port` by the local port, and `url` set from the result.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU16;
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::LocalPort;
+use crate::problem::{Classify, Problem};
+use crate::secret::Sensitive;
+
+/// The address every exported endpoint points at: tunnels listen on loopback.
+const LOCAL_IP: &str = "127.0.0.1";
+
+/// The platform's variable holds standard base64; `echo` adds a newline and some tools drop
+/// the padding, neither of which makes the value ambiguous.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A problem with the relationships value as a whole, or with a request about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelationshipsError {
+    #[error(
+        "the app's relationships (PLATFORM_RELATIONSHIPS) are not valid base64 ({0}); \
+         the platform sent something unexpected: redeploy the environment, and report it if it persists"
+    )]
+    NotBase64(String),
+    #[error(
+        "the app's relationships (PLATFORM_RELATIONSHIPS) are not valid JSON ({0}); \
+         the platform sent something unexpected: redeploy the environment, and report it if it persists"
+    )]
+    NotJson(String),
+    #[error(
+        "the app's relationships (PLATFORM_RELATIONSHIPS) are {found}, not an object of relationship names; \
+         the platform sent something unexpected: redeploy the environment, and report it if it persists"
+    )]
+    NotAnObject { found: &'static str },
+    #[error("{}", unknown_relationship(name, known))]
+    UnknownRelationship { name: String, known: Vec<String> },
+    #[error(
+        "relationship {name:?} has {count} endpoint(s), so there is no endpoint {index}; \
+         use an index from 0 to {}", count.saturating_sub(1)
+    )]
+    UnknownEndpoint {
+        name: String,
+        index: usize,
+        count: usize,
+    },
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error(
+        "property not found: {path:?}; use a dot path such as \"database.0.port\" \
+         (relationship, endpoint index, field)"
+    )]
+    PropertyNotFound { path: String },
+}
+
+fn unknown_relationship(name: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        format!("relationship {name:?} not found: this app has no relationships")
+    } else {
+        format!(
+            "relationship {name:?} not found; this app's relationships are: {}",
+            known.join(", ")
+        )
+    }
+}
+
+impl Classify for RelationshipsError {
+    fn problem(&self) -> Problem {
+        match self {
+            RelationshipsError::UnknownRelationship { .. }
+            | RelationshipsError::UnknownEndpoint { .. }
+            | RelationshipsError::PropertyNotFound { .. } => Problem::Usage,
+            RelationshipsError::NotBase64(_)
+            | RelationshipsError::NotJson(_)
+            | RelationshipsError::NotAnObject { .. } => Problem::Other,
+            RelationshipsError::Endpoint(e) => e.problem(),
+        }
+    }
+}
+
+/// What is wrong with one relationship or one of its endpoints; the others are unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {problem}; the platform sent something unexpected for this service, so it cannot be tunnelled: check the service in the app's configuration and redeploy", self.subject())]
+pub struct EndpointError {
+    pub relationship: String,
+    /// `None` when the relationship itself is malformed (not a list of endpoints).
+    pub index: Option<usize>,
+    pub problem: EndpointProblem,
+}
+
+impl EndpointError {
+    fn subject(&self) -> String {
+        match self.index {
+            Some(index) => format!(
+                "relationship {}",
+                EndpointId::new(self.relationship.clone(), index)
+            ),
+            None => format!("relationship {:?}", self.relationship),
+        }
+    }
+}
+
+impl Classify for EndpointError {
+    fn problem(&self) -> Problem {
+        Problem::Other
+    }
+}
+
+/// The specific fault, named after the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointProblem {
+    #[error("it is {found}, not a list of endpoints")]
+    NotAList { found: &'static str },
+    #[error("the endpoint is {found}, not an object")]
+    NotAnObject { found: &'static str },
+    #[error("the endpoint has no {field:?}")]
+    Missing { field: &'static str },
+    #[error("{field:?} is {found}, expected {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("\"host\" is empty")]
+    EmptyHost,
+    #[error("\"host\" {host:?} is not a host name or address (it contains whitespace, a control character or one of / @ ? #)")]
+    BadHost { host: String },
+    #[error("\"port\" {port} is out of range (1 to 65535)")]
+    PortOutOfRange { port: String },
+}
+
+/// One endpoint of one relationship: `database` is `database.0`. Printed the way the
+/// official client names tunnels: the bare name for index 0, `name.N` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndpointId {
+    relationship: String,
+    index: usize,
+}
+
+impl EndpointId {
+    pub fn new(relationship: impl Into<String>, index: usize) -> EndpointId {
+        EndpointId {
+            relationship: relationship.into(),
+            index,
+        }
+    }
+
+    /// `database` → index 0, `database.1` → index 1. A suffix that is not a number is part of
+    /// the name.
+    pub fn parse(s: &str) -> EndpointId {
+        match s.rsplit_once('.') {
+            Some((name, index))
+                if !name.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                match index.parse() {
+                    Ok(index) => EndpointId::new(name, index),
+                    Err(_) => EndpointId::new(s, 0),
+                }
+            }
+            _ => EndpointId::new(s, 0),
+        }
+    }
+
+    pub fn relationship(&self) -> &str {
+        &self.relationship
+    }
+
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.index == 0 {
+            f.write_str(&self.relationship)
+        } else {
+            write!(f, "{}.{}", self.relationship, self.index)
+        }
+    }
+}
+
+/// A service endpoint a tunnel can reach: its checked address, and every field as the
+/// platform sent it. `Debug` leaves the fields out (one of them is a password).
+#[derive(Clone, PartialEq)]
+pub struct Endpoint {
+    id: EndpointId,
+    host: String,
+    port: NonZeroU16,
+    fields: Map<String, Value>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("scheme", &self.scheme())
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Endpoint {
+    pub fn id(&self) -> &EndpointId {
+        &self.id
+    }
+
+    pub fn relationship(&self) -> &str {
+        &self.id.relationship
+    }
+
+    pub fn index(&self) -> usize {
+        self.id.index
+    }
+
+    /// The host the tunnel forwards to, as seen from the app's container.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> NonZeroU16 {
+        self.port
+    }
+
+    /// As the platform names it (`pgsql`, `redis`, `http`, …); not the URL's scheme.
+    pub fn scheme(&self) -> Option<&str> {
+        self.str_field("scheme")
+    }
+
+    /// The service's name in the app's services (`postgresql`, `cache`, …).
+    pub fn service(&self) -> Option<&str> {
+        self.str_field("service")
+    }
+
+    /// The service type and version (`postgresql:12`, `redis:7.0`, …).
+    pub fn service_type(&self) -> Option<&str> {
+        self.str_field("type")
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.str_field("username")
+    }
+
+    /// Every field as the platform sent it, the password included.
+    pub fn fields(&self) -> &Map<String, Value> {
+        &self.fields
+    }
+
+    /// The URL of the service as the app reaches it, built like the official client's.
+    pub fn url(&self) -> Sensitive<String> {
+        Sensitive::new(build_url(&self.fields))
+    }
+
+    /// This endpoint as seen through a tunnel on `port`: `host` and `ip` (where present)
+    /// become `127.0.0.1`, `port` the local port, and `url` the URL built from that.
+    pub fn local_fields(&self, port: LocalPort) -> Map<String, Value> {
+        let mut fields = self.through_tunnel(port);
+        let url = build_url(&fields);
+        fields.insert("url".to_string(), Value::from(url));
+        fields
+    }
+
+    /// The URL to reach the service through a tunnel on `port`.
+    pub fn local_url(&self, port: LocalPort) -> Sensitive<String> {
+        Sensitive::new(build_url(&self.through_tunnel(port)))
+    }
+
+    fn through_tunnel(&self, port: LocalPort) -> Map<String, Value> {
+        let mut fields = self.fields.clone();
+        for key in ["host", "ip"] {
+            if let Some(value) = fields.get_mut(key) {
+                *value = Value::from(LOCAL_IP);
+            }
+        }
+        fields.insert("port".to_string(), Value::from(port.get()));
+        fields
+    }
+
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+}
+
+/// One relationship: the endpoints that decoded and the problems of those that did not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relationship {
+    name: String,
+    /// How many entries the platform listed (good and bad), so indexes can be checked.
+    count: usize,
+    endpoints: Vec<Endpoint>,
+    problems: Vec<EndpointError>,
+}
+
+impl Relationship {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The endpoints that can be tunnelled, in the platform's order.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// What is wrong with the endpoints that cannot (or with the relationship itself).
+    pub fn problems(&self) -> &[EndpointError] {
+        &self.problems
+    }
+
+    /// Endpoint `index` as the platform numbered it, or why there is none.
+    pub fn endpoint(&self, index: usize) -> Result<&Endpoint, RelationshipsError> {
+        if let Some(e) = self.endpoints.iter().find(|e| e.index() == index) {
+            return Ok(e);
+        }
+        if let Some(p) = self
+            .problems
+            .iter()
+            .find(|p| p.index == Some(index) || p.index.is_none())
+        {
+            return Err(p.clone().into());
+        }
+        Err(RelationshipsError::UnknownEndpoint {
+            name: self.name.clone(),
+            index,
+            count: self.count,
+        })
+    }
+}
+
+/// An app's relationships, decoded. Relationship names are in sorted order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Relationships {
+    by_name: BTreeMap<String, Relationship>,
+}
+
+impl Relationships {
+    /// Decodes a `PLATFORM_RELATIONSHIPS` value (surrounding whitespace ignored). An empty
+    /// value, or an empty list (PHP's encoding of an empty map), means no relationships.
+    /// Fails only when the value as a whole is unusable; see the module docs.
+    pub fn decode(value: impl AsRef<[u8]>) -> Result<Relationships, RelationshipsError> {
+        let value = value.as_ref().trim_ascii();
+        if value.is_empty() {
+            return Ok(Relationships::default());
+        }
+        let json = BASE64
+            .decode(value)
+            .map_err(|e| RelationshipsError::NotBase64(e.to_string()))?;
+        let parsed: Value = serde_json::from_slice(&json)
+            .map_err(|e| RelationshipsError::NotJson(e.to_string()))?;
+        Relationships::from_json(&parsed)
+    }
+
+    /// The same from the decoded JSON.
+    pub fn from_json(value: &Value) -> Result<Relationships, RelationshipsError> {
+        let object = match value {
+            Value::Object(o) => o,
+            Value::Array(a) if a.is_empty() => return Ok(Relationships::default()),
+            other => {
+                return Err(RelationshipsError::NotAnObject {
+                    found: kind_of(other),
+                })
+            }
+        };
+        let by_name = object
+            .iter()
+            .map(|(name, entries)| (name.clone(), decode_relationship(name, entries)))
+            .collect();
+        Ok(Relationships { by_name })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Relationship> {
+        self.by_name.values()
+    }
+
+    /// A relationship by name; the error lists the names there are.
+    pub fn get(&self, name: &str) -> Result<&Relationship, RelationshipsError> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| RelationshipsError::UnknownRelationship {
+                name: name.to_string(),
+                known: self.by_name.keys().cloned().collect(),
+            })
+    }
+
+    pub fn endpoint(&self, id: &EndpointId) -> Result<&Endpoint, RelationshipsError> {
+        self.get(&id.relationship)?.endpoint(id.index)
+    }
+
+    /// Every endpoint that can be tunnelled, relationship by relationship.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.iter().flat_map(|r| r.endpoints.iter())
+    }
+
+    /// Every endpoint or relationship that cannot.
+    pub fn problems(&self) -> impl Iterator<Item = &EndpointError> {
+        self.iter().flat_map(|r| r.problems.iter())
+    }
+
+    /// The relationships as seen through tunnels: only the endpoints in `ports`, each
+    /// rewritten by [`Endpoint::local_fields`]. A relationship lists its tunnelled endpoints
+    /// in index order, so with `database.0` untunnelled, `database.1` is the export's
+    /// `database.0`: a program reading the export finds a reachable endpoint first.
+    pub fn local(
+        &self,
+        ports: &BTreeMap<EndpointId, LocalPort>,
+    ) -> Result<LocalRelationships, RelationshipsError> {
+        let mut out = Map::new();
+        // BTreeMap order is (relationship, index), so each list comes out in index order.
+        for (id, port) in ports {
+            let endpoint = self.endpoint(id)?;
+            let list = out
+                .entry(id.relationship.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = list {
+                list.push(Value::Object(endpoint.local_fields(*port)));
+            }
+        }
+        Ok(LocalRelationships(Value::Object(out)))
+    }
+}
+
+/// The relationships for local use (`tunnel:info`): show them, pick one property, or encode
+/// them as a `PLATFORM_RELATIONSHIPS` value. `Debug` leaves the values out.
+#[derive(Clone, PartialEq)]
+pub struct LocalRelationships(Value);
+
+impl fmt::Debug for LocalRelationships {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&String> = match &self.0 {
+            Value::Object(o) => o.keys().collect(),
+            _ => Vec::new(),
+        };
+        f.debug_tuple("LocalRelationships").field(&names).finish()
+    }
+}
+
+impl LocalRelationships {
+    /// The JSON object, relationship name → list of endpoints.
+    pub fn as_json(&self) -> &Value {
+        &self.0
+    }
+
+    /// The value for `export PLATFORM_RELATIONSHIPS=…`: base64 of the JSON, no newline.
+    pub fn encode(&self) -> Sensitive<String> {
+        Sensitive::new(BASE64.encode(self.0.to_string()))
+    }
+
+    /// One value by dot path, as `tunnel:info -P`: `database.0.port`, `database.0`,
+    /// `database`; numbers index lists. An empty path is the whole object.
+    pub fn property(&self, path: &str) -> Result<&Value, RelationshipsError> {
+        let not_found = || RelationshipsError::PropertyNotFound {
+            path: path.to_string(),
+        };
+        if path.is_empty() {
+            return Ok(&self.0);
+        }
+        path.split('.').try_fold(&self.0, |value, key| match value {
+            Value::Object(o) => o.get(key).ok_or_else(not_found),
+            Value::Array(a) => key
+                .parse::<usize>()
+                .ok()
+                .filter(|_| key.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|i| a.get(i))
+                .ok_or_else(not_found),
+            _ => Err(not_found()),
+        })
+    }
+}
+
+fn decode_relationship(name: &str, entries: &Value) -> Relationship {
+    let mut relationship = Relationship {
+        name: name.to_string(),
+        count: 0,
+        endpoints: Vec::new(),
+        problems: Vec::new(),
+    };
+    let entries = match entries {
+        Value::Array(entries) => entries,
+        other => {
+            relationship.problems.push(EndpointError {
+                relationship: name.to_string(),
+                index: None,
+                problem: EndpointProblem::NotAList {
+                    found: kind_of(other),
+                },
+            });
+            return relationship;
+        }
+    };
+    relationship.count = entries.len();
+    for (index, entry) in entries.iter().enumerate() {
+        let id = EndpointId::new(name, index);
+        match decode_endpoint(id, entry) {
+            Ok(endpoint) => relationship.endpoints.push(endpoint),
+            Err(problem) => relationship.problems.push(EndpointError {
+                relationship: name.to_string(),
+                index: Some(index),
+                problem,
+            }),
+        }
+    }
+    relationship
+}
+
+fn decode_endpoint(id: EndpointId, entry: &Value) -> Result<Endpoint, EndpointProblem> {
+    let Value::Object(fields) = entry else {
+        return Err(EndpointProblem::NotAnObject {
+            found: kind_of(entry),
+        });
+    };
+    let host = match fields.get("host") {
+        None | Some(Value::Null) => return Err(EndpointProblem::Missing { field: "host" }),
+        Some(Value::String(host)) => check_host(host)?,
+        Some(other) => {
+            return Err(EndpointProblem::WrongType {
+                field: "host",
+                expected: "a string",
+                found: kind_of(other),
+            })
+        }
+    };
+    let port = match fields.get("port") {
+        None | Some(Value::Null) => return Err(EndpointProblem::Missing { field: "port" }),
+        Some(Value::Number(n)) => check_port(n)?,
+        Some(other) => {
+            return Err(EndpointProblem::WrongType {
+                field: "port",
+                expected: "an integer",
+                found: kind_of(other),
+            })
+        }
+    };
+    // The fields the URL is built from: a wrong type there would give a wrong URL.
+    for field in ["scheme", "username", "password", "path", "fragment"] {
+        match fields.get(field) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(EndpointProblem::WrongType {
+                    field,
+                    expected: "a string or null",
+                    found: kind_of(other),
+                })
+            }
+        }
+    }
+    match fields.get("query") {
+        None | Some(Value::Null | Value::String(_) | Value::Object(_) | Value::Array(_)) => {}
+        Some(other) => {
+            return Err(EndpointProblem::WrongType {
+                field: "query",
+                expected: "an object, a list, a string or null",
+                found: kind_of(other),
+            })
+        }
+    }
+    Ok(Endpoint {
+        id,
+        host,
+        port,
+        fields: fields.clone(),
+    })
+}
+
+fn check_host(host: &str) -> Result<String, EndpointProblem> {
+    if host.is_empty() {
+        return Err(EndpointProblem::EmptyHost);
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#'))
+    {
+        return Err(EndpointProblem::BadHost {
+            host: host.to_string(),
+        });
+    }
+    Ok(host.to_string())
+}
+
+fn check_port(n: &serde_json::Number) -> Result<NonZeroU16, EndpointProblem> {
+    if let Some(port) = n.as_u64() {
+        return u16::try_from(port)
+            .ok()
+            .and_then(NonZeroU16::new)
+            .ok_or_else(|| EndpointProblem::PortOutOfRange {
+                port: port.to_string(),
+            });
+    }
+    if let Some(port) = n.as_i64() {
+        return Err(EndpointProblem::PortOutOfRange {
+            port: port.to_string(),
+        });
+    }
+    Err(EndpointProblem::WrongType {
+        field: "port",
+        expected: "an integer",
+        found: "a number with a fraction",
+    })
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The official client's URL for an endpoint's fields; see the module docs.
+fn build_url(fields: &Map<String, Value>) -> String {
+    let text = |key: &str| fields.get(key).and_then(Value::as_str);
+    let mut scheme = text("scheme").unwrap_or_default();
+    let mut path = text("path");
+    if scheme == "solr" {
+        scheme = "http";
+        if path.is_some_and(|p| php_dirname(p) == "/solr") {
+            path = Some("/solr/");
+        }
+    }
+    if scheme == "pgsql" {
+        scheme = "postgresql";
+    }
+
+    let mut url = String::new();
+    if !scheme.is_empty() {
+        url.push_str(scheme);
+        url.push(':');
+    }
+    let host = text("host").filter(|h| !h.is_empty());
+    if let Some(host) = host {
+        url.push_str("//");
+        if let Some(user) = text("username") {
+            encode_into(&mut url, user, is_user_char);
+            if let Some(password) = text("password") {
+                url.push(':');
+                encode_into(&mut url, password, is_password_char);
+            }
+            url.push('@');
+        }
+        if host.contains(':') && !host.starts_with('[') {
+            // An IPv6 address: the official client would write it bare, which no parser reads.
+            url.push('[');
+            url.push_str(host);
+            url.push(']');
+        } else {
+            url.push_str(host);
+        }
+        let port = fields.get("port").and_then(Value::as_u64);
+        if let Some(port) = port.filter(|p| Some(*p) != default_port(scheme)) {
+            url.push(':');
+            url.push_str(&port.to_string());
+        }
+    }
+    if let Some(path) = path.filter(|p| !p.is_empty()) {
+        if host.is_some() && !path.starts_with('/') {
+            url.push('/');
+        }
+        encode_into(&mut url, path, is_path_char);
+    }
+    let query = match fields.get("query") {
+        Some(Value::String(q)) => {
+            let mut s = String::new();
+            // A query string is already encoded: keep '%', encode only what cannot appear.
+            encode_into(&mut s, q, |b| is_query_char(b) || b == b'%');
+            s
+        }
+        Some(Value::Object(q)) => {
+            let mut q = q.clone();
+            q.remove("is_master");
+            php_query(q.iter().map(|(k, v)| (k.clone(), v)))
+        }
+        Some(Value::Array(q)) => php_query(q.iter().enumerate().map(|(i, v)| (i.to_string(), v))),
+        _ => String::new(),
+    };
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
+    }
+    if let Some(fragment) = text("fragment") {
+        url.push('#');
+        encode_into(&mut url, fragment, is_query_char);
+    }
+    url
+}
+
+fn default_port(scheme: &str) -> Option<u64> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        "ftp" => Some(21),
+        _ => None,
+    }
+}
+
+/// PHP's `dirname` for '/'-separated paths: `/solr/core` → `/solr`, `/solr/core/` → `/solr`.
+fn php_dirname(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if path.starts_with('/') { "/" } else { "." };
+    }
+    match trimmed.rfind('/') {
+        None => ".",
+        Some(i) => {
+            let dir = trimmed[..i].trim_end_matches('/');
+            if dir.is_empty() {
+                "/"
+            } else {
+                dir
+            }
+        }
+    }
+}
+
+/// A query string as Guzzle 5's `Query` writes a PHP array: nested keys as `a[b]`, keys and
+/// values with PHP's `rawurlencode`, `null` as a bare key, booleans as `1` and ``.
+fn php_query<'a>(entries: impl Iterator<Item = (String, &'a Value)>) -> String {
+    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
+    for (key, value) in entries {
+        flatten_query(key, value, &mut pairs);
+    }
+    let mut out = String::new();
+    for (key, value) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        encode_into(&mut out, &key, is_unreserved);
+        if let Some(value) = value {
+            out.push('=');
+            encode_into(&mut out, &value, is_unreserved);
+        }
+    }
+    out
+}
+
+fn flatten_query(key: String, value: &Value, out: &mut Vec<(String, Option<String>)>) {
+    match value {
+        Value::Object(o) => {
+            for (k, v) in o {
+                flatten_query(format!("{key}[{k}]"), v, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                flatten_query(format!("{key}[{i}]"), v, out);
+            }
+        }
+        Value::Null => out.push((key, None)),
+        Value::Bool(b) => out.push((key, Some(if *b { "1" } else { "" }.to_string()))),
+        Value::String(s) => out.push((key, Some(s.clone()))),
+        Value::Number(n) => out.push((key, Some(php_number(n)))),
+    }
+}
+
+/// PHP's string form of a JSON number, for the cases the platform could send: integers as
+/// they are, whole floats without `.0`.
+fn php_number(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        _ => n.to_string(),
+    }
+}
+
+/// Appends `s`, percent-encoding every byte for which `keep` is false.
+fn encode_into(out: &mut String, s: &str, keep: impl Fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+}
+
+/// RFC 3986 `unreserved`: what PHP's `rawurlencode` leaves alone.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+fn is_user_char(b: u8) -> bool {
+    is_unreserved(b) || is_sub_delim(b)
+}
+
+fn is_password_char(b: u8) -> bool {
+    is_user_char(b) || b == b':'
+}
+
+fn is_path_char(b: u8) -> bool {
+    is_password_char(b) || matches!(b, b'@' | b'/')
+}
+
+fn is_query_char(b: u8) -> bool {
+    is_path_char(b) || b == b'?'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn postgresql() -> Value {
+        // The reference's example, as the platform sends it.
+        json!({"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,
+               "ip":"169.254.38.66",
+               "hostname":"zydalrxgkhif2czr3xqth3qkbm.postgresql12.service._.eu-3.platformsh.site",
+               "port":5432,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"postgresql.internal",
+               "rel":"postgresql","path":"main","query":{"is_master":true},"password":"main",
+               "type":"postgresql:12","public":false,"host_mapped":false})
+    }
+
+    fn redis() -> Value {
+        json!({"username":null,"scheme":"redis","service":"cache","fragment":null,
+               "ip":"169.254.129.57","hostname":"k3xj2.cache.service._.eu-3.platformsh.site",
+               "port":6379,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"cache.internal",
+               "rel":"redis","path":null,"query":[],"password":null,"type":"redis:7.0",
+               "public":false,"host_mapped":false})
+    }
+
+    fn elasticsearch() -> Value {
+        json!({"username":null,"scheme":"http","service":"search","fragment":null,
+               "ip":"169.254.77.3","hostname":"q2v.search.service._.eu-3.platformsh.site",
+               "port":9200,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"search.internal",
+               "rel":"elasticsearch","path":null,"query":[],"password":null,
+               "type":"elasticsearch:7.10","public":false,"host_mapped":false,
+               "instance_ips":["169.254.77.3"]})
+    }
+
+    /// A database with a primary and a replica.
+    fn replicated() -> Value {
+        let mut replica = postgresql();
+        replica["host"] = json!("replica.postgresql.internal");
+        replica["ip"] = json!("169.254.38.67");
+        replica["query"] = json!({"is_master": false});
+        json!([postgresql(), replica])
+    }
+
+    fn app() -> Value {
+        json!({"database": replicated(), "cache": [redis()], "search": [elasticsearch()]})
+    }
+
+    fn encoded(v: &Value) -> String {
+        BASE64.encode(v.to_string())
+    }
+
+    fn decode_value(v: &Value) -> Relationships {
+        match Relationships::decode(encoded(v)) {
+            Ok(r) => r,
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+
+    fn endpoint_url(endpoint: Value) -> String {
+        let r = decode_value(&json!({ "x": [endpoint] }));
+        let e = r.endpoint(&EndpointId::new("x", 0)).cloned();
+        e.map(|e| e.url().expose().clone())
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    fn problem_of(endpoint: Value) -> String {
+        let r = decode_value(&json!({ "database": [endpoint], "cache": [redis()] }));
+        // The other relationship is unaffected.
+        assert_eq!(r.get("cache").map(|c| c.endpoints().len()), Ok(1));
+        assert_eq!(r.endpoints().count(), 1);
+        let problems: Vec<_> = r.problems().cloned().collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems[0].to_string()
+    }
+
+    fn port(n: u16) -> LocalPort {
+        LocalPort::new(n).unwrap_or_else(|| unreachable!())
+    }
+
+    #[test]
+    fn the_reference_postgresql_endpoint_decodes_with_every_field_kept() {
+        let r = decode_value(&json!({ "database": [postgresql()] }));
+        assert_eq!(r.problems().count(), 0);
+        let e = r.endpoint(&EndpointId::parse("database")).unwrap();
+        assert_eq!(e.relationship(), "database");
+        assert_eq!(e.index(), 0);
+        assert_eq!(e.host(), "postgresql.internal");
+        assert_eq!(e.port().get(), 5432);
+        assert_eq!(e.scheme(), Some("pgsql"));
+        assert_eq!(e.service(), Some("postgresql12"));
+        assert_eq!(e.service_type(), Some("postgresql:12"));
+        assert_eq!(e.username(), Some("main"));
+        assert_eq!(Value::Object(e.fields().clone()), postgresql());
+        assert_eq!(
+            e.url().expose(),
+            "postgresql://main:main@postgresql.internal:5432/main"
+        );
+        assert_eq!(
+            e.local_url(port(30000)).expose(),
+            "postgresql://main:main@127.0.0.1:30000/main"
+        );
+    }
+
+    #[test]
+    fn a_whole_app_decodes_in_name_order_with_indexes() {
+        let r = decode_value(&app());
+        assert_eq!(
+            r.names().collect::<Vec<_>>(),
+            ["cache", "database", "search"]
+        );
+        let ids: Vec<String> = r.endpoints().map(|e| e.id().to_string()).collect();
+        assert_eq!(ids, ["cache", "database", "database.1", "search"]);
+        let replica = r.endpoint(&EndpointId::parse("database.1")).unwrap();
+        assert_eq!(replica.host(), "replica.postgresql.internal");
+        assert_eq!(replica.index(), 1);
+        assert_eq!(
+            r.get("cache").unwrap().endpoints()[0].url().expose(),
+            "redis://cache.internal:6379"
+        );
+        assert_eq!(
+            r.get("search").unwrap().endpoints()[0].url().expose(),
+            "http://search.internal:9200"
+        );
+        assert_eq!(
+            replica.url().expose(),
+            "postgresql://main:main@replica.postgresql.internal:5432/main"
+        );
+    }
+
+    #[test]
+    fn urls_follow_the_official_client() {
+        let base = json!({"host": "h.internal", "port": 8080});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
+                v.extend(extra);
+            }
+            endpoint_url(v)
+        };
+        // No scheme at all: a scheme-relative URL, as Guzzle builds it.
+        assert_eq!(with(json!({})), "//h.internal:8080");
+        // Default ports are left out for http, https and ftp only.
+        assert_eq!(
+            with(json!({"scheme": "http", "port": 80})),
+            "http://h.internal"
+        );
+        assert_eq!(
+            with(json!({"scheme": "https", "port": 443})),
+            "https://h.internal"
+        );
+        assert_eq!(
+            with(json!({"scheme": "redis", "port": 80})),
+            "redis://h.internal:80"
+        );
+        // Solr is http, and a core directly under /solr becomes /solr/.
+        assert_eq!(
+            with(json!({"scheme": "solr", "path": "solr/maincore"})),
+            "http://h.internal:8080/solr/maincore"
+        );
+        assert_eq!(
+            with(json!({"scheme": "solr", "path": "/solr/maincore"})),
+            "http://h.internal:8080/solr/"
+        );
+        assert_eq!(
+            with(json!({"scheme": "solr", "port": 80, "path": "/solr/a/"})),
+            "http://h.internal/solr/"
+        );
+        // mysql keeps its scheme; user without password; empty path left out.
+        assert_eq!(
+            with(json!({"scheme": "mysql", "username": "user", "path": ""})),
+            "mysql://user@h.internal:8080"
+        );
+        // A password without a user is not written (Guzzle only writes it after a user).
+        assert_eq!(
+            with(json!({"scheme": "mysql", "password": "secret"})),
+            "mysql://h.internal:8080"
+        );
+        // is_master is dropped; other entries are kept, nested the PHP way, RFC 3986 encoded.
+        assert_eq!(
+            with(json!({"scheme": "pgsql", "query": {"is_master": true}})),
+            "postgresql://h.internal:8080"
+        );
+        assert_eq!(
+            with(json!({"scheme": "mongodb", "path": "main",
+                        "query": {"is_master": false, "authSource": "admin", "n": null,
+                                  "ssl": true, "off": false, "w": 2, "r": 1.0,
+                                  "tags": {"dc": "eu 1"}, "hosts": ["a", "b"]}})),
+            "mongodb://h.internal:8080/main?authSource=admin&hosts%5B0%5D=a&hosts%5B1%5D=b\
+             &n&off=&r=1&ssl=1&tags%5Bdc%5D=eu%201&w=2"
+        );
+        // A query given as a string is used as it is.
+        assert_eq!(
+            with(json!({"scheme": "amqp", "query": "heartbeat=30&x=%20"})),
+            "amqp://h.internal:8080?heartbeat=30&x=%20"
+        );
+        // A list query is PHP's array with integer keys.
+        assert_eq!(
+            with(json!({"scheme": "x", "query": ["a"]})),
+            "x://h.internal:8080?0=a"
+        );
+        // A fragment is written when present, even empty.
+        assert_eq!(
+            with(json!({"scheme": "x", "fragment": "top"})),
+            "x://h.internal:8080#top"
+        );
+        assert_eq!(
+            with(json!({"scheme": "x", "fragment": ""})),
+            "x://h.internal:8080#"
+        );
+    }
+
+    #[test]
+    fn url_parts_that_would_change_the_urls_meaning_are_percent_encoded() {
+        // The official client writes these raw, which makes '@', '/' and '#' end the part.
+        assert_eq!(
+            endpoint_url(
+                json!({"scheme": "pgsql", "host": "db.internal", "port": 5432,
+                                "username": "a:b@c", "password": "p@ss/w:rd#%",
+                                "path": "my db?", "fragment": "a b"})
+            ),
+            "postgresql://a%3Ab%40c:p%40ss%2Fw:rd%23%25@db.internal:5432/my%20db%3F#a%20b"
+        );
+        // Sub-delimiters are allowed in user info and stay as they are.
+        assert_eq!(
+            endpoint_url(json!({"scheme": "x", "host": "h", "port": 1,
+                                "username": "u!$&'()*+,;=", "password": "-._~"})),
+            "x://u!$&'()*+,;=:-._~@h:1"
+        );
+        // IPv6 addresses are bracketed.
+        assert_eq!(
+            endpoint_url(json!({"scheme": "redis", "host": "fd00::1", "port": 6379})),
+            "redis://[fd00::1]:6379"
+        );
+    }
+
+    #[test]
+    fn values_that_are_not_base64_json_or_an_object_fail_as_a_whole() {
+        let err = |v: &[u8]| Relationships::decode(v).map(|_| ()).unwrap_err();
+        let e = err(b"not base64!");
+        assert!(matches!(e, RelationshipsError::NotBase64(_)), "{e:?}");
+        assert!(e.to_string().contains("not valid base64"), "{e}");
+        assert!(
+            !e.to_string().contains("not base64!"),
+            "the value is not echoed: {e}"
+        );
+
+        let e = err(BASE64.encode("{\"database\": [").as_bytes());
+        assert!(matches!(e, RelationshipsError::NotJson(_)), "{e:?}");
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+
+        let e = err(BASE64.encode([0xff, 0xfe, b'{']).as_bytes());
+        assert!(matches!(e, RelationshipsError::NotJson(_)), "{e:?}");
+
+        for (json, found) in [
+            ("\"text\"", "a string"),
+            ("42", "a number"),
+            ("null", "null"),
+            ("true", "a boolean"),
+            ("[1]", "a list"),
+        ] {
+            let e = err(BASE64.encode(json).as_bytes());
+            assert_eq!(e, RelationshipsError::NotAnObject { found }, "{json}");
+            assert!(e
+                .to_string()
+                .contains(&format!("are {found}, not an object")));
+        }
+    }
+
+    #[test]
+    fn empty_values_mean_no_relationships_and_whitespace_and_padding_do_not_matter() {
+        for value in ["", "  \n", "e30=", "e30", "e30=\n", "W10=", " W10=\r\n"] {
+            let r = Relationships::decode(value).unwrap();
+            assert!(r.is_empty(), "{value:?}");
+        }
+        let e = Relationships::decode("e30=")
+            .unwrap()
+            .get("database")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "relationship \"database\" not found: this app has no relationships"
+        );
+    }
+
+    #[test]
+    fn each_bad_endpoint_is_named_and_the_others_are_unaffected() {
+        let with = |key: &str, value: Value| {
+            let mut e = postgresql();
+            e[key] = value;
+            e
+        };
+        let without = |key: &str| {
+            let mut e = postgresql();
+            if let Value::Object(o) = &mut e {
+                o.remove(key);
+            }
+            e
+        };
+        let tail = "; the platform sent something unexpected for this service, so it cannot be \
+                    tunnelled: check the service in the app's configuration and redeploy";
+        let cases = [
+            (
+                without("host"),
+                "relationship database: the endpoint has no \"host\"",
+            ),
+            (
+                with("host", Value::Null),
+                "relationship database: the endpoint has no \"host\"",
+            ),
+            (
+                without("port"),
+                "relationship database: the endpoint has no \"port\"",
+            ),
+            (
+                with("host", json!(12)),
+                "relationship database: \"host\" is a number, expected a string",
+            ),
+            (
+                with("port", json!("5432")),
+                "relationship database: \"port\" is a string, expected an integer",
+            ),
+            (
+                with("port", json!(5432.5)),
+                "relationship database: \"port\" is a number with a fraction, expected an integer",
+            ),
+            (
+                with("host", json!("")),
+                "relationship database: \"host\" is empty",
+            ),
+            (
+                with("host", json!("db internal")),
+                "relationship database: \"host\" \"db internal\" is not a host name or address \
+                 (it contains whitespace, a control character or one of / @ ? #)",
+            ),
+            (
+                with("port", json!(0)),
+                "relationship database: \"port\" 0 is out of range (1 to 65535)",
+            ),
+            (
+                with("port", json!(65536)),
+                "relationship database: \"port\" 65536 is out of range (1 to 65535)",
+            ),
+            (
+                with("port", json!(-1)),
+                "relationship database: \"port\" -1 is out of range (1 to 65535)",
+            ),
+            (
+                with("scheme", json!(["pgsql"])),
+                "relationship database: \"scheme\" is a list, expected a string or null",
+            ),
+            (
+                with("password", json!(1234)),
+                "relationship database: \"password\" is a number, expected a string or null",
+            ),
+            (
+                with("query", json!(true)),
+                "relationship database: \"query\" is a boolean, expected an object, a list, a \
+                 string or null",
+            ),
+            (
+                json!("postgresql.internal:5432"),
+                "relationship database: the endpoint is a string, not an object",
+            ),
+        ];
+        for (endpoint, message) in cases {
+            assert_eq!(problem_of(endpoint), format!("{message}{tail}"));
+        }
+        // Control characters are shown escaped, never written to a terminal as they are.
+        for host in [
+            "db\n.internal",
+            "db\t",
+            "\u{1b}[31mdb",
+            "db/x",
+            "user@db",
+            "mongodb://a,b",
+        ] {
+            let p = problem_of(with("host", json!(host)));
+            assert!(p.contains(&format!("{host:?}")), "{p}");
+            assert!(!p.contains('\n') && !p.contains('\u{1b}'), "{p}");
+        }
+        // The largest port is fine.
+        assert_eq!(
+            endpoint_url(with("port", json!(65535))),
+            "postgresql://main:main@postgresql.internal:65535/main"
+        );
+    }
+
+    #[test]
+    fn a_broken_endpoint_keeps_its_index_and_is_the_answer_when_asked_for() {
+        let mut broken = postgresql();
+        broken["port"] = json!(0);
+        let mut replica = postgresql();
+        replica["host"] = json!("replica.internal");
+        let r = decode_value(&json!({
+            "database": [broken, replica],
+            "cache": "redis.internal",
+            "search": [elasticsearch()],
+        }));
+        let ids: Vec<String> = r.endpoints().map(|e| e.id().to_string()).collect();
+        assert_eq!(ids, ["database.1", "search"]);
+        let problems: Vec<(String, Option<usize>)> = r
+            .problems()
+            .map(|p| (p.relationship.clone(), p.index))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                ("cache".to_string(), None),
+                ("database".to_string(), Some(0))
+            ]
+        );
+        let e = r.endpoint(&EndpointId::parse("database")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("relationship database: \"port\" 0 is out of range"),
+            "{e}"
+        );
+        let e = r.endpoint(&EndpointId::parse("cache")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("relationship \"cache\": it is a string, not a list of endpoints"),
+            "{e}"
+        );
+        // Tunnels to the good endpoints are exported as usual.
+        let ports = BTreeMap::from([
+            (EndpointId::parse("database.1"), port(30001)),
+            (EndpointId::parse("search"), port(30002)),
+        ]);
+        let local = r.local(&ports).unwrap();
+        assert_eq!(local.property("database.0.host").unwrap(), "127.0.0.1");
+        assert_eq!(local.property("database.0.port").unwrap(), 30001);
+        // Asking to export a broken one says why it cannot be.
+        let ports = BTreeMap::from([(EndpointId::parse("database"), port(30000))]);
+        assert!(matches!(
+            r.local(&ports),
+            Err(RelationshipsError::Endpoint(EndpointError {
+                index: Some(0),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn unknown_relationships_and_indexes_list_what_there_is() {
+        let r = decode_value(&app());
+        let e = r.endpoint(&EndpointId::parse("databse")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "relationship \"databse\" not found; this app's relationships are: cache, database, search"
+        );
+        assert_eq!(e.problem(), Problem::Usage);
+        let e = r.endpoint(&EndpointId::parse("database.2")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "relationship \"database\" has 2 endpoint(s), so there is no endpoint 2; use an index from 0 to 1"
+        );
+        let ports = BTreeMap::from([(EndpointId::parse("nope"), port(30000))]);
+        assert!(matches!(
+            r.local(&ports),
+            Err(RelationshipsError::UnknownRelationship { .. })
+        ));
+    }
+
+    #[test]
+    fn the_export_rewrites_host_ip_and_port_adds_the_url_and_keeps_the_rest() {
+        let r = decode_value(&app());
+        let ports = BTreeMap::from([
+            (EndpointId::parse("database"), port(30000)),
+            (EndpointId::parse("database.1"), port(30001)),
+            (EndpointId::parse("cache"), port(30002)),
+        ]);
+        let local = r.local(&ports).unwrap();
+        let mut primary = postgresql();
+        primary["host"] = json!("127.0.0.1");
+        primary["ip"] = json!("127.0.0.1");
+        primary["port"] = json!(30000);
+        primary["url"] = json!("postgresql://main:main@127.0.0.1:30000/main");
+        let mut replica = replicated()[1].clone();
+        replica["host"] = json!("127.0.0.1");
+        replica["ip"] = json!("127.0.0.1");
+        replica["port"] = json!(30001);
+        replica["url"] = json!("postgresql://main:main@127.0.0.1:30001/main");
+        let mut cache = redis();
+        cache["host"] = json!("127.0.0.1");
+        cache["ip"] = json!("127.0.0.1");
+        cache["port"] = json!(30002);
+        cache["url"] = json!("redis://127.0.0.1:30002");
+        // Only tunnelled endpoints are exported: no "search".
+        assert_eq!(
+            local.as_json(),
+            &json!({"database": [primary, replica], "cache": [cache]})
+        );
+
+        // The encoded value is what a program reading PLATFORM_RELATIONSHIPS decodes.
+        let encoded = local.encode();
+        assert!(!encoded.expose().contains('\n'));
+        let back = Relationships::decode(encoded.expose()).unwrap();
+        let e = back.endpoint(&EndpointId::parse("database.1")).unwrap();
+        assert_eq!((e.host(), e.port().get()), ("127.0.0.1", 30001));
+        assert_eq!(
+            e.url().expose(),
+            "postgresql://main:main@127.0.0.1:30001/main"
+        );
+    }
+
+    #[test]
+    fn the_export_adds_no_ip_where_there_was_none_and_replaces_an_old_url() {
+        let mut endpoint = redis();
+        if let Value::Object(o) = &mut endpoint {
+            o.remove("ip");
+        }
+        endpoint["url"] = json!("redis://cache.internal:6379");
+        let r = decode_value(&json!({ "cache": [endpoint] }));
+        let local = r
+            .local(&BTreeMap::from([(EndpointId::parse("cache"), port(31000))]))
+            .unwrap();
+        let cache = local.property("cache.0").unwrap();
+        assert!(cache.get("ip").is_none());
+        assert_eq!(cache["url"], "redis://127.0.0.1:31000");
+    }
+
+    #[test]
+    fn properties_are_found_by_dot_path_or_named_when_missing() {
+        let r = decode_value(&app());
+        let ports = BTreeMap::from([
+            (EndpointId::parse("database"), port(30000)),
+            (EndpointId::parse("database.1"), port(30001)),
+        ]);
+        let local = r.local(&ports).unwrap();
+        assert_eq!(local.property("database.0.port").unwrap(), 30000);
+        assert_eq!(local.property("database.1.port").unwrap(), 30001);
+        assert_eq!(local.property("database.0.query.is_master").unwrap(), true);
+        assert_eq!(local.property("database.0.fragment").unwrap(), &Value::Null);
+        assert_eq!(
+            local.property("database.1.url").unwrap(),
+            "postgresql://main:main@127.0.0.1:30001/main"
+        );
+        assert_eq!(
+            local.property("database").unwrap().as_array().map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(local.property("").unwrap(), local.as_json());
+        for missing in [
+            "cache",
+            "database.2",
+            "database.x",
+            "database.+0",
+            "database.0.nope",
+            "database.0.port.x",
+            "database..port",
+        ] {
+            let e = local.property(missing).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "property not found: {missing:?}; use a dot path such as \"database.0.port\" \
+                     (relationship, endpoint index, field)"
+                )
+            );
+            assert_eq!(e.problem(), Problem::Usage);
+        }
+    }
+
+    #[test]
+    fn endpoint_ids_read_and_print_like_the_official_clients() {
+        for (text, name, index, shown) in [
+            ("database", "database", 0, "database"),
+            ("database.0", "database", 0, "database"),
+            ("database.1", "database", 1, "database.1"),
+            ("a.b", "a.b", 0, "a.b"),
+            ("a.b.2", "a.b", 2, "a.b.2"),
+            (".1", ".1", 0, ".1"),
+            (
+                "x.99999999999999999999999",
+                "x.99999999999999999999999",
+                0,
+                "x.99999999999999999999999",
+            ),
+        ] {
+            let id = EndpointId::parse(text);
+            assert_eq!((id.relationship(), id.index()), (name, index), "{text}");
+            assert_eq!(id.to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_output() {
+        let r = decode_value(&json!({ "database": [json!({"host": "h", "port": 1,
+            "username": "u", "password": "hunter2"})] }));
+        assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
+        let local = r
+            .local(&BTreeMap::from([(
+                EndpointId::parse("database"),
+                port(30000),
+            )]))
+            .unwrap();
+        assert!(!format!("{local:?}").contains("hunter2"), "{local:?}");
+        assert_eq!(format!("{:?}", local.encode()), "<redacted>");
+        let e = r.endpoint(&EndpointId::parse("database")).unwrap();
+        assert_eq!(format!("{:?}", e.url()), "<redacted>");
+    }
+
+    #[test]
+    fn platform_faults_are_other_and_requests_are_usage() {
+        assert_eq!(
+            RelationshipsError::NotBase64(String::new()).problem(),
+            Problem::Other
+        );
+        let e = RelationshipsError::Endpoint(EndpointError {
+            relationship: "x".into(),
+            index: Some(0),
+            problem: EndpointProblem::EmptyHost,
+        });
+        assert_eq!(e.problem(), Problem::Other);
+    }
+
+    /// Any JSON value, with keys drawn partly from the endpoint's own so that the decoder's
+    /// checks are reached, not only its first rejection.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Floats that print and parse back exactly.
+            any::<i32>().prop_map(|n| Value::from(f64::from(n) / 8.0)),
+            (0u32..70000).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ]
+        .boxed();
+        let key = prop_oneof![
+            1 => Just("host".to_string()),
+            1 => Just("port".to_string()),
+            1 => Just("scheme".to_string()),
+            1 => Just("query".to_string()),
+            1 => Just("path".to_string()),
+            1 => Just("username".to_string()),
+            1 => Just("password".to_string()),
+            1 => Just("fragment".to_string()),
+            1 => Just("is_master".to_string()),
+            20 => ".{0,8}",
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Objects that usually have a host and a port, often good ones, and arbitrary other
+    /// fields, so that whole endpoints decode and the URL and export code runs on them.
+    fn endpointish() -> impl Strategy<Value = Value> {
+        let host = prop_oneof![
+            3 => "[a-z0-9.-]{1,12}".prop_map(Value::from),
+            1 => any_json(),
+        ];
+        let port = prop_oneof![
+            3 => (-2i64..70000).prop_map(Value::from),
+            1 => any_json(),
+        ];
+        let key = prop_oneof![
+            1 => Just("scheme".to_string()),
+            1 => Just("query".to_string()),
+            1 => Just("path".to_string()),
+            1 => Just("username".to_string()),
+            1 => Just("password".to_string()),
+            1 => Just("fragment".to_string()),
+            1 => Just("ip".to_string()),
+            1 => Just("url".to_string()),
+            12 => "[a-z_]{1,8}",
+        ];
+        (
+            prop::collection::btree_map(key, any_json(), 0..6),
+            prop::option::weighted(0.9, host),
+            prop::option::weighted(0.9, port),
+        )
+            .prop_map(|(m, host, port)| {
+                let mut o: Map<String, Value> = m.into_iter().collect();
+                o.extend(host.map(|h| ("host".to_string(), h)));
+                o.extend(port.map(|p| ("port".to_string(), p)));
+                Value::Object(o)
+            })
+    }
+
+    /// A valid endpoint with arbitrary extra fields (and arbitrary values of the optional
+    /// typed ones).
+    fn any_endpoint() -> impl Strategy<Value = Value> {
+        let opt_text = prop_oneof![Just(Value::Null), ".{0,10}".prop_map(Value::from)];
+        (
+            "[a-z0-9.-]{1,20}",
+            1u16..=65535,
+            prop::option::of(prop_oneof![
+                Just(Value::from("pgsql")),
+                Just(Value::from("solr")),
+                Just(Value::from("http")),
+                Just(Value::from("redis")),
+                opt_text.clone(),
+            ]),
+            prop::option::of(opt_text.clone()),
+            prop::option::of(opt_text.clone()),
+            prop::option::of(opt_text.clone()),
+            prop::option::of(opt_text),
+            prop::option::of(any_json()),
+            prop::option::of("[0-9.]{1,15}"),
+            prop::collection::btree_map("[a-z_]{1,10}", any_json(), 0..6),
+        )
+            .prop_map(
+                |(host, port, scheme, user, pass, path, fragment, query, ip, extra)| {
+                    let mut o: Map<String, Value> = extra.into_iter().collect();
+                    o.insert("host".into(), host.into());
+                    o.insert("port".into(), port.into());
+                    for (k, v) in [
+                        ("scheme", scheme),
+                        ("username", user),
+                        ("password", pass),
+                        ("path", path),
+                        ("fragment", fragment),
+                    ] {
+                        match v {
+                            Some(v) => o.insert(k.into(), v),
+                            None => o.remove(k),
+                        };
+                    }
+                    match query {
+                        Some(
+                            q @ (Value::Object(_)
+                            | Value::Array(_)
+                            | Value::String(_)
+                            | Value::Null),
+                        ) => o.insert("query".into(), q),
+                        _ => o.remove("query"),
+                    };
+                    match ip {
+                        Some(ip) => o.insert("ip".into(), ip.into()),
+                        None => o.remove("ip"),
+                    };
+                    Value::Object(o)
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Relationships::decode(&bytes);
+            // The same bytes behind valid base64 reach the JSON parser.
+            let _ = Relationships::decode(BASE64.encode(&bytes));
+        }
+
+        #[test]
+        fn arbitrary_json_gives_an_error_or_checked_endpoints(
+            value in any_json(),
+            endpoints in prop::collection::vec(endpointish(), 0..4),
+            shape in 0..3,
+        ) {
+            let value = match shape {
+                0 => value,
+                1 => json!({ "r": value }),
+                _ => json!({ "r": endpoints, "s": value }),
+            };
+            if let Ok(r) = Relationships::decode(encoded(&value)) {
+                let mut ports = BTreeMap::new();
+                for (i, e) in r.endpoints().enumerate() {
+                    prop_assert!(!e.host().is_empty());
+                    prop_assert!(!e.host().chars().any(char::is_whitespace));
+                    let _ = e.url();
+                    ports.insert(e.id().clone(), port(30000 + (i as u16 % 1000)));
+                }
+                for p in r.problems() {
+                    prop_assert!(p.to_string().starts_with("relationship "));
+                }
+                let local = r.local(&ports);
+                prop_assert!(local.is_ok());
+            }
+        }
+
+        #[test]
+        fn the_export_keeps_every_field_it_does_not_rewrite(
+            endpoints in prop::collection::btree_map("[a-z_.]{1,10}", prop::collection::vec(any_endpoint(), 1..3), 1..4),
+            first_port in 1u16..60000,
+        ) {
+            let value = Value::Object(endpoints.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect());
+            let r = Relationships::decode(encoded(&value)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(r.problems().count(), 0);
+            let ports: BTreeMap<EndpointId, LocalPort> = r
+                .endpoints()
+                .enumerate()
+                .map(|(i, e)| (e.id().clone(), port(first_port + i as u16)))
+                .collect();
+            let local = r.local(&ports).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back = Relationships::decode(local.encode().expose())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back.problems().count(), 0);
+            for (id, local_port) in &ports {
+                let before = r.endpoint(id).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let after = back.endpoint(id).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                for (key, value) in before.fields() {
+                    match key.as_str() {
+                        "host" | "ip" => prop_assert_eq!(&after.fields()[key], LOCAL_IP),
+                        "port" => prop_assert_eq!(after.port().get(), local_port.get()),
+                        "url" => {}
+                        _ => prop_assert_eq!(&after.fields()[key], value, "field {}", key),
+                    }
+                }
+                let mut expected: Vec<&str> = before.fields().keys().map(String::as_str).collect();
+                if !before.fields().contains_key("url") { expected.push("url"); }
+                expected.sort_unstable();
+                let got: Vec<&str> = after.fields().keys().map(String::as_str).collect();
+                prop_assert_eq!(got, expected);
+                let local_url = before.local_url(*local_port);
+                prop_assert_eq!(
+                    after.fields()["url"].as_str(),
+                    Some(local_url.expose().as_str())
+                );
+            }
+        }
+    }
+}
