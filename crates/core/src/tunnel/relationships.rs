@@ -1,7 +1,9 @@
 //! An app's relationships: the `PLATFORM_RELATIONSHIPS` value the platform gives each app
 //! (base64 of a JSON object, relationship name → list of service endpoints), decoded into the
 //! few typed fields a tunnel needs, with every other field kept as it came so that
-//! `tunnel:info` can give it back.
+//! `tunnel:info` can give it back. The one field changed on the way in is the official
+//! client's own: a MongoDB `host` holding a whole replica-set URI becomes the URI's first host
+//! (the URI moves to `url`).
 //!
 //! **Bad input.** The value comes from the platform, so it is checked like user input. A value
 //! that is not base64, not JSON, or not an object fails [`Relationships::decode`] as a whole:
@@ -70,10 +72,7 @@ pub enum RelationshipsError {
     NotAnObject { found: &'static str },
     #[error("{}", unknown_relationship(name, known))]
     UnknownRelationship { name: String, known: Vec<String> },
-    #[error(
-        "relationship {name:?} has {count} endpoint(s), so there is no endpoint {index}; \
-         use an index from 0 to {}", count.saturating_sub(1)
-    )]
+    #[error("{}", unknown_endpoint(name, *index, *count))]
     UnknownEndpoint {
         name: String,
         index: usize,
@@ -96,6 +95,20 @@ fn unknown_relationship(name: &str, known: &[String]) -> String {
             "relationship {name:?} not found; this app's relationships are: {}",
             known.join(", ")
         )
+    }
+}
+
+fn unknown_endpoint(name: &str, index: usize, count: usize) -> String {
+    match count {
+        0 => format!("relationship {name:?} has no endpoints, so there is no endpoint {index}"),
+        1 => format!(
+            "relationship {name:?} has one endpoint, so there is no endpoint {index}; use 0"
+        ),
+        _ => format!(
+            "relationship {name:?} has {count} endpoints, so there is no endpoint {index}; \
+             use an index from 0 to {}",
+            count - 1
+        ),
     }
 }
 
@@ -278,7 +291,8 @@ impl Endpoint {
         self.str_field("username")
     }
 
-    /// Every field as the platform sent it, the password included.
+    /// Every field as the platform sent it (but for a MongoDB URI in `host`; see the module
+    /// docs), the password included.
     pub fn fields(&self) -> &Map<String, Value> {
         &self.fields
     }
@@ -552,6 +566,8 @@ fn decode_endpoint(id: EndpointId, entry: &Value) -> Result<Endpoint, EndpointPr
             found: kind_of(entry),
         });
     };
+    let normalized = mongodb_uri_host(fields);
+    let fields = normalized.as_ref().unwrap_or(fields);
     let host = match fields.get("host") {
         None | Some(Value::Null) => return Err(EndpointProblem::Missing { field: "host" }),
         Some(Value::String(host)) => check_host(host)?,
@@ -603,6 +619,36 @@ fn decode_endpoint(id: EndpointId, entry: &Value) -> Result<Endpoint, EndpointPr
         port,
         fields: fields.clone(),
     })
+}
+
+/// The official client's one rewrite of what the platform sends: a MongoDB endpoint whose
+/// `host` is a whole connection URI (`mongodb://user:pass@h1,h2,h3:27017/db?…`, a replica set)
+/// gets the URI's first host as `host`, the URI's port where it has no `port`, and the URI
+/// itself as `url`. `None` when the endpoint is not one of those.
+fn mongodb_uri_host(fields: &Map<String, Value>) -> Option<Map<String, Value>> {
+    if fields.get("scheme").and_then(Value::as_str) != Some("mongodb") {
+        return None;
+    }
+    let uri = fields.get("host")?.as_str()?;
+    let rest = uri.strip_prefix("mongodb://")?;
+    let authority = rest.split(['/', '?']).next().filter(|a| !a.is_empty())?;
+    let first = authority.split(',').next().unwrap_or(authority);
+    let first = first.rsplit_once('@').map_or(first, |(_, host)| host);
+    let (host, port) = match first.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, port.parse::<u16>().ok())
+        }
+        _ => (first, None),
+    };
+    let mut fields = fields.clone();
+    fields.insert("host".to_string(), Value::from(host));
+    if fields.get("port").is_none_or(Value::is_null) {
+        if let Some(port) = port {
+            fields.insert("port".to_string(), Value::from(port));
+        }
+    }
+    fields.insert("url".to_string(), Value::from(uri));
+    Some(fields)
 }
 
 fn check_host(host: &str) -> Result<String, EndpointProblem> {
@@ -1290,6 +1336,31 @@ mod tests {
     }
 
     #[test]
+    fn a_mongodb_replica_set_uri_in_host_becomes_its_first_host_as_the_official_client_does() {
+        let uri = "mongodb://main:secret@mongo1.internal,mongo2.internal:27017/main?replicaSet=rs0";
+        let endpoint = json!({"scheme": "mongodb", "host": uri, "port": 27017,
+                              "username": "main", "password": "secret", "path": "main",
+                              "query": {"is_master": true}, "rel": "mongodb"});
+        let r = decode_value(&json!({ "mongo": [endpoint] }));
+        let e = r.endpoint(&EndpointId::parse("mongo")).unwrap();
+        assert_eq!((e.host(), e.port().get()), ("mongo1.internal", 27017));
+        assert_eq!(e.fields()["url"], uri);
+        assert_eq!(e.fields()["rel"], "mongodb");
+        assert_eq!(
+            e.url().expose(),
+            "mongodb://main:secret@mongo1.internal:27017/main"
+        );
+        // The port comes from the URI when the endpoint has none.
+        let r = decode_value(&json!({ "mongo": [{"scheme": "mongodb",
+            "host": "mongodb://a.internal:27018,b.internal:27018/db"}] }));
+        let e = r.endpoint(&EndpointId::parse("mongo")).unwrap();
+        assert_eq!((e.host(), e.port().get()), ("a.internal", 27018));
+        // Other schemes get no such rewrite: a URI is not a host.
+        let p = problem_of(json!({"scheme": "redis", "host": "mongodb://a,b/x", "port": 1}));
+        assert!(p.contains("is not a host name or address"), "{p}");
+    }
+
+    #[test]
     fn unknown_relationships_and_indexes_list_what_there_is() {
         let r = decode_value(&app());
         let e = r.endpoint(&EndpointId::parse("databse")).unwrap_err();
@@ -1301,7 +1372,18 @@ mod tests {
         let e = r.endpoint(&EndpointId::parse("database.2")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "relationship \"database\" has 2 endpoint(s), so there is no endpoint 2; use an index from 0 to 1"
+            "relationship \"database\" has 2 endpoints, so there is no endpoint 2; use an index from 0 to 1"
+        );
+        let e = r.endpoint(&EndpointId::parse("cache.1")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "relationship \"cache\" has one endpoint, so there is no endpoint 1; use 0"
+        );
+        let empty = decode_value(&json!({"none": []}));
+        let e = empty.endpoint(&EndpointId::parse("none")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "relationship \"none\" has no endpoints, so there is no endpoint 0"
         );
         let ports = BTreeMap::from([(EndpointId::parse("nope"), port(30000))]);
         assert!(matches!(
