@@ -22,8 +22,10 @@
 //! serialized like PHP's `http_build_query` with RFC 3986 encoding. One deliberate difference:
 //! the official client inserts user, password, path and fragment raw, so a password with `@`
 //! or `/` yields a URL that means something else; here the characters that are not allowed in
-//! their part are percent-encoded. For every value that is already valid in its part (all
-//! the platform's generated credentials and paths) the URL is the same byte for byte.
+//! their part are percent-encoded, and an IPv6 host is bracketed. For every value that is
+//! already valid in its part (all the platform's generated credentials and paths) the URL is
+//! the same byte for byte. JSON objects are kept in key order (serde_json's map), so query
+//! entries beyond `is_master` come out sorted where PHP keeps the platform's order.
 //!
 //! **The export** ([`LocalRelationships`]) is what `tunnel:info` shows and what `--encode`
 //! emits: for each tunnelled endpoint, the same object with `host` and `ip` (only where
