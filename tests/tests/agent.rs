@@ -256,7 +256,11 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
     load.env("TETHER_INACTIVITY_LIMIT", "2s");
     let out = run_async(load).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("without activity"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("without activity"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!user.session_dir().join("id_ed25519-cert.pub").exists());
     Ok(())
 }

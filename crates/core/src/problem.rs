@@ -112,6 +112,8 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<Problem> {
         ProfileError,
         TerminalError,
         ExecError,
+        crate::tunnel::RelationshipsError,
+        crate::tunnel::EndpointError,
     );
     #[cfg(unix)]
     try_types!(crate::agent::AgentError);
