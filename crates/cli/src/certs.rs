@@ -72,10 +72,7 @@ pub fn fresh_for_hook(cli: &crate::Cli) -> bool {
     else {
         return false;
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::output::now();
     tether_core::access::certificate_is_fresh(&paths, &profile, now)
 }
 

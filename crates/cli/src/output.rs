@@ -83,10 +83,7 @@ pub fn property(format: Format, v: &serde_json::Value) {
 
 /// Unix seconds now.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    tether_core::Clock::unix(&tether_core::SystemClock)
 }
 
 /// `2026-11-24 13:05:00 UTC (in 59 min)`.

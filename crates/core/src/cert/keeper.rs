@@ -499,49 +499,41 @@ mod tests {
         assert_eq!(k.renew_in(&cert(T0, T0 + 3600), None), Duration::ZERO);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_clock_jump_wakes_the_keeper_within_one_look() {
+    /// Puts a keeper to sleep until a renewal due in 45 minutes, moves the wall clock by
+    /// `jump` while the timers stand still (a suspend, a clock change), lets one look pass,
+    /// and returns why the keeper woke.
+    async fn wake_after_jump(jump: Duration) -> Wake {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
         let k = keeper(&clock, dir.path());
         k.touch();
         let (_stop, mut stopped) = watch::channel(false);
-        let sleeper = k.clone();
         let task =
-            tokio::spawn(
-                async move { sleeper.sleep(Duration::from_secs(2700), &mut stopped).await },
-            );
+            tokio::spawn(async move { k.sleep(Duration::from_secs(2700), &mut stopped).await });
         tokio::task::yield_now().await;
-        // The machine sleeps for 50 minutes: the wall clock moves, the timers do not.
-        clock.advance(Duration::from_secs(3000));
+        clock.advance(jump);
         tokio::time::advance(LOOK_EVERY).await;
-        let woke = tokio::time::timeout(Duration::from_millis(10), task)
+        tokio::time::timeout(Duration::from_millis(10), task)
             .await
-            .expect("the keeper looked at the clock")
-            .unwrap();
-        assert!(matches!(woke, Wake::Due));
+            .expect("the keeper looked at the clock within one look")
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_jump_wakes_the_keeper_within_one_look() {
+        // The machine sleeps for 50 minutes: the renewal is due at once.
+        assert!(matches!(
+            wake_after_jump(Duration::from_secs(3000)).await,
+            Wake::Due
+        ));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_jump_before_the_renewal_is_due_makes_the_keeper_look_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
-        let k = keeper(&clock, dir.path());
-        k.touch();
-        let (_stop, mut stopped) = watch::channel(false);
-        let sleeper = k.clone();
-        let task =
-            tokio::spawn(
-                async move { sleeper.sleep(Duration::from_secs(2700), &mut stopped).await },
-            );
-        tokio::task::yield_now().await;
-        clock.advance(Duration::from_secs(600));
-        tokio::time::advance(LOOK_EVERY).await;
-        let woke = tokio::time::timeout(Duration::from_millis(10), task)
-            .await
-            .expect("the keeper noticed the jump")
-            .unwrap();
-        assert!(matches!(woke, Wake::Look));
+        assert!(matches!(
+            wake_after_jump(Duration::from_secs(600)).await,
+            Wake::Look
+        ));
     }
 
     #[test]
