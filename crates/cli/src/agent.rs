@@ -10,19 +10,27 @@ use crate::context::{self, Ctx};
 use crate::output::{self, print, progress};
 use crate::{Cli, Format};
 
-/// The agent's log file, `<data>/logs/agent-<profile>.log`, appended to.
+/// The agent's log, `<data>/logs/agent-<profile>.log`.
+pub fn log_path(cli: &Cli) -> Result<std::path::PathBuf> {
+    let (profile, _) = context::profile(cli)?;
+    Ok(context::paths()?
+        .data_dir
+        .join("logs")
+        .join(format!("agent-{}.log", profile.name)))
+}
+
+/// The agent's log file, appended to.
 pub fn log_file(cli: &Cli) -> Option<File> {
-    let (profile, _) = context::profile(cli).ok()?;
-    let dir = context::paths().ok()?.data_dir.join("logs");
-    tether_core::private_files::create_private_dir(&dir).ok()?;
+    let path = log_path(cli).ok()?;
+    tether_core::private_files::create_private_dir(path.parent()?).ok()?;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join(format!("agent-{}.log", profile.name)))
+        .open(path)
         .ok()
 }
 
-/// Runs the agent until SIGINT or SIGTERM.
+/// Runs the agent until SIGINT or SIGTERM, or `agent:stop`.
 pub async fn run(ctx: Ctx) -> Result<()> {
     let bound = Bound::bind(ctx.access.paths(), ctx.profile())?;
     progress(
@@ -34,16 +42,25 @@ pub async fn run(ctx: Ctx) -> Result<()> {
             bound.socket().display()
         ),
     );
+    // A headless agent outlives the terminal that started it: a hangup is not a stop.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move { while hangup.recv().await.is_some() {} });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(agent::serve(bound, Arc::new(ctx.access), shutdown));
-    wait_for_signal().await?;
-    tracing::info!("stopping");
-    let _ = stop.send(true);
-    server.await.context("the agent failed")?;
+    let mut server = tokio::spawn(agent::serve(bound, Arc::new(ctx.access), shutdown));
+    tokio::select! {
+        r = wait_for_signal() => {
+            r?;
+            tracing::info!("stopping");
+            let _ = stop.send(true);
+            (&mut server).await.context("the agent failed")?;
+        }
+        r = &mut server => r.context("the agent failed")?,
+    }
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
@@ -51,6 +68,25 @@ async fn wait_for_signal() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// Asks the running agent to close its tunnels and stop.
+pub async fn stop(ctx: &Ctx) -> Result<()> {
+    let socket = agent::socket_path(ctx.access.paths(), ctx.profile());
+    let Some(mut client) = AgentClient::connect(&socket).await? else {
+        progress(ctx.format, "No agent is running.");
+        return Ok(());
+    };
+    client.request(&Request::Stop).await?;
+    // It is gone when its socket no longer answers.
+    for _ in 0..200 {
+        if AgentClient::connect(&socket).await?.is_none() {
+            progress(ctx.format, "The agent stopped.");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    bail!("the agent did not stop within 5 s")
 }
 
 async fn connect(ctx: &Ctx) -> Result<AgentClient> {
@@ -84,8 +120,13 @@ fn status_text(s: &Status) -> String {
     let certificate = s.certificate.as_ref().map_or("none".to_string(), |c| {
         format!("valid until {}", output::when(c.valid_before))
     });
+    let tunnels = match (s.tunnels, s.tunnels_down) {
+        (0, _) => "none".to_string(),
+        (n, 0) => format!("{n} open"),
+        (n, down) => format!("{n} open, {down} not working (tether tunnel:list)"),
+    };
     format!(
-        "Agent {} (pid {}) for {} since {}\n  session:     {session}\n  certificate: {certificate}\n  last used:   {}\n  signs out after {} s without activity",
+        "Agent {} (pid {}) for {} since {}\n  session:     {session}\n  certificate: {certificate}\n  tunnels:     {tunnels}\n  last used:   {}\n  signs out after {} s without activity",
         s.version,
         s.pid,
         s.profile,

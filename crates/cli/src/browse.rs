@@ -175,6 +175,50 @@ pub async fn apps(
     Ok(())
 }
 
+/// The app to use: the one named, the only one, or one chosen by the person at the terminal.
+pub async fn pick_app(
+    ctx: &Ctx,
+    project: &ProjectId,
+    env: &Environment,
+    given: Option<AppName>,
+) -> Result<AppName> {
+    let cat = ctx.access.catalog();
+    let deployment: Deployment = cat
+        .deployment(project, env)
+        .await?
+        .ok_or_else(|| no_deployment(env))?;
+    let names: Vec<String> = deployment.apps.iter().map(|a| a.name.to_string()).collect();
+    if let Some(app) = given {
+        if names.iter().any(|n| *n == app.as_str()) {
+            return Ok(app);
+        }
+        return Err(
+            AccessError::from(CatalogError::Resolve(ResolveError::AppNotFound {
+                env: env.id.to_string(),
+                app: app.to_string(),
+                available: names,
+            }))
+            .into(),
+        );
+    }
+    let options: Vec<(String, AppName)> = names
+        .iter()
+        .filter_map(|a| Some((a.clone(), AppName::parse(a).ok()?)))
+        .collect();
+    if let [(_, only)] = options.as_slice() {
+        return Ok(only.clone());
+    }
+    match choose("an app", &options)? {
+        Some(app) => Ok(app),
+        None => Err(
+            AccessError::from(CatalogError::Resolve(ResolveError::ChooseApp {
+                available: names,
+            }))
+            .into(),
+        ),
+    }
+}
+
 /// The address of the chosen app, asking for the app when a person is there to choose and the
 /// flags did not say.
 pub async fn address(

@@ -10,7 +10,7 @@ use tether_core::ssh::Selection;
 
 use crate::session::LoginOptions;
 use crate::ssh::{RemoteExit, SshRequest};
-use crate::{browse, certs, context, session, Cli, Command, Method};
+use crate::{browse, certs, context, session, tunnel, Cli, Command, Method};
 
 /// The exit code for an error (see the command's help), and what core says it means.
 pub fn exit_code(e: &anyhow::Error) -> (u8, Option<Problem>) {
@@ -37,10 +37,54 @@ pub async fn run(cli: Cli) -> Result<()> {
         return crate::agent::run(context::build_for(&cli, false)?).await;
     }
     let ctx = context::build(&cli)?;
+    if let Command::TunnelSingle {
+        app,
+        relationship,
+        port,
+        bind,
+    } = cli.command
+    {
+        let args = tunnel::SingleArgs {
+            app: app.into(),
+            relationship,
+            port,
+            bind,
+        };
+        return tunnel::single(ctx, args).await;
+    }
     match cli.command {
         Command::Agent => Ok(()),
         Command::AgentStatus { follow } => crate::agent::status(&ctx, follow).await,
         Command::Events => crate::agent::events(&ctx).await,
+        Command::AgentStop => crate::agent::stop(&ctx).await,
+        Command::TunnelOpen {
+            ref app,
+            ref relationships,
+            port,
+            bind,
+        } => {
+            let args = tunnel::OpenArgs {
+                app: app.clone().into(),
+                relationships: relationships.clone(),
+                port,
+                bind,
+            };
+            tunnel::open(&ctx, &cli, args).await
+        }
+        Command::TunnelSingle { .. } => Ok(()),
+        Command::TunnelList { app, all } => tunnel::list(&ctx, app.into(), all).await,
+        Command::TunnelInfo {
+            app,
+            relationships,
+            property,
+            encode,
+        } => tunnel::info(&ctx, app.into(), relationships, property, encode).await,
+        Command::TunnelClose {
+            app,
+            relationships,
+            all,
+            yes,
+        } => tunnel::close(&ctx, app.into(), relationships, all, yes).await,
         Command::Login {
             method,
             max_age,

@@ -13,6 +13,7 @@ mod context;
 mod output;
 mod session;
 mod ssh;
+mod tunnel;
 
 use std::process::ExitCode;
 
@@ -165,8 +166,80 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
-    /// Stream the running agent's events (renewed, renewal failed, MFA needed, signed out…).
+    /// Stream the running agent's events (renewed, renewal failed, MFA needed, signed out,
+    /// tunnels dropping and coming back…).
     Events,
+    /// Ask the running agent to close its tunnels and stop.
+    #[command(name = "agent:stop")]
+    AgentStop,
+    /// Open tunnels to an app's services (all its relationships, or those named with -r),
+    /// kept by the agent: they reconnect by themselves after a network drop or a suspend.
+    #[command(name = "tunnel:open")]
+    TunnelOpen {
+        #[command(flatten)]
+        app: AppArgs,
+        /// A relationship to open (repeatable); `name.N` picks one of its endpoints.
+        #[arg(short = 'r', long = "relationship", value_name = "REL")]
+        relationships: Vec<String>,
+        /// The local port, for a single relationship (default: its port last time, else the
+        /// first free one from 30000).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// Listen on this address instead of 127.0.0.1 (anyone who can reach it can use the
+        /// tunnel).
+        #[arg(long, value_name = "ADDRESS")]
+        bind: Option<std::net::IpAddr>,
+    },
+    /// Open one tunnel in the foreground, without the agent; Ctrl+C closes it.
+    #[command(name = "tunnel:single")]
+    TunnelSingle {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(short = 'r', long = "relationship", value_name = "REL")]
+        relationship: Option<String>,
+        /// The local port (default: its port last time, else the first free one from 30000).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        #[arg(long, value_name = "ADDRESS")]
+        bind: Option<std::net::IpAddr>,
+    },
+    /// List open tunnels with their state, port and counters.
+    #[command(name = "tunnel:list", alias = "tunnels")]
+    TunnelList {
+        #[command(flatten)]
+        app: AppArgs,
+        /// Every tunnel, whatever -p/-e/-A say.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the open tunnels' relationships as a local program sees them (127.0.0.1, the
+    /// local ports, a URL), or one property, or the PLATFORM_RELATIONSHIPS value.
+    #[command(name = "tunnel:info")]
+    TunnelInfo {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(short = 'r', long = "relationship", value_name = "REL")]
+        relationships: Vec<String>,
+        /// One value by dot path, such as `database.0.port`.
+        #[arg(short = 'P', long, conflicts_with = "encode")]
+        property: Option<String>,
+        /// Print the base64 value for `export PLATFORM_RELATIONSHIPS="$(tether tunnel:info --encode)"`.
+        #[arg(short = 'c', long)]
+        encode: bool,
+    },
+    /// Close tunnels: --all, or those of an app (-p/-e/-A) or relationship (-r).
+    #[command(name = "tunnel:close")]
+    TunnelClose {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(short = 'r', long = "relationship", value_name = "REL")]
+        relationships: Vec<String>,
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
     /// Open a shell on an app, or run a command after `--` (its exit status becomes tether's).
     Ssh {
         #[arg(short = 'p', long)]
@@ -196,6 +269,27 @@ pub enum Command {
     },
 }
 
+/// The app a command is about (each flag may be left out).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AppArgs {
+    #[arg(short = 'p', long)]
+    project: Option<ProjectId>,
+    #[arg(short = 'e', long)]
+    environment: Option<EnvironmentId>,
+    #[arg(short = 'A', long)]
+    app: Option<AppName>,
+}
+
+impl From<AppArgs> for tunnel::AppFlags {
+    fn from(a: AppArgs) -> tunnel::AppFlags {
+        tunnel::AppFlags {
+            project: a.project,
+            environment: a.environment,
+            app: a.app,
+        }
+    }
+}
+
 impl Command {
     /// The command's name, for the log.
     fn name(&self) -> &'static str {
@@ -215,6 +309,12 @@ impl Command {
             Command::Agent => "agent",
             Command::AgentStatus { .. } => "agent:status",
             Command::Events => "events",
+            Command::AgentStop => "agent:stop",
+            Command::TunnelOpen { .. } => "tunnel:open",
+            Command::TunnelSingle { .. } => "tunnel:single",
+            Command::TunnelList { .. } => "tunnel:list",
+            Command::TunnelInfo { .. } => "tunnel:info",
+            Command::TunnelClose { .. } => "tunnel:close",
         }
     }
 }

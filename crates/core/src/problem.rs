@@ -114,6 +114,8 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<Problem> {
         ExecError,
         crate::tunnel::RelationshipsError,
         crate::tunnel::EndpointError,
+        crate::tunnel::TunnelError,
+        crate::tunnel::PortError,
     );
     #[cfg(unix)]
     try_types!(crate::agent::AgentError);

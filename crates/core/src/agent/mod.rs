@@ -48,6 +48,8 @@ pub enum AgentError {
     PathTooLong { path: PathBuf, len: usize },
     #[error("the agent's reply was not understood: {0}")]
     Protocol(#[from] protocol::ProtocolError),
+    #[error("the agent could not start ({status}); its log is {}", .log.display())]
+    StartFailed { status: String, log: PathBuf },
     #[error("the agent did not answer in time")]
     Timeout,
     #[error("the agent went away before answering")]
@@ -82,6 +84,57 @@ impl Classify for AgentError {
     }
 }
 
+/// How long a new headless agent may take to listen.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Starts `program args…` (a `tether agent` command line) as a headless agent in its own
+/// process group, so that it outlives the shell command that needed it and a Ctrl-C there,
+/// and connects to it once it listens. When another process won the race to start one, that
+/// agent is used.
+pub async fn start_headless(
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    paths: &Paths,
+    profile: &Profile,
+    log: &std::path::Path,
+) -> Result<AgentClient, AgentError> {
+    use std::os::unix::process::CommandExt;
+    let socket = socket_path(paths, profile);
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| AgentError::io(program, e))?;
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(client) = AgentClient::connect(&socket).await? {
+            // Reap it when it ends, whenever that is.
+            std::thread::spawn(move || child.wait());
+            return Ok(client);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Lost a race to another agent, which then listens; or failed: see its log.
+            if let Some(client) = AgentClient::connect(&socket).await? {
+                return Ok(client);
+            }
+            return Err(AgentError::StartFailed {
+                status: status.to_string(),
+                log: log.to_path_buf(),
+            });
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(AgentError::StartFailed {
+                status: format!("not listening after {} s", START_TIMEOUT.as_secs()),
+                log: log.to_path_buf(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 /// Text for an event, for people (`tether events`, notifications).
 pub fn describe(event: &Event, when: impl Fn(u64) -> String) -> String {
     match event {
@@ -97,5 +150,12 @@ pub fn describe(event: &Event, when: impl Fn(u64) -> String) -> String {
         Event::RenewalFailed { reason } => format!("renewal failed (will retry): {reason}"),
         Event::MfaNeeded { reason } => format!("sign in again: {reason}"),
         Event::SignedOut { reason } => format!("signed out: {reason}"),
+        Event::Tunnel {
+            app,
+            relationship,
+            port,
+            state,
+            ..
+        } => format!("tunnel {relationship} of {app} on port {port}: {state}"),
     }
 }

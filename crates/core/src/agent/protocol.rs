@@ -15,6 +15,9 @@ pub const VERSION: u32 = 1;
 /// an error and the connection is closed (the rest of the line cannot be told apart).
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// The longest reply line: replies list tunnels, which carry their endpoints' fields.
+pub const MAX_REPLY_LINE: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
@@ -36,6 +39,14 @@ pub enum Request {
     },
     /// Stream events until the client goes away.
     Subscribe,
+    /// Close every tunnel and stop.
+    Stop,
+    /// Open tunnels to an app's relationships.
+    TunnelOpen(crate::tunnel::OpenRequest),
+    /// Every open tunnel.
+    TunnelList,
+    /// Close the tunnels a request selects.
+    TunnelClose(crate::tunnel::CloseRequest),
 }
 
 /// The agent's state, for `agent:status` and the tray.
@@ -51,6 +62,11 @@ pub struct Status {
     /// Unix seconds of the last activity of any Tether process of this profile.
     pub last_activity: Option<u64>,
     pub inactivity_limit_secs: u64,
+    /// Tunnels open, and of those not working (reconnecting, waiting for a sign-in).
+    #[serde(default)]
+    pub tunnels: usize,
+    #[serde(default)]
+    pub tunnels_down: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +91,12 @@ pub enum Reply {
     /// Events follow, one per line.
     Subscribed,
     Event(Event),
+    /// What `tunnel_open` did.
+    Opened(crate::tunnel::OpenReport),
+    /// Tunnels: every open one (`tunnel_list`), or those just closed (`tunnel_close`).
+    Tunnels {
+        tunnels: Vec<crate::tunnel::TunnelInfo>,
+    },
     /// The request failed. `code` is a [`Problem`](crate::problem::Problem) code, or
     /// `protocol` when the request itself was not understood.
     Error {
@@ -96,7 +118,7 @@ struct Envelope<T> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("the message is longer than {MAX_LINE} bytes")]
+    #[error("the message is longer than the protocol allows ({MAX_LINE} bytes for a request)")]
     TooLarge,
     #[error("the message is not a JSON object: {0}")]
     Malformed(String),
@@ -115,8 +137,8 @@ pub fn encode<T: Serialize>(body: &T) -> Vec<u8> {
     line
 }
 
-fn decode<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, ProtocolError> {
-    if line.len() > MAX_LINE {
+fn decode<T: serde::de::DeserializeOwned>(line: &[u8], max: usize) -> Result<T, ProtocolError> {
+    if line.len() > max {
         return Err(ProtocolError::TooLarge);
     }
     let value: serde_json::Value =
@@ -135,12 +157,12 @@ fn decode<T: serde::de::DeserializeOwned>(line: &[u8]) -> Result<T, ProtocolErro
 
 /// Reads a request line (without its newline).
 pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
-    decode(line)
+    decode(line, MAX_LINE)
 }
 
 /// Reads a reply line (without its newline).
 pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
-    decode(line)
+    decode(line, MAX_REPLY_LINE)
 }
 
 #[cfg(test)]
@@ -157,6 +179,19 @@ mod tests {
             Request::SignedIn,
             Request::SignOut { all: false },
             Request::Subscribe,
+            Request::TunnelList,
+            Request::Stop,
+            Request::TunnelClose(crate::tunnel::CloseRequest::default()),
+            Request::TunnelOpen(crate::tunnel::OpenRequest {
+                app: crate::tunnel::AppKey {
+                    project: "abc".parse().unwrap(),
+                    environment: "main".parse().unwrap(),
+                    app: "app".parse().unwrap(),
+                },
+                relationships: vec!["database".into()],
+                port: Some(30000),
+                bind: None,
+            }),
         ] {
             let line = encode(&r);
             assert!(line.ends_with(b"\n"));

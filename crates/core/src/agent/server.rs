@@ -12,13 +12,16 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{info, info_span, warn, Instrument};
 
-use super::protocol::{self, ProtocolError, Reply, Request, SessionState, Status, MAX_LINE};
+use super::protocol::{
+    self, ProtocolError, Reply, Request, SessionState, Status, MAX_LINE, MAX_REPLY_LINE,
+};
 use super::{lock_path, socket_path, AgentError, MAX_SOCKET_PATH};
 use crate::access::{Access, AccessError, SignOutScope};
 use crate::cert::Event;
 use crate::cert::Stopped;
 use crate::private_files::create_private_dir;
 use crate::problem::classify;
+use crate::tunnel::TunnelHost;
 
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
@@ -101,10 +104,13 @@ impl Drop for Bound {
 
 struct Host {
     access: Arc<Access>,
+    tunnels: TunnelHost,
     started_at: u64,
     state: Mutex<SessionState>,
     /// Wakes the keeping task after a sign-in or a sign-out.
     restart: Notify,
+    /// Set by a `stop` request.
+    stop: watch::Sender<bool>,
 }
 
 impl Host {
@@ -123,6 +129,7 @@ impl Host {
 
     fn status(&self) -> Status {
         let keeper = self.access.keeper();
+        let tunnels = self.tunnels.list();
         Status {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -132,6 +139,8 @@ impl Host {
             certificate: self.access.certificate(),
             last_activity: keeper.last_activity(),
             inactivity_limit_secs: keeper.policy().inactivity_limit.as_secs(),
+            tunnels: tunnels.len(),
+            tunnels_down: tunnels.iter().filter(|t| t.state.is_down()).count(),
         }
     }
 
@@ -166,6 +175,8 @@ impl Host {
                 };
                 match self.access.sign_out(scope).await {
                     Ok(report) => {
+                        // The user revoked this access: its tunnels end with it.
+                        self.tunnels.close_all().await;
                         keeper.emit(Event::SignedOut {
                             reason: "signed out by the user".into(),
                         });
@@ -177,6 +188,24 @@ impl Host {
             }
             // Handled by the connection, which streams.
             Request::Subscribe => Reply::Subscribed,
+            Request::TunnelOpen(req) => {
+                keeper.touch();
+                match self.tunnels.open(&req).await {
+                    Ok(report) => Reply::Opened(report),
+                    Err(e) => error_reply(&e),
+                }
+            }
+            Request::Stop => {
+                info!("stopping on request");
+                self.stop.send_replace(true);
+                Reply::Done
+            }
+            Request::TunnelList => Reply::Tunnels {
+                tunnels: self.tunnels.list(),
+            },
+            Request::TunnelClose(req) => Reply::Tunnels {
+                tunnels: self.tunnels.close(&req).await,
+            },
         }
     }
 
@@ -205,12 +234,18 @@ impl Host {
     }
 }
 
-fn error_reply(e: &AccessError) -> Reply {
+fn error_reply(e: &(dyn std::error::Error + 'static)) -> Reply {
     let problem = classify(e).unwrap_or(crate::problem::Problem::Other);
+    let access = e
+        .downcast_ref::<AccessError>()
+        .or_else(|| match e.downcast_ref() {
+            Some(crate::tunnel::TunnelError::Access(a)) => Some(a),
+            _ => None,
+        });
     Reply::Error {
         code: problem.code().to_string(),
         message: e.to_string(),
-        step_up: e.step_up(),
+        step_up: access.and_then(AccessError::step_up),
     }
 }
 
@@ -222,15 +257,27 @@ fn protocol_error(e: &ProtocolError) -> Reply {
     }
 }
 
-/// Runs the agent on a bound socket until `shutdown` turns true.
-pub async fn serve(bound: Bound, access: Arc<Access>, mut shutdown: watch::Receiver<bool>) {
+/// Runs the agent on a bound socket until `shutdown` turns true, or a client asks it to stop.
+pub async fn serve(bound: Bound, access: Arc<Access>, outer: watch::Receiver<bool>) {
     let now = access.session().clock().unix();
     access.keeper().touch();
+    let (stop, mut shutdown) = watch::channel(false);
+    let forward = {
+        let stop = stop.clone();
+        let mut outer = outer;
+        tokio::spawn(async move {
+            if outer.wait_for(|s| *s).await.is_ok() {
+                stop.send_replace(true);
+            }
+        })
+    };
     let host = Arc::new(Host {
+        tunnels: TunnelHost::new(access.clone()),
         access,
         started_at: now,
         state: Mutex::new(SessionState::Active),
         restart: Notify::new(),
+        stop,
     });
     info!(socket = %bound.socket.display(), pid = std::process::id(), "agent ready");
     let keeping = tokio::spawn({
@@ -288,7 +335,12 @@ pub async fn serve(bound: Bound, access: Arc<Access>, mut shutdown: watch::Recei
             .instrument(span),
         );
     }
+    let closed = host.tunnels.close_all().await;
+    if !closed.is_empty() {
+        info!(count = closed.len(), "closed the tunnels");
+    }
     let _ = keeping.await;
+    forward.abort();
     info!("agent stopped");
 }
 
@@ -300,7 +352,7 @@ async fn connection(host: Arc<Host>, stream: UnixStream, shutdown: watch::Receiv
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     loop {
-        let line = match read_line(&mut r).await {
+        let line = match read_line(&mut r, MAX_LINE).await {
             Ok(Some(line)) => line,
             Ok(None) => return,
             Err(LineError::Io) => return,
@@ -388,9 +440,11 @@ impl From<LineError> for ProtocolError {
     }
 }
 
-/// One line without its newline; `None` at a clean end. Never buffers more than
-/// [`MAX_LINE`].
-async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, LineError> {
+/// One line without its newline; `None` at a clean end. Never buffers more than `max`.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, LineError> {
     let mut line = Vec::new();
     loop {
         let buf = r.fill_buf().await.map_err(|_| LineError::Io)?;
@@ -405,7 +459,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>
             Some(i) => (i, true),
             None => (buf.len(), false),
         };
-        if line.len() + take >= MAX_LINE {
+        if line.len() + take >= max {
             return Err(LineError::TooLarge);
         }
         line.extend_from_slice(&buf[..take]);
@@ -419,7 +473,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>
 pub(super) async fn read_reply<R: AsyncBufRead + Unpin>(
     r: &mut R,
 ) -> Result<Option<Reply>, AgentError> {
-    match read_line(r).await {
+    match read_line(r, MAX_REPLY_LINE).await {
         Ok(Some(line)) => Ok(Some(protocol::decode_reply(&line)?)),
         Ok(None) => Ok(None),
         Err(LineError::Io) => Err(AgentError::Closed),

@@ -85,6 +85,14 @@ impl CertFiles {
         Certificate::from_openssh(text.trim()).ok()
     }
 
+    /// The session's key and certificate, for connecting in-process (tunnels, commands).
+    pub fn read_pair(&self) -> Result<Option<(PrivateKey, Certificate)>, CertError> {
+        let Some((key, _)) = self.read_key()? else {
+            return Ok(None);
+        };
+        Ok(self.read_certificate().map(|cert| (key, cert)))
+    }
+
     pub(super) fn write(&self, key: &PrivateKey, cert: &Certificate) -> Result<(), CertError> {
         let protocol = |e: ssh_key::Error| CertError::Protocol(e.to_string());
         let key_text = key.to_openssh(LineEnding::LF).map_err(protocol)?;

@@ -63,6 +63,15 @@ pub enum Event {
     MfaNeeded { reason: String },
     /// The session ended: by the user, after inactivity, or at the platform.
     SignedOut { reason: String },
+    /// A tunnel changed state (opened, dropped, back, closed). `down` says whether it is not
+    /// doing its job (reconnecting, or waiting for a sign-in).
+    Tunnel {
+        app: String,
+        relationship: String,
+        port: u16,
+        state: String,
+        down: bool,
+    },
 }
 
 /// How a keeper's run ended.

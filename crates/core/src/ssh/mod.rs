@@ -3,6 +3,7 @@
 //! in-process over russh.
 
 pub mod command;
+pub mod connect;
 pub mod exec;
 pub mod resolve;
 pub mod terminal;

@@ -1,12 +1,24 @@
-//! Tunnels to an app's services: the relationships an app declares (what there is to reach and
-//! how), and the local side of a tunnel. The tunnel host (listeners, the SSH connection that
-//! carries them, reconnection) builds on these types; nothing here does I/O, so the decoding
-//! and export rules are tested without a platform.
+//! Tunnels to an app's services: what an app declares (its relationships), the local ports,
+//! and the host that listens on them and carries every connection over one SSH connection per
+//! app, reconnecting when it drops. The decoding and export rules do no I/O, so they are
+//! tested without a platform.
 //!
 //! - [`relationships`]: the platform's `PLATFORM_RELATIONSHIPS` value, decoded into typed
 //!   endpoints that keep every field, and the `tunnel:info` export for local use.
+//! - [`ports`]: which local port a tunnel gets (chosen, remembered, or the first free).
+//! - [`link`]: the one SSH connection per app that carries its tunnels, kept up with backoff.
+//! - [`host`]: the listeners, the channels, states and counters; what the agent runs.
 
+pub mod host;
+pub mod link;
+pub mod ports;
 pub mod relationships;
+
+pub use host::{
+    local_relationships, AppKey, CloseRequest, Counters, OpenFailure, OpenReport, OpenRequest,
+    TunnelError, TunnelHost, TunnelInfo, TunnelState,
+};
+pub use ports::PortError;
 
 use std::fmt;
 use std::num::NonZeroU16;

@@ -139,6 +139,14 @@ pub struct EndpointError {
 }
 
 impl EndpointError {
+    /// The endpoint it concerns (`database.1`), or the relationship's name.
+    pub fn id(&self) -> String {
+        match self.index {
+            Some(index) => EndpointId::new(self.relationship.clone(), index).to_string(),
+            None => self.relationship.clone(),
+        }
+    }
+
     fn subject(&self) -> String {
         match self.index {
             Some(index) => format!(
@@ -498,6 +506,23 @@ impl LocalRelationships {
     /// The JSON object, relationship name → list of endpoints.
     pub fn as_json(&self) -> &Value {
         &self.0
+    }
+
+    /// Endpoints already seen through their tunnels ([`Endpoint::local_fields`]), listed per
+    /// relationship in the order given.
+    pub fn from_endpoints(
+        endpoints: impl IntoIterator<Item = (String, Map<String, Value>)>,
+    ) -> LocalRelationships {
+        let mut out = Map::new();
+        for (relationship, fields) in endpoints {
+            if let Value::Array(list) = out
+                .entry(relationship)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                list.push(Value::Object(fields));
+            }
+        }
+        LocalRelationships(Value::Object(out))
     }
 
     /// The value for `export PLATFORM_RELATIONSHIPS=…`: base64 of the JSON, no newline.

@@ -1,0 +1,228 @@
+//! One authenticated SSH connection to the platform's gateway over russh, with the session's
+//! certificate. Shared by commands run in-process ([`super::exec`]) and by the tunnel host,
+//! which keeps one such connection per app. The server's host key must be one the platform
+//! published; an unknown key is refused, never accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::PublicKeyOrCertificate;
+use ssh_key::{Certificate, HashAlg, PrivateKey, PublicKey};
+use tokio::sync::watch;
+
+use super::url::SshUrl;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to {addr}: {message}")]
+    Connect { addr: String, message: String },
+    #[error("the SSH server's host key {fingerprint} is not one the platform published; refusing to connect (if the platform changed its keys, sign in again to fetch them)")]
+    UnknownHostKey { fingerprint: String },
+    #[error("the SSH server refused the certificate: load a new certificate, or sign in again")]
+    AuthFailed,
+    #[error("SSH failed: {0}")]
+    Ssh(String),
+    #[error("the command did not finish within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
+impl From<russh::Error> for ConnectError {
+    fn from(e: russh::Error) -> Self {
+        ConnectError::Ssh(e.to_string())
+    }
+}
+
+/// Where to connect and whom to trust.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+    pub host_keys: Vec<PublicKey>,
+}
+
+impl Endpoint {
+    /// The gateway for `url` under a profile: its local address when the profile has one, and
+    /// the host keys the profile publishes (none means every connection is refused).
+    pub fn for_profile(profile: &crate::profile::Profile, url: &SshUrl) -> Endpoint {
+        let host_keys = profile
+            .ssh
+            .as_ref()
+            .map(|s| {
+                s.host_keys
+                    .iter()
+                    .filter_map(|k| PublicKey::from_openssh(k).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match &profile.ssh {
+            Some(s) => Endpoint {
+                address: s.hostname.clone(),
+                port: s.port,
+                host_keys,
+            },
+            None => Endpoint {
+                address: url.host().to_string(),
+                port: 22,
+                host_keys,
+            },
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("{}:{}", self.address, self.port)
+    }
+}
+
+/// The client side of a connection: checks the host key, and reports when the connection
+/// ends (for the tunnel host, which reconnects).
+pub struct Client {
+    known: Vec<PublicKey>,
+    /// The fingerprint of a refused host key, for the error message.
+    rejected: Arc<std::sync::Mutex<Option<String>>>,
+    closed: watch::Sender<Option<String>>,
+}
+
+impl Client {
+    fn reject(&self, what: String) {
+        if let Ok(mut r) = self.rejected.lock() {
+            *r = Some(what);
+        }
+    }
+}
+
+impl client::Handler for Client {
+    type Error = ConnectError;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            self.reject("(a host certificate)".into());
+            return Ok(false);
+        };
+        if self.known.iter().any(|k| k.key_data() == key.key_data()) {
+            return Ok(true);
+        }
+        self.reject(key.fingerprint(HashAlg::Sha256).to_string());
+        Ok(false)
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let why = match &reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => {
+                if info.message.is_empty() {
+                    "the gateway closed the connection".to_string()
+                } else {
+                    format!("the gateway closed the connection: {}", info.message)
+                }
+            }
+            client::DisconnectReason::Error(e) => format!("the connection failed: {e}"),
+        };
+        self.closed.send_replace(Some(why));
+        match reason {
+            client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            client::DisconnectReason::Error(e) => Err(e),
+        }
+    }
+}
+
+/// An authenticated connection.
+pub struct Connection {
+    pub handle: client::Handle<Client>,
+    /// Turns `Some(reason)` when the connection ends.
+    pub closed: watch::Receiver<Option<String>>,
+}
+
+impl Connection {
+    /// Waits until the connection ends, and says why.
+    pub async fn ended(&mut self) -> String {
+        match self.closed.wait_for(|c| c.is_some()).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "the connection ended".to_string(),
+        }
+    }
+}
+
+/// The client settings for commands: small and quick to set up.
+pub fn command_config(timeout: Duration) -> client::Config {
+    client::Config {
+        inactivity_timeout: Some(timeout),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// The client settings for tunnels, tuned for throughput: wide channel windows so that a
+/// stream is never stalled waiting for window adjustments on a fast link, large packets, a
+/// deep per-channel queue, AES-GCM first (hardware AES makes it the fastest cipher a server
+/// offers) then chacha20-poly1305, and keepalives so that a dead network is noticed within
+/// a minute even when no data flows.
+pub fn tunnel_config() -> client::Config {
+    use russh::cipher;
+    let preferred = russh::Preferred {
+        cipher: std::borrow::Cow::Borrowed(&[
+            cipher::AES_128_GCM,
+            cipher::AES_256_GCM,
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_CTR,
+            cipher::AES_128_CTR,
+        ]),
+        ..russh::Preferred::DEFAULT
+    };
+    client::Config {
+        window_size: 16 * 1024 * 1024,
+        maximum_packet_size: 64 * 1024,
+        channel_buffer_size: 512,
+        preferred,
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Connects to `endpoint` and authenticates as `url`'s user with the certificate.
+pub async fn connect(
+    config: Arc<client::Config>,
+    endpoint: &Endpoint,
+    url: &SshUrl,
+    key: PrivateKey,
+    cert: Certificate,
+) -> Result<Connection, ConnectError> {
+    let rejected = Arc::new(std::sync::Mutex::new(None));
+    let (closed_tx, closed) = watch::channel(None);
+    let client = Client {
+        known: endpoint.host_keys.clone(),
+        rejected: rejected.clone(),
+        closed: closed_tx,
+    };
+    let mut handle =
+        match client::connect(config, (endpoint.address.as_str(), endpoint.port), client).await {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(fingerprint) = rejected.lock().ok().and_then(|r| r.clone()) {
+                    return Err(ConnectError::UnknownHostKey { fingerprint });
+                }
+                return Err(match e {
+                    ConnectError::Ssh(message) => ConnectError::Connect {
+                        addr: endpoint.addr(),
+                        message,
+                    },
+                    other => other,
+                });
+            }
+        };
+    let auth = handle
+        .authenticate_openssh_cert(url.user(), Arc::new(key), cert)
+        .await?;
+    if !auth.success() {
+        return Err(ConnectError::AuthFailed);
+    }
+    Ok(Connection { handle, closed })
+}

@@ -1,0 +1,1134 @@
+//! The tunnel host: local listeners for an app's relationships, all carried by one SSH
+//! connection per app (a [`Link`]) as `direct-tcpip` channels. The agent runs one host for the
+//! profile (so every shell sees the same tunnels); `tunnel:single` runs its own for one
+//! tunnel in the foreground.
+//!
+//! A listener stays bound while its connection is down: a new local connection waits for the
+//! link to come back (up to [`WAIT_FOR_LINK`]) instead of being refused, so a client that
+//! retries, or simply connects during a short outage, gets through. Closing a tunnel ends its
+//! connections and frees its port before [`TunnelHost::close`] returns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use russh::client;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::link::{Link, LinkState};
+use super::ports::{self, PortBook, PortChoice, PortError};
+use super::{
+    Endpoint, EndpointId, LocalPort, LocalRelationships, Relationships, RelationshipsError,
+};
+use crate::access::{Access, AccessError};
+use crate::api::{AppName, EnvironmentId, ProjectId};
+use crate::cert::Event;
+use crate::problem::{Classify, Problem};
+use crate::ssh::connect::{tunnel_config, Client, ConnectError};
+use crate::ssh::Selection;
+
+/// How long a new local connection waits for the app's SSH connection to come (back) up.
+pub const WAIT_FOR_LINK: Duration = Duration::from_secs(10);
+/// The copy buffer per direction of a tunnelled connection: one SSH packet and then some,
+/// allocated once per connection, never per chunk.
+const COPY_BUFFER: usize = 64 * 1024;
+/// How long reading the relationships may take.
+const RELATIONSHIPS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tunnel traffic counts as using the session, at most this often.
+const TOUCH_EVERY: u64 = 60;
+
+/// The app a tunnel belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AppKey {
+    pub project: ProjectId,
+    pub environment: EnvironmentId,
+    pub app: AppName,
+}
+
+impl std::fmt::Display for AppKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.environment, self.app)
+    }
+}
+
+/// Where a tunnel stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TunnelState {
+    /// Listening; the app's connection is being made for the first time.
+    Opening,
+    Open,
+    /// Listening; the app's connection dropped and is being made again.
+    Reconnecting {
+        attempt: u32,
+        error: String,
+    },
+    /// Listening, but the platform wants a new sign-in (MFA, SSO…) before it lets us in.
+    Failed {
+        reason: String,
+    },
+    Closed,
+}
+
+impl std::fmt::Display for TunnelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TunnelState::Opening => f.write_str("opening"),
+            TunnelState::Open => f.write_str("open"),
+            TunnelState::Reconnecting { attempt, error } => {
+                write!(f, "reconnecting (attempt {attempt}: {error})")
+            }
+            TunnelState::Failed { reason } => write!(f, "failed: {reason}"),
+            TunnelState::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+impl TunnelState {
+    fn of(link: &LinkState) -> TunnelState {
+        match link {
+            LinkState::Connecting {
+                attempt: 0,
+                error: None,
+            } => TunnelState::Opening,
+            LinkState::Connecting { attempt, error } => TunnelState::Reconnecting {
+                attempt: *attempt,
+                error: error.clone().unwrap_or_default(),
+            },
+            LinkState::Up(_) => TunnelState::Open,
+            LinkState::NeedsSignIn { reason } => TunnelState::Failed {
+                reason: reason.clone(),
+            },
+            LinkState::Stopped => TunnelState::Closed,
+        }
+    }
+
+    /// Whether the tunnel is not doing its job (for the tray's attention icon).
+    pub fn is_down(&self) -> bool {
+        matches!(
+            self,
+            TunnelState::Reconnecting { .. } | TunnelState::Failed { .. }
+        )
+    }
+}
+
+/// A tunnel's counters since it opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Local connections accepted.
+    pub connections: u64,
+    /// Of which still open.
+    pub active: u64,
+    /// Of which could not be carried (the service refused, the link stayed down).
+    pub failed: u64,
+    /// Bytes from local clients to the service.
+    pub bytes_sent: u64,
+    /// Bytes from the service to local clients.
+    pub bytes_received: u64,
+}
+
+#[derive(Default)]
+struct LiveCounters {
+    connections: AtomicU64,
+    active: AtomicU64,
+    failed: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+impl LiveCounters {
+    fn snapshot(&self) -> Counters {
+        Counters {
+            connections: self.connections.load(Ordering::Relaxed),
+            active: self.active.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a shell sees of a tunnel. The URL and fields carry the service's credentials (as
+/// the platform gives them to the app); `Debug` leaves them out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelInfo {
+    pub id: u64,
+    #[serde(flatten)]
+    pub app: AppKey,
+    pub relationship: String,
+    pub index: usize,
+    pub service: Option<String>,
+    pub service_type: Option<String>,
+    /// What the tunnel reaches, as seen from the app (`database.internal:5432`).
+    pub remote: String,
+    pub local: SocketAddr,
+    /// The URL to reach the service through the tunnel.
+    pub url: String,
+    /// The endpoint as seen through the tunnel (`tunnel:info`).
+    pub fields: Map<String, Value>,
+    #[serde(flatten)]
+    pub state: TunnelState,
+    pub counters: Counters,
+    /// Unix seconds.
+    pub opened_at: u64,
+    /// Why the last local connection could not be carried, if one could not.
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for TunnelInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelInfo")
+            .field("id", &self.id)
+            .field("app", &self.app)
+            .field("relationship", &self.relationship)
+            .field("index", &self.index)
+            .field("remote", &self.remote)
+            .field("local", &self.local)
+            .field("state", &self.state)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TunnelInfo {
+    /// The endpoint's id (`database`, `database.1`).
+    pub fn endpoint_id(&self) -> EndpointId {
+        EndpointId::new(self.relationship.clone(), self.index)
+    }
+}
+
+/// The `PLATFORM_RELATIONSHIPS` of these tunnels, for local use (`tunnel:info`).
+pub fn local_relationships<'a>(
+    tunnels: impl IntoIterator<Item = &'a TunnelInfo>,
+) -> LocalRelationships {
+    let mut sorted: Vec<&TunnelInfo> = tunnels.into_iter().collect();
+    sorted.sort_by(|a, b| (&a.relationship, a.index).cmp(&(&b.relationship, b.index)));
+    LocalRelationships::from_endpoints(
+        sorted
+            .into_iter()
+            .map(|t| (t.relationship.clone(), t.fields.clone())),
+    )
+}
+
+/// What to open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    #[serde(flatten)]
+    pub app: AppKey,
+    /// Relationship names (all of them when empty); `name.N` picks one endpoint.
+    #[serde(default)]
+    pub relationships: Vec<String>,
+    /// The local port, for a single tunnel.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The local address to listen on (loopback when absent).
+    #[serde(default)]
+    pub bind: Option<IpAddr>,
+}
+
+/// What `open` did: the tunnels now open for the request (new or already open), and the
+/// endpoints that could not be opened with the reason (the others are unaffected).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenReport {
+    pub tunnels: Vec<TunnelInfo>,
+    pub failed: Vec<OpenFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFailure {
+    pub relationship: String,
+    pub message: String,
+}
+
+/// Which tunnels to close.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseRequest {
+    /// Only tunnels of this project / environment / app (each optional).
+    #[serde(default)]
+    pub project: Option<ProjectId>,
+    #[serde(default)]
+    pub environment: Option<EnvironmentId>,
+    #[serde(default)]
+    pub app: Option<AppName>,
+    /// Only these relationships (`name` or `name.N`).
+    #[serde(default)]
+    pub relationships: Vec<String>,
+}
+
+impl CloseRequest {
+    pub fn matches(&self, t: &TunnelInfo) -> bool {
+        self.project.as_ref().is_none_or(|p| *p == t.app.project)
+            && self
+                .environment
+                .as_ref()
+                .is_none_or(|e| *e == t.app.environment)
+            && self.app.as_ref().is_none_or(|a| *a == t.app.app)
+            && (self.relationships.is_empty()
+                || self
+                    .relationships
+                    .iter()
+                    .any(|r| names_endpoint(r, &t.relationship, t.index)))
+    }
+}
+
+/// Whether `wanted` (`name` or `name.N`) names this endpoint.
+fn names_endpoint(wanted: &str, relationship: &str, index: usize) -> bool {
+    wanted == relationship || EndpointId::parse(wanted) == EndpointId::new(relationship, index)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Relationships(#[from] RelationshipsError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("cannot read the relationships of {app}: {message}")]
+    Read { app: AppKey, message: String },
+    #[error("cannot reach {app}: {reason}")]
+    Unreachable { app: AppKey, reason: String },
+    #[error("{app} needs a new sign-in before its tunnels can open: {reason}")]
+    NeedsSignIn { app: AppKey, reason: String },
+    #[error("--port chooses the port of one tunnel, but {count} would open: name one relationship with -r")]
+    PortForMany { count: usize },
+    #[error("{relationship} is already open on port {port}: close it first to move it")]
+    AlreadyOpen { relationship: String, port: u16 },
+    #[error("{app} has no relationships: there is nothing to tunnel to")]
+    NoRelationships { app: AppKey },
+}
+
+impl Classify for TunnelError {
+    fn problem(&self) -> Problem {
+        match self {
+            TunnelError::Access(e) => e.problem(),
+            TunnelError::Relationships(e) => e.problem(),
+            TunnelError::Port(e) => e.problem(),
+            TunnelError::Read { .. } => Problem::Other,
+            TunnelError::Unreachable { .. } => Problem::Unreachable,
+            TunnelError::NeedsSignIn { .. } => Problem::SignIn,
+            TunnelError::PortForMany { .. }
+            | TunnelError::AlreadyOpen { .. }
+            | TunnelError::NoRelationships { .. } => Problem::Usage,
+        }
+    }
+}
+
+/// One open tunnel.
+struct Tunnel {
+    id: u64,
+    app: AppKey,
+    endpoint: Endpoint,
+    local: SocketAddr,
+    opened_at: u64,
+    counters: LiveCounters,
+    last_error: Mutex<Option<String>>,
+    /// The state last published as an event.
+    announced: Mutex<TunnelState>,
+    closed: watch::Sender<bool>,
+    serving: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Tunnel {
+    fn info(&self, link: &LinkState) -> TunnelInfo {
+        let port = LocalPort::new(self.local.port());
+        let state = if *self.closed.borrow() {
+            TunnelState::Closed
+        } else {
+            TunnelState::of(link)
+        };
+        TunnelInfo {
+            id: self.id,
+            app: self.app.clone(),
+            relationship: self.endpoint.relationship().to_string(),
+            index: self.endpoint.index(),
+            service: self.endpoint.service().map(str::to_string),
+            service_type: self.endpoint.service_type().map(str::to_string),
+            remote: format!("{}:{}", self.endpoint.host(), self.endpoint.port()),
+            local: self.local,
+            url: port
+                .map(|p| self.endpoint.local_url(p).expose().to_string())
+                .unwrap_or_default(),
+            fields: port
+                .map(|p| self.endpoint.local_fields(p))
+                .unwrap_or_default(),
+            state,
+            counters: self.counters.snapshot(),
+            opened_at: self.opened_at,
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+
+    fn note_error(&self, message: String) {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(message);
+        }
+    }
+}
+
+/// An app's connection and its tunnels.
+struct AppTunnels {
+    link: Arc<Link>,
+    supervisor: JoinHandle<()>,
+    tunnels: Vec<Arc<Tunnel>>,
+}
+
+struct CachedRelationships {
+    /// The deployment they belong to (the environment's head commit).
+    head: Option<String>,
+    relationships: Relationships,
+}
+
+struct Inner {
+    access: Arc<Access>,
+    apps: Mutex<BTreeMap<AppKey, AppTunnels>>,
+    cache: Mutex<HashMap<AppKey, CachedRelationships>>,
+    ports: PortBook,
+    config: Arc<client::Config>,
+    next_id: AtomicU64,
+    last_touch: AtomicU64,
+    /// Serializes `open` and `close`, so that two shells opening the same app at once do not
+    /// both bind it.
+    opening: tokio::sync::Mutex<()>,
+}
+
+/// The tunnels of one profile. Cheap to clone; every clone is the same host.
+#[derive(Clone)]
+pub struct TunnelHost {
+    inner: Arc<Inner>,
+}
+
+impl TunnelHost {
+    /// A host for `access`'s profile. Must be called within a Tokio runtime: it follows the
+    /// session's events to retry tunnels that waited for a sign-in.
+    pub fn new(access: Arc<Access>) -> TunnelHost {
+        let ports = PortBook::new(
+            access
+                .paths()
+                .data_dir
+                .join("tunnels")
+                .join(format!("{}.ports.json", access.profile().name)),
+        );
+        let inner = Arc::new(Inner {
+            access,
+            apps: Mutex::new(BTreeMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            ports,
+            config: Arc::new(tunnel_config()),
+            next_id: AtomicU64::new(1),
+            last_touch: AtomicU64::new(0),
+            opening: tokio::sync::Mutex::new(()),
+        });
+        let mut events = inner.access.keeper().subscribe();
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(Event::SignedIn | Event::Renewed { .. }) => {}
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                for app in inner.lock_apps().values() {
+                    app.link.wake();
+                }
+            }
+        });
+        TunnelHost { inner }
+    }
+
+    /// Every tunnel, by app then relationship.
+    pub fn list(&self) -> Vec<TunnelInfo> {
+        let apps = self.inner.lock_apps();
+        apps.values()
+            .flat_map(|a| {
+                let link = a.link.state();
+                a.tunnels
+                    .iter()
+                    .map(move |t| t.info(&link))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The relationships of an app's current deployment, read over SSH once per deployment.
+    pub async fn relationships(&self, app: &AppKey) -> Result<Relationships, TunnelError> {
+        let url = self.url(app).await?;
+        let env = self
+            .inner
+            .access
+            .catalog()
+            .environment(&app.project, &app.environment)
+            .await
+            .map_err(AccessError::from)?;
+        if let Some(cached) = self.inner.cache.lock().ok().and_then(|c| {
+            c.get(app)
+                .filter(|c| c.head.is_some() && c.head == env.head_commit)
+                .map(|c| c.relationships.clone())
+        }) {
+            return Ok(cached);
+        }
+        // Over the app's tunnel connection when there is one, else a connection of its own.
+        let link = self.inner.lock_apps().get(app).map(|a| a.link.clone());
+        let output = match link {
+            Some(link) => {
+                let handle = tokio::time::timeout(WAIT_FOR_LINK, link.up())
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| TunnelError::Unreachable {
+                        app: app.clone(),
+                        reason: "its connection is down".into(),
+                    })?;
+                run_on(&handle, READ_RELATIONSHIPS)
+                    .await
+                    .map_err(|message| TunnelError::Read {
+                        app: app.clone(),
+                        message,
+                    })?
+            }
+            None => {
+                let access = &self.inner.access;
+                access
+                    .keeper()
+                    .ensure(false)
+                    .await
+                    .map_err(AccessError::from)?;
+                let (key, cert) = access
+                    .keeper()
+                    .files()
+                    .read_pair()
+                    .map_err(AccessError::from)?
+                    .ok_or_else(|| TunnelError::NeedsSignIn {
+                        app: app.clone(),
+                        reason: "there is no certificate".into(),
+                    })?;
+                let gateway = crate::ssh::connect::Endpoint::for_profile(access.profile(), &url);
+                let out = crate::ssh::exec::exec(
+                    &gateway,
+                    &url,
+                    key,
+                    cert,
+                    READ_RELATIONSHIPS,
+                    RELATIONSHIPS_TIMEOUT,
+                )
+                .await
+                .map_err(|e| match e {
+                    ConnectError::Connect { .. } | ConnectError::Timeout(_) => {
+                        TunnelError::Unreachable {
+                            app: app.clone(),
+                            reason: e.to_string(),
+                        }
+                    }
+                    e => TunnelError::Read {
+                        app: app.clone(),
+                        message: e.to_string(),
+                    },
+                })?;
+                if out.status != Some(0) {
+                    return Err(TunnelError::Read {
+                        app: app.clone(),
+                        message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    });
+                }
+                out.stdout
+            }
+        };
+        let relationships = Relationships::decode(output.trim_ascii())?;
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            cache.insert(
+                app.clone(),
+                CachedRelationships {
+                    head: env.head_commit.clone(),
+                    relationships: relationships.clone(),
+                },
+            );
+        }
+        Ok(relationships)
+    }
+
+    async fn url(&self, app: &AppKey) -> Result<crate::ssh::SshUrl, TunnelError> {
+        let selection = Selection {
+            app: Some(app.app.clone()),
+            ..Selection::default()
+        };
+        Ok(self
+            .inner
+            .access
+            .address(&app.project, &app.environment, &selection)
+            .await?)
+    }
+
+    /// Opens tunnels to an app's relationships (all, or those named). Returns once every
+    /// listener accepts. Endpoints that cannot be opened are reported; the others open.
+    pub async fn open(&self, req: &OpenRequest) -> Result<OpenReport, TunnelError> {
+        let _serial = self.inner.opening.lock().await;
+        let app = &req.app;
+        let url = self.url(app).await?;
+        self.ensure_link(app, url);
+        let relationships = match self.relationships(app).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_link_if_unused(app).await;
+                return Err(e);
+            }
+        };
+        let mut failed: Vec<OpenFailure> = Vec::new();
+        let mut wanted: Vec<&Endpoint> = Vec::new();
+        if req.relationships.is_empty() {
+            if relationships.is_empty() {
+                self.drop_link_if_unused(app).await;
+                return Err(TunnelError::NoRelationships { app: app.clone() });
+            }
+            wanted.extend(relationships.endpoints());
+            failed.extend(relationships.problems().map(|p| OpenFailure {
+                relationship: p.id(),
+                message: p.to_string(),
+            }));
+        } else {
+            for name in &req.relationships {
+                let id = EndpointId::parse(name);
+                let found = if name.contains('.') && relationships.get(name).is_err() {
+                    relationships.endpoint(&id).map(|e| vec![e])
+                } else {
+                    relationships.get(name).and_then(|r| {
+                        failed.extend(r.problems().iter().map(|p| OpenFailure {
+                            relationship: p.id(),
+                            message: p.to_string(),
+                        }));
+                        if r.endpoints().is_empty() {
+                            // No endpoint decoded: say why.
+                            r.endpoint(0).map(|e| vec![e])
+                        } else {
+                            Ok(r.endpoints().iter().collect())
+                        }
+                    })
+                };
+                match found {
+                    Ok(endpoints) => wanted.extend(endpoints),
+                    Err(e) if req.relationships.len() == 1 => {
+                        self.drop_link_if_unused(app).await;
+                        return Err(e.into());
+                    }
+                    Err(e) => failed.push(OpenFailure {
+                        relationship: name.clone(),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        }
+        wanted.dedup_by(|a, b| a.id() == b.id());
+        let port = req.port.and_then(LocalPort::new);
+        if port.is_some() && wanted.len() > 1 {
+            self.drop_link_if_unused(app).await;
+            return Err(TunnelError::PortForMany {
+                count: wanted.len(),
+            });
+        }
+        let ip = req.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if !ip.is_loopback() {
+            warn!(%ip, "tunnels listen beyond this machine: anyone who can reach {ip} can use them");
+        }
+        let mut tunnels = Vec::new();
+        for endpoint in wanted {
+            if let Some(existing) = self.find(app, endpoint.id()) {
+                match port {
+                    Some(p) if p.get() != existing.local.port() => {
+                        return Err(TunnelError::AlreadyOpen {
+                            relationship: endpoint.id().to_string(),
+                            port: existing.local.port(),
+                        })
+                    }
+                    _ => {
+                        tunnels.push(existing.info(&self.link_state(app)));
+                        continue;
+                    }
+                }
+            }
+            match self.start_tunnel(app, endpoint, ip, port) {
+                Ok(info) => tunnels.push(info),
+                Err(e @ PortError::Busy { .. }) if port.is_some() => {
+                    self.drop_link_if_unused(app).await;
+                    return Err(e.into());
+                }
+                Err(e) => failed.push(OpenFailure {
+                    relationship: endpoint.id().to_string(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        self.drop_link_if_unused(app).await;
+        Ok(OpenReport { tunnels, failed })
+    }
+
+    fn find(&self, app: &AppKey, id: &EndpointId) -> Option<Arc<Tunnel>> {
+        self.inner
+            .lock_apps()
+            .get(app)?
+            .tunnels
+            .iter()
+            .find(|t| t.endpoint.id() == id)
+            .cloned()
+    }
+
+    fn link_state(&self, app: &AppKey) -> LinkState {
+        self.inner
+            .lock_apps()
+            .get(app)
+            .map(|a| a.link.state())
+            .unwrap_or(LinkState::Stopped)
+    }
+
+    /// Starts the app's connection if it has none.
+    fn ensure_link(&self, app: &AppKey, url: crate::ssh::SshUrl) {
+        let mut apps = self.inner.lock_apps();
+        if apps.contains_key(app) {
+            return;
+        }
+        let gateway = crate::ssh::connect::Endpoint::for_profile(self.inner.access.profile(), &url);
+        let link = Link::new(url, gateway, self.inner.config.clone());
+        let weak = Arc::downgrade(&self.inner);
+        let key = app.clone();
+        let span = info_span!("tunnels", app = %app);
+        let supervisor = tokio::spawn(
+            link.clone()
+                .supervise(self.inner.access.clone(), move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.announce(&key);
+                    }
+                })
+                .instrument(span),
+        );
+        apps.insert(
+            app.clone(),
+            AppTunnels {
+                link,
+                supervisor,
+                tunnels: Vec::new(),
+            },
+        );
+    }
+
+    /// Ends an app's connection when it carries no tunnel (after a failed open).
+    async fn drop_link_if_unused(&self, app: &AppKey) {
+        let removed = {
+            let mut apps = self.inner.lock_apps();
+            match apps.get(app) {
+                Some(a) if a.tunnels.is_empty() => apps.remove(app),
+                _ => None,
+            }
+        };
+        if let Some(a) = removed {
+            a.link.stop();
+            let _ = a.supervisor.await;
+        }
+    }
+
+    fn start_tunnel(
+        &self,
+        app: &AppKey,
+        endpoint: &Endpoint,
+        ip: IpAddr,
+        port: Option<LocalPort>,
+    ) -> Result<TunnelInfo, PortError> {
+        let book_key = format!("{app}/{}", endpoint.id());
+        let choice = match (port, self.inner.ports.get(&book_key)) {
+            (Some(p), _) => PortChoice::Exact(p),
+            (None, Some(p)) => PortChoice::Prefer(p),
+            (None, None) => PortChoice::Any,
+        };
+        let (listener, port) = ports::bind(ip, choice, &self.inner.ports.others(&book_key))?;
+        self.inner.ports.remember(&book_key, port);
+        let tunnel = Arc::new(Tunnel {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            app: app.clone(),
+            endpoint: endpoint.clone(),
+            local: SocketAddr::new(ip, port.get()),
+            opened_at: self.inner.access.session().clock().unix(),
+            counters: LiveCounters::default(),
+            last_error: Mutex::new(None),
+            announced: Mutex::new(TunnelState::Closed),
+            closed: watch::channel(false).0,
+            serving: Mutex::new(None),
+        });
+        let mut apps = self.inner.lock_apps();
+        let Some(entry) = apps.get_mut(app) else {
+            return Err(PortError::Bind {
+                addr: tunnel.local,
+                message: "the app's connection went away".into(),
+            });
+        };
+        let span =
+            info_span!("tunnel", app = %app, relationship = %endpoint.id(), port = port.get());
+        let serving = tokio::spawn(
+            serve(
+                tunnel.clone(),
+                listener,
+                entry.link.clone(),
+                Arc::downgrade(&self.inner),
+            )
+            .instrument(span),
+        );
+        if let Ok(mut s) = tunnel.serving.lock() {
+            *s = Some(serving);
+        }
+        entry.tunnels.push(tunnel.clone());
+        let info = tunnel.info(&entry.link.state());
+        drop(apps);
+        info!(app = %app, relationship = %endpoint.id(), local = %tunnel.local, remote = %info.remote, "tunnel open");
+        self.inner.announce(app);
+        Ok(info)
+    }
+
+    /// Closes the tunnels `req` selects: their connections end and their ports are free when
+    /// this returns. An app left without tunnels loses its SSH connection.
+    pub async fn close(&self, req: &CloseRequest) -> Vec<TunnelInfo> {
+        let _serial = self.inner.opening.lock().await;
+        let mut closing: Vec<Arc<Tunnel>> = Vec::new();
+        let mut idle_links = Vec::new();
+        {
+            let mut apps = self.inner.lock_apps();
+            let mut emptied = Vec::new();
+            for (key, app) in apps.iter_mut() {
+                let link = app.link.state();
+                app.tunnels.retain(|t| {
+                    if req.matches(&t.info(&link)) {
+                        closing.push(t.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if app.tunnels.is_empty() {
+                    emptied.push(key.clone());
+                }
+            }
+            for key in emptied {
+                if let Some(a) = apps.remove(&key) {
+                    idle_links.push(a);
+                }
+            }
+        }
+        let mut closed = Vec::new();
+        for t in closing {
+            t.closed.send_replace(true);
+            let serving = t.serving.lock().ok().and_then(|mut s| s.take());
+            if let Some(serving) = serving {
+                let _ = serving.await;
+            }
+            let info = t.info(&LinkState::Stopped);
+            info!(app = %t.app, relationship = %t.endpoint.id(), port = t.local.port(), "tunnel closed");
+            self.inner.access.keeper().emit(Event::Tunnel {
+                app: t.app.to_string(),
+                relationship: t.endpoint.id().to_string(),
+                port: t.local.port(),
+                state: TunnelState::Closed.to_string(),
+                down: false,
+            });
+            closed.push(info);
+        }
+        for a in idle_links {
+            a.link.stop();
+            let _ = a.supervisor.await;
+        }
+        closed
+    }
+
+    /// Closes every tunnel (sign-out, shutdown).
+    pub async fn close_all(&self) -> Vec<TunnelInfo> {
+        self.close(&CloseRequest::default()).await
+    }
+}
+
+impl Inner {
+    fn lock_apps(&self) -> std::sync::MutexGuard<'_, BTreeMap<AppKey, AppTunnels>> {
+        self.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes the tunnels of `app` whose state changed.
+    fn announce(&self, app: &AppKey) {
+        let apps = self.lock_apps();
+        let Some(entry) = apps.get(app) else { return };
+        let link = entry.link.state();
+        for t in &entry.tunnels {
+            let info = t.info(&link);
+            let changed = t.announced.lock().is_ok_and(|mut last| {
+                let changed = *last != info.state;
+                *last = info.state.clone();
+                changed
+            });
+            if changed && info.state != TunnelState::Closed {
+                self.access.keeper().emit(Event::Tunnel {
+                    app: app.to_string(),
+                    relationship: info.endpoint_id().to_string(),
+                    port: info.local.port(),
+                    down: info.state.is_down(),
+                    state: info.state.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Tunnel traffic is the user using the session.
+    fn touch(&self) {
+        let now = self.access.session().clock().unix();
+        let last = self.last_touch.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= TOUCH_EVERY
+            && self
+                .last_touch
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.access.touch();
+        }
+    }
+}
+
+const READ_RELATIONSHIPS: &str = "echo \"$PLATFORM_RELATIONSHIPS\"";
+
+/// Runs a command on an open connection, its standard output or why it failed.
+async fn run_on(handle: &client::Handle<Client>, command: &str) -> Result<Vec<u8>, String> {
+    let run = async {
+        let mut channel = handle
+            .channel_open_session()
+            .await
+            .map_err(|e| e.to_string())?;
+        channel
+            .exec(true, command.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                russh::ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                russh::ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                _ => {}
+            }
+        }
+        match status {
+            Some(0) => Ok(stdout),
+            _ => Err(String::from_utf8_lossy(&stderr).trim().to_string()),
+        }
+    };
+    tokio::time::timeout(RELATIONSHIPS_TIMEOUT, run)
+        .await
+        .map_err(|_| format!("no answer within {} s", RELATIONSHIPS_TIMEOUT.as_secs()))?
+}
+
+/// Accepts local connections until the tunnel closes; each is carried on its own task.
+async fn serve(
+    tunnel: Arc<Tunnel>,
+    listener: TcpListener,
+    link: Arc<Link>,
+    host: std::sync::Weak<Inner>,
+) {
+    let mut closed = tunnel.closed.subscribe();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = closed.wait_for(|c| *c) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, most likely: give the system a moment.
+                warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Some(host) = host.upgrade() {
+            host.touch();
+        }
+        connections.spawn(carry(tunnel.clone(), stream, peer, link.clone()));
+    }
+    // Dropping the listener frees the port; aborting the set ends every connection.
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Carries one local connection through a `direct-tcpip` channel.
+async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: Arc<Link>) {
+    let counters = &tunnel.counters;
+    counters.connections.fetch_add(1, Ordering::Relaxed);
+    counters.active.fetch_add(1, Ordering::Relaxed);
+    let _active = Decrement(&counters.active);
+    let _ = stream.set_nodelay(true);
+    let host = tunnel.endpoint.host().to_string();
+    let port = u32::from(tunnel.endpoint.port().get());
+    let mut tries = 0;
+    let channel = loop {
+        tries += 1;
+        let Ok(Some(handle)) = tokio::time::timeout(WAIT_FOR_LINK, link.up()).await else {
+            let why = match link.state() {
+                LinkState::NeedsSignIn { reason } => reason,
+                LinkState::Connecting {
+                    error: Some(error), ..
+                } => format!("the connection to the app is down: {error}"),
+                _ => "the connection to the app is down".to_string(),
+            };
+            debug!(%peer, %why, "local connection dropped");
+            tunnel.note_error(why);
+            return;
+        };
+        match handle
+            .channel_open_direct_tcpip(
+                host.clone(),
+                port,
+                peer.ip().to_string(),
+                u32::from(peer.port()),
+            )
+            .await
+        {
+            Ok(c) => break c,
+            Err(russh::Error::ChannelOpenFailure(failure)) => {
+                let message = match failure {
+                    russh::ChannelOpenFailure::ConnectFailed => {
+                        format!("the service at {host}:{port} refused the connection")
+                    }
+                    russh::ChannelOpenFailure::Other { reason, .. }
+                        if reason.contains("Access denied") =>
+                    {
+                        link.deny(reason.clone(), &handle).await;
+                        reason
+                    }
+                    russh::ChannelOpenFailure::Other { reason, .. } => {
+                        format!("the gateway refused the tunnel to {host}:{port}: {reason}")
+                    }
+                    other => format!("the gateway refused the tunnel to {host}:{port}: {other:?}"),
+                };
+                debug!(%peer, %message, "local connection dropped");
+                tunnel.note_error(message);
+                return;
+            }
+            // The connection died under us; the supervisor is already reconnecting.
+            Err(e) if tries < 3 => {
+                debug!(error = %e, "channel open failed; waiting for the connection");
+                let mut state = link.watch();
+                let _ = tokio::time::timeout(
+                    WAIT_FOR_LINK,
+                    state.wait_for(|s| !matches!(s, LinkState::Up(h) if Arc::ptr_eq(h, &handle))),
+                )
+                .await;
+            }
+            Err(e) => {
+                tunnel.note_error(format!("cannot open a channel: {e}"));
+                return;
+            }
+        }
+    };
+    let mut local = Counted {
+        inner: stream,
+        read: &counters.bytes_sent,
+        written: &counters.bytes_received,
+    };
+    let mut remote = channel.into_stream();
+    match tokio::io::copy_bidirectional_with_sizes(
+        &mut local,
+        &mut remote,
+        COPY_BUFFER,
+        COPY_BUFFER,
+    )
+    .await
+    {
+        Ok((sent, received)) => debug!(%peer, sent, received, "connection closed"),
+        Err(e) => debug!(%peer, error = %e, "connection ended"),
+    }
+}
+
+struct Decrement<'a>(&'a AtomicU64);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A local socket that counts the bytes through it into the tunnel's counters.
+struct Counted<'a> {
+    inner: TcpStream,
+    read: &'a AtomicU64,
+    written: &'a AtomicU64,
+}
+
+impl AsyncRead for Counted<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Counted<'_> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_named_by_relationship_or_index() {
+        assert!(names_endpoint("database", "database", 0));
+        assert!(names_endpoint("database", "database", 1));
+        assert!(names_endpoint("database.1", "database", 1));
+        assert!(!names_endpoint("database.1", "database", 0));
+        assert!(!names_endpoint("cache", "database", 0));
+    }
+
+    #[test]
+    fn states_read_as_words() {
+        assert_eq!(TunnelState::Open.to_string(), "open");
+        let r = TunnelState::Reconnecting {
+            attempt: 2,
+            error: "connection refused".into(),
+        };
+        assert_eq!(
+            r.to_string(),
+            "reconnecting (attempt 2: connection refused)"
+        );
+        assert!(r.is_down());
+        assert!(!TunnelState::Opening.is_down());
+    }
+}

@@ -1,0 +1,289 @@
+//! The SSH connection that carries every tunnel of one app, kept up by a supervisor task:
+//! it connects with the session's certificate (a fresh one when the old expired), and when
+//! the connection drops it reconnects with capped exponential backoff and jitter, while the
+//! tunnels' listeners stay bound. When the platform demands a stronger sign-in it stops
+//! trying until the session changes (a sign-in, a renewal) and says so.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::access::Access;
+use crate::problem::{classify, Problem};
+use crate::ssh::connect::{connect, Client, ConnectError, Endpoint};
+use crate::ssh::SshUrl;
+
+/// The first pause before reconnecting; it doubles per failed attempt up to [`BACKOFF_CAP`].
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// The longest pause between attempts. Short, because a tunnel waiting on a gateway that is
+/// back should not keep the user waiting; an attempt costs one TCP connect when it is down.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(3);
+/// While the platform demands a new sign-in, look again this often (and at once after a
+/// sign-in or renewal).
+const NEEDS_SIGN_IN_RETRY: Duration = Duration::from_secs(60);
+
+/// Where the connection stands.
+#[derive(Clone)]
+pub enum LinkState {
+    /// Connecting: the first time (`attempt` 0, no error), or again after `error`.
+    Connecting {
+        attempt: u32,
+        error: Option<String>,
+    },
+    Up(Arc<client::Handle<Client>>),
+    /// The platform wants a stronger or new sign-in before this app can be reached.
+    NeedsSignIn {
+        reason: String,
+    },
+    /// Closed for good.
+    Stopped,
+}
+
+/// The pause before attempt `attempt` (1 for the first retry), with `jitter` in [0, 1):
+/// "equal jitter", half fixed and half random, so that many tunnels do not retry in step.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let full = exp.min(BACKOFF_CAP);
+    full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+pub struct Link {
+    pub url: SshUrl,
+    gateway: Endpoint,
+    config: Arc<client::Config>,
+    state: watch::Sender<LinkState>,
+    stop: watch::Sender<bool>,
+    /// Wakes the supervisor from its pause (a sign-in happened, the session renewed).
+    retry: Notify,
+    /// Set when the gateway refused a channel for want of a stronger sign-in.
+    denied: Mutex<Option<String>>,
+}
+
+impl Link {
+    pub fn new(url: SshUrl, gateway: Endpoint, config: Arc<client::Config>) -> Arc<Link> {
+        Arc::new(Link {
+            url,
+            gateway,
+            config,
+            state: watch::channel(LinkState::Connecting {
+                attempt: 0,
+                error: None,
+            })
+            .0,
+            stop: watch::channel(false).0,
+            retry: Notify::new(),
+            denied: Mutex::new(None),
+        })
+    }
+
+    pub fn state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+
+    /// The connection, waiting for it while it is being made; `None` once it stopped or
+    /// needs a sign-in.
+    pub async fn up(&self) -> Option<Arc<client::Handle<Client>>> {
+        let mut rx = self.state.subscribe();
+        let state = rx
+            .wait_for(|s| !matches!(s, LinkState::Connecting { .. }))
+            .await
+            .ok()?;
+        match &*state {
+            LinkState::Up(h) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
+    /// Try again now (after a sign-in or a renewal), if the link is waiting.
+    pub fn wake(&self) {
+        if !matches!(self.state(), LinkState::Up(_)) {
+            self.retry.notify_one();
+        }
+    }
+
+    /// The gateway refused a channel because it wants a stronger sign-in: drop the connection
+    /// and wait for one.
+    pub async fn deny(&self, reason: String, handle: &client::Handle<Client>) {
+        if let Ok(mut d) = self.denied.lock() {
+            *d = Some(reason);
+        }
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+        self.retry.notify_one();
+    }
+
+    /// Keeps the connection until [`Link::stop`]; `changed` is called after every change of
+    /// state, for the tunnels' events.
+    pub async fn supervise(self: Arc<Link>, access: Arc<Access>, changed: impl Fn()) {
+        let mut stop = self.stop.subscribe();
+        let mut attempt = 0u32;
+        let mut new_certificate = false;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let pause = match self.connect(&access, new_certificate).await {
+                Ok(conn) => {
+                    new_certificate = false;
+                    attempt = 0;
+                    let handle = Arc::new(conn.handle);
+                    let mut closed = conn.closed;
+                    info!(url = %self.url, "tunnel connection up");
+                    self.state.send_replace(LinkState::Up(handle.clone()));
+                    changed();
+                    let ended = async {
+                        let reason = closed.wait_for(|c| c.is_some()).await;
+                        reason.ok().and_then(|r| r.clone()).unwrap_or_default()
+                    };
+                    let stopping = async {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    let reason = tokio::select! {
+                        r = ended => Some(r),
+                        _ = stopping => None,
+                    };
+                    let Some(reason) = reason else {
+                        let _ = handle
+                            .disconnect(russh::Disconnect::ByApplication, "", "en")
+                            .await;
+                        break;
+                    };
+                    let denied = self.denied.lock().ok().and_then(|mut d| d.take());
+                    if let Some(reason) = denied {
+                        self.needs_sign_in(&access, reason, &changed);
+                        NEEDS_SIGN_IN_RETRY
+                    } else {
+                        warn!(url = %self.url, %reason, "tunnel connection lost; reconnecting");
+                        attempt = 1;
+                        self.state.send_replace(LinkState::Connecting {
+                            attempt,
+                            error: Some(reason),
+                        });
+                        changed();
+                        backoff(attempt, rand::random())
+                    }
+                }
+                Err(Failure::NeedsSignIn(reason)) => {
+                    self.needs_sign_in(&access, reason, &changed);
+                    NEEDS_SIGN_IN_RETRY
+                }
+                Err(Failure::Retry {
+                    message,
+                    new_certificate: renew,
+                }) => {
+                    new_certificate = renew;
+                    attempt = attempt.saturating_add(1);
+                    debug!(url = %self.url, attempt, error = %message, "tunnel connection failed");
+                    self.state.send_replace(LinkState::Connecting {
+                        attempt,
+                        error: Some(message),
+                    });
+                    changed();
+                    backoff(attempt, rand::random())
+                }
+            };
+            let stopping = async {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.retry.notified() => {}
+                _ = stopping => break,
+            }
+        }
+        self.state.send_replace(LinkState::Stopped);
+        changed();
+    }
+
+    fn needs_sign_in(&self, access: &Access, reason: String, changed: &impl Fn()) {
+        warn!(url = %self.url, %reason, "tunnels need a new sign-in");
+        access.keeper().emit(crate::cert::Event::MfaNeeded {
+            reason: reason.clone(),
+        });
+        self.state.send_replace(LinkState::NeedsSignIn { reason });
+        changed();
+    }
+
+    async fn connect(
+        &self,
+        access: &Access,
+        new_certificate: bool,
+    ) -> Result<crate::ssh::connect::Connection, Failure> {
+        // The keeper's certificate, renewed here only when it is due (or refused): a tunnel
+        // reconnecting is not the user's activity, so this does not touch the session.
+        access
+            .keeper()
+            .ensure(new_certificate)
+            .await
+            .map_err(|e| Failure::from_error(&e))?;
+        let (key, cert) = access
+            .keeper()
+            .files()
+            .read_pair()
+            .map_err(|e| Failure::retry(e.to_string()))?
+            .ok_or_else(|| Failure::NeedsSignIn("there is no certificate: sign in".into()))?;
+        match connect(self.config.clone(), &self.gateway, &self.url, key, cert).await {
+            Ok(c) => Ok(c),
+            Err(ConnectError::AuthFailed) => Err(Failure::Retry {
+                message: ConnectError::AuthFailed.to_string(),
+                new_certificate: true,
+            }),
+            Err(e) => Err(Failure::retry(e.to_string())),
+        }
+    }
+}
+
+enum Failure {
+    NeedsSignIn(String),
+    Retry {
+        message: String,
+        new_certificate: bool,
+    },
+}
+
+impl Failure {
+    fn retry(message: String) -> Failure {
+        Failure::Retry {
+            message,
+            new_certificate: false,
+        }
+    }
+}
+
+impl Failure {
+    fn from_error(e: &(dyn std::error::Error + 'static)) -> Failure {
+        match classify(e) {
+            Some(Problem::SignIn | Problem::StepUp(_)) => Failure::NeedsSignIn(e.to_string()),
+            _ => Failure::retry(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_equal_jitter() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(125));
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(250));
+        assert_eq!(backoff(2, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(750));
+        for attempt in [5, 6, 30, u32::MAX] {
+            assert_eq!(backoff(attempt, 1.0), BACKOFF_CAP);
+            assert_eq!(backoff(attempt, 0.0), BACKOFF_CAP / 2);
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Which local port a tunnel listens on. The user's choice when given (busy is an error that
+//! names the port and, where the OS tells, the process holding it: never a silent switch);
+//! else the port this relationship had last time, remembered per profile, project,
+//! environment, app and relationship, so that a database tool's saved connection keeps
+//! working; else the first free port from 30000 up, as the official client.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+use super::LocalPort;
+use crate::private_files::{create_private_dir, write_atomic, FileLock};
+use crate::problem::{Classify, Problem};
+
+/// Where automatic port choice starts (the official client's first port).
+pub const FIRST_PORT: u16 = 30000;
+
+/// Connections a listener queues before accepting them.
+const BACKLOG: u32 = 1024;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PortError {
+    #[error("port {port} on {ip} is already in use{}: choose another with --port, or stop what holds it", holder.as_ref().map(|h| format!(" (by {h})")).unwrap_or_default())]
+    Busy {
+        ip: IpAddr,
+        port: u16,
+        holder: Option<String>,
+    },
+    #[error("no free port on {ip} from {FIRST_PORT} up: close some tunnels, or choose a port with --port")]
+    NoneFree { ip: IpAddr },
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: SocketAddr, message: String },
+}
+
+impl Classify for PortError {
+    fn problem(&self) -> Problem {
+        // A busy port is not a usage mistake: the same command works once the port is free.
+        let _ = self;
+        Problem::Other
+    }
+}
+
+/// How to pick the port of one tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// The user asked for this port: it or an error.
+    Exact(LocalPort),
+    /// This port if it is free (remembered from last time), else the first free one.
+    Prefer(LocalPort),
+    /// The first free port from [`FIRST_PORT`] up.
+    Any,
+}
+
+/// Binds a tunnel's listener. Ports in `avoid` (remembered for other tunnels) are skipped by
+/// the automatic choice so that one tunnel does not take another's usual port.
+pub fn bind(
+    ip: IpAddr,
+    choice: PortChoice,
+    avoid: &[u16],
+) -> Result<(TcpListener, LocalPort), PortError> {
+    match choice {
+        PortChoice::Exact(port) => bind_one(ip, port.get()),
+        PortChoice::Prefer(port) => match bind_one(ip, port.get()) {
+            Ok(bound) => Ok(bound),
+            Err(PortError::Busy { .. }) => bind(ip, PortChoice::Any, avoid),
+            Err(e) => Err(e),
+        },
+        PortChoice::Any => {
+            for port in FIRST_PORT..=u16::MAX {
+                if avoid.contains(&port) {
+                    continue;
+                }
+                match bind_one(ip, port) {
+                    Ok(bound) => return Ok(bound),
+                    Err(PortError::Busy { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(PortError::NoneFree { ip })
+        }
+    }
+}
+
+fn bind_one(ip: IpAddr, port: u16) -> Result<(TcpListener, LocalPort), PortError> {
+    let addr = SocketAddr::new(ip, port);
+    let bind_error = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            PortError::Busy {
+                ip,
+                port,
+                holder: holder_of(port),
+            }
+        } else {
+            PortError::Bind {
+                addr,
+                message: e.to_string(),
+            }
+        }
+    };
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4(),
+        IpAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(bind_error)?;
+    // Rebinding a port whose last connections linger in TIME_WAIT (a tunnel just closed, an
+    // agent restarted) must work; SO_REUSEADDR does not let two listeners share a port.
+    socket.set_reuseaddr(true).map_err(bind_error)?;
+    socket.bind(addr).map_err(bind_error)?;
+    let listener = socket.listen(BACKLOG).map_err(bind_error)?;
+    let port = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| LocalPort::new(a.port()))
+        .ok_or(PortError::Bind {
+            addr,
+            message: "the system gave no port".into(),
+        })?;
+    Ok((listener, port))
+}
+
+/// The process listening on a TCP port, as "name (pid N)", where the OS tells (Linux, for
+/// processes this user may inspect).
+fn holder_of(port: u16) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .find_map(|table| listening_inode(&std::fs::read_to_string(table).ok()?, port))?;
+        let needle = format!("socket:[{inode}]");
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+                continue;
+            };
+            let holds = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == needle.as_str())
+            });
+            if holds {
+                let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                return Some(format!("{} (pid {pid})", name.trim()));
+            }
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = port;
+        None
+    }
+}
+
+/// The inode of the socket listening on `port` in a `/proc/net/tcp` table.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn listening_inode(table: &str, port: u16) -> Option<String> {
+    const LISTEN: &str = "0A";
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let local_port = cols.get(1)?.rsplit(':').next()?;
+        (u16::from_str_radix(local_port, 16).ok()? == port && *cols.get(3)? == LISTEN)
+            .then(|| cols.get(9).map(|s| s.to_string()))
+            .flatten()
+    })
+}
+
+/// The ports tunnels had, remembered across agent restarts in a small file of the profile.
+pub struct PortBook {
+    path: PathBuf,
+}
+
+impl PortBook {
+    pub fn new(path: PathBuf) -> PortBook {
+        PortBook { path }
+    }
+
+    fn read(&self) -> BTreeMap<String, u16> {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// The port remembered for a tunnel.
+    pub fn get(&self, key: &str) -> Option<LocalPort> {
+        self.read().get(key).copied().and_then(LocalPort::new)
+    }
+
+    /// Ports remembered for other tunnels than `key`.
+    pub fn others(&self, key: &str) -> Vec<u16> {
+        self.read()
+            .into_iter()
+            .filter(|(k, _)| k != key)
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Remembers a tunnel's port (best effort: a tunnel works without it).
+    pub fn remember(&self, key: &str, port: LocalPort) {
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        if create_private_dir(dir).is_err() {
+            return;
+        }
+        let Ok(_lock) = FileLock::acquire(&self.path.with_extension("lock")) else {
+            return;
+        };
+        let mut all = self.read();
+        if all.get(key) == Some(&port.get()) {
+            return;
+        }
+        all.insert(key.to_string(), port.get());
+        if let Ok(bytes) = serde_json::to_vec_pretty(&all) {
+            if let Err(e) = write_atomic(&self.path, &bytes, 0o600) {
+                tracing::warn!(error = %e, "cannot remember the tunnel's port");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn a_busy_chosen_port_is_an_error_naming_it_and_its_holder() {
+        let (held, port) = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        let err = bind(LOOPBACK, PortChoice::Exact(port), &[]).unwrap_err();
+        let PortError::Busy {
+            port: p, holder, ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*p, port.get());
+        if cfg!(target_os = "linux") {
+            let holder = holder.as_deref().unwrap_or_default();
+            assert!(
+                holder.contains(&format!("pid {}", std::process::id())),
+                "{holder}"
+            );
+        }
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_busy_remembered_port_gives_way_to_the_next_free_one() {
+        let (held, port) = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        let (_l, other) = bind(LOOPBACK, PortChoice::Prefer(port), &[]).unwrap();
+        assert_ne!(other, port);
+        assert!(other.get() >= FIRST_PORT);
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn automatic_choice_skips_ports_remembered_for_other_tunnels() {
+        let (first, port) = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        drop(first);
+        let (_l, next) = bind(LOOPBACK, PortChoice::Any, &[port.get()]).unwrap();
+        assert_ne!(next, port);
+    }
+
+    #[test]
+    fn the_book_remembers_ports_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = PortBook::new(dir.path().join("t").join("ports.json"));
+        assert_eq!(book.get("a"), None);
+        book.remember("a", LocalPort::new(30001).unwrap());
+        book.remember("b", LocalPort::new(30002).unwrap());
+        assert_eq!(book.get("a"), LocalPort::new(30001));
+        assert_eq!(book.others("a"), vec![30002]);
+    }
+
+    #[test]
+    fn listening_sockets_are_found_in_the_proc_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:7530 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0\n\
+   1: 0100007F:7531 0100007F:7530 01 00000000:00000000 00:00000000 00000000     0        0 999 1 0\n";
+        assert_eq!(listening_inode(table, 30000).as_deref(), Some("12345"));
+        assert_eq!(listening_inode(table, 30001), None);
+    }
+}
