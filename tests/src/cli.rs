@@ -79,6 +79,22 @@ impl User {
         self.home().join("run")
     }
 
+    /// The pid of this user's running agent, from its lock file.
+    pub fn agent_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.runtime_dir().join("tether").join("tether-sim.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Stops this user's agent (one `tunnel:open` started in the background) when dropped.
+    pub fn agent_stopper(&self) -> AgentStopper {
+        AgentStopper {
+            pid_file: self.runtime_dir().join("tether").join("tether-sim.pid"),
+        }
+    }
+
     /// This user's environment, for tether and for what runs tether (ssh's `Match exec`).
     pub fn environment(&self, cmd: &mut Command) {
         cmd.env("HOME", self.home())
@@ -251,5 +267,30 @@ impl User {
             stdout,
             stderr: seen.into_bytes(),
         })
+    }
+}
+
+/// Sends SIGTERM to the agent whose pid its lock file records, when dropped: a headless agent
+/// started by a test must not outlive it, even when the test fails.
+pub struct AgentStopper {
+    pid_file: PathBuf,
+}
+
+impl Drop for AgentStopper {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            // The lock file outlives its agent: never signal a process that reused the pid.
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tether"))
+            })
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }

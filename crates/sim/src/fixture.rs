@@ -154,6 +154,11 @@ pub struct App {
     /// Relationship name to `service:endpoint`.
     #[serde(default)]
     pub relationships: BTreeMap<String, String>,
+    /// The literal `PLATFORM_RELATIONSHIPS` value the app's processes see, instead of the one
+    /// built from `relationships` (which still decide what the gateway forwards): for testing
+    /// clients against a platform that sends something broken.
+    #[serde(default)]
+    pub relationships_variable: Option<String>,
 }
 
 fn default_size() -> String {

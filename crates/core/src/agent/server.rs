@@ -261,6 +261,9 @@ fn protocol_error(e: &ProtocolError) -> Reply {
 pub async fn serve(bound: Bound, access: Arc<Access>, outer: watch::Receiver<bool>) {
     let now = access.session().clock().unix();
     access.keeper().touch();
+    if let Some(limit) = super::raise_open_files_limit() {
+        info!(open_files = limit, "file descriptor limit");
+    }
     let (stop, mut shutdown) = watch::channel(false);
     let forward = {
         let stop = stop.clone();

@@ -39,7 +39,9 @@ pub(super) fn scratch_dir(root: &Path, c: &Container<'_>) -> PathBuf {
 
 /// The environment an app's processes see, as on the platform.
 pub(super) fn container_env(c: &Container<'_>, dir: &Path) -> Vec<(String, String)> {
-    let relationships = model::relationships_json(c.project, c.env, c.app).to_string();
+    let relationships = c.app.relationships_variable.clone().unwrap_or_else(|| {
+        STANDARD.encode(model::relationships_json(c.project, c.env, c.app).to_string())
+    });
     let mut env = vec![
         ("HOME".to_string(), dir.display().to_string()),
         (
@@ -76,7 +78,7 @@ pub(super) fn container_env(c: &Container<'_>, dir: &Path) -> Vec<(String, Strin
         ),
         (
             "PLATFORM_RELATIONSHIPS".to_string(),
-            STANDARD.encode(relationships),
+            relationships,
         ),
         ("PLATFORM_SMTP_HOST".to_string(), String::new()),
         ("TETHER_SIM".to_string(), "1".to_string()),

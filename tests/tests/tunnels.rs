@@ -1,0 +1,709 @@
+//! Tunnels as users run them: `tether tunnel:open` starts a headless agent that keeps the
+//! tunnels, real `psql` and `redis-cli` connect through them to real servers behind
+//! tether-sim's gateway, and `tunnel:info --encode` gives a `PLATFORM_RELATIONSHIPS` that a
+//! program reading only that variable connects with. Then things break on purpose: the
+//! gateway is killed and comes back, stays down for a minute, the certificate expires, ports
+//! are taken, a thousand connections arrive at once, the platform sends broken relationships.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use base64::Engine;
+use serde_json::Value;
+use tether_e2e::cli::User;
+use tether_e2e::*;
+use tether_sim::{Fixture, Sim, SimHandle, SimOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const DEMO_ENV: &str = "main";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `tether tunnel:list --format json`.
+async fn list(user: &User) -> Result<Vec<Value>> {
+    let out = user.ok(&["tunnel:list", "--format", "json"], None).await?;
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// Relationship name → local port.
+fn ports(tunnels: &[Value]) -> BTreeMap<String, u16> {
+    tunnels
+        .iter()
+        .map(|t| {
+            (
+                t["relationship"].as_str().unwrap_or_default().to_string(),
+                t["local"]
+                    .as_str()
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                    .map(|a| a.port())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn states(tunnels: &[Value]) -> Vec<String> {
+    tunnels
+        .iter()
+        .map(|t| t["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn psql(port: u16, sql: &str) -> Result<String> {
+    let out = run_async({
+        let mut c = tokio::process::Command::new("psql");
+        c.arg(format!("postgresql://main:main@127.0.0.1:{port}/main"))
+            .args(["-tAc", sql]);
+        c
+    })
+    .await?;
+    ensure!(out.status.success(), "psql failed: {}", text(&out.stderr));
+    Ok(text(&out.stdout).trim().to_string())
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> Result<String> {
+    Ok(run_ok(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args),
+    )?
+    .trim()
+    .to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Result<()> {
+    let postgres = Postgres::start()?;
+    let redis = Redis::start()?;
+    let mut options = SimOptions::default();
+    options
+        .backends
+        .insert("postgresql".into(), format!("127.0.0.1:{}", postgres.port).parse()?);
+    options
+        .backends
+        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+
+    let app = ["-p", DEMO_PROJECT, "-e", DEMO_ENV, "-A", "app"];
+    let open = user.run(&[&["tunnel:open"][..], &app].concat(), None).await?;
+    let said = text(&open.stdout);
+    ensure!(open.status.success(), "tunnel:open failed: {}", text(&open.stderr));
+    for wanted in [
+        "SSH tunnel opened to database",
+        "SSH tunnel opened to rediscache",
+        "postgresql://main:main@127.0.0.1:",
+        "tether tunnel:list",
+        "tether tunnel:close",
+        "agent-tether-sim.log",
+        "export PLATFORM_RELATIONSHIPS=\"$(tether tunnel:info --encode)\"",
+    ] {
+        ensure!(said.contains(wanted), "tunnel:open did not say {wanted:?}:\n{said}");
+    }
+    let tunnels = list(&user).await?;
+    ensure!(tunnels.len() == 2, "two tunnels expected: {tunnels:?}");
+    ensure!(states(&tunnels) == ["open", "open"], "{tunnels:?}");
+    let first = ports(&tunnels);
+    let (db, cache) = (first["database"], first["rediscache"]);
+    ensure!(db >= 30000 && cache >= 30000, "ports from 30000 up: {first:?}");
+
+    // Real clients through the tunnels.
+    ensure!(psql(db, "select 6 * 7").await? == "42");
+    ensure!(redis_cli(cache, &["set", "tether", "tunnelled"])? == "OK");
+    ensure!(redis_cli(cache, &["get", "tether"])? == "tunnelled");
+    let tunnels = list(&user).await?;
+    let counted = tunnels.iter().find(|t| t["relationship"] == "database").context("db")?;
+    ensure!(counted["counters"]["connections"].as_u64() >= Some(1), "{counted}");
+    ensure!(counted["counters"]["bytes_received"].as_u64() > Some(0), "{counted}");
+
+    // The export: the reference's shape, with the local address and a URL.
+    let encoded = user.ok(&["tunnel:info", "--encode"], None).await?;
+    let decoded: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD.decode(encoded.trim())?,
+    )?;
+    let database = &decoded["database"][0];
+    ensure!(database["host"] == "127.0.0.1" && database["ip"] == "127.0.0.1", "{database}");
+    ensure!(database["port"] == db, "{database}");
+    ensure!(
+        database["url"] == format!("postgresql://main:main@127.0.0.1:{db}/main"),
+        "{database}"
+    );
+    for kept in ["cluster", "hostname", "service", "rel", "type", "query", "username", "password"] {
+        ensure!(database.get(kept).is_some(), "{kept} was dropped: {database}");
+    }
+    ensure!(database["hostname"].as_str().is_some_and(|h| h.ends_with(".platformsh.site")));
+    ensure!(decoded["rediscache"][0]["url"] == format!("redis://127.0.0.1:{cache}"));
+    ensure!(user.ok(&["tunnel:info", "-P", "database.0.port"], None).await?.trim() == db.to_string());
+    let both = user.run(&["tunnel:info", "--encode", "-P", "database"], None).await?;
+    ensure!(!both.status.success(), "--encode with --property must be refused");
+
+    // A small program that knows nothing but the variable.
+    let program = r#"url=$(printf %s "$PLATFORM_RELATIONSHIPS" | base64 -d | grep -o '"url":"postgresql://[^"]*"' | cut -d'"' -f4); exec psql "$url" -tAc 'select current_user'"#;
+    let out = run(Command::new("env")
+        .arg("-i")
+        .arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default()))
+        .arg(format!("PLATFORM_RELATIONSHIPS={}", encoded.trim()))
+        .args(["sh", "-c", program]))?;
+    ensure!(
+        out.status.success() && text(&out.stdout).trim() == "main",
+        "the program could not connect: {} {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // Closing frees the port at once; the other tunnel goes on.
+    user.ok(&["tunnel:close", "-y", "-r", "rediscache"], None).await?;
+    TcpListener::bind(("127.0.0.1", cache))
+        .await
+        .context("the closed tunnel's port is still taken")?;
+    ensure!(psql(db, "select 1").await? == "1");
+    ensure!(list(&user).await?.len() == 1);
+
+    // The ports are remembered: after the agent restarts, the same ones.
+    user.ok(&["agent:stop"], None).await?;
+    user.ok(&[&["tunnel:open"][..], &app].concat(), None).await?;
+    ensure!(ports(&list(&user).await?) == first, "ports changed after a restart");
+
+    // A chosen port that is busy: a clear error naming it and its holder, exit 1.
+    user.ok(&["tunnel:close", "--all", "-y"], None).await?;
+    ensure!(list(&user).await?.is_empty());
+    let held = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let busy = held.local_addr()?.port();
+    let refused = user
+        .run(
+            &[&["tunnel:open"][..], &app, &["-r", "database", "--port", &busy.to_string()]].concat(),
+            None,
+        )
+        .await?;
+    let err = text(&refused.stderr);
+    ensure!(refused.status.code() == Some(1), "exit {:?}: {err}", refused.status.code());
+    ensure!(
+        err.contains(&format!("port {busy}")) && err.contains("in use"),
+        "the error does not name the port: {err}"
+    );
+    ensure!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "the error does not name the holder: {err}"
+    );
+    ensure!(list(&user).await?.is_empty(), "nothing may open on a busy port");
+    drop(held);
+
+    // --port for several relationships is refused.
+    let many = user
+        .run(&[&["tunnel:open"][..], &app, &["--port", "31999"]].concat(), None)
+        .await?;
+    ensure!(!many.status.success() && text(&many.stderr).contains("-r"));
+
+    // First free from 30000: a new user, whose usual port is taken.
+    let other = User::new(&sim.info, false)?;
+    let _stop_other = other.agent_stopper();
+    other.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    let mut taken = None;
+    for port in 30000..31000 {
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
+            taken = Some(l);
+            break;
+        }
+    }
+    let taken = taken.context("no free port from 30000")?;
+    let taken_port = taken.local_addr()?.port();
+    other
+        .ok(&[&["tunnel:open"][..], &app, &["-r", "rediscache"]].concat(), None)
+        .await?;
+    let got = ports(&list(&other).await?)["rediscache"];
+    ensure!(got >= 30000 && got != taken_port, "got {got}, {taken_port} was taken");
+    ensure!(redis_cli(got, &["ping"])? == "PONG");
+    other.ok(&["agent:stop"], None).await?;
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+/// A TCP echo server for the services behind the gateway.
+async fn echo_server() -> Result<(SocketAddr, Arc<AtomicU64>)> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    Ok((addr, accepted))
+}
+
+/// A platform with an app of five relationships to echo services, apps whose relationships
+/// variable is broken in each way the platform could break it, and a service that refuses.
+fn tunnel_fixture(echo: SocketAddr, refusing: SocketAddr) -> Result<Fixture> {
+    let endpoint = |rel: &str, host: &str, port: Value| {
+        serde_json::json!({
+            "username": null, "scheme": "redis", "service": "cache", "fragment": null,
+            "ip": "169.254.1.2", "hostname": "cache.service._.eu-3.platformsh.site",
+            "port": port, "cluster": "p-main", "host": host, "rel": rel, "path": null,
+            "query": {}, "password": null, "type": "redis:7.0", "public": false,
+            "host_mapped": false,
+        })
+    };
+    let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
+    let mut missing_host = endpoint("redis", "x", Value::from(6379));
+    missing_host.as_object_mut().context("object")?.remove("host");
+    let mixed = serde_json::json!({
+        "cache": [endpoint("redis", "cache.internal", Value::from(6379))],
+        "refused": [endpoint("redis", "refused.internal", Value::from(6379))],
+        "nohost": [missing_host],
+        "wrongtype": [endpoint("redis", "w.internal", Value::from("6379"))],
+        "outofrange": [endpoint("redis", "o.internal", Value::from(70000))],
+        "badhost": [endpoint("redis", "bad host/", Value::from(6379))],
+    });
+    let toml = format!(
+        r#"
+[backends]
+echo = "{echo}"
+refusing = "{refusing}"
+
+[[organizations]]
+id = "01HZX3TUNNEL00000000000000"
+name = "tunnelers"
+label = "Tunnelers"
+
+[[users]]
+id = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
+username = "alice"
+first_name = "Alice"
+last_name = "Anders"
+email = "alice@example.com"
+password = "correct horse battery staple"
+
+[[api_tokens]]
+user = "alice"
+token = "{ALICE_TOKEN}"
+
+[[projects]]
+id = "tunnelproj1"
+title = "Tunnels"
+region = "eu-3"
+organization = "tunnelers"
+members = ["alice"]
+
+  [[projects.services]]
+  name = "one"
+  type = "redis:7.0"
+  backend = "echo"
+  [[projects.services]]
+  name = "two"
+  type = "memcached:1.6"
+  backend = "echo"
+  [[projects.services]]
+  name = "three"
+  type = "rabbitmq:3.12"
+  backend = "echo"
+  [[projects.services]]
+  name = "four"
+  type = "elasticsearch:8.5"
+  backend = "echo"
+  [[projects.services]]
+  name = "five"
+  type = "mongodb:6.0"
+  backend = "echo"
+  [[projects.services]]
+  name = "dead"
+  type = "redis:7.0"
+  backend = "refusing"
+
+  [[projects.apps]]
+  name = "five"
+  type = "php:8.3"
+  relationships = {{ one = "one:redis", two = "two:memcached", three = "three:rabbitmq", four = "four:elasticsearch", five = "five:mongodb" }}
+
+  [[projects.apps]]
+  name = "nobase64"
+  type = "php:8.3"
+  relationships = {{ one = "one:redis" }}
+  relationships_variable = "%%% this is not base64 %%%"
+
+  [[projects.apps]]
+  name = "nojson"
+  type = "php:8.3"
+  relationships = {{ one = "one:redis" }}
+  relationships_variable = "{nojson}"
+
+  [[projects.apps]]
+  name = "mixed"
+  type = "php:8.3"
+  relationships = {{ cache = "one:redis", refused = "dead:redis" }}
+  relationships_variable = "{mixed}"
+
+  [[projects.environments]]
+  id = "main"
+  machine_name = "main-abcdefg"
+  status = "active"
+  type = "production"
+"#,
+        nojson = base64::engine::general_purpose::STANDARD.encode("{\"database\": [{\"host\": "),
+        mixed = b64(&mixed),
+    );
+    Ok(Fixture::from_toml(&toml)?)
+}
+
+const TUNNEL_PROJECT: &str = "tunnelproj1";
+
+async fn tunnel_sim(options: SimOptions) -> Result<(SimHandle, Arc<AtomicU64>)> {
+    let (echo, accepted) = echo_server().await?;
+    // A port nothing listens on: the "service" refuses every connection.
+    let refusing: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+    let sim = Sim::start(tunnel_fixture(echo, refusing)?, options).await?;
+    Ok((sim, accepted))
+}
+
+/// One echo round trip of `len` bytes through a local port.
+async fn echo_once(port: u16, len: usize, seed: u8) -> Result<()> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let (mut r, mut w) = s.split();
+    let write = async {
+        w.write_all(&data).await?;
+        w.shutdown().await?;
+        Ok::<_, std::io::Error>(())
+    };
+    let mut back = Vec::with_capacity(len);
+    let read = r.read_to_end(&mut back);
+    let (wrote, read) = tokio::join!(write, read);
+    wrote?;
+    read?;
+    ensure!(back == data, "echo differs: {} bytes back of {len}", back.len());
+    Ok(())
+}
+
+/// Tries an echo round trip until it works (a client that retries).
+async fn echo_retrying(port: u16, within: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match echo_once(port, 1024, 7).await {
+            Ok(()) => return Ok(()),
+            Err(e) if start.elapsed() < within => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.context(format!("no echo through port {port} within {within:?}"))),
+        }
+    }
+}
+
+/// Probes every port every 50 ms until stopped: a refused connection means a listener was
+/// closed, which must never happen while a tunnel is open.
+fn watch_listeners(ports: Vec<u16>) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Result<u64>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut probes = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            for port in &ports {
+                match TcpStream::connect(("127.0.0.1", *port)).await {
+                    Ok(_) => probes += 1,
+                    Err(e) => bail!("port {port} refused a connection: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(probes)
+    });
+    (stop, task)
+}
+
+/// Waits until every tunnel is open, and says how long that took.
+async fn until_all_open(user: &User, count: usize, within: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let tunnels = list(user).await?;
+        if tunnels.len() == count && states(&tunnels).iter().all(|s| s == "open") {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > within {
+            bail!("not all open after {within:?}: {:?}", states(&tunnels));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -> Result<()> {
+    let options = SimOptions {
+        certificate_lifetime: Duration::from_secs(70),
+        ..SimOptions::default()
+    };
+    let (sim, _) = tunnel_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(&["tunnel:open", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five"], None)
+        .await?;
+    let before = ports(&list(&user).await?);
+    ensure!(before.len() == 5, "five tunnels expected: {before:?}");
+    let all: Vec<u16> = before.values().copied().collect();
+    ensure!(sim.gateway_connections() == 1, "one SSH connection carries the app's tunnels");
+
+    // Traffic flows on every tunnel.
+    for (i, port) in all.iter().enumerate() {
+        echo_once(*port, 256 * 1024, i as u8).await?;
+    }
+    let (stop_watch, watcher) = watch_listeners(all.clone());
+
+    // The gateway is killed and comes back on the same port.
+    for round in ["gateway restart", "certificate expired, then gateway restart"] {
+        if round.starts_with("certificate") {
+            // The certificate the connection authenticated with expires (the sim backdates
+            // certificates by 60 s, so 70 s of validity leaves 10 s); the agent renews the
+            // files, and the reconnection must use a valid certificate.
+            tokio::time::sleep(Duration::from_secs(12)).await;
+        }
+        sim.stop_gateway().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let down = list(&user).await?;
+        ensure!(
+            states(&down).iter().all(|s| s == "reconnecting"),
+            "{round}: tunnels should show reconnecting: {down:?}"
+        );
+        ensure!(down.iter().all(|t| t["error"].as_str().is_some_and(|e| !e.is_empty())), "{down:?}");
+        sim.start_gateway().await?;
+        let took = until_all_open(&user, 5, Duration::from_secs(5)).await?;
+        eprintln!("{round}: all five tunnels open again {took:?} after the gateway came back");
+        ensure!(ports(&list(&user).await?) == before, "{round}: ports changed");
+        for port in &all {
+            echo_retrying(*port, Duration::from_secs(5)).await?;
+        }
+        ensure!(sim.gateway_connections() == 1, "{round}: one connection again");
+    }
+    stop_watch.store(true, Ordering::Relaxed);
+    let probes = watcher.await??;
+    ensure!(probes > 0);
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_wait_out_a_gateway_that_is_down_for_a_minute() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(&["tunnel:open", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five"], None)
+        .await?;
+    let before = ports(&list(&user).await?);
+    let all: Vec<u16> = before.values().copied().collect();
+    let (stop_watch, watcher) = watch_listeners(all.clone());
+    sim.stop_gateway().await;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let down = list(&user).await?;
+        ensure!(
+            states(&down).iter().all(|s| s == "reconnecting"),
+            "after {:?}: {down:?}",
+            start.elapsed()
+        );
+    }
+    // A client that connects while the gateway is still down is held, not refused, and
+    // gets through once it is back.
+    let early = tokio::spawn(echo_once(all[0], 4096, 3));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.start_gateway().await?;
+    let took = until_all_open(&user, 5, Duration::from_secs(5)).await?;
+    eprintln!("after 60 s down: all five tunnels open again {took:?} after the gateway came back");
+    early.await??;
+    ensure!(ports(&list(&user).await?) == before);
+    stop_watch.store(true, Ordering::Relaxed);
+    watcher.await??;
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+/// Private memory of a process, in KiB (anonymous pages are what a leak grows).
+fn private_kib(pid: u32) -> Result<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Rss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no Rss in smaps_rollup")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -> Result<()> {
+    let (sim, accepted) = tunnel_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(
+        &["tunnel:open", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five", "-r", "one"],
+        None,
+    )
+    .await?;
+    let port = ports(&list(&user).await?)["one"];
+    let pid = user.agent_pid().context("no agent pid")?;
+    // Warm up, then measure.
+    echo_once(port, 64 * 1024, 1).await?;
+    let before = private_kib(pid)?;
+
+    const CONNECTIONS: usize = 1000;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONNECTIONS {
+        tasks.spawn(echo_once(port, 64 * 1024, i as u8));
+    }
+    let mut failures = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r? {
+            failures.push(e.to_string());
+        }
+    }
+    ensure!(failures.is_empty(), "{} of {CONNECTIONS} failed, first: {:?}", failures.len(), failures.first());
+    eprintln!("{CONNECTIONS} × 64 KiB echoed in {:?}", start.elapsed());
+    ensure!(accepted.load(Ordering::Relaxed) >= CONNECTIONS as u64);
+
+    // Everything closed: the agent's memory comes back.
+    let settle = Instant::now();
+    let after = loop {
+        let tunnels = list(&user).await?;
+        let active = tunnels[0]["counters"]["active"].as_u64().unwrap_or(u64::MAX);
+        let now = private_kib(pid)?;
+        if active == 0 && now <= before + 10 * 1024 {
+            break now;
+        }
+        if settle.elapsed() > Duration::from_secs(10) {
+            bail!("after the connections closed: {active} active, RSS {now} KiB vs {before} KiB before");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("agent RSS: {before} KiB before, {after} KiB after");
+    let tunnels = list(&user).await?;
+    ensure!(tunnels[0]["counters"]["connections"].as_u64() == Some(CONNECTIONS as u64 + 1));
+    ensure!(
+        tunnels[0]["counters"]["bytes_sent"].as_u64() == Some((CONNECTIONS as u64 + 1) * 64 * 1024),
+        "{}",
+        tunnels[0]
+    );
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    let app = |name: &'static str| ["-p", TUNNEL_PROJECT, "-e", "main", "-A", name];
+    user.ok(&[&["tunnel:open"][..], &app("five"), &["-r", "one"]].concat(), None)
+        .await?;
+    let good = ports(&list(&user).await?)["one"];
+
+    let failing = |name: &'static str, extra: &'static [&'static str], expect: &'static str| {
+        let user = &user;
+        async move {
+            let out = user
+                .run(&[&["tunnel:open"][..], &app(name), extra].concat(), None)
+                .await?;
+            let err = text(&out.stderr);
+            ensure!(!out.status.success(), "{name}: should fail");
+            ensure!(err.contains(expect), "{name}: expected {expect:?} in: {err}");
+            ensure!(!err.contains("panicked"), "{err}");
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    failing("nobase64", &[], "not valid base64").await?;
+    failing("nojson", &[], "not valid JSON").await?;
+    failing("five", &["-r", "nosuch"], "relationship \"nosuch\" not found; this app's relationships are: five, four, one, three, two").await?;
+
+    // Some endpoints broken: the good ones open, each broken one is named with its fault.
+    let out = user
+        .run(&[&["tunnel:open"][..], &app("mixed")].concat(), None)
+        .await?;
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    ensure!(out.status.success(), "{said}");
+    for expect in [
+        "SSH tunnel opened to cache",
+        "SSH tunnel opened to refused",
+        "relationship nohost: the endpoint has no \"host\"",
+        "relationship wrongtype: \"port\" is a string, expected",
+        "relationship outofrange: \"port\" 70000 is out of range",
+        "relationship badhost: \"host\" \"bad host/\" is not a host name",
+    ] {
+        ensure!(said.contains(expect), "expected {expect:?} in:\n{said}");
+    }
+    let tunnels = list(&user).await?;
+    let mixed = ports(
+        &tunnels
+            .iter()
+            .filter(|t| t["app"] == "mixed")
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    // The service that refuses: the local connection is closed, the reason is kept.
+    let mut s = TcpStream::connect(("127.0.0.1", mixed["refused"])).await?;
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await??;
+    ensure!(n == 0, "a refused service's connection must be closed");
+    let refused = list(&user)
+        .await?
+        .into_iter()
+        .find(|t| t["relationship"] == "refused")
+        .context("refused")?;
+    ensure!(
+        refused["last_error"].as_str().is_some_and(|e| e.contains("refused the connection")),
+        "{refused}"
+    );
+    ensure!(refused["state"] == "open", "the tunnel itself stays open: {refused}");
+
+    // Nothing of that touched the other tunnels.
+    echo_once(mixed["cache"], 8192, 9).await?;
+    echo_once(good, 8192, 5).await?;
+    ensure!(list(&user).await?.iter().all(|t| t["state"] == "open"));
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_single_runs_in_the_foreground_without_an_agent() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    let port = free_port();
+    let mut cmd = tokio::process::Command::from(user.tether(&[
+        "tunnel:single", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five", "-r", "two", "--port",
+        &port.to_string(),
+    ])?);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let mut said = Vec::new();
+    let mut buf = [0u8; 512];
+    while !text(&said).contains("Ctrl+C") {
+        let n = tokio::time::timeout(Duration::from_secs(15), stdout.read(&mut buf)).await??;
+        ensure!(n > 0, "tunnel:single ended: {}", text(&said));
+        said.extend_from_slice(&buf[..n]);
+    }
+    ensure!(text(&said).contains(&format!("127.0.0.1:{port}")), "{}", text(&said));
+    ensure!(user.agent_pid().is_none(), "tunnel:single must not start an agent");
+    echo_once(port, 100_000, 4).await?;
+    // Ctrl+C closes it and frees the port.
+    run_ok(Command::new("kill").args(["-INT", &child.id().context("pid")?.to_string()]))?;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
+    ensure!(status.success(), "{status}");
+    TcpListener::bind(("127.0.0.1", port)).await?;
+    Ok(())
+}
