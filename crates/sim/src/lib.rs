@@ -182,6 +182,7 @@ pub struct Sim;
 pub struct SimHandle {
     pub info: ReadyInfo,
     state: Arc<State>,
+    gateway: gateway::Gateway,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     _scratch: Option<tempfile::TempDir>,
@@ -330,30 +331,12 @@ impl Sim {
             nodelay: true,
             ..Default::default()
         });
-        let gateway_state = state.clone();
-        let signal = stopped(rx.clone());
-        tasks.push(tokio::spawn(async move {
-            use russh::server::Server as _;
-            let mut server = gateway::GatewayServer {
-                state: gateway_state,
-            };
-            let running = server.run_on_socket(config, &ssh_listener);
-            let handle = running.handle();
-            tokio::pin!(running);
-            tokio::select! {
-                r = &mut running => {
-                    if let Err(e) = r { tracing::error!(error = %e, "gateway failed"); }
-                }
-                _ = signal => {
-                    handle.shutdown("the simulator is stopping".into());
-                    let _ = tokio::time::timeout(Duration::from_secs(5), running).await;
-                }
-            }
-        }));
+        let gateway = gateway::Gateway::new(ssh_listener, ssh_addr, config, state.clone(), rx);
         info!(api = %info.api_url, auth = %info.auth_url, ssh = %ssh_addr, "tether-sim ready");
         Ok(SimHandle {
             info,
             state,
+            gateway,
             shutdown,
             tasks,
             _scratch: scratch_guard,
@@ -372,12 +355,36 @@ impl SimHandle {
         &self.state.scratch_dir
     }
 
-    /// Stops every server and waits for them.
+    /// Stops the SSH gateway as if its process were killed: the port is closed, so that
+    /// connecting is refused, and every connection is cut (the client sees its TCP connection
+    /// end without an SSH disconnect), with its forwards and the processes it runs. The
+    /// authorization server, the API and their state (grants, tokens) carry on. Returns once
+    /// the port is free and the connections are gone; [`SimHandle::start_gateway`] brings the
+    /// gateway back.
+    pub async fn stop_gateway(&self) {
+        self.gateway.stop().await;
+    }
+
+    /// Serves the SSH gateway again on the same address and port, with the same host key, CA
+    /// and state, after [`SimHandle::stop_gateway`]. Does nothing when it serves already.
+    pub async fn start_gateway(&self) -> Result<(), SimError> {
+        self.gateway.start().await
+    }
+
+    /// How many SSH connections the gateway serves: accepted (any TCP connection to its port
+    /// counts from then, before the SSH handshake) and not yet ended.
+    pub fn gateway_connections(&self) -> usize {
+        self.gateway.connections()
+    }
+
+    /// Stops every server and waits for them. Gateway connections are told that the
+    /// simulator is stopping and get a moment to close before they are cut.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.gateway.finish().await;
     }
 }
 

@@ -83,13 +83,28 @@ impl Connection {
         };
         reply.accept().await;
         let span = info_span!("forward", user = %login.ssh_user, %host, port);
+        // The forward ends with the connection: a backend that waits for its client would
+        // otherwise hold it open after the SSH connection is gone.
+        let mut gone = self.presence.gone();
         tokio::spawn(
             async move {
                 let mut tcp = stream;
                 let mut chan = channel.into_stream();
-                let copied = tokio::io::copy_bidirectional(&mut chan, &mut tcp).await;
-                debug!(?copied, "forward closed");
-                let _ = chan.shutdown().await;
+                let copied = tokio::select! {
+                    copied = tokio::io::copy_bidirectional(&mut chan, &mut tcp) => Some(copied),
+                    () = &mut gone => None,
+                };
+                match copied {
+                    Some(copied) => {
+                        debug!(?copied, "forward closed");
+                        let _ = chan.shutdown().await;
+                    }
+                    None => debug!("the connection is gone: forward cut"),
+                }
+                // Closed before the connection stops counting.
+                drop(tcp);
+                drop(chan);
+                drop(gone);
             }
             .instrument(span),
         );

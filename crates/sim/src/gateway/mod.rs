@@ -7,20 +7,28 @@
 //! type, the principals and what the user may reach are checked here. What happens after that
 //! lives beside: [`session`] runs what a session channel asks for (shell, command, PTY, sftp),
 //! [`container`] is the app container those processes see (its directory, environment, welcome),
-//! and [`forward`] carries `direct-tcpip` channels to the services' backends.
+//! and [`forward`] carries `direct-tcpip` channels to the services' backends. [`serve`] accepts
+//! the connections, and stops and restarts the gateway while the rest of the simulator runs.
 
 mod container;
 mod forward;
+mod serve;
 mod session;
 
+pub use serve::Gateway;
+
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
+use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::certifier::PRINCIPAL_PREFIX;
@@ -30,6 +38,8 @@ use session::{Program, PtyRequest, SessionChannel};
 
 pub struct GatewayServer {
     pub state: Arc<State>,
+    /// How many connections are alive (see [`Presence`]).
+    pub tally: Arc<watch::Sender<usize>>,
 }
 
 impl russh::server::Server for GatewayServer {
@@ -41,6 +51,7 @@ impl russh::server::Server for GatewayServer {
             peer,
             login: None,
             channels: HashMap::new(),
+            presence: Presence::new(self.tally.clone()),
         }
     }
 
@@ -66,6 +77,60 @@ pub struct Connection {
     peer: Option<SocketAddr>,
     login: Option<Login>,
     channels: HashMap<ChannelId, SessionChannel>,
+    presence: Presence,
+}
+
+/// A connection's being alive: it counts among the gateway's connections, and the tasks it
+/// spawns (forwards, processes) learn when it is gone, whether the client left or the gateway
+/// was stopped, since nothing else would end a forward to an idle backend or a shell on a PTY.
+/// Until they have ended, they count with the connection, so that a stopped gateway has ended
+/// them all once its count is zero.
+struct Presence {
+    alive: watch::Sender<()>,
+    counted: Arc<Counted>,
+}
+
+/// One count in the gateway's tally of connections, for as long as it is held.
+struct Counted(Arc<watch::Sender<usize>>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Presence {
+    fn new(tally: Arc<watch::Sender<usize>>) -> Presence {
+        tally.send_modify(|n| *n += 1);
+        Presence {
+            alive: watch::channel(()).0,
+            counted: Arc::new(Counted(tally)),
+        }
+    }
+
+    /// Resolves once the connection is gone; keeps the connection counted until dropped.
+    fn gone(&self) -> Gone {
+        let mut alive = self.alive.subscribe();
+        Gone {
+            signal: Box::pin(async move { while alive.changed().await.is_ok() {} }),
+            _counted: self.counted.clone(),
+        }
+    }
+}
+
+/// A task's hold on its connection (see [`Presence`]): a future that resolves once the
+/// connection is gone, and keeps it counted until dropped, which is best done last.
+struct Gone {
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    _counted: Arc<Counted>,
+}
+
+impl Future for Gone {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.signal.as_mut().poll(cx)
+    }
 }
 
 /// The message an MFA-enforcing organization answers to a certificate without MFA, in the

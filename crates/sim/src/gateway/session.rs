@@ -133,7 +133,8 @@ impl Connection {
                     Program::Shell => Command::new(shell()),
                 };
                 command.current_dir(&dir).env_clear().envs(env);
-                tokio::spawn(run_piped(command, read, write, welcome).instrument(span));
+                let gone = self.presence.gone();
+                tokio::spawn(run_piped(command, read, write, welcome, gone).instrument(span));
             }
         }
         Ok(())
@@ -196,6 +197,10 @@ impl Connection {
                 return;
             }
         };
+        // Hangs up the shell (SIGHUP, as a closed terminal would) when the channel or the
+        // connection goes: the reader thread's copy of the master keeps the PTY open otherwise.
+        let mut hang_up = child.clone_killer();
+        let gone = self.presence.gone();
         let master = Arc::new(Mutex::new(pair.master));
         if let Some(slot) = self.channels.get_mut(&id) {
             slot.resize = Some(master.clone());
@@ -253,7 +258,14 @@ impl Connection {
                 };
                 let code = tokio::select! {
                     code = exit => code,
-                    _ = input => 255,
+                    _ = input => {
+                        let _ = hang_up.kill();
+                        255
+                    }
+                    () = gone => {
+                        let _ = hang_up.kill();
+                        return;
+                    }
                 };
                 drop(master);
                 finish(&write, code).await;
@@ -289,6 +301,7 @@ async fn run_piped(
     mut read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
     welcome: Option<String>,
+    gone: impl std::future::Future<Output = ()>,
 ) {
     command
         .stdin(Stdio::piped())
@@ -341,6 +354,7 @@ async fn run_piped(
             // The client closed the channel: stop the command.
             return;
         }
+        () = gone => return,
     };
     let code = match status {
         Ok(s) => s.code().map(|c| c as u32).unwrap_or(255),
