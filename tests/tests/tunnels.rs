@@ -60,7 +60,7 @@ fn states(tunnels: &[Value]) -> Vec<String> {
 
 async fn psql(port: u16, sql: &str) -> Result<String> {
     let out = run_async({
-        let mut c = tokio::process::Command::new("psql");
+        let mut c = Command::new("psql");
         c.arg(format!("postgresql://main:main@127.0.0.1:{port}/main"))
             .args(["-tAc", sql]);
         c
@@ -85,21 +85,29 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     let postgres = Postgres::start()?;
     let redis = Redis::start()?;
     let mut options = SimOptions::default();
-    options
-        .backends
-        .insert("postgresql".into(), format!("127.0.0.1:{}", postgres.port).parse()?);
+    options.backends.insert(
+        "postgresql".into(),
+        format!("127.0.0.1:{}", postgres.port).parse()?,
+    );
     options
         .backends
         .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
 
     let app = ["-p", DEMO_PROJECT, "-e", DEMO_ENV, "-A", "app"];
-    let open = user.run(&[&["tunnel:open"][..], &app].concat(), None).await?;
+    let open = user
+        .run(&[&["tunnel:open"][..], &app].concat(), None)
+        .await?;
     let said = text(&open.stdout);
-    ensure!(open.status.success(), "tunnel:open failed: {}", text(&open.stderr));
+    ensure!(
+        open.status.success(),
+        "tunnel:open failed: {}",
+        text(&open.stderr)
+    );
     for wanted in [
         "SSH tunnel opened to database",
         "SSH tunnel opened to rediscache",
@@ -109,50 +117,87 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
         "agent-tether-sim.log",
         "export PLATFORM_RELATIONSHIPS=\"$(tether tunnel:info --encode)\"",
     ] {
-        ensure!(said.contains(wanted), "tunnel:open did not say {wanted:?}:\n{said}");
+        ensure!(
+            said.contains(wanted),
+            "tunnel:open did not say {wanted:?}:\n{said}"
+        );
     }
     let tunnels = list(&user).await?;
     ensure!(tunnels.len() == 2, "two tunnels expected: {tunnels:?}");
     ensure!(states(&tunnels) == ["open", "open"], "{tunnels:?}");
     let first = ports(&tunnels);
     let (db, cache) = (first["database"], first["rediscache"]);
-    ensure!(db >= 30000 && cache >= 30000, "ports from 30000 up: {first:?}");
+    ensure!(
+        db >= 30000 && cache >= 30000,
+        "ports from 30000 up: {first:?}"
+    );
 
     // Real clients through the tunnels.
     ensure!(psql(db, "select 6 * 7").await? == "42");
     ensure!(redis_cli(cache, &["set", "tether", "tunnelled"])? == "OK");
     ensure!(redis_cli(cache, &["get", "tether"])? == "tunnelled");
     let tunnels = list(&user).await?;
-    let counted = tunnels.iter().find(|t| t["relationship"] == "database").context("db")?;
-    ensure!(counted["counters"]["connections"].as_u64() >= Some(1), "{counted}");
-    ensure!(counted["counters"]["bytes_received"].as_u64() > Some(0), "{counted}");
+    let counted = tunnels
+        .iter()
+        .find(|t| t["relationship"] == "database")
+        .context("db")?;
+    ensure!(
+        counted["counters"]["connections"].as_u64() >= Some(1),
+        "{counted}"
+    );
+    ensure!(
+        counted["counters"]["bytes_received"].as_u64() > Some(0),
+        "{counted}"
+    );
 
     // The export: the reference's shape, with the local address and a URL.
     let encoded = user.ok(&["tunnel:info", "--encode"], None).await?;
-    let decoded: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD.decode(encoded.trim())?,
-    )?;
+    let decoded: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(encoded.trim())?)?;
     let database = &decoded["database"][0];
-    ensure!(database["host"] == "127.0.0.1" && database["ip"] == "127.0.0.1", "{database}");
+    ensure!(
+        database["host"] == "127.0.0.1" && database["ip"] == "127.0.0.1",
+        "{database}"
+    );
     ensure!(database["port"] == db, "{database}");
     ensure!(
         database["url"] == format!("postgresql://main:main@127.0.0.1:{db}/main"),
         "{database}"
     );
-    for kept in ["cluster", "hostname", "service", "rel", "type", "query", "username", "password"] {
-        ensure!(database.get(kept).is_some(), "{kept} was dropped: {database}");
+    for kept in [
+        "cluster", "hostname", "service", "rel", "type", "query", "username", "password",
+    ] {
+        ensure!(
+            database.get(kept).is_some(),
+            "{kept} was dropped: {database}"
+        );
     }
-    ensure!(database["hostname"].as_str().is_some_and(|h| h.ends_with(".platformsh.site")));
+    ensure!(database["hostname"]
+        .as_str()
+        .is_some_and(|h| h.ends_with(".platformsh.site")));
     ensure!(decoded["rediscache"][0]["url"] == format!("redis://127.0.0.1:{cache}"));
-    ensure!(user.ok(&["tunnel:info", "-P", "database.0.port"], None).await?.trim() == db.to_string());
-    let both = user.run(&["tunnel:info", "--encode", "-P", "database"], None).await?;
-    ensure!(!both.status.success(), "--encode with --property must be refused");
+    ensure!(
+        user.ok(&["tunnel:info", "-P", "database.0.port"], None)
+            .await?
+            .trim()
+            == db.to_string()
+    );
+    let both = user
+        .run(&["tunnel:info", "--encode", "-P", "database"], None)
+        .await?;
+    ensure!(
+        !both.status.success(),
+        "--encode with --property must be refused"
+    );
 
     // A small program that knows nothing but the variable.
     let program = r#"url=$(printf %s "$PLATFORM_RELATIONSHIPS" | base64 -d | grep -o '"url":"postgresql://[^"]*"' | cut -d'"' -f4); exec psql "$url" -tAc 'select current_user'"#;
     let out = run(Command::new("env")
         .arg("-i")
-        .arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default()))
+        .arg(format!(
+            "PATH={}",
+            std::env::var("PATH").unwrap_or_default()
+        ))
         .arg(format!("PLATFORM_RELATIONSHIPS={}", encoded.trim()))
         .args(["sh", "-c", program]))?;
     ensure!(
@@ -163,7 +208,8 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     );
 
     // Closing frees the port at once; the other tunnel goes on.
-    user.ok(&["tunnel:close", "-y", "-r", "rediscache"], None).await?;
+    user.ok(&["tunnel:close", "-y", "-r", "rediscache"], None)
+        .await?;
     TcpListener::bind(("127.0.0.1", cache))
         .await
         .context("the closed tunnel's port is still taken")?;
@@ -172,8 +218,12 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
 
     // The ports are remembered: after the agent restarts, the same ones.
     user.ok(&["agent:stop"], None).await?;
-    user.ok(&[&["tunnel:open"][..], &app].concat(), None).await?;
-    ensure!(ports(&list(&user).await?) == first, "ports changed after a restart");
+    user.ok(&[&["tunnel:open"][..], &app].concat(), None)
+        .await?;
+    ensure!(
+        ports(&list(&user).await?) == first,
+        "ports changed after a restart"
+    );
 
     // A chosen port that is busy: a clear error naming it and its holder, exit 1.
     user.ok(&["tunnel:close", "--all", "-y"], None).await?;
@@ -182,12 +232,21 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     let busy = held.local_addr()?.port();
     let refused = user
         .run(
-            &[&["tunnel:open"][..], &app, &["-r", "database", "--port", &busy.to_string()]].concat(),
+            &[
+                &["tunnel:open"][..],
+                &app,
+                &["-r", "database", "--port", &busy.to_string()],
+            ]
+            .concat(),
             None,
         )
         .await?;
     let err = text(&refused.stderr);
-    ensure!(refused.status.code() == Some(1), "exit {:?}: {err}", refused.status.code());
+    ensure!(
+        refused.status.code() == Some(1),
+        "exit {:?}: {err}",
+        refused.status.code()
+    );
     ensure!(
         err.contains(&format!("port {busy}")) && err.contains("in use"),
         "the error does not name the port: {err}"
@@ -196,19 +255,27 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
         err.contains(&format!("pid {}", std::process::id())),
         "the error does not name the holder: {err}"
     );
-    ensure!(list(&user).await?.is_empty(), "nothing may open on a busy port");
+    ensure!(
+        list(&user).await?.is_empty(),
+        "nothing may open on a busy port"
+    );
     drop(held);
 
     // --port for several relationships is refused.
     let many = user
-        .run(&[&["tunnel:open"][..], &app, &["--port", "31999"]].concat(), None)
+        .run(
+            &[&["tunnel:open"][..], &app, &["--port", "31999"]].concat(),
+            None,
+        )
         .await?;
     ensure!(!many.status.success() && text(&many.stderr).contains("-r"));
 
     // First free from 30000: a new user, whose usual port is taken.
     let other = User::new(&sim.info, false)?;
     let _stop_other = other.agent_stopper();
-    other.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    other
+        .ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
     let mut taken = None;
     for port in 30000..31000 {
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
@@ -219,10 +286,16 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     let taken = taken.context("no free port from 30000")?;
     let taken_port = taken.local_addr()?.port();
     other
-        .ok(&[&["tunnel:open"][..], &app, &["-r", "rediscache"]].concat(), None)
+        .ok(
+            &[&["tunnel:open"][..], &app, &["-r", "rediscache"]].concat(),
+            None,
+        )
         .await?;
     let got = ports(&list(&other).await?)["rediscache"];
-    ensure!(got >= 30000 && got != taken_port, "got {got}, {taken_port} was taken");
+    ensure!(
+        got >= 30000 && got != taken_port,
+        "got {got}, {taken_port} was taken"
+    );
     ensure!(redis_cli(got, &["ping"])? == "PONG");
     other.ok(&["agent:stop"], None).await?;
     user.ok(&["agent:stop"], None).await?;
@@ -261,7 +334,10 @@ fn tunnel_fixture(echo: SocketAddr, refusing: SocketAddr) -> Result<Fixture> {
     };
     let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
     let mut missing_host = endpoint("redis", "x", Value::from(6379));
-    missing_host.as_object_mut().context("object")?.remove("host");
+    missing_host
+        .as_object_mut()
+        .context("object")?
+        .remove("host");
     let mixed = serde_json::json!({
         "cache": [endpoint("redis", "cache.internal", Value::from(6379))],
         "refused": [endpoint("redis", "refused.internal", Value::from(6379))],
@@ -373,7 +449,9 @@ async fn tunnel_sim(options: SimOptions) -> Result<(SimHandle, Arc<AtomicU64>)> 
 /// One echo round trip of `len` bytes through a local port.
 async fn echo_once(port: u16, len: usize, seed: u8) -> Result<()> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
-    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
     let (mut r, mut w) = s.split();
     let write = async {
         w.write_all(&data).await?;
@@ -385,7 +463,11 @@ async fn echo_once(port: u16, len: usize, seed: u8) -> Result<()> {
     let (wrote, read) = tokio::join!(write, read);
     wrote?;
     read?;
-    ensure!(back == data, "echo differs: {} bytes back of {len}", back.len());
+    ensure!(
+        back == data,
+        "echo differs: {} bytes back of {len}",
+        back.len()
+    );
     Ok(())
 }
 
@@ -399,7 +481,9 @@ async fn echo_retrying(port: u16, within: Duration) -> Result<()> {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => return Err(e.context(format!("no echo through port {port} within {within:?}"))),
+            Err(e) => {
+                return Err(e.context(format!("no echo through port {port} within {within:?}")))
+            }
         }
     }
 }
@@ -449,13 +533,28 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
     let (sim, _) = tunnel_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
-    user.ok(&["tunnel:open", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five"], None)
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
         .await?;
+    user.ok(
+        &[
+            "tunnel:open",
+            "-p",
+            TUNNEL_PROJECT,
+            "-e",
+            "main",
+            "-A",
+            "five",
+        ],
+        None,
+    )
+    .await?;
     let before = ports(&list(&user).await?);
     ensure!(before.len() == 5, "five tunnels expected: {before:?}");
     let all: Vec<u16> = before.values().copied().collect();
-    ensure!(sim.gateway_connections() == 1, "one SSH connection carries the app's tunnels");
+    ensure!(
+        sim.gateway_connections() == 1,
+        "one SSH connection carries the app's tunnels"
+    );
 
     // Traffic flows on every tunnel.
     for (i, port) in all.iter().enumerate() {
@@ -464,7 +563,10 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
     let (stop_watch, watcher) = watch_listeners(all.clone());
 
     // The gateway is killed and comes back on the same port.
-    for round in ["gateway restart", "certificate expired, then gateway restart"] {
+    for round in [
+        "gateway restart",
+        "certificate expired, then gateway restart",
+    ] {
         if round.starts_with("certificate") {
             // The certificate the connection authenticated with expires (the sim backdates
             // certificates by 60 s, so 70 s of validity leaves 10 s); the agent renews the
@@ -478,15 +580,25 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
             states(&down).iter().all(|s| s == "reconnecting"),
             "{round}: tunnels should show reconnecting: {down:?}"
         );
-        ensure!(down.iter().all(|t| t["error"].as_str().is_some_and(|e| !e.is_empty())), "{down:?}");
+        ensure!(
+            down.iter()
+                .all(|t| t["error"].as_str().is_some_and(|e| !e.is_empty())),
+            "{down:?}"
+        );
         sim.start_gateway().await?;
         let took = until_all_open(&user, 5, Duration::from_secs(5)).await?;
         eprintln!("{round}: all five tunnels open again {took:?} after the gateway came back");
-        ensure!(ports(&list(&user).await?) == before, "{round}: ports changed");
+        ensure!(
+            ports(&list(&user).await?) == before,
+            "{round}: ports changed"
+        );
         for port in &all {
             echo_retrying(*port, Duration::from_secs(5)).await?;
         }
-        ensure!(sim.gateway_connections() == 1, "{round}: one connection again");
+        ensure!(
+            sim.gateway_connections() == 1,
+            "{round}: one connection again"
+        );
     }
     stop_watch.store(true, Ordering::Relaxed);
     let probes = watcher.await??;
@@ -500,9 +612,21 @@ async fn tunnels_wait_out_a_gateway_that_is_down_for_a_minute() -> Result<()> {
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
-    user.ok(&["tunnel:open", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five"], None)
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
         .await?;
+    user.ok(
+        &[
+            "tunnel:open",
+            "-p",
+            TUNNEL_PROJECT,
+            "-e",
+            "main",
+            "-A",
+            "five",
+        ],
+        None,
+    )
+    .await?;
     let before = ports(&list(&user).await?);
     let all: Vec<u16> = before.values().copied().collect();
     let (stop_watch, watcher) = watch_listeners(all.clone());
@@ -547,9 +671,20 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
     let (sim, accepted) = tunnel_sim(SimOptions::default()).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
     user.ok(
-        &["tunnel:open", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five", "-r", "one"],
+        &[
+            "tunnel:open",
+            "-p",
+            TUNNEL_PROJECT,
+            "-e",
+            "main",
+            "-A",
+            "five",
+            "-r",
+            "one",
+        ],
         None,
     )
     .await?;
@@ -559,10 +694,13 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
     echo_once(port, 64 * 1024, 1).await?;
     let before = private_kib(pid)?;
 
-    const CONNECTIONS: usize = 1000;
+    let connections: usize = std::env::var("TETHER_LOAD_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..CONNECTIONS {
+    for i in 0..connections {
         tasks.spawn(echo_once(port, 64 * 1024, i as u8));
     }
     let mut failures = Vec::new();
@@ -571,15 +709,22 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
             failures.push(e.to_string());
         }
     }
-    ensure!(failures.is_empty(), "{} of {CONNECTIONS} failed, first: {:?}", failures.len(), failures.first());
-    eprintln!("{CONNECTIONS} × 64 KiB echoed in {:?}", start.elapsed());
-    ensure!(accepted.load(Ordering::Relaxed) >= CONNECTIONS as u64);
+    ensure!(
+        failures.is_empty(),
+        "{} of {connections} failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    eprintln!("{connections} × 64 KiB echoed in {:?}", start.elapsed());
+    ensure!(accepted.load(Ordering::Relaxed) >= connections as u64);
 
     // Everything closed: the agent's memory comes back.
     let settle = Instant::now();
     let after = loop {
         let tunnels = list(&user).await?;
-        let active = tunnels[0]["counters"]["active"].as_u64().unwrap_or(u64::MAX);
+        let active = tunnels[0]["counters"]["active"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
         let now = private_kib(pid)?;
         if active == 0 && now <= before + 10 * 1024 {
             break now;
@@ -591,9 +736,9 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
     };
     eprintln!("agent RSS: {before} KiB before, {after} KiB after");
     let tunnels = list(&user).await?;
-    ensure!(tunnels[0]["counters"]["connections"].as_u64() == Some(CONNECTIONS as u64 + 1));
+    ensure!(tunnels[0]["counters"]["connections"].as_u64() == Some(connections as u64 + 1));
     ensure!(
-        tunnels[0]["counters"]["bytes_sent"].as_u64() == Some((CONNECTIONS as u64 + 1) * 64 * 1024),
+        tunnels[0]["counters"]["bytes_sent"].as_u64() == Some((connections as u64 + 1) * 64 * 1024),
         "{}",
         tunnels[0]
     );
@@ -606,10 +751,14 @@ async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> R
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
-    let app = |name: &'static str| ["-p", TUNNEL_PROJECT, "-e", "main", "-A", name];
-    user.ok(&[&["tunnel:open"][..], &app("five"), &["-r", "one"]].concat(), None)
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
         .await?;
+    let app = |name: &'static str| ["-p", TUNNEL_PROJECT, "-e", "main", "-A", name];
+    user.ok(
+        &[&["tunnel:open"][..], &app("five"), &["-r", "one"]].concat(),
+        None,
+    )
+    .await?;
     let good = ports(&list(&user).await?)["one"];
 
     let failing = |name: &'static str, extra: &'static [&'static str], expect: &'static str| {
@@ -620,7 +769,10 @@ async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> R
                 .await?;
             let err = text(&out.stderr);
             ensure!(!out.status.success(), "{name}: should fail");
-            ensure!(err.contains(expect), "{name}: expected {expect:?} in: {err}");
+            ensure!(
+                err.contains(expect),
+                "{name}: expected {expect:?} in: {err}"
+            );
             ensure!(!err.contains("panicked"), "{err}");
             Ok::<_, anyhow::Error>(())
         }
@@ -664,10 +816,15 @@ async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> R
         .find(|t| t["relationship"] == "refused")
         .context("refused")?;
     ensure!(
-        refused["last_error"].as_str().is_some_and(|e| e.contains("refused the connection")),
+        refused["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused the connection")),
         "{refused}"
     );
-    ensure!(refused["state"] == "open", "the tunnel itself stays open: {refused}");
+    ensure!(
+        refused["state"] == "open",
+        "the tunnel itself stays open: {refused}"
+    );
 
     // Nothing of that touched the other tunnels.
     echo_once(mixed["cache"], 8192, 9).await?;
@@ -681,13 +838,25 @@ async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> R
 async fn tunnel_single_runs_in_the_foreground_without_an_agent() -> Result<()> {
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
     let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN)).await?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
     let port = free_port();
     let mut cmd = tokio::process::Command::from(user.tether(&[
-        "tunnel:single", "-p", TUNNEL_PROJECT, "-e", "main", "-A", "five", "-r", "two", "--port",
+        "tunnel:single",
+        "-p",
+        TUNNEL_PROJECT,
+        "-e",
+        "main",
+        "-A",
+        "five",
+        "-r",
+        "two",
+        "--port",
         &port.to_string(),
     ])?);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let mut stdout = child.stdout.take().context("stdout")?;
     let mut said = Vec::new();
@@ -697,8 +866,15 @@ async fn tunnel_single_runs_in_the_foreground_without_an_agent() -> Result<()> {
         ensure!(n > 0, "tunnel:single ended: {}", text(&said));
         said.extend_from_slice(&buf[..n]);
     }
-    ensure!(text(&said).contains(&format!("127.0.0.1:{port}")), "{}", text(&said));
-    ensure!(user.agent_pid().is_none(), "tunnel:single must not start an agent");
+    ensure!(
+        text(&said).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        text(&said)
+    );
+    ensure!(
+        user.agent_pid().is_none(),
+        "tunnel:single must not start an agent"
+    );
     echo_once(port, 100_000, 4).await?;
     // Ctrl+C closes it and frees the port.
     run_ok(Command::new("kill").args(["-INT", &child.id().context("pid")?.to_string()]))?;

@@ -329,6 +329,11 @@ impl Sim {
             auth_rejection_time_initial: Some(Duration::ZERO),
             keepalive_interval: Some(Duration::from_secs(30)),
             nodelay: true,
+            // russh's session loop waits when one channel's queue is full, and replenishes
+            // windows on receipt rather than consumption, so a forward whose backend is slow
+            // can stall the whole connection; a deep queue keeps many busy forwards (a
+            // thousand at once in the tests) from ever getting there.
+            channel_buffer_size: 8192,
             ..Default::default()
         });
         let gateway = gateway::Gateway::new(ssh_listener, ssh_addr, config, state.clone(), rx);

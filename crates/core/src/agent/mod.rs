@@ -88,26 +88,19 @@ impl Classify for AgentError {
 /// holds two descriptors per tunnelled connection, and the usual soft limit (1024) would
 /// refuse connections long before the machine is busy. Returns the new limit.
 pub fn raise_open_files_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return None;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let max = limit.maximum;
+    if limit.current < max {
+        let raised = rustix::process::Rlimit {
+            current: max,
+            maximum: max,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return max;
         }
     }
-    Some(limit.rlim_cur as u64)
+    limit.current
 }
 
 /// How long a new headless agent may take to listen.

@@ -158,8 +158,8 @@ pub fn command_config(timeout: Duration) -> client::Config {
 }
 
 /// The client settings for tunnels, tuned for throughput: wide channel windows so that a
-/// stream is never stalled waiting for window adjustments on a fast link, large packets, a
-/// deep per-channel queue, AES-GCM first (hardware AES makes it the fastest cipher a server
+/// stream is never stalled waiting for window adjustments on a fast link, a deep per-channel
+/// queue, AES-GCM first (hardware AES makes it the fastest cipher a server
 /// offers) then chacha20-poly1305, and keepalives so that a dead network is noticed within
 /// a minute even when no data flows.
 pub fn tunnel_config() -> client::Config {
@@ -176,8 +176,12 @@ pub fn tunnel_config() -> client::Config {
     };
     client::Config {
         window_size: 16 * 1024 * 1024,
-        maximum_packet_size: 64 * 1024,
-        channel_buffer_size: 512,
+        maximum_packet_size: 32 * 1024,
+        // russh's session loop waits when a channel's queue is full (and replenishes windows
+        // on receipt, not consumption), so one local client that stops reading could stall
+        // every tunnel of its app; a deep queue, drained by each tunnel's copy task, keeps a
+        // momentarily slow client from getting there. The queue allocates as it fills.
+        channel_buffer_size: 8192,
         preferred,
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(15)),
@@ -185,6 +189,39 @@ pub fn tunnel_config() -> client::Config {
         nodelay: true,
         ..Default::default()
     }
+}
+
+/// How much output a connection may queue before the SSH session waits to write more.
+const OUTBOX: usize = 16 * 1024 * 1024;
+
+/// The TCP connection to the gateway, with its writes decoupled from the SSH session.
+///
+/// russh's session loop stops reading while it waits to write. When both ends of a busy
+/// connection do that at once (a thousand tunnelled connections pushing data both ways fill
+/// both sockets' buffers), neither ever reads again. Here the session's writes go to a queue
+/// that a task of its own drains into the socket, so the session keeps reading (and so the
+/// peer keeps draining) while its output waits; the queue is bounded, which keeps the
+/// session's own backpressure for a peer that stops reading altogether.
+async fn open_socket(
+    endpoint: &Endpoint,
+) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static, ConnectError>
+{
+    use tokio::io::AsyncWriteExt;
+    let tcp = tokio::net::TcpStream::connect((endpoint.address.as_str(), endpoint.port))
+        .await
+        .map_err(|e| ConnectError::Connect {
+            addr: endpoint.addr(),
+            message: e.to_string(),
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let (read, mut write) = tcp.into_split();
+    let (session_side, pump_side) = tokio::io::duplex(OUTBOX);
+    tokio::spawn(async move {
+        let mut queued = tokio::io::BufReader::with_capacity(256 * 1024, pump_side);
+        let _ = tokio::io::copy_buf(&mut queued, &mut write).await;
+        let _ = write.shutdown().await;
+    });
+    Ok(tokio::io::join(read, session_side))
 }
 
 /// Connects to `endpoint` and authenticates as `url`'s user with the certificate.
@@ -202,22 +239,22 @@ pub async fn connect(
         rejected: rejected.clone(),
         closed: closed_tx,
     };
-    let mut handle =
-        match client::connect(config, (endpoint.address.as_str(), endpoint.port), client).await {
-            Ok(h) => h,
-            Err(e) => {
-                if let Some(fingerprint) = rejected.lock().ok().and_then(|r| r.clone()) {
-                    return Err(ConnectError::UnknownHostKey { fingerprint });
-                }
-                return Err(match e {
-                    ConnectError::Ssh(message) => ConnectError::Connect {
-                        addr: endpoint.addr(),
-                        message,
-                    },
-                    other => other,
-                });
+    let socket = open_socket(endpoint).await?;
+    let mut handle = match client::connect_stream(config, socket, client).await {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(fingerprint) = rejected.lock().ok().and_then(|r| r.clone()) {
+                return Err(ConnectError::UnknownHostKey { fingerprint });
             }
-        };
+            return Err(match e {
+                ConnectError::Ssh(message) => ConnectError::Connect {
+                    addr: endpoint.addr(),
+                    message,
+                },
+                other => other,
+            });
+        }
+    };
     let auth = handle
         .authenticate_openssh_cert(url.user(), Arc::new(key), cert)
         .await?;

@@ -42,7 +42,7 @@ use crate::ssh::Selection;
 pub const WAIT_FOR_LINK: Duration = Duration::from_secs(10);
 /// The copy buffer per direction of a tunnelled connection: one SSH packet and then some,
 /// allocated once per connection, never per chunk.
-const COPY_BUFFER: usize = 64 * 1024;
+const COPY_BUFFER: usize = 32 * 1024;
 /// How long reading the relationships may take.
 const RELATIONSHIPS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tunnel traffic counts as using the session, at most this often.

@@ -76,10 +76,7 @@ pub(super) fn container_env(c: &Container<'_>, dir: &Path) -> Vec<(String, Strin
             "PLATFORM_TREE_ID".to_string(),
             model::head_commit(c.project, c.env),
         ),
-        (
-            "PLATFORM_RELATIONSHIPS".to_string(),
-            relationships,
-        ),
+        ("PLATFORM_RELATIONSHIPS".to_string(), relationships),
         ("PLATFORM_SMTP_HOST".to_string(), String::new()),
         ("TETHER_SIM".to_string(), "1".to_string()),
     ];

@@ -223,6 +223,26 @@ async fn accept_loop(
     }
 }
 
+/// How much output a connection may queue: far more than any test sends, so that in effect
+/// the session never waits to write.
+const OUTBOX: usize = 1 << 30;
+
+/// The wire with its writes queued and sent by a task of their own. russh's session loop stops
+/// reading while it waits to write; when a client does the same (the thousand-connection load
+/// test fills both directions at once), neither side would ever read again. OpenSSH's sshd
+/// never stops reading, and neither does the simulated gateway now.
+fn decouple(wire: Wire) -> impl AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    use tokio::io::AsyncWriteExt;
+    let (read, mut write) = tokio::io::split(wire);
+    let (session_side, pump_side) = tokio::io::duplex(OUTBOX);
+    tokio::spawn(async move {
+        let mut queued = tokio::io::BufReader::with_capacity(256 * 1024, pump_side);
+        let _ = tokio::io::copy_buf(&mut queued, &mut write).await;
+        let _ = write.shutdown().await;
+    });
+    tokio::io::join(read, session_side)
+}
+
 /// One connection, as `run_on_socket` runs it.
 async fn connection(
     config: Arc<Config>,
@@ -232,7 +252,7 @@ async fn connection(
     errors: mpsc::UnboundedSender<anyhow::Error>,
 ) {
     let session = tokio::select! {
-        session = run_stream(config, wire, handler) => match session {
+        session = run_stream(config, decouple(wire), handler) => match session {
             Ok(s) => s,
             Err(e) => {
                 debug!("Connection setup failed");
