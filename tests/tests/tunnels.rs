@@ -656,14 +656,15 @@ async fn tunnels_wait_out_a_gateway_that_is_down_for_a_minute() -> Result<()> {
     Ok(())
 }
 
-/// Private memory of a process, in KiB (anonymous pages are what a leak grows).
+/// The anonymous memory of a process, in KiB: its heap and stacks, what a leak grows (the
+/// rest of its RSS is its executable's pages, which grow as more of its code runs).
 fn private_kib(pid: u32) -> Result<u64> {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
     rollup
         .lines()
-        .find_map(|l| l.strip_prefix("Rss:"))
+        .find_map(|l| l.strip_prefix("Anonymous:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no Rss in smaps_rollup")
+        .context("no Anonymous in smaps_rollup")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -730,11 +731,11 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
             break now;
         }
         if settle.elapsed() > Duration::from_secs(10) {
-            bail!("after the connections closed: {active} active, RSS {now} KiB vs {before} KiB before");
+            bail!("after the connections closed: {active} active, {now} KiB anonymous memory vs {before} KiB before");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    eprintln!("agent RSS: {before} KiB before, {after} KiB after");
+    eprintln!("agent's anonymous memory: {before} KiB before, {after} KiB after");
     let tunnels = list(&user).await?;
     ensure!(tunnels[0]["counters"]["connections"].as_u64() == Some(connections as u64 + 1));
     ensure!(

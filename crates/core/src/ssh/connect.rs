@@ -181,7 +181,7 @@ pub fn tunnel_config() -> client::Config {
         // on receipt, not consumption), so one local client that stops reading could stall
         // every tunnel of its app; a deep queue, drained by each tunnel's copy task, keeps a
         // momentarily slow client from getting there. The queue allocates as it fills.
-        channel_buffer_size: 8192,
+        channel_buffer_size: 1024,
         preferred,
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(15)),
@@ -192,7 +192,7 @@ pub fn tunnel_config() -> client::Config {
 }
 
 /// How much output a connection may queue before the SSH session waits to write more.
-const OUTBOX: usize = 16 * 1024 * 1024;
+const OUTBOX: usize = 1024 * 1024;
 
 /// The TCP connection to the gateway, with its writes decoupled from the SSH session.
 ///

@@ -11,16 +11,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use russh::client;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,11 +37,15 @@ use crate::ssh::Selection;
 
 /// How long a new local connection waits for the app's SSH connection to come (back) up.
 pub const WAIT_FOR_LINK: Duration = Duration::from_secs(10);
-/// The copy buffer per direction of a tunnelled connection: one SSH packet and then some,
-/// allocated once per connection, never per chunk.
-const COPY_BUFFER: usize = 32 * 1024;
+/// The buffer a tunnelled connection reads its local side into.
+const COPY_BUFFER: usize = 16 * 1024;
 /// How long reading the relationships may take.
 const RELATIONSHIPS_TIMEOUT: Duration = Duration::from_secs(30);
+/// After this many connections at once, the memory they used is given back to the system when
+/// the last one ends (see [`crate::memory`]).
+const BURST: usize = 32;
+/// How long after a burst's last connection its memory is given back.
+const RELEASE_DELAY: Duration = Duration::from_millis(500);
 /// Tunnel traffic counts as using the session, at most this often.
 const TOUCH_EVERY: u64 = 60;
 
@@ -492,7 +493,7 @@ impl TunnelHost {
                         app: app.clone(),
                         reason: "its connection is down".into(),
                     })?;
-                run_on(&handle, READ_RELATIONSHIPS)
+                run_on(&handle.handle, READ_RELATIONSHIPS)
                     .await
                     .map_err(|message| TunnelError::Read {
                         app: app.clone(),
@@ -843,6 +844,9 @@ impl TunnelHost {
             a.link.stop();
             let _ = a.supervisor.await;
         }
+        if !closed.is_empty() {
+            crate::memory::release_free_memory();
+        }
         closed
     }
 
@@ -937,11 +941,31 @@ async fn serve(
 ) {
     let mut closed = tunnel.closed.subscribe();
     let mut connections = tokio::task::JoinSet::new();
+    // The most connections carried at once since the memory they used was last given back,
+    // and when to give it back: a moment after the last one ended, once the SSH session has
+    // dropped their channels too.
+    let mut peak = 0;
+    let mut release_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = closed.wait_for(|c| *c) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                if connections.is_empty() && peak >= BURST {
+                    release_at = Some(tokio::time::Instant::now() + RELEASE_DELAY);
+                }
+                continue;
+            }
+            _ = sleep_until(release_at) => {
+                release_at = None;
+                if connections.is_empty() {
+                    debug!(peak, "giving back the memory of a burst of connections");
+                    peak = 0;
+                    crate::memory::release_free_memory();
+                    link.renew();
+                }
+                continue;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -956,10 +980,19 @@ async fn serve(
             host.touch();
         }
         connections.spawn(carry(tunnel.clone(), stream, peer, link.clone()));
+        peak = peak.max(connections.len());
     }
     // Dropping the listener frees the port; aborting the set ends every connection.
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Carries one local connection through a `direct-tcpip` channel.
@@ -987,6 +1020,7 @@ async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: A
             return;
         };
         match handle
+            .handle
             .channel_open_direct_tcpip(
                 host.clone(),
                 port,
@@ -995,7 +1029,7 @@ async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: A
             )
             .await
         {
-            Ok(c) => break c,
+            Ok(c) => break (c, handle.hold()),
             Err(russh::Error::ChannelOpenFailure(failure)) => {
                 let message = match failure {
                     russh::ChannelOpenFailure::ConnectFailed => {
@@ -1004,7 +1038,7 @@ async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: A
                     russh::ChannelOpenFailure::Other { reason, .. }
                         if reason.contains("Access denied") =>
                     {
-                        link.deny(reason.clone(), &handle).await;
+                        link.deny(reason.clone(), &handle.handle).await;
                         reason
                     }
                     russh::ChannelOpenFailure::Other { reason, .. } => {
@@ -1032,23 +1066,68 @@ async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: A
             }
         }
     };
-    let mut local = Counted {
-        inner: stream,
-        read: &counters.bytes_sent,
-        written: &counters.bytes_received,
-    };
-    let mut remote = channel.into_stream();
-    match tokio::io::copy_bidirectional_with_sizes(
-        &mut local,
-        &mut remote,
-        COPY_BUFFER,
-        COPY_BUFFER,
-    )
-    .await
-    {
-        Ok((sent, received)) => debug!(%peer, sent, received, "connection closed"),
+    let (channel, _held) = channel;
+    let (rx, tx) = channel.split();
+    match pump(stream, rx, tx, counters).await {
+        Ok(()) => debug!(%peer, "connection closed"),
         Err(e) => debug!(%peer, error = %e, "connection ended"),
     }
+}
+
+/// Copies a local connection to its channel and back until both sides are done. Reading
+/// into one buffer and sending what was read as a shared slice of it keeps the copy free of
+/// per-chunk allocations (the buffer's memory is reused once russh has sent a slice).
+///
+/// The channel is left open until the gateway closes it (it does once both sides said EOF):
+/// russh forgets a channel only when the close it receives is the first one, so closing from
+/// this side first would leave the channel's state behind in the session for as long as the
+/// connection lives.
+async fn pump(
+    stream: TcpStream,
+    mut rx: russh::ChannelReadHalf,
+    tx: russh::ChannelWriteHalf<client::Msg>,
+    counters: &LiveCounters,
+) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut local_read, mut local_write) = stream.into_split();
+    let to_io = |e: russh::Error| io::Error::other(e.to_string());
+    let up = async {
+        let mut buf = bytes::BytesMut::with_capacity(COPY_BUFFER);
+        loop {
+            if buf.capacity() < COPY_BUFFER / 4 {
+                buf.reserve(COPY_BUFFER);
+            }
+            let n = local_read.read_buf(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+            tx.data_bytes(buf.split().freeze()).await.map_err(to_io)?;
+        }
+        tx.eof().await.map_err(to_io)
+    };
+    let down = async {
+        while let Some(msg) = rx.wait().await {
+            match msg {
+                russh::ChannelMsg::Data { data } => {
+                    local_write.write_all(&data).await?;
+                    counters
+                        .bytes_received
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                russh::ChannelMsg::Eof => local_write.shutdown().await?,
+                russh::ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    let copied = tokio::try_join!(up, down).map(|_| ());
+    if copied.is_err() {
+        // The local side failed: end the channel from here.
+        let _ = tx.close().await;
+    }
+    copied
 }
 
 struct Decrement<'a>(&'a AtomicU64);
@@ -1056,51 +1135,6 @@ struct Decrement<'a>(&'a AtomicU64);
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A local socket that counts the bytes through it into the tunnel's counters.
-struct Counted<'a> {
-    inner: TcpStream,
-    read: &'a AtomicU64,
-    written: &'a AtomicU64,
-}
-
-impl AsyncRead for Counted<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Counted<'_> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &polled {
-            self.written.fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -4,6 +4,7 @@
 //! tunnels' listeners stay bound. When the platform demands a stronger sign-in it stops
 //! trying until the session changes (a sign-in, a renewal) and says so.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub enum LinkState {
         attempt: u32,
         error: Option<String>,
     },
-    Up(Arc<client::Handle<Client>>),
+    Up(Arc<Carrier>),
     /// The platform wants a stronger or new sign-in before this app can be reached.
     NeedsSignIn {
         reason: String,
@@ -60,6 +61,67 @@ pub struct Link {
     retry: Notify,
     /// Set when the gateway refused a channel for want of a stronger sign-in.
     denied: Mutex<Option<String>>,
+    /// Asks for a fresh connection (after a burst, see [`Link::renew`]).
+    renew: Notify,
+}
+
+enum Event {
+    Ended(String),
+    Stop,
+    Renew,
+}
+
+/// One SSH connection and the channels it carries.
+pub struct Carrier {
+    pub handle: client::Handle<Client>,
+    channels: AtomicUsize,
+    idle: Notify,
+}
+
+impl Carrier {
+    fn new(handle: client::Handle<Client>) -> Arc<Carrier> {
+        Arc::new(Carrier {
+            handle,
+            channels: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Counts a channel on this connection while the guard lives.
+    pub fn hold(self: &Arc<Self>) -> ChannelHold {
+        self.channels.fetch_add(1, Ordering::AcqRel);
+        ChannelHold(self.clone())
+    }
+
+    /// Ends the connection once it carries no channel, and gives its memory back.
+    async fn retire(self: Arc<Self>) {
+        while self.channels.load(Ordering::Acquire) > 0 {
+            let idle = self.idle.notified();
+            if self.channels.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        drop(self);
+        // The session task frees its buffers as it ends.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        crate::memory::release_free_memory();
+    }
+}
+
+/// A channel counted on its connection.
+pub struct ChannelHold(Arc<Carrier>);
+
+impl Drop for ChannelHold {
+    fn drop(&mut self) {
+        if self.0.channels.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Link {
@@ -76,6 +138,7 @@ impl Link {
             stop: watch::channel(false).0,
             retry: Notify::new(),
             denied: Mutex::new(None),
+            renew: Notify::new(),
         })
     }
 
@@ -89,7 +152,7 @@ impl Link {
 
     /// The connection, waiting for it while it is being made; `None` once it stopped or
     /// needs a sign-in.
-    pub async fn up(&self) -> Option<Arc<client::Handle<Client>>> {
+    pub async fn up(&self) -> Option<Arc<Carrier>> {
         let mut rx = self.state.subscribe();
         let state = rx
             .wait_for(|s| !matches!(s, LinkState::Connecting { .. }))
@@ -119,6 +182,16 @@ impl Link {
             .await;
     }
 
+    /// Moves new channels to a fresh connection and ends the current one once its channels
+    /// are done. russh keeps the buffers a connection grew for as long as it lives, so after
+    /// a burst of connections (a thousand at once grow them by tens of megabytes) a fresh
+    /// connection is how that memory is given back.
+    pub fn renew(&self) {
+        if matches!(self.state(), LinkState::Up(_)) {
+            self.renew.notify_one();
+        }
+    }
+
     pub fn stop(&self) {
         self.stop.send_replace(true);
         self.retry.notify_one();
@@ -138,24 +211,47 @@ impl Link {
                 Ok(conn) => {
                     new_certificate = false;
                     attempt = 0;
-                    let handle = Arc::new(conn.handle);
+                    let mut carrier = Carrier::new(conn.handle);
                     let mut closed = conn.closed;
                     info!(url = %self.url, "tunnel connection up");
-                    self.state.send_replace(LinkState::Up(handle.clone()));
+                    self.state.send_replace(LinkState::Up(carrier.clone()));
                     changed();
-                    let ended = async {
-                        let reason = closed.wait_for(|c| c.is_some()).await;
-                        reason.ok().and_then(|r| r.clone()).unwrap_or_default()
-                    };
-                    let stopping = async {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    let reason = tokio::select! {
-                        r = ended => Some(r),
-                        _ = stopping => None,
+                    let reason = loop {
+                        let ended = async {
+                            let reason = closed.wait_for(|c| c.is_some()).await;
+                            reason.ok().and_then(|r| r.clone()).unwrap_or_default()
+                        };
+                        let stopping = async {
+                            let _ = stop.wait_for(|s| *s).await;
+                        };
+                        let event = tokio::select! {
+                            r = ended => Event::Ended(r),
+                            _ = stopping => Event::Stop,
+                            _ = self.renew.notified() => Event::Renew,
+                        };
+                        match event {
+                            Event::Ended(reason) => break Some(reason),
+                            Event::Stop => break None,
+                            // A fresh connection takes the new channels; the old one goes once
+                            // its last channel ends, and with it the buffers it grew.
+                            Event::Renew => match self.connect(&access, false).await {
+                                Ok(fresh) => {
+                                    debug!(url = %self.url, "renewed the tunnel connection");
+                                    let old =
+                                        std::mem::replace(&mut carrier, Carrier::new(fresh.handle));
+                                    closed = fresh.closed;
+                                    self.state.send_replace(LinkState::Up(carrier.clone()));
+                                    tokio::spawn(old.retire());
+                                }
+                                Err(_) => {
+                                    debug!(url = %self.url, "keeping the tunnel connection: no new one")
+                                }
+                            },
+                        }
                     };
                     let Some(reason) = reason else {
-                        let _ = handle
+                        let _ = carrier
+                            .handle
                             .disconnect(russh::Disconnect::ByApplication, "", "en")
                             .await;
                         break;
