@@ -80,7 +80,7 @@ pub async fn stop(ctx: &Ctx) -> Result<()> {
     client.request(&Request::Stop).await?;
     // It is gone when its socket no longer answers.
     for _ in 0..200 {
-        if AgentClient::connect(&socket).await?.is_none() {
+        if !matches!(AgentClient::connect(&socket).await, Ok(Some(_))) {
             progress(ctx.format, "The agent stopped.");
             return Ok(());
         }

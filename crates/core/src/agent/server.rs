@@ -195,11 +195,8 @@ impl Host {
                     Err(e) => error_reply(&e),
                 }
             }
-            Request::Stop => {
-                info!("stopping on request");
-                self.stop.send_replace(true);
-                Reply::Done
-            }
+            // The connection stops the agent once this reply is sent.
+            Request::Stop => Reply::Done,
             Request::TunnelList => Reply::Tunnels {
                 tunnels: self.tunnels.list(),
             },
@@ -379,8 +376,14 @@ async fn connection(host: Arc<Host>, stream: UnixStream, shutdown: watch::Receiv
             subscribe(&host, r, w, shutdown).instrument(span).await;
             return;
         }
+        let stop = request == Request::Stop;
         let reply = host.answer(request).instrument(span).await;
-        if send(&mut w, &reply).await.is_err() {
+        let sent = send(&mut w, &reply).await;
+        if stop {
+            info!("stopping on request");
+            host.stop.send_replace(true);
+        }
+        if sent.is_err() {
             return;
         }
     }
