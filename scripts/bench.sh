@@ -4,7 +4,8 @@
 #   1. the refresh hook (`ssh-cert:load --refresh-only`) on a fresh certificate, against `true`;
 #   2. plain ssh through the written config running `true`, with the hook against without it;
 #   3. `tether ssh -- true` against plain ssh to the same app;
-#   4. the idle agent's memory (RSS, PSS, private anonymous, from /proc/PID/smaps_rollup).
+#   4. the idle agent's memory (RSS, PSS, private anonymous, from /proc/PID/smaps_rollup);
+#   5. tunnels: throughput, latency and time to open, against OpenSSH (scripts/bench-tunnels.sh).
 # Everything runs in a throwaway HOME on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing: run scri
 runs="${BENCH_RUNS:-40}"
 
 echo "==> building (release)"
-cargo build --release --locked --bin tether --bin tether-sim
+cargo build --release --locked --bin tether --bin tether-sim --bin tether-loadgen
 repo="$PWD"
 tether="$repo/target/release/tether"
 
@@ -94,3 +95,8 @@ print(f"\nidle agent: RSS {mem.get('Rss',0)/1024:.1f} MB, PSS {mem.get('Pss',0)/
       f"private anonymous {mem.get('Anonymous',0)/1024:.1f} MB, private total {private/1024:.1f} MB "
       f"(target: private anonymous <= 10 MB)")
 PY
+
+"$tether" agent:stop >/dev/null 2>&1 || true
+echo
+echo "==> 5. tunnels"
+scripts/bench-tunnels.sh

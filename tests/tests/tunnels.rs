@@ -302,6 +302,14 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     Ok(())
 }
 
+/// The serial of the session's current certificate.
+fn serial(user: &User) -> Result<u64> {
+    Ok(tether_core::cert::CertFiles::new(user.session_dir())
+        .read_certificate()
+        .context("no certificate")?
+        .serial())
+}
+
 /// A TCP echo server for the services behind the gateway.
 async fn echo_server() -> Result<(SocketAddr, Arc<AtomicU64>)> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -527,7 +535,7 @@ async fn until_all_open(user: &User, count: usize, within: Duration) -> Result<D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -> Result<()> {
     let options = SimOptions {
-        certificate_lifetime: Duration::from_secs(70),
+        certificate_lifetime: Duration::from_secs(8),
         ..SimOptions::default()
     };
     let (sim, _) = tunnel_sim(options).await?;
@@ -568,10 +576,15 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
         "certificate expired, then gateway restart",
     ] {
         if round.starts_with("certificate") {
-            // The certificate the connection authenticated with expires (the sim backdates
-            // certificates by 60 s, so 70 s of validity leaves 10 s); the agent renews the
-            // files, and the reconnection must use a valid certificate.
-            tokio::time::sleep(Duration::from_secs(12)).await;
+            // The certificate the connection authenticated with expires (8 s of validity);
+            // the agent has renewed the files meanwhile, and the reconnection must use a
+            // valid certificate, not the one it connected with.
+            let connected_with = serial(&user)?;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            ensure!(
+                serial(&user)? != connected_with,
+                "the agent should have renewed"
+            );
         }
         sim.stop_gateway().await;
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -334,6 +334,19 @@ impl Sim {
             // can stall the whole connection; a deep queue keeps many busy forwards (a
             // thousand at once in the tests) from ever getting there.
             channel_buffer_size: 8192,
+            // What OpenSSH's sshd offers: AES-GCM besides chacha20-poly1305 (russh's server
+            // leaves aes128-gcm out by default).
+            preferred: russh::Preferred {
+                cipher: std::borrow::Cow::Borrowed(&[
+                    russh::cipher::CHACHA20_POLY1305,
+                    russh::cipher::AES_128_GCM,
+                    russh::cipher::AES_256_GCM,
+                    russh::cipher::AES_256_CTR,
+                    russh::cipher::AES_192_CTR,
+                    russh::cipher::AES_128_CTR,
+                ]),
+                ..russh::Preferred::DEFAULT
+            },
             ..Default::default()
         });
         let gateway = gateway::Gateway::new(ssh_listener, ssh_addr, config, state.clone(), rx);
