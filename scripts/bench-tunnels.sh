@@ -19,13 +19,14 @@ state=$(mktemp -d /tmp/tether-bench-tunnels.XXXXXX)
 pids=()
 made_user=""
 cleanup() {
+  local status=$?
   pkill -f "TETHER_BENCH=tether-bench-[s]sh" 2>/dev/null || true
   [ -n "${HOME:-}" ] && "$bin/tether" agent:stop >/dev/null 2>&1 || true
   [ -n "${TETHER_PROFILE_SSHD:-}" ] && TETHER_PROFILE="$TETHER_PROFILE_SSHD" "$bin/tether" agent:stop >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -n "$made_user" ] && userdel "$made_user" 2>/dev/null || true
-  rm -rf "$state"
+  if [ "$status" = 0 ]; then rm -rf "$state"; else echo "bench: failed; its files are in $state" >&2; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -146,7 +147,7 @@ measure_gateway() { # gateway label, ssh config, ssh destination, app, sink targ
   local gw=$1 config=$2 dest=$3 app=$4 sink_target=$5 echo_target=$6
   echo "==> $gw: tether tunnel"
   "$tether" tunnel:close --all -y >/dev/null 2>&1 || true
-  "$tether" tunnel:open -p benchproj -e main -A "$app" -r sink -r echo >/dev/null 2>&1
+  "$tether" tunnel:open -p benchproj -e main -A "$app" -r sink -r echo >/dev/null
   local t_sink t_echo
   t_sink=$("$tether" tunnel:info -p benchproj -e main -A "$app" -P sink.0.port)
   t_echo=$("$tether" tunnel:info -p benchproj -e main -A "$app" -P echo.0.port)
@@ -175,6 +176,7 @@ echo "==> open all five: tether tunnel:open vs five ssh -f -N -L"
 "$tether" tunnel:close --all -y >/dev/null 2>&1 || true
 # The official client's way: one ssh process per relationship, started one after another.
 {
+  echo "exec 2>>'$state/five-ssh.err'"
   echo 'port=41011'
   echo 'for target in sink.internal:6379 echo.internal:11211 e3.internal:5672 e4.internal:9200 e5.internal:27017; do'
   echo "  ssh -F '$ssh_config' -o BatchMode=yes -o ExitOnForwardFailure=yes -o SetEnv=TETHER_BENCH=tether-bench-ssh -f -N -L \"127.0.0.1:\$port:\$target\" '$host' || exit 1"
@@ -187,7 +189,7 @@ hyperfine -N --warmup 1 --runs 10 --style basic --export-json "$state/open.json"
   "$tether tunnel:open -p benchproj -e main -A app" >/dev/null
 hyperfine -N --warmup 1 --runs 10 --style basic --export-json "$state/open-ssh.json" \
   --prepare "bash -c 'pkill -f TETHER_BENCH=tether-bench-[s]sh; sleep 0.2; true'" \
-  "bash $state/five-ssh.sh" >/dev/null
+  "bash $state/five-ssh.sh" >/dev/null || { cat "$state/five-ssh.err" >&2; exit 1; }
 stop_ssh
 "$tether" tunnel:close --all -y >/dev/null 2>&1 || true
 record "open five tether $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$state/open.json")"
@@ -199,13 +201,17 @@ if [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ]; then
   direct_host=$("$tether" ssh -p benchproj -e main -A direct --pipe)
   direct_user=${direct_host%%@*}
   if ! id "$direct_user" >/dev/null 2>&1; then
-    useradd -M -N -d "$state" -s /bin/sh "$direct_user" && made_user=$direct_user
+    useradd -M -N -p '*' -d "$state" -s /bin/sh "$direct_user" && made_user=$direct_user
   fi
   mkdir -p /run/sshd "$state/sshd"
   ssh-keygen -q -t ed25519 -N "" -f "$state/sshd/host"
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ca_public_key"])' "$state/ready.json" >"$state/sshd/ca.pub"
   ssh-keygen -L -f "$HOME"/.local/share/tether/sessions/*/id_ed25519-cert.pub |
     awk '/Principals:/{p=1;next} /Critical Options:/{p=0} p{print $1}' >"$state/sshd/principals"
+  # sshd reads the principals file as the login user.
+  chmod o+x "$state"
+  chmod 755 "$state/sshd"
+  chmod 644 "$state/sshd/principals"
   sshd_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat >"$state/sshd/config" <<EOF
 Port $sshd_port
@@ -221,6 +227,7 @@ KbdInteractiveAuthentication no
 StrictModes no
 UsePAM no
 AllowTcpForwarding yes
+SetEnv PLATFORM_RELATIONSHIPS=$direct
 EOF
   /usr/sbin/sshd -D -e -f "$state/sshd/config" 2>"$state/sshd/log" &
   pids+=($!)
@@ -248,7 +255,7 @@ for line in open(sys.argv[1]):
     parts = line.split()
     rows[tuple(parts[:3])] = [float(x) for x in parts[3:]]
 def gbps(gw, who):
-    r = rows.get((gw, "throughput", who)); return r[1] if r else None
+    r = rows.get((gw, "throughput", who)); return r[0] if r else None
 print("\nTunnels (1 GiB through each; latency: 64-byte request/response, 2,000 round trips)")
 print(f"{'gateway':8} {'client':18} {'GB/s':>7} {'vs ssh -L aes128-gcm':>22} {'p50 µs':>8} {'p99 µs':>8}")
 raw = gbps("raw", "direct")

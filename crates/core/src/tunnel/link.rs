@@ -203,6 +203,10 @@ impl Link {
         let mut stop = self.stop.subscribe();
         let mut attempt = 0u32;
         let mut new_certificate = false;
+        // A refused certificate is replaced once per run of failures, not at every attempt:
+        // a gateway that refuses every certificate must not make the agent hammer the
+        // certifier.
+        let mut replaced_refused = false;
         loop {
             if *stop.borrow() {
                 break;
@@ -210,6 +214,7 @@ impl Link {
             let pause = match self.connect(&access, new_certificate).await {
                 Ok(conn) => {
                     new_certificate = false;
+                    replaced_refused = false;
                     attempt = 0;
                     let mut carrier = Carrier::new(conn.handle);
                     let mut closed = conn.closed;
@@ -279,7 +284,8 @@ impl Link {
                     message,
                     new_certificate: renew,
                 }) => {
-                    new_certificate = renew;
+                    new_certificate = renew && !replaced_refused;
+                    replaced_refused |= renew;
                     attempt = attempt.saturating_add(1);
                     debug!(url = %self.url, attempt, error = %message, "tunnel connection failed");
                     self.state.send_replace(LinkState::Connecting {
