@@ -897,3 +897,47 @@ async fn tunnel_single_runs_in_the_foreground_without_an_agent() -> Result<()> {
     TcpListener::bind(("127.0.0.1", port)).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_to_an_mfa_organization_ask_for_mfa_and_open_after_it() -> Result<()> {
+    let redis = Redis::start()?;
+    let mut options = SimOptions::default();
+    // The MFA organization's database, served by a Redis here: only the tunnel matters.
+    options.backends.insert(
+        "postgresql".into(),
+        format!("127.0.0.1:{}", redis.port).parse()?,
+    );
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let app = ["-p", MFA_PROJECT, "-e", "main", "-A", "api"];
+
+    // Without MFA: the step-up exit code and the remedy, and nothing left open.
+    let refused = user
+        .run(&[&["tunnel:open"][..], &app].concat(), None)
+        .await?;
+    let err = text(&refused.stderr);
+    ensure!(
+        refused.status.code() == Some(4),
+        "exit {:?}: {err}",
+        refused.status.code()
+    );
+    ensure!(
+        err.contains("MFA") && err.contains("tether login --method mfa"),
+        "{err}"
+    );
+    ensure!(list(&user).await?.is_empty());
+
+    // After signing in with MFA (the running agent takes the new session), they open.
+    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
+        .await?;
+    user.ok(&[&["tunnel:open"][..], &app].concat(), None)
+        .await?;
+    let tunnels = list(&user).await?;
+    ensure!(states(&tunnels) == ["open"], "{tunnels:?}");
+    ensure!(redis_cli(ports(&tunnels)["ledger"], &["ping"])? == "PONG");
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}

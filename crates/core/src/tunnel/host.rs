@@ -300,6 +300,12 @@ pub enum TunnelError {
     Read { app: AppKey, message: String },
     #[error("cannot reach {app}: {reason}")]
     Unreachable { app: AppKey, reason: String },
+    #[error("{app} asks for a stronger sign-in before its tunnels can open: {message}")]
+    StepUp {
+        app: AppKey,
+        step_up: crate::api::StepUp,
+        message: String,
+    },
     #[error("{app} needs a new sign-in before its tunnels can open: {reason}")]
     NeedsSignIn { app: AppKey, reason: String },
     #[error("--port chooses the port of one tunnel, but {count} would open: name one relationship with -r")]
@@ -308,6 +314,17 @@ pub enum TunnelError {
     AlreadyOpen { relationship: String, port: u16 },
     #[error("{app} has no relationships: there is nothing to tunnel to")]
     NoRelationships { app: AppKey },
+}
+
+impl TunnelError {
+    /// The stronger authentication the platform asked for, when that is the problem.
+    pub fn step_up(&self) -> Option<crate::api::StepUp> {
+        match self {
+            TunnelError::StepUp { step_up, .. } => Some(step_up.clone()),
+            TunnelError::Access(e) => e.step_up(),
+            _ => None,
+        }
+    }
 }
 
 impl Classify for TunnelError {
@@ -319,6 +336,7 @@ impl Classify for TunnelError {
             TunnelError::Read { .. } => Problem::Other,
             TunnelError::Unreachable { .. } => Problem::Unreachable,
             TunnelError::NeedsSignIn { .. } => Problem::SignIn,
+            TunnelError::StepUp { step_up, .. } => Problem::StepUp((&step_up.kind).into()),
             TunnelError::PortForMany { .. }
             | TunnelError::AlreadyOpen { .. }
             | TunnelError::NoRelationships { .. } => Problem::Usage,
@@ -495,10 +513,7 @@ impl TunnelHost {
                     })?;
                 run_on(&handle.handle, READ_RELATIONSHIPS)
                     .await
-                    .map_err(|message| TunnelError::Read {
-                        app: app.clone(),
-                        message,
-                    })?
+                    .map_err(|message| self.refused(app, message))?
             }
             None => {
                 let access = &self.inner.access;
@@ -539,10 +554,8 @@ impl TunnelHost {
                     },
                 })?;
                 if out.status != Some(0) {
-                    return Err(TunnelError::Read {
-                        app: app.clone(),
-                        message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    });
+                    let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                    return Err(self.refused(app, message));
                 }
                 out.stdout
             }
@@ -558,6 +571,22 @@ impl TunnelHost {
             );
         }
         Ok(relationships)
+    }
+
+    /// Why reading the relationships failed: the gateway's refusal when it wants a stronger
+    /// sign-in (an MFA-enforcing organization), as the step-up it names.
+    fn refused(&self, app: &AppKey, message: String) -> TunnelError {
+        match self.inner.access.after_refusal(&message, false) {
+            crate::access::AfterRefusal::SignIn(step_up) => TunnelError::StepUp {
+                app: app.clone(),
+                step_up,
+                message,
+            },
+            _ => TunnelError::Read {
+                app: app.clone(),
+                message,
+            },
+        }
     }
 
     async fn url(&self, app: &AppKey) -> Result<crate::ssh::SshUrl, TunnelError> {
