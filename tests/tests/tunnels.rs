@@ -18,7 +18,7 @@ use serde_json::Value;
 use tether_e2e::cli::User;
 use tether_e2e::*;
 use tether_sim::{Fixture, Sim, SimHandle, SimOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const DEMO_ENV: &str = "main";
@@ -938,6 +938,88 @@ async fn tunnels_to_an_mfa_organization_ask_for_mfa_and_open_after_it() -> Resul
     let tunnels = list(&user).await?;
     ensure!(states(&tunnels) == ["open"], "{tunnels:?}");
     ensure!(redis_cli(ports(&tunnels)["ledger"], &["ping"])? == "PONG");
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_that_meets_an_mfa_demand_says_so_and_comes_back_after_an_mfa_sign_in(
+) -> Result<()> {
+    let redis = Redis::start()?;
+    let mut options = SimOptions::default();
+    options.backends.insert(
+        "postgresql".into(),
+        format!("127.0.0.1:{}", redis.port).parse()?,
+    );
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
+        .await?;
+    user.ok(
+        &["tunnel:open", "-p", MFA_PROJECT, "-e", "main", "-A", "api"],
+        None,
+    )
+    .await?;
+    let port = ports(&list(&user).await?)["ledger"];
+    ensure!(redis_cli(port, &["ping"])? == "PONG");
+
+    // The session loses its MFA (a sign-in without it), and the connection drops: the new
+    // connection's channels are refused for want of MFA.
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let mut events = tokio::process::Command::from(user.tether(&["events", "--format", "json"])?);
+    events
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut events = events.spawn()?;
+    let mut lines = tokio::io::BufReader::new(events.stdout.take().context("stdout")?).lines();
+    sim.stop_gateway().await;
+    sim.start_gateway().await?;
+    until_all_open(&user, 1, Duration::from_secs(10)).await?;
+    // A client arrives: the gateway refuses its channel, and the tunnel says why.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await??;
+    ensure!(n == 0, "the refused connection must be closed");
+    let start = Instant::now();
+    let failed = loop {
+        let t = list(&user).await?.remove(0);
+        if t["state"] == "failed" {
+            break t;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "never failed: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    ensure!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("multi-factor")),
+        "{failed}"
+    );
+    let start = Instant::now();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await??
+            .context("events ended")?;
+        if line.contains("\"mfa_needed\"") {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "no mfa_needed event"
+        );
+    }
+    // The listener stayed; after an MFA sign-in the tunnel is back on the same port.
+    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
+        .await?;
+    until_all_open(&user, 1, Duration::from_secs(10)).await?;
+    ensure!(ports(&list(&user).await?)["ledger"] == port);
+    ensure!(redis_cli(port, &["ping"])? == "PONG");
     user.ok(&["agent:stop"], None).await?;
     Ok(())
 }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::link::{Link, LinkState};
+use super::link::{Carrier, Link, LinkState};
 use super::ports::{self, PortBook, PortChoice, PortError};
 use super::{
     Endpoint, EndpointId, LocalPort, LocalRelationships, Relationships, RelationshipsError,
@@ -1008,12 +1008,29 @@ async fn serve(
         if let Some(host) = host.upgrade() {
             host.touch();
         }
-        connections.spawn(carry(tunnel.clone(), stream, peer, link.clone()));
+        connections.spawn(carry(
+            tunnel.clone(),
+            stream,
+            peer,
+            link.clone(),
+            host.clone(),
+        ));
         peak = peak.max(connections.len());
     }
     // Dropping the listener frees the port; aborting the set ends every connection.
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Whether the gateway refuses this connection's requests for want of a stronger sign-in:
+/// a command on it is answered with the refusal's text, which says so. The text, when it does.
+async fn demanded_sign_in(carrier: &Carrier, host: Option<Arc<Inner>>) -> Option<String> {
+    let host = host?;
+    let refusal = run_on(&carrier.handle, "true").await.err()?;
+    match host.access.after_refusal(&refusal, false) {
+        crate::access::AfterRefusal::SignIn(_) => Some(refusal),
+        _ => None,
+    }
 }
 
 /// Sleeps until `at`, or forever when there is no `at`.
@@ -1025,7 +1042,13 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Carries one local connection through a `direct-tcpip` channel.
-async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: Arc<Link>) {
+async fn carry(
+    tunnel: Arc<Tunnel>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    link: Arc<Link>,
+    host_state: std::sync::Weak<Inner>,
+) {
     let counters = &tunnel.counters;
     counters.connections.fetch_add(1, Ordering::Relaxed);
     counters.active.fetch_add(1, Ordering::Relaxed);
@@ -1064,11 +1087,16 @@ async fn carry(tunnel: Arc<Tunnel>, stream: TcpStream, peer: SocketAddr, link: A
                     russh::ChannelOpenFailure::ConnectFailed => {
                         format!("the service at {host}:{port} refused the connection")
                     }
-                    russh::ChannelOpenFailure::Other { reason, .. }
-                        if reason.contains("Access denied") =>
-                    {
-                        link.deny(reason.clone(), &handle.handle).await;
-                        reason
+                    // russh passes on the refusal's code but not its text, and a gateway that
+                    // wants MFA says so only in the text: ask the connection for it.
+                    russh::ChannelOpenFailure::AdministrativelyProhibited => {
+                        match demanded_sign_in(&handle, host_state.upgrade()).await {
+                            Some(reason) => {
+                                link.deny(reason.clone(), &handle.handle).await;
+                                reason
+                            }
+                            None => format!("the gateway does not allow a tunnel to {host}:{port}"),
+                        }
                     }
                     russh::ChannelOpenFailure::Other { reason, .. } => {
                         format!("the gateway refused the tunnel to {host}:{port}: {reason}")
