@@ -4,6 +4,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod host;
 mod tray;
 
 use tauri::{Manager, RunEvent};
@@ -12,7 +13,10 @@ fn main() {
     let app = tauri::Builder::default()
         .invoke_handler(tauri::generate_handler![commands::profiles])
         .setup(|app| {
-            tray::install(app.handle())?;
+            // The agent's socket is a Tokio listener: bind it on the app's runtime.
+            let agent = tauri::async_runtime::block_on(async { host::start() })
+                .map_err(|e| format!("cannot start the agent: {e}"))?;
+            tray::install(app.handle(), std::sync::Arc::new(agent))?;
             Ok(())
         })
         .on_window_event(|window, event| {

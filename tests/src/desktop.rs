@@ -13,6 +13,8 @@ use crate::tray::TrayWatcher;
 use crate::{free_port, spawn_on_free_port, wait_for_port, ChildGuard};
 
 pub struct Desktop {
+    /// Where the app keeps its files and its agent's socket (never the real home's).
+    pub state: tempfile::TempDir,
     pub display: String,
     pub bus_address: String,
     pub watcher: TrayWatcher,
@@ -79,6 +81,9 @@ impl Desktop {
         let (dbus, bus_address) = session_bus()?;
         let watcher = TrayWatcher::start(&bus_address).await?;
         Ok(Desktop {
+            state: tempfile::Builder::new()
+                .prefix("tether-desktop-")
+                .tempdir()?,
             display,
             bus_address,
             watcher,
@@ -87,8 +92,16 @@ impl Desktop {
         })
     }
 
-    /// Applies this desktop's display and bus to a command.
+    /// Applies this desktop's display, bus and a private data directory to a command (a
+    /// [`User`](crate::cli::User)'s environment, applied after, takes over the data).
     pub fn env(&self, cmd: &mut Command) {
+        cmd.env("TETHER_DATA_DIR", self.state.path().join("data"))
+            .env("XDG_RUNTIME_DIR", self.state.path().join("run"));
+        self.display_env(cmd);
+    }
+
+    /// Only this desktop's display and bus.
+    pub fn display_env(&self, cmd: &mut Command) {
         cmd.env("DISPLAY", &self.display)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
             .env_remove("WAYLAND_DISPLAY")

@@ -116,6 +116,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<Problem> {
         crate::tunnel::EndpointError,
         crate::tunnel::TunnelError,
         crate::tunnel::PortError,
+        crate::setup::SetupError,
     );
     #[cfg(unix)]
     try_types!(crate::agent::AgentError);

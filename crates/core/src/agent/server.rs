@@ -210,7 +210,7 @@ impl Host {
     /// for a sign-in when there is none.
     async fn keep(&self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            self.set_state(SessionState::Active);
+            self.set_state(initial_state(&self.access).await);
             let keeper = self.access.keeper();
             let stopped = tokio::select! {
                 s = keeper.run(shutdown.clone()) => s,
@@ -228,6 +228,15 @@ impl Host {
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
+    }
+}
+
+/// Whether there is a session to keep, before the keeper has looked at it: a shell asking at
+/// once must not read "active" for a machine that is signed out.
+async fn initial_state(access: &Access) -> SessionState {
+    match access.session().has_session().await {
+        Ok(true) => SessionState::Active,
+        _ => SessionState::SignedOut,
     }
 }
 
@@ -271,11 +280,14 @@ pub async fn serve(bound: Bound, access: Arc<Access>, outer: watch::Receiver<boo
             }
         })
     };
+    // Known before the socket answers, so that no shell reads a state the agent then changes
+    // without an event.
+    let initial = initial_state(&access).await;
     let host = Arc::new(Host {
         tunnels: TunnelHost::new(access.clone()),
         access,
         started_at: now,
-        state: Mutex::new(SessionState::Active),
+        state: Mutex::new(initial),
         restart: Notify::new(),
         stop,
     });
