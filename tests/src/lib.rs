@@ -132,6 +132,15 @@ pub fn run_ok(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Points a named backend of the simulator (`postgresql`, `redis`, …) at a server of the
+/// test's on loopback.
+pub fn backend(options: &mut SimOptions, name: &str, port: u16) {
+    options.backends.insert(
+        name.to_string(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    );
+}
+
 /// A simulator with the demo fixture, started on this test's runtime.
 pub async fn demo_sim(options: SimOptions) -> Result<SimHandle> {
     Ok(Sim::start(Fixture::demo()?, options).await?)

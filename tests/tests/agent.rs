@@ -94,9 +94,7 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
         certificate_lifetime: Duration::from_secs(4),
         ..SimOptions::default()
     };
-    options
-        .backends
-        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    backend(&mut options, "redis", redis.port);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))

@@ -77,13 +77,11 @@ async fn the_app_shows_its_window_and_a_tray_menu_that_quits_it() -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tray_shows_the_session_and_tunnels_of_the_agent_it_hosts() -> Result<()> {
     use tether_e2e::cli::User;
-    use tether_e2e::{demo_sim, ChildGuard, Redis, ALICE_TOKEN};
+    use tether_e2e::{backend, demo_sim, ChildGuard, Redis, ALICE_TOKEN};
 
     let redis = Redis::start()?;
     let mut options = tether_sim::SimOptions::default();
-    options
-        .backends
-        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    backend(&mut options, "redis", redis.port);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))

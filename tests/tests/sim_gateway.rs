@@ -207,13 +207,8 @@ async fn forwards_reach_real_postgresql_and_redis() -> Result<()> {
     let pg = Postgres::start()?;
     let redis = Redis::start()?;
     let mut options = SimOptions::default();
-    options.backends.insert(
-        "postgresql".into(),
-        format!("127.0.0.1:{}", pg.port).parse()?,
-    );
-    options
-        .backends
-        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    backend(&mut options, "postgresql", pg.port);
+    backend(&mut options, "redis", redis.port);
     let s = setup_with(options, ALICE_TOKEN).await?;
     let mut redis_local = 0;
     let (_tunnel, pg_local) = spawn_on_free_port("ssh -L", Duration::from_secs(15), |pg_local| {

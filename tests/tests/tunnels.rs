@@ -85,13 +85,8 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     let postgres = Postgres::start()?;
     let redis = Redis::start()?;
     let mut options = SimOptions::default();
-    options.backends.insert(
-        "postgresql".into(),
-        format!("127.0.0.1:{}", postgres.port).parse()?,
-    );
-    options
-        .backends
-        .insert("redis".into(), format!("127.0.0.1:{}", redis.port).parse()?);
+    backend(&mut options, "postgresql", postgres.port);
+    backend(&mut options, "redis", redis.port);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
@@ -903,10 +898,7 @@ async fn tunnels_to_an_mfa_organization_ask_for_mfa_and_open_after_it() -> Resul
     let redis = Redis::start()?;
     let mut options = SimOptions::default();
     // The MFA organization's database, served by a Redis here: only the tunnel matters.
-    options.backends.insert(
-        "postgresql".into(),
-        format!("127.0.0.1:{}", redis.port).parse()?,
-    );
+    backend(&mut options, "postgresql", redis.port);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
@@ -947,10 +939,7 @@ async fn a_tunnel_that_meets_an_mfa_demand_says_so_and_comes_back_after_an_mfa_s
 ) -> Result<()> {
     let redis = Redis::start()?;
     let mut options = SimOptions::default();
-    options.backends.insert(
-        "postgresql".into(),
-        format!("127.0.0.1:{}", redis.port).parse()?,
-    );
+    backend(&mut options, "postgresql", redis.port);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, false)?;
     let _stop = user.agent_stopper();
