@@ -15,7 +15,7 @@ use crate::context::Ctx;
 use crate::output::print;
 
 /// Asks the person at the terminal to pick one; `None` when nobody is there to ask.
-fn choose<T: Clone>(what: &str, options: &[(String, T)]) -> Result<Option<T>> {
+pub fn choose<T: Clone>(what: &str, options: &[(String, T)]) -> Result<Option<T>> {
     if !std::io::stdin().is_terminal() || options.is_empty() {
         return Ok(None);
     }

@@ -45,7 +45,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     } = cli.command
     {
         let args = tunnel::SingleArgs {
-            app: app.into(),
+            app,
             relationship,
             port,
             bind,
@@ -64,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             bind,
         } => {
             let args = tunnel::OpenArgs {
-                app: app.clone().into(),
+                app: app.clone(),
                 relationships: relationships.clone(),
                 port,
                 bind,
@@ -72,19 +72,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             tunnel::open(&ctx, &cli, args).await
         }
         Command::TunnelSingle { .. } => Ok(()),
-        Command::TunnelList { app, all } => tunnel::list(&ctx, app.into(), all).await,
+        Command::TunnelList { app, all } => tunnel::list(&ctx, app, all).await,
         Command::TunnelInfo {
             app,
             relationships,
             property,
             encode,
-        } => tunnel::info(&ctx, app.into(), relationships, property, encode).await,
+        } => tunnel::info(&ctx, app, relationships, property, encode).await,
         Command::TunnelClose {
             app,
             relationships,
             all,
             yes,
-        } => tunnel::close(&ctx, app.into(), relationships, all, yes).await,
+        } => tunnel::close(&ctx, app, relationships, all, yes).await,
         Command::Login {
             method,
             max_age,
@@ -123,9 +123,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             environment,
         } => browse::apps(&ctx, project, environment).await,
         Command::Ssh {
-            project,
-            environment,
-            app,
+            app:
+                tunnel::AppFlags {
+                    project,
+                    environment,
+                    app,
+                },
             instance,
             worker,
             pipe,

@@ -177,7 +177,7 @@ pub enum Command {
     #[command(name = "tunnel:open")]
     TunnelOpen {
         #[command(flatten)]
-        app: AppArgs,
+        app: tunnel::AppFlags,
         /// A relationship to open (repeatable); `name.N` picks one of its endpoints.
         #[arg(short = 'r', long = "relationship", value_name = "REL")]
         relationships: Vec<String>,
@@ -194,7 +194,7 @@ pub enum Command {
     #[command(name = "tunnel:single")]
     TunnelSingle {
         #[command(flatten)]
-        app: AppArgs,
+        app: tunnel::AppFlags,
         #[arg(short = 'r', long = "relationship", value_name = "REL")]
         relationship: Option<String>,
         /// The local port (default: its port last time, else the first free one from 30000).
@@ -207,7 +207,7 @@ pub enum Command {
     #[command(name = "tunnel:list", alias = "tunnels")]
     TunnelList {
         #[command(flatten)]
-        app: AppArgs,
+        app: tunnel::AppFlags,
         /// Every tunnel, whatever -p/-e/-A say.
         #[arg(long)]
         all: bool,
@@ -217,7 +217,7 @@ pub enum Command {
     #[command(name = "tunnel:info")]
     TunnelInfo {
         #[command(flatten)]
-        app: AppArgs,
+        app: tunnel::AppFlags,
         #[arg(short = 'r', long = "relationship", value_name = "REL")]
         relationships: Vec<String>,
         /// One value by dot path, such as `database.0.port`.
@@ -231,7 +231,7 @@ pub enum Command {
     #[command(name = "tunnel:close")]
     TunnelClose {
         #[command(flatten)]
-        app: AppArgs,
+        app: tunnel::AppFlags,
         #[arg(short = 'r', long = "relationship", value_name = "REL")]
         relationships: Vec<String>,
         #[arg(short = 'a', long)]
@@ -242,12 +242,8 @@ pub enum Command {
     },
     /// Open a shell on an app, or run a command after `--` (its exit status becomes tether's).
     Ssh {
-        #[arg(short = 'p', long)]
-        project: Option<ProjectId>,
-        #[arg(short = 'e', long)]
-        environment: Option<EnvironmentId>,
-        #[arg(short = 'A', long)]
-        app: Option<AppName>,
+        #[command(flatten)]
+        app: tunnel::AppFlags,
         /// An instance of a multi-instance app.
         #[arg(short = 'I', long)]
         instance: Option<String>,
@@ -267,27 +263,6 @@ pub enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
-}
-
-/// The app a command is about (each flag may be left out).
-#[derive(clap::Args, Debug, Clone)]
-pub struct AppArgs {
-    #[arg(short = 'p', long)]
-    project: Option<ProjectId>,
-    #[arg(short = 'e', long)]
-    environment: Option<EnvironmentId>,
-    #[arg(short = 'A', long)]
-    app: Option<AppName>,
-}
-
-impl From<AppArgs> for tunnel::AppFlags {
-    fn from(a: AppArgs) -> tunnel::AppFlags {
-        tunnel::AppFlags {
-            project: a.project,
-            environment: a.environment,
-            app: a.app,
-        }
-    }
 }
 
 impl Command {

@@ -15,16 +15,19 @@ use tether_core::tunnel::{
     TunnelState,
 };
 
-use crate::browse::{pick_app, pick_environment, pick_project};
+use crate::browse::{choose, pick_app, pick_environment, pick_project};
 use crate::context::Ctx;
 use crate::output::{self, print, progress};
 use crate::Cli;
 
-/// Which app, as the flags say (each may be missing).
-#[derive(Debug, Clone, Default)]
+/// Which app, as the flags say (each may be left out).
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct AppFlags {
+    #[arg(short = 'p', long)]
     pub project: Option<ProjectId>,
+    #[arg(short = 'e', long)]
     pub environment: Option<EnvironmentId>,
+    #[arg(short = 'A', long)]
     pub app: Option<AppName>,
 }
 
@@ -249,32 +252,13 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
 }
 
 fn choose_relationship(names: &[String]) -> Result<String> {
-    if !std::io::stdin().is_terminal() {
-        bail!(
+    let options: Vec<(String, String)> = names.iter().map(|n| (n.clone(), n.clone())).collect();
+    match choose("a relationship", &options)? {
+        Some(name) => Ok(name),
+        None => bail!(
             "this app has several relationships: choose one with -r ({})",
             names.join(", ")
-        );
-    }
-    let mut err = std::io::stderr();
-    writeln!(err, "Choose a relationship:")?;
-    for (i, n) in names.iter().enumerate() {
-        writeln!(err, "  [{}] {n}", i + 1)?;
-    }
-    loop {
-        write!(err, "Number (1-{}): ", names.len())?;
-        err.flush()?;
-        let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line)? == 0 {
-            bail!("no choice made");
-        }
-        if let Some(n) = line
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| names.get(n.wrapping_sub(1)))
-        {
-            return Ok(n.clone());
-        }
+        ),
     }
 }
 
