@@ -32,7 +32,7 @@ use crate::access::{Access, AccessError};
 use crate::api::{AppName, EnvironmentId, ProjectId};
 use crate::cert::Event;
 use crate::problem::{Classify, Problem};
-use crate::ssh::connect::{tunnel_config, Client, ConnectError};
+use crate::ssh::connect::{tunnel_config, Client};
 use crate::ssh::Selection;
 
 /// How long a new local connection waits for the app's SSH connection to come (back) up.
@@ -485,6 +485,17 @@ impl TunnelHost {
     /// The relationships of an app's current deployment, read over SSH once per deployment.
     pub async fn relationships(&self, app: &AppKey) -> Result<Relationships, TunnelError> {
         let url = self.url(app).await?;
+        let read = self.read_relationships(app, url).await;
+        self.drop_link_if_unused(app).await;
+        read
+    }
+
+    /// [`TunnelHost::relationships`], leaving the connection that read them for tunnels to use.
+    async fn read_relationships(
+        &self,
+        app: &AppKey,
+        url: crate::ssh::SshUrl,
+    ) -> Result<Relationships, TunnelError> {
         let env = self
             .inner
             .access
@@ -499,67 +510,34 @@ impl TunnelHost {
         }) {
             return Ok(cached);
         }
-        // Over the app's tunnel connection when there is one, else a connection of its own.
-        let link = self.inner.lock_apps().get(app).map(|a| a.link.clone());
-        let output = match link {
-            Some(link) => {
-                let handle = tokio::time::timeout(WAIT_FOR_LINK, link.up())
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| TunnelError::Unreachable {
-                        app: app.clone(),
-                        reason: "its connection is down".into(),
-                    })?;
-                run_on(&handle.handle, READ_RELATIONSHIPS)
-                    .await
-                    .map_err(|message| self.refused(app, message))?
-            }
-            None => {
-                let access = &self.inner.access;
-                access
-                    .keeper()
-                    .ensure(false)
-                    .await
-                    .map_err(AccessError::from)?;
-                let (key, cert) = access
-                    .keeper()
-                    .files()
-                    .read_pair()
-                    .map_err(AccessError::from)?
-                    .ok_or_else(|| TunnelError::NeedsSignIn {
-                        app: app.clone(),
-                        reason: "there is no certificate".into(),
-                    })?;
-                let gateway = crate::ssh::connect::Endpoint::for_profile(access.profile(), &url);
-                let out = crate::ssh::exec::exec(
-                    &gateway,
-                    &url,
-                    key,
-                    cert,
-                    READ_RELATIONSHIPS,
-                    RELATIONSHIPS_TIMEOUT,
-                )
-                .await
-                .map_err(|e| match e {
-                    ConnectError::Connect { .. } | ConnectError::Timeout(_) => {
-                        TunnelError::Unreachable {
-                            app: app.clone(),
-                            reason: e.to_string(),
-                        }
-                    }
-                    e => TunnelError::Read {
-                        app: app.clone(),
-                        message: e.to_string(),
-                    },
-                })?;
-                if out.status != Some(0) {
-                    let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
-                    return Err(self.refused(app, message));
-                }
-                out.stdout
-            }
-        };
+        // Over the app's tunnel connection, made for the purpose when it has none yet.
+        self.ensure_link(app, url);
+        let link = self
+            .inner
+            .lock_apps()
+            .get(app)
+            .map(|a| a.link.clone())
+            .ok_or_else(|| TunnelError::Unreachable {
+                app: app.clone(),
+                reason: "its connection went away".into(),
+            })?;
+        let carrier = tokio::time::timeout(WAIT_FOR_LINK, link.up())
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| match link.state() {
+                LinkState::NeedsSignIn { reason } => TunnelError::NeedsSignIn {
+                    app: app.clone(),
+                    reason,
+                },
+                state => TunnelError::Unreachable {
+                    app: app.clone(),
+                    reason: state.why_down(),
+                },
+            })?;
+        let output = run_on(&carrier.handle, READ_RELATIONSHIPS)
+            .await
+            .map_err(|message| self.refused(app, message))?;
         let relationships = Relationships::decode(output.trim_ascii())?;
         if let Ok(mut cache) = self.inner.cache.lock() {
             cache.insert(
@@ -607,8 +585,8 @@ impl TunnelHost {
         let _serial = self.inner.opening.lock().await;
         let app = &req.app;
         let url = self.url(app).await?;
-        self.ensure_link(app, url);
-        let relationships = match self.relationships(app).await {
+        self.ensure_link(app, url.clone());
+        let relationships = match self.read_relationships(app, url).await {
             Ok(r) => r,
             Err(e) => {
                 self.drop_link_if_unused(app).await;
@@ -931,34 +909,23 @@ impl Inner {
 
 const READ_RELATIONSHIPS: &str = "echo \"$PLATFORM_RELATIONSHIPS\"";
 
-/// Runs a command on an open connection, its standard output or why it failed.
+/// Runs a command on an open connection: its standard output, or why it failed (the
+/// refusal's text when the gateway refused it).
 async fn run_on(handle: &client::Handle<Client>, command: &str) -> Result<Vec<u8>, String> {
-    let run = async {
-        let mut channel = handle
-            .channel_open_session()
-            .await
-            .map_err(|e| e.to_string())?;
-        channel
-            .exec(true, command.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
-        while let Some(msg) = channel.wait().await {
-            match msg {
-                russh::ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
-                russh::ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
-                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                _ => {}
-            }
-        }
-        match status {
-            Some(0) => Ok(stdout),
-            _ => Err(String::from_utf8_lossy(&stderr).trim().to_string()),
-        }
-    };
-    tokio::time::timeout(RELATIONSHIPS_TIMEOUT, run)
-        .await
-        .map_err(|_| format!("no answer within {} s", RELATIONSHIPS_TIMEOUT.as_secs()))?
+    match tokio::time::timeout(
+        RELATIONSHIPS_TIMEOUT,
+        crate::ssh::exec::run_on(handle, command),
+    )
+    .await
+    {
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            RELATIONSHIPS_TIMEOUT.as_secs()
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(out)) if out.status == Some(0) => Ok(out.stdout),
+        Ok(Ok(out)) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
 }
 
 /// Accepts local connections until the tunnel closes; each is carried on its own task.
@@ -1062,10 +1029,7 @@ async fn carry(
         let Ok(Some(handle)) = tokio::time::timeout(WAIT_FOR_LINK, link.up()).await else {
             let why = match link.state() {
                 LinkState::NeedsSignIn { reason } => reason,
-                LinkState::Connecting {
-                    error: Some(error), ..
-                } => format!("the connection to the app is down: {error}"),
-                _ => "the connection to the app is down".to_string(),
+                state => state.why_down(),
             };
             debug!(%peer, %why, "local connection dropped");
             tunnel.note_error(why);

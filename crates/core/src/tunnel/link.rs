@@ -43,6 +43,20 @@ pub enum LinkState {
     Stopped,
 }
 
+impl LinkState {
+    /// Why there is no connection to use, for a person.
+    pub fn why_down(&self) -> String {
+        match self {
+            LinkState::Connecting {
+                error: Some(error), ..
+            } => format!("the connection to the app is down: {error}"),
+            LinkState::NeedsSignIn { reason } => reason.clone(),
+            LinkState::Stopped => "the connection to the app was closed".to_string(),
+            _ => "the connection to the app is down".to_string(),
+        }
+    }
+}
+
 /// The pause before attempt `attempt` (1 for the first retry), with `jitter` in [0, 1):
 /// "equal jitter", half fixed and half random, so that many tunnels do not retry in step.
 pub fn backoff(attempt: u32, jitter: f64) -> Duration {
