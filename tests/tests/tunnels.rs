@@ -88,10 +88,7 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     backend(&mut options, "postgresql", postgres.port);
     backend(&mut options, "redis", redis.port);
     let sim = demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
 
     let app = ["-p", DEMO_PROJECT, "-e", DEMO_ENV, "-A", "app"];
     let open = user
@@ -266,11 +263,7 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     ensure!(!many.status.success() && text(&many.stderr).contains("-r"));
 
     // First free from 30000: a new user, whose usual port is taken.
-    let other = User::new(&sim.info, false)?;
-    let _stop_other = other.agent_stopper();
-    other
-        .ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
+    let (other, _stop_other) = signed_in(&sim, ALICE_TOKEN).await?;
     let mut taken = None;
     for port in 30000..31000 {
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
@@ -440,6 +433,25 @@ members = ["alice"]
 }
 
 const TUNNEL_PROJECT: &str = "tunnelproj1";
+/// Opens the five tunnels of the tunnel fixture's app `five`.
+const OPEN_FIVE: [&str; 7] = [
+    "tunnel:open",
+    "-p",
+    TUNNEL_PROJECT,
+    "-e",
+    "main",
+    "-A",
+    "five",
+];
+
+/// A user of `sim` signed in with an API token, and the stopper of the agent their tunnels
+/// start (dropped first, so the agent ends before its home goes).
+async fn signed_in(sim: &SimHandle, token: &str) -> Result<(User, tether_e2e::cli::AgentStopper)> {
+    let user = User::new(&sim.info, false)?;
+    let stopper = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(token)).await?;
+    Ok((user, stopper))
+}
 
 async fn tunnel_sim(options: SimOptions) -> Result<(SimHandle, Arc<AtomicU64>)> {
     let (echo, accepted) = echo_server().await?;
@@ -534,23 +546,8 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
         ..SimOptions::default()
     };
     let (sim, _) = tunnel_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    user.ok(
-        &[
-            "tunnel:open",
-            "-p",
-            TUNNEL_PROJECT,
-            "-e",
-            "main",
-            "-A",
-            "five",
-        ],
-        None,
-    )
-    .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    user.ok(&OPEN_FIVE, None).await?;
     let before = ports(&list(&user).await?);
     ensure!(before.len() == 5, "five tunnels expected: {before:?}");
     let all: Vec<u16> = before.values().copied().collect();
@@ -618,23 +615,8 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnels_wait_out_a_gateway_that_is_down_for_a_minute() -> Result<()> {
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    user.ok(
-        &[
-            "tunnel:open",
-            "-p",
-            TUNNEL_PROJECT,
-            "-e",
-            "main",
-            "-A",
-            "five",
-        ],
-        None,
-    )
-    .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    user.ok(&OPEN_FIVE, None).await?;
     let before = ports(&list(&user).await?);
     let all: Vec<u16> = before.values().copied().collect();
     let (stop_watch, watcher) = watch_listeners(all.clone());
@@ -678,10 +660,7 @@ fn private_kib(pid: u32) -> Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -> Result<()> {
     let (sim, accepted) = tunnel_sim(SimOptions::default()).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
     user.ok(
         &[
             "tunnel:open",
@@ -758,10 +737,7 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> Result<()> {
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
     let app = |name: &'static str| ["-p", TUNNEL_PROJECT, "-e", "main", "-A", name];
     user.ok(
         &[&["tunnel:open"][..], &app("five"), &["-r", "one"]].concat(),
@@ -900,10 +876,7 @@ async fn tunnels_to_an_mfa_organization_ask_for_mfa_and_open_after_it() -> Resul
     // The MFA organization's database, served by a Redis here: only the tunnel matters.
     backend(&mut options, "postgresql", redis.port);
     let sim = demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
     let app = ["-p", MFA_PROJECT, "-e", "main", "-A", "api"];
 
     // Without MFA: the step-up exit code and the remedy, and nothing left open.
@@ -941,10 +914,7 @@ async fn a_tunnel_that_meets_an_mfa_demand_says_so_and_comes_back_after_an_mfa_s
     let mut options = SimOptions::default();
     backend(&mut options, "postgresql", redis.port);
     let sim = demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    let _stop = user.agent_stopper();
-    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
-        .await?;
+    let (user, _stop) = signed_in(&sim, ALICE_MFA_TOKEN).await?;
     user.ok(
         &["tunnel:open", "-p", MFA_PROJECT, "-e", "main", "-A", "api"],
         None,
