@@ -15,7 +15,7 @@ packages=(
   openssh-client openssh-server openssh-sftp-server rsync
   postgresql postgresql-client redis-server redis-tools
   # a browser engine for the login page tests, a terminal, screenshots
-  chromium chromium-driver xterm xfonts-base tmux imagemagick xdotool
+  chromium chromium-driver xterm xfonts-base tmux imagemagick xdotool xclip
   # benchmarks (make bench)
   hyperfine
   # node (with npm) for the UI

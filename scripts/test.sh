@@ -25,4 +25,12 @@ step "cargo test (unit and end-to-end)"
 export TETHER_SCREENSHOTS="${TETHER_SCREENSHOTS:-$PWD/target/screenshots}"
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${TETHER_TEST_THREADS:-4}"
 
+step "the UI's types are those generated from the Rust ones"
+# cargo test (ts-rs) rewrites ui/src/backend/generated from src-tauri/src/view.rs.
+if ! git diff --quiet -- ui/src/backend/generated || [ -n "$(git ls-files --others --exclude-standard ui/src/backend/generated)" ]; then
+  git status --short ui/src/backend/generated
+  echo "ui/src/backend/generated differs from the Rust types: commit what cargo test generated" >&2
+  exit 1
+fi
+
 step "all checks passed in $(( $(date +%s) - start )) s"

@@ -1,10 +1,182 @@
-//! IPC commands: small adapters over tether-core. Errors, when a command can fail, cross as
-//! `{code, message}`.
+//! IPC commands of the main window: small adapters over [`Desktop`]. Every input is parsed
+//! into core's types before use ([`crate::desktop::app_key`], [`DesktopSettings::check`]), and
+//! every error crosses as `{code, message}`. Only the main window may call them (see
+//! `capabilities/`); the sign-in window, which shows a remote page, may call nothing.
 
-use tether_core::Profile;
+use std::future::Future;
+use std::sync::Arc;
 
-/// The platforms Tether knows out of the box.
+use tauri::{AppHandle, State};
+use tether_core::api::{StepUp, StepUpKind};
+use tether_core::auth::LoginRequest;
+use tether_core::settings::DesktopSettings;
+
+use crate::desktop::{app_key, Desktop};
+use crate::view::*;
+
+type Shared<'a> = State<'a, Arc<Desktop>>;
+
+/// The longest text the window may put on the clipboard.
+const MAX_COPY: usize = 64 * 1024;
+
+/// Runs an intent; when the platform wants a stronger sign-in for it (MFA, SSO, a recent
+/// login) and one can help, signs in that way (SSO in the browser, which identity providers
+/// demand) and runs it once more.
+pub async fn with_step_up<T, F, Fut>(
+    app: &AppHandle,
+    desktop: &Desktop,
+    intent: F,
+) -> Result<T, IpcError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, (IpcError, Option<StepUp>)>>,
+{
+    match intent().await {
+        Ok(v) => Ok(v),
+        Err((_, Some(step_up))) if desktop.access.can_sign_in() => {
+            let method = match step_up.kind {
+                StepUpKind::Sso(_) => SignInMethod::Browser,
+                _ => SignInMethod::Window,
+            };
+            crate::signin::sign_in(app, desktop, step_up.login_request(), method).await?;
+            intent().await.map_err(|(e, _)| e)
+        }
+        Err((e, _)) => Err(e),
+    }
+}
+
 #[tauri::command]
-pub fn profiles() -> Vec<Profile> {
-    Profile::builtins()
+pub async fn account(desktop: Shared<'_>) -> Result<Account, IpcError> {
+    desktop.account().await
+}
+
+#[tauri::command]
+pub async fn sign_in(
+    app: AppHandle,
+    desktop: Shared<'_>,
+    request: SignInRequest,
+) -> Result<Account, IpcError> {
+    let login = LoginRequest {
+        amr: if request.mfa {
+            vec!["mfa".into()]
+        } else {
+            Vec::new()
+        },
+        max_age: None,
+    };
+    crate::signin::sign_in(&app, &desktop, login, request.method).await?;
+    desktop.account().await
+}
+
+#[tauri::command]
+pub async fn sign_out(desktop: Shared<'_>) -> Result<Account, IpcError> {
+    desktop.sign_out().await?;
+    desktop.account().await
+}
+
+#[tauri::command]
+pub async fn catalog(desktop: Shared<'_>, refresh: bool) -> Result<Vec<ProjectView>, IpcError> {
+    desktop.catalog(refresh).await
+}
+
+#[tauri::command]
+pub async fn connection_details(
+    handle: AppHandle,
+    desktop: Shared<'_>,
+    app: AppRef,
+) -> Result<ConnectionDetails, IpcError> {
+    let key = app_key(&app)?;
+    with_step_up(&handle, &desktop, || desktop.connection_details(&key)).await
+}
+
+#[tauri::command]
+pub async fn open_terminal(desktop: Shared<'_>, app: AppRef) -> Result<(), IpcError> {
+    desktop.open_terminal(&app_key(&app)?).await
+}
+
+#[tauri::command]
+pub async fn open_tunnels(
+    handle: AppHandle,
+    desktop: Shared<'_>,
+    app: AppRef,
+) -> Result<OpenedView, IpcError> {
+    let key = app_key(&app)?;
+    with_step_up(&handle, &desktop, || desktop.open_tunnels(&key)).await
+}
+
+#[tauri::command]
+pub async fn tunnels(desktop: Shared<'_>) -> Result<Vec<TunnelView>, IpcError> {
+    desktop.tunnels().await
+}
+
+#[tauri::command]
+pub async fn close_tunnel(desktop: Shared<'_>, id: u32) -> Result<(), IpcError> {
+    desktop.close_tunnels(|t| t.id == u64::from(id)).await
+}
+
+#[tauri::command]
+pub async fn close_all_tunnels(desktop: Shared<'_>) -> Result<(), IpcError> {
+    desktop.close_all_tunnels().await
+}
+
+#[tauri::command]
+pub async fn tunnel_export(desktop: Shared<'_>, app: Option<AppRef>) -> Result<String, IpcError> {
+    let key = app.as_ref().map(app_key).transpose()?;
+    desktop.tunnel_export(key.as_ref()).await
+}
+
+#[tauri::command]
+pub fn copy_text(app: AppHandle, text: String, label: String) -> Result<(), IpcError> {
+    if text.is_empty() || text.len() > MAX_COPY {
+        return Err(IpcError::usage(format!(
+            "nothing to copy, or more than {} KiB",
+            MAX_COPY / 1024
+        )));
+    }
+    let label: String = label.chars().filter(|c| !c.is_control()).take(80).collect();
+    crate::notify::copy(&app, &text, &label)
+}
+
+#[tauri::command]
+pub fn set_pinned(desktop: Shared<'_>, app: AppRef, pinned: bool) -> Result<(), IpcError> {
+    desktop.set_pinned(&app_key(&app)?, pinned)
+}
+
+fn settings_view(desktop: &Desktop, settings: DesktopSettings) -> SettingsView {
+    let mut profiles: Vec<ProfileChoice> = tether_core::Profile::builtins()
+        .into_iter()
+        .map(|p| ProfileChoice {
+            name: p.name,
+            title: p.title,
+        })
+        .collect();
+    // A profile file in use is a choice too, by its path.
+    if !profiles.iter().any(|p| p.name == desktop.profile_selector) {
+        profiles.push(ProfileChoice {
+            name: desktop.profile_selector.clone(),
+            title: desktop.access.profile().title.clone(),
+        });
+    }
+    SettingsView {
+        settings,
+        profiles,
+        active_profile: desktop.profile_selector.clone(),
+        detected_terminal: desktop.detected_terminal(),
+    }
+}
+
+#[tauri::command]
+pub fn settings(desktop: Shared<'_>) -> SettingsView {
+    settings_view(&desktop, desktop.settings())
+}
+
+#[tauri::command]
+pub fn save_settings(
+    app: AppHandle,
+    desktop: Shared<'_>,
+    settings: DesktopSettings,
+) -> Result<SettingsView, IpcError> {
+    let saved = desktop.save_settings(settings)?;
+    crate::autostart::apply(&app, saved.start_at_login)?;
+    Ok(settings_view(&desktop, saved))
 }

@@ -1,32 +1,67 @@
 //! Tether's desktop shell: a tray app whose windows observe tether-core. Thin by design: menu
 //! ids are an enum, IPC commands are small adapters, and errors cross as `{code, message}`.
+//! `--hidden` starts it in the tray without a window (start at login does).
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod actions;
+mod autostart;
 mod commands;
-mod host;
+mod desktop;
+mod notify;
+mod signin;
 mod tray;
+mod view;
+mod windows;
+
+use std::sync::Arc;
 
 use tauri::{Manager, RunEvent};
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let hidden = std::env::args().any(|a| a == "--hidden");
     let app = tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![commands::profiles])
-        .setup(|app| {
+        // First: a second launch only brings the first one's window forward.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            windows::show(app, None);
+        }))
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(autostart::plugin())
+        .invoke_handler(tauri::generate_handler![
+            commands::account,
+            commands::sign_in,
+            commands::sign_out,
+            commands::catalog,
+            commands::connection_details,
+            commands::open_terminal,
+            commands::open_tunnels,
+            commands::tunnels,
+            commands::close_tunnel,
+            commands::close_all_tunnels,
+            commands::tunnel_export,
+            commands::copy_text,
+            commands::set_pinned,
+            commands::settings,
+            commands::save_settings,
+        ])
+        .setup(move |app| {
             // The agent's socket is a Tokio listener: bind it on the app's runtime.
-            let agent = tauri::async_runtime::block_on(async { host::start() })
+            let desktop = tauri::async_runtime::block_on(async { desktop::start() })
                 .map_err(|e| format!("cannot start the agent: {e}"))?;
-            tray::install(app.handle(), std::sync::Arc::new(agent))?;
-            Ok(())
-        })
-        .on_window_event(|window, event| {
-            // Closing the window hides it: Tether lives in the tray.
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
-                if window.label() == "main" {
-                    api.prevent_close();
-                    let _ = window.hide();
-                }
+            let desktop = Arc::new(desktop);
+            app.manage(desktop.clone());
+            tray::install(app.handle(), desktop)?;
+            if !hidden {
+                windows::show(app.handle(), None);
             }
+            Ok(())
         })
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {
@@ -36,14 +71,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    app.run(|handle, event| {
+    app.run(|_handle, event| {
         if let RunEvent::ExitRequested {
             api, code: None, ..
         } = event
         {
             // A tray app keeps running when its last window closes; only Quit exits.
             api.prevent_exit();
-            let _ = handle.get_webview_window("main");
         }
     });
 }

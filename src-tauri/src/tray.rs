@@ -1,45 +1,165 @@
-//! The tray icon and its menu, rebuilt from the agent's state after each of its events. Menu
-//! item ids are [`TrayAction`], parsed once at the edge; the lines that only inform have ids
+//! The tray icon and its menu, rebuilt from the agent's state after each of its events. The
+//! menu is first built as plain [`Line`]s (tested without a desktop), then as Tauri menus.
+//! Item ids are [`TrayAction`]s, parsed once at the edge; the lines that only inform have ids
 //! no action parses.
 
 use std::sync::Arc;
 
 use tauri::image::Image;
-use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager, Wry};
-use tether_core::agent::{SessionState, Status};
-use tether_core::tunnel::TunnelInfo;
+use tauri::{AppHandle, Emitter, Wry};
+use tether_core::settings::DesktopSettings;
+use tether_core::tunnel::AppKey;
 
-use crate::host::Agent;
+use crate::desktop::{app_key, Desktop, Snapshot};
+use crate::view::{AppView, ProjectView, SessionView, TunnelStateView, TunnelView};
 
 pub const TRAY_ID: &str = "tether";
+/// Beyond this many projects the tray lists only pinned and recent apps, and Browse… opens the
+/// window's search.
+const MAX_PROJECTS: usize = 8;
+/// Beyond this many running environments in a project, its submenu says Browse… instead.
+const MAX_ENVIRONMENTS: usize = 12;
 
-/// What a tray menu item does.
+/// What one of an app's items does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrayAction {
-    OpenWindow,
-    CloseAllTunnels,
-    Quit,
+pub enum AppAction {
+    Terminal,
+    CopySsh,
+    CopyAddress,
+    OpenTunnels,
+    Details,
 }
 
-impl TrayAction {
-    const ALL: [TrayAction; 3] = [
-        TrayAction::OpenWindow,
-        TrayAction::CloseAllTunnels,
-        TrayAction::Quit,
-    ];
+/// What one of a tunnel's items does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelAction {
+    CopyAddress,
+    CopyUrl,
+    CopyExport,
+    Close,
+}
 
-    pub fn id(self) -> &'static str {
+/// What a tray menu item does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrayAction {
+    OpenWindow,
+    Settings,
+    Browse,
+    SignIn,
+    SignInMfa,
+    SignOut,
+    CloseAllTunnels,
+    Quit,
+    App(AppAction, AppKey),
+    Tunnel(TunnelAction, u32),
+}
+
+const APP_ACTIONS: [(AppAction, &str, &str); 5] = [
+    (AppAction::Terminal, "terminal", "Open terminal"),
+    (AppAction::CopySsh, "copy-ssh", "Copy SSH command"),
+    (AppAction::CopyAddress, "copy-address", "Copy user@host"),
+    (AppAction::OpenTunnels, "tunnels", "Open tunnels"),
+    (AppAction::Details, "details", "Connection details…"),
+];
+
+const TUNNEL_ACTIONS: [(TunnelAction, &str); 4] = [
+    (TunnelAction::CopyAddress, "copy-address"),
+    (TunnelAction::CopyUrl, "copy-url"),
+    (TunnelAction::CopyExport, "copy-export"),
+    (TunnelAction::Close, "close"),
+];
+
+const PLAIN: [(TrayAction, &str); 8] = [
+    (TrayAction::OpenWindow, "open-window"),
+    (TrayAction::Settings, "settings"),
+    (TrayAction::Browse, "browse"),
+    (TrayAction::SignIn, "sign-in"),
+    (TrayAction::SignInMfa, "sign-in-mfa"),
+    (TrayAction::SignOut, "sign-out"),
+    (TrayAction::CloseAllTunnels, "close-all-tunnels"),
+    (TrayAction::Quit, "quit"),
+];
+
+impl TrayAction {
+    pub fn id(&self) -> String {
         match self {
-            TrayAction::OpenWindow => "open-window",
-            TrayAction::CloseAllTunnels => "close-all-tunnels",
-            TrayAction::Quit => "quit",
+            TrayAction::App(action, key) => {
+                let name = APP_ACTIONS
+                    .iter()
+                    .find(|(a, ..)| a == action)
+                    .map(|(_, n, _)| *n);
+                format!("app/{}/{key}", name.unwrap_or_default())
+            }
+            TrayAction::Tunnel(action, id) => {
+                let name = TUNNEL_ACTIONS
+                    .iter()
+                    .find(|(a, _)| a == action)
+                    .map(|(_, n)| *n);
+                format!("tunnel/{}/{id}", name.unwrap_or_default())
+            }
+            plain => PLAIN
+                .iter()
+                .find(|(a, _)| a == plain)
+                .map(|(_, id)| id.to_string())
+                .unwrap_or_default(),
         }
     }
 
     pub fn parse(id: &str) -> Option<TrayAction> {
-        Self::ALL.into_iter().find(|a| a.id() == id)
+        if let Some(rest) = id.strip_prefix("app/") {
+            let (name, key) = rest.split_once('/')?;
+            let action = APP_ACTIONS.iter().find(|(_, n, _)| *n == name)?.0;
+            return Some(TrayAction::App(action, AppKey::parse(key).ok()?));
+        }
+        if let Some(rest) = id.strip_prefix("tunnel/") {
+            let (name, tunnel) = rest.split_once('/')?;
+            let action = TUNNEL_ACTIONS.iter().find(|(_, n)| *n == name)?.0;
+            return Some(TrayAction::Tunnel(action, tunnel.parse().ok()?));
+        }
+        PLAIN.iter().find(|(_, p)| *p == id).map(|(a, _)| a.clone())
+    }
+}
+
+/// One line of the menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Item {
+        id: String,
+        label: String,
+        enabled: bool,
+    },
+    Separator,
+    Submenu {
+        label: String,
+        children: Vec<Line>,
+    },
+}
+
+impl Line {
+    fn info(id: &str, label: impl Into<String>) -> Line {
+        Line::Item {
+            id: id.to_string(),
+            label: label.into(),
+            enabled: false,
+        }
+    }
+
+    fn action(action: TrayAction, label: impl Into<String>) -> Line {
+        Line::Item {
+            id: action.id(),
+            label: label.into(),
+            enabled: true,
+        }
+    }
+
+    #[cfg(test)]
+    fn label(&self) -> Option<&str> {
+        match self {
+            Line::Item { label, .. } | Line::Submenu { label, .. } => Some(label),
+            Line::Separator => None,
+        }
     }
 }
 
@@ -49,160 +169,364 @@ fn clock(unix: u64) -> String {
     format!("{:02}:{:02} UTC", day / 3600, day % 3600 / 60)
 }
 
-/// The menu's lines: (id, label, enabled); a `None` label is a separator.
-pub fn lines(
-    profile: &str,
-    hosted: bool,
-    state: Option<&(Status, Vec<TunnelInfo>)>,
-) -> Vec<(String, Option<String>, bool)> {
-    let info = |id: &str, label: String| (id.to_string(), Some(label), false);
-    let action = |a: TrayAction, label: &str, enabled: bool| {
-        (a.id().to_string(), Some(label.to_string()), enabled)
-    };
-    let separator = |n: usize| (format!("separator-{n}"), None, false);
+fn app_menu(label: String, app: &AppView) -> Option<Line> {
+    let key = app_key(&app.app).ok()?;
+    Some(Line::Submenu {
+        label,
+        children: APP_ACTIONS
+            .iter()
+            .map(|(a, _, text)| Line::action(TrayAction::App(*a, key.clone()), *text))
+            .collect(),
+    })
+}
+
+/// Pinned and recent apps, found in the catalog.
+fn shortcuts(settings: &DesktopSettings, catalog: &[ProjectView]) -> Vec<Line> {
     let mut out = Vec::new();
-    match state {
-        None => out.push(info("info-agent", format!("{profile}: starting…"))),
-        Some((status, tunnels)) => {
-            let session = match status.session {
-                SessionState::Active => format!("Signed in to {profile}"),
-                SessionState::NeedsSignIn => format!("{profile}: sign in again"),
-                SessionState::SignedOut => format!("Not signed in to {profile}"),
-            };
-            out.push(info("info-session", session));
-            if !hosted {
-                out.push(info(
-                    "info-agent",
-                    format!(
-                        "Using the tether agent already running (pid {})",
-                        status.pid
-                    ),
-                ));
-            }
-            if let Some(cert) = &status.certificate {
-                out.push(info(
-                    "info-certificate",
-                    format!("Certificate valid until {}", clock(cert.valid_before)),
-                ));
-            }
-            out.push(separator(1));
-            if tunnels.is_empty() {
-                out.push(info("info-no-tunnels", "No tunnels open".into()));
-            } else {
-                for t in tunnels {
-                    out.push(info(
-                        &format!("info-tunnel-{}", t.id),
-                        format!(
-                            "{} of {} — {} ({})",
-                            t.endpoint_id(),
-                            t.app,
-                            t.local,
-                            t.state
-                        ),
-                    ));
-                }
-                out.push(action(
-                    TrayAction::CloseAllTunnels,
-                    "Close all tunnels",
-                    true,
-                ));
-            }
+    for (key, pinned) in settings.shortcuts() {
+        let found = catalog
+            .iter()
+            .find(|p| p.id == key.project.as_str())
+            .and_then(|p| {
+                let env = p
+                    .environments
+                    .iter()
+                    .find(|e| e.id == key.environment.as_str())?;
+                let app = env.apps.iter().find(|a| a.app.app == key.app.as_str())?;
+                Some((p, app))
+            });
+        if let Some((project, app)) = found {
+            let mark = if pinned { "★ " } else { "" };
+            let label = format!(
+                "{mark}{} — {} / {}",
+                app.app.app, project.title, app.app.environment
+            );
+            out.extend(app_menu(label, app));
         }
     }
-    out.push(separator(2));
-    out.push(action(TrayAction::OpenWindow, "Open Tether…", true));
-    out.push(action(TrayAction::Quit, "Quit Tether", true));
     out
 }
 
-fn build_menu(
-    app: &AppHandle,
-    lines: &[(String, Option<String>, bool)],
-) -> tauri::Result<Menu<Wry>> {
+/// Projects → "environment › app" → the app's actions: three levels at most.
+fn projects(catalog: &[ProjectView]) -> Vec<Line> {
+    if catalog.len() > MAX_PROJECTS {
+        return Vec::new();
+    }
+    catalog
+        .iter()
+        .map(|p| {
+            let mut children = Vec::new();
+            let running: Vec<_> = p
+                .environments
+                .iter()
+                .filter(|e| !e.apps.is_empty())
+                .collect();
+            if running.len() > MAX_ENVIRONMENTS {
+                children.push(Line::action(TrayAction::Browse, "Browse…"));
+            } else {
+                for e in &p.environments {
+                    if e.apps.is_empty() {
+                        children.push(Line::info(
+                            &format!("info-env-{}-{}", p.id, e.id),
+                            format!("{} ({})", e.id, e.status),
+                        ));
+                    }
+                    for a in &e.apps {
+                        children.extend(app_menu(format!("{} › {}", e.id, a.app.app), a));
+                    }
+                }
+            }
+            Line::Submenu {
+                label: p.title.clone(),
+                children,
+            }
+        })
+        .collect()
+}
+
+fn tunnel_menu(t: &TunnelView) -> Line {
+    let app = format!("{}/{}/{}", t.app.project, t.app.environment, t.app.app);
+    let state = match t.state {
+        TunnelStateView::Opening => "opening",
+        TunnelStateView::Open => "open",
+        TunnelStateView::Reconnecting => "reconnecting",
+        TunnelStateView::Failed => "failed",
+        TunnelStateView::Closed => "closed",
+    };
+    let item = |a: TunnelAction, label: String| Line::action(TrayAction::Tunnel(a, t.id), label);
+    Line::Submenu {
+        label: format!("{} of {app} — {} ({state})", t.relationship, t.address),
+        children: vec![
+            item(TunnelAction::CopyAddress, format!("Copy {}", t.address)),
+            item(TunnelAction::CopyUrl, "Copy URL".into()),
+            item(
+                TunnelAction::CopyExport,
+                "Copy export PLATFORM_RELATIONSHIPS=…".into(),
+            ),
+            item(TunnelAction::Close, "Close".into()),
+        ],
+    }
+}
+
+/// The menu's lines for what the agent reports (`None` before it first answers).
+pub fn lines(profile: &str, snapshot: Option<&Snapshot>, settings: &DesktopSettings) -> Vec<Line> {
+    let mut out = Vec::new();
+    let Some(account) = snapshot.and_then(|s| s.account.as_ref()) else {
+        out.push(Line::info("info-agent", format!("{profile}: starting…")));
+        out.push(Line::Separator);
+        out.push(Line::action(TrayAction::OpenWindow, "Open Tether…"));
+        out.push(Line::action(TrayAction::Quit, "Quit Tether"));
+        return out;
+    };
+    let snapshot = snapshot.cloned().unwrap_or_default();
+    let who = account
+        .user
+        .as_ref()
+        .map(|u| format!(" as {}", u.username))
+        .unwrap_or_default();
+    match account.session {
+        SessionView::Active => out.push(Line::info(
+            "info-session",
+            format!("Signed in to {profile}{who}"),
+        )),
+        SessionView::NeedsSignIn => out.push(Line::info(
+            "info-session",
+            format!("{profile}: sign in again{who}"),
+        )),
+        SessionView::SignedOut => out.push(Line::info(
+            "info-session",
+            format!("Not signed in to {profile}"),
+        )),
+    }
+    if let Some(pid) = account.headless_agent {
+        out.push(Line::info(
+            "info-agent",
+            format!("Using the tether agent already running (pid {pid})"),
+        ));
+    }
+    if let Some(cert) = &account.certificate {
+        out.push(Line::info(
+            "info-certificate",
+            format!("Certificate valid until {}", clock(cert.valid_before)),
+        ));
+    }
+    if snapshot.renewal_failing && account.session == SessionView::Active {
+        out.push(Line::info(
+            "info-renewal",
+            "Certificate renewal is failing; retrying",
+        ));
+    }
+    if account.can_sign_in {
+        if account.session != SessionView::Active {
+            out.push(Line::action(TrayAction::SignIn, "Sign in…"));
+        }
+        let mfa = account.certificate.as_ref().is_some_and(|c| c.has_mfa);
+        if !(account.session == SessionView::Active && mfa) {
+            out.push(Line::action(TrayAction::SignInMfa, "Sign in with MFA…"));
+        }
+    }
+    if account.session != SessionView::SignedOut {
+        out.push(Line::action(TrayAction::SignOut, "Sign out"));
+    }
+
+    if account.session == SessionView::Active {
+        out.push(Line::Separator);
+        let catalog = snapshot.catalog.as_deref().unwrap_or_default();
+        out.extend(shortcuts(settings, catalog));
+        out.extend(projects(catalog));
+        out.push(Line::action(TrayAction::Browse, "Browse…"));
+    }
+
+    out.push(Line::Separator);
+    if snapshot.tunnels.is_empty() {
+        out.push(Line::info("info-no-tunnels", "No tunnels open"));
+    } else {
+        out.extend(snapshot.tunnels.iter().map(tunnel_menu));
+        out.push(Line::action(
+            TrayAction::CloseAllTunnels,
+            "Close all tunnels",
+        ));
+    }
+    out.push(Line::Separator);
+    out.push(Line::action(TrayAction::OpenWindow, "Open Tether…"));
+    out.push(Line::action(TrayAction::Settings, "Settings…"));
+    out.push(Line::action(TrayAction::Quit, "Quit Tether"));
+    out
+}
+
+/// Which icon: signed out, ready, or attention (sign in again, renewal failing, a tunnel down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IconState {
+    SignedOut,
+    Ready,
+    Attention,
+}
+
+pub fn icon_state(snapshot: &Snapshot) -> IconState {
+    match snapshot.account.as_ref().map(|a| a.session) {
+        None | Some(SessionView::SignedOut) => IconState::SignedOut,
+        Some(SessionView::NeedsSignIn) => IconState::Attention,
+        Some(SessionView::Active) if snapshot.renewal_failing || snapshot.tunnels_down > 0 => {
+            IconState::Attention
+        }
+        Some(SessionView::Active) => IconState::Ready,
+    }
+}
+
+fn icon(state: IconState) -> tauri::Result<Image<'static>> {
+    Image::from_bytes(match state {
+        IconState::SignedOut => include_bytes!("../../icons/tray-signed-out.png").as_slice(),
+        IconState::Ready => include_bytes!("../../icons/tray.png").as_slice(),
+        IconState::Attention => include_bytes!("../../icons/tray-attention.png").as_slice(),
+    })
+}
+
+fn tooltip(state: IconState) -> &'static str {
+    match state {
+        IconState::SignedOut => "Tether: not signed in",
+        IconState::Ready => "Tether: ready",
+        IconState::Attention => "Tether: needs attention",
+    }
+}
+
+fn build_items(app: &AppHandle, lines: &[Line]) -> tauri::Result<Vec<Box<dyn IsMenuItem<Wry>>>> {
     let mut items: Vec<Box<dyn IsMenuItem<Wry>>> = Vec::new();
-    for (id, label, enabled) in lines {
-        match label {
-            Some(label) => items.push(Box::new(MenuItem::with_id(
+    for line in lines {
+        match line {
+            Line::Item { id, label, enabled } => items.push(Box::new(MenuItem::with_id(
                 app,
                 id.as_str(),
                 label,
                 *enabled,
                 None::<&str>,
             )?)),
-            None => items.push(Box::new(PredefinedMenuItem::separator(app)?)),
+            Line::Separator => items.push(Box::new(PredefinedMenuItem::separator(app)?)),
+            Line::Submenu { label, children } => {
+                let children = build_items(app, children)?;
+                let refs: Vec<&dyn IsMenuItem<Wry>> = children.iter().map(|i| i.as_ref()).collect();
+                items.push(Box::new(Submenu::with_items(app, label, true, &refs)?));
+            }
         }
     }
+    Ok(items)
+}
+
+fn build_menu(app: &AppHandle, lines: &[Line]) -> tauri::Result<Menu<Wry>> {
+    let items = build_items(app, lines)?;
     let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|i| i.as_ref()).collect();
     Menu::with_items(app, &refs)
 }
 
-pub fn install(app: &AppHandle, agent: Arc<Agent>) -> tauri::Result<()> {
-    let menu = build_menu(app, &lines(&agent.profile_title, agent.hosted, None))?;
-    let icon = Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
-    let on_menu = agent.clone();
+pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
+    let menu = build_menu(
+        app,
+        &lines(desktop.profile_title(), None, &desktop.settings()),
+    )?;
+    let on_menu = desktop.clone();
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(icon)
-        .tooltip("Tether")
+        .icon(icon(IconState::SignedOut)?)
+        .tooltip(tooltip(IconState::SignedOut))
         .menu(&menu)
-        .on_menu_event(
-            move |app, event| match TrayAction::parse(event.id().as_ref()) {
-                Some(TrayAction::OpenWindow) => show_main_window(app),
-                Some(TrayAction::CloseAllTunnels) => {
-                    let agent = on_menu.clone();
-                    tauri::async_runtime::spawn(async move { agent.close_all_tunnels().await });
-                }
-                Some(TrayAction::Quit) => app.exit(0),
-                None => {}
-            },
-        )
+        .on_menu_event(move |app, event| {
+            if let Some(action) = TrayAction::parse(event.id().as_ref()) {
+                crate::actions::run(app, on_menu.clone(), action);
+            }
+        })
         .build(app)?;
-    // Rebuilt from the agent's state after each of its events.
+
+    // Rebuilt from the agent's state after each of its events; notifications from the events.
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let following = agent.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let following = desktop.clone();
         tauri::async_runtime::spawn(async move {
             following
-                .follow(move || {
-                    let _ = tx.try_send(());
+                .follow(move |event| {
+                    let _ = tx.send(event);
                 })
                 .await
         });
-        while rx.recv().await.is_some() {
-            let state = agent.snapshot().await;
-            let lines = lines(&agent.profile_title, agent.hosted, state.as_ref());
-            let handle = app.clone();
-            let _ = app.run_on_main_thread(move || {
-                if let (Some(tray), Ok(menu)) =
-                    (handle.tray_by_id(TRAY_ID), build_menu(&handle, &lines))
-                {
-                    let _ = tray.set_menu(Some(menu));
+        let mut notifier = crate::notify::Notifier::default();
+        while let Some(event) = rx.recv().await {
+            if let Some(event) = &event {
+                if matches!(
+                    event,
+                    tether_core::cert::Event::SignedIn | tether_core::cert::Event::SignedOut { .. }
+                ) {
+                    desktop.session_changed();
                 }
-            });
+                if let Some(note) = notifier.on(event) {
+                    crate::notify::show(note);
+                }
+                desktop.set_renewal_failing(notifier.renewal_failing());
+            }
+            // Events come in bursts (a tunnel per relationship): take them all, then rebuild.
+            while let Ok(Some(event)) = rx.try_recv() {
+                if let Some(note) = notifier.on(&event) {
+                    crate::notify::show(note);
+                }
+            }
+            refresh(&app, &desktop).await;
         }
     });
     Ok(())
 }
 
-fn show_main_window(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
-    }
+/// Rebuilds the menu and the icon from the agent's state, and tells the window.
+pub async fn refresh(app: &AppHandle, desktop: &Desktop) {
+    let snapshot = desktop.snapshot().await;
+    let lines = lines(
+        desktop.profile_title(),
+        Some(&snapshot),
+        &desktop.settings(),
+    );
+    let state = icon_state(&snapshot);
+    desktop.set_snapshot(snapshot);
+    let handle = app.clone();
+    let _ = app.run_on_main_thread(move || {
+        if let Some(tray) = handle.tray_by_id(TRAY_ID) {
+            if let Ok(menu) = build_menu(&handle, &lines) {
+                let _ = tray.set_menu(Some(menu));
+            }
+            if let Ok(image) = icon(state) {
+                let _ = tray.set_icon(Some(image));
+            }
+            let _ = tray.set_tooltip(Some(tooltip(state)));
+        }
+    });
+    let _ = app.emit_to("main", "tether://changed", ());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::*;
+
+    fn key(s: &str) -> AppKey {
+        AppKey::parse(s).unwrap()
+    }
 
     #[test]
     fn every_action_round_trips_through_its_menu_id() {
-        for a in TrayAction::ALL {
-            assert_eq!(TrayAction::parse(a.id()), Some(a));
+        let mut all: Vec<TrayAction> = PLAIN.iter().map(|(a, _)| a.clone()).collect();
+        for (a, ..) in APP_ACTIONS {
+            all.push(TrayAction::App(a, key("jyu7waly36ncj/main/app")));
         }
-        assert_eq!(TrayAction::parse("nope"), None);
-        assert_eq!(TrayAction::parse("info-session"), None);
+        for (a, _) in TUNNEL_ACTIONS {
+            all.push(TrayAction::Tunnel(a, 7));
+        }
+        for a in all {
+            assert_eq!(TrayAction::parse(&a.id()), Some(a.clone()), "{}", a.id());
+        }
+        for id in [
+            "nope",
+            "info-session",
+            "app/terminal/../x",
+            "app/nope/p/e/a",
+            "tunnel/close/x",
+        ] {
+            assert_eq!(TrayAction::parse(id), None, "{id}");
+        }
     }
 
     #[test]
@@ -211,13 +535,164 @@ mod tests {
         assert_eq!(clock(86_400 + 13 * 3600 + 5 * 60 + 59), "13:05 UTC");
     }
 
+    fn labels(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.label().unwrap_or("---").to_string())
+            .collect()
+    }
+
     #[test]
     fn a_menu_before_the_agent_answers_still_opens_and_quits() {
-        let l = lines("Platform.sh", true, None);
-        let labels: Vec<_> = l.iter().filter_map(|(_, l, _)| l.clone()).collect();
+        let l = lines("Platform.sh", None, &DesktopSettings::default());
         assert_eq!(
-            labels,
-            ["Platform.sh: starting…", "Open Tether…", "Quit Tether"]
+            labels(&l),
+            [
+                "Platform.sh: starting…",
+                "---",
+                "Open Tether…",
+                "Quit Tether"
+            ]
         );
+    }
+
+    fn signed_in(tunnels: Vec<TunnelView>) -> Snapshot {
+        let app = |p: &str, e: &str, a: &str| AppView {
+            app: AppRef {
+                project: p.into(),
+                environment: e.into(),
+                app: a.into(),
+            },
+            ssh_address: format!("{p}-{e}--{a}@ssh.example"),
+            ssh_command: format!("ssh {p}-{e}--{a}@ssh.example"),
+            pinned: false,
+        };
+        Snapshot {
+            account: Some(Account {
+                profile: "Local".into(),
+                session: SessionView::Active,
+                user: Some(UserView {
+                    username: "alice".into(),
+                    display_name: "Alice".into(),
+                    email: "a@example.com".into(),
+                }),
+                certificate: Some(CertificateView {
+                    valid_before: 3600,
+                    has_mfa: false,
+                    path: "/c".into(),
+                }),
+                now: 0,
+                can_sign_in: true,
+                headless_agent: None,
+            }),
+            tunnels_down: 0,
+            tunnels,
+            renewal_failing: false,
+            catalog: Some(vec![ProjectView {
+                id: "p1".into(),
+                title: "Storefront".into(),
+                region: "eu".into(),
+                environments: vec![
+                    EnvironmentView {
+                        id: "main".into(),
+                        title: "Main".into(),
+                        status: "active".into(),
+                        kind: "production".into(),
+                        apps: vec![app("p1", "main", "app")],
+                    },
+                    EnvironmentView {
+                        id: "old".into(),
+                        title: "old".into(),
+                        status: "inactive".into(),
+                        kind: "development".into(),
+                        apps: vec![],
+                    },
+                ],
+            }]),
+        }
+    }
+
+    #[test]
+    fn a_signed_in_menu_has_the_account_the_apps_and_the_tunnels() {
+        let tunnel = TunnelView {
+            id: 3,
+            app: AppRef {
+                project: "p1".into(),
+                environment: "main".into(),
+                app: "app".into(),
+            },
+            relationship: "database".into(),
+            service: "db".into(),
+            state: TunnelStateView::Open,
+            detail: String::new(),
+            address: "127.0.0.1:30000".into(),
+            url: "pgsql://u:p@127.0.0.1:30000/main".into(),
+            connections: 0,
+            active: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        let mut settings = DesktopSettings::default();
+        settings.used(&key("p1/main/app"));
+        let snap = signed_in(vec![tunnel]);
+        let l = lines("Local", Some(&snap), &settings);
+        assert_eq!(
+            labels(&l),
+            [
+                "Signed in to Local as alice",
+                "Certificate valid until 01:00 UTC",
+                "Sign in with MFA…",
+                "Sign out",
+                "---",
+                "app — Storefront / main",
+                "Storefront",
+                "Browse…",
+                "---",
+                "database of p1/main/app — 127.0.0.1:30000 (open)",
+                "Close all tunnels",
+                "---",
+                "Open Tether…",
+                "Settings…",
+                "Quit Tether"
+            ]
+        );
+        let Line::Submenu { children, .. } = &l[6] else {
+            panic!("{:?}", l[6])
+        };
+        assert_eq!(labels(children), ["main › app", "old (inactive)"]);
+        let Line::Submenu { children, .. } = &children[0] else {
+            panic!()
+        };
+        assert_eq!(
+            labels(children),
+            [
+                "Open terminal",
+                "Copy SSH command",
+                "Copy user@host",
+                "Open tunnels",
+                "Connection details…"
+            ]
+        );
+        let Line::Submenu { children, .. } = &l[9] else {
+            panic!()
+        };
+        assert_eq!(labels(children)[0], "Copy 127.0.0.1:30000");
+        assert_eq!(icon_state(&snap), IconState::Ready);
+    }
+
+    #[test]
+    fn the_icon_asks_for_attention_when_something_is_wrong() {
+        let mut snap = signed_in(vec![]);
+        snap.tunnels_down = 1;
+        assert_eq!(icon_state(&snap), IconState::Attention);
+        snap.tunnels_down = 0;
+        snap.renewal_failing = true;
+        assert_eq!(icon_state(&snap), IconState::Attention);
+        snap.renewal_failing = false;
+        if let Some(a) = snap.account.as_mut() {
+            a.session = SessionView::NeedsSignIn;
+        }
+        assert_eq!(icon_state(&snap), IconState::Attention);
+        assert_eq!(icon_state(&Snapshot::default()), IconState::SignedOut);
     }
 }

@@ -111,6 +111,43 @@ impl Desktop {
 
     /// tauri-driver on a free port, for this desktop; the app starts with each session.
     pub fn tauri_driver(&self) -> Result<(ChildGuard, String)> {
+        self.tauri_driver_with(|cmd| self.env(cmd))
+    }
+
+    /// The same, with more variables in the app's environment (`GTK_THEME`).
+    pub fn tauri_driver_with_env(&self, vars: &[(&str, &str)]) -> Result<(ChildGuard, String)> {
+        self.tauri_driver_with(|cmd| {
+            self.env(cmd);
+            cmd.envs(vars.iter().copied());
+        })
+    }
+
+    /// The same, with the app running as `user` (their home, profile and session) on this
+    /// desktop's display and bus.
+    pub fn tauri_driver_for(&self, user: &crate::cli::User) -> Result<(ChildGuard, String)> {
+        self.tauri_driver_with(|cmd| {
+            user.environment(cmd);
+            self.display_env(cmd);
+        })
+    }
+
+    /// Starts the app as `user` on this desktop, logging to `app.log` in its state directory.
+    pub fn launch_for(&self, user: &crate::cli::User, args: &[&str]) -> Result<ChildGuard> {
+        let mut cmd = Command::new(desktop_binary()?);
+        cmd.args(args);
+        user.environment(&mut cmd);
+        self.display_env(&mut cmd);
+        cmd.stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.log())?);
+        ChildGuard::spawn("tether-desktop", &mut cmd)
+    }
+
+    /// The log of the app [`Desktop::launch_for`] started.
+    pub fn log(&self) -> PathBuf {
+        self.state.path().join("app.log")
+    }
+
+    fn tauri_driver_with(&self, env: impl Fn(&mut Command)) -> Result<(ChildGuard, String)> {
         let mut native = 0;
         let (guard, port) = spawn_on_free_port("tauri-driver", Duration::from_secs(20), |port| {
             native = free_port();
@@ -123,7 +160,7 @@ impl Desktop {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-            self.env(&mut cmd);
+            env(&mut cmd);
             Ok(cmd)
         })?;
         // tauri-driver proxies to WebKitWebDriver, which it starts: that must listen too.

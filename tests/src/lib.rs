@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod desktop;
 pub mod keyring;
+pub mod notifications;
 pub mod tray;
 pub mod webdriver;
 

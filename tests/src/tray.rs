@@ -106,6 +106,17 @@ impl MenuNode {
             .collect()
     }
 
+    /// The entry at a path of labels (`["Storefront", "main › app", "Open tunnels"]`).
+    pub fn at(&self, path: &[&str]) -> Option<&MenuNode> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        self.children
+            .iter()
+            .find(|c| c.label == *first)
+            .and_then(|c| c.at(rest))
+    }
+
     pub fn find(&self, label: &str) -> Option<&MenuNode> {
         self.children.iter().find_map(|c| {
             if c.label == label {
@@ -147,6 +158,23 @@ fn child_node(value: &Value<'_>) -> Result<MenuNode> {
     node((*id, props, children))
 }
 
+/// A GTK label as shown: `__` is an underscore, a single `_` marks the mnemonic.
+fn without_mnemonic(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    let mut chars = label.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '_' {
+            if chars.peek() == Some(&'_') {
+                chars.next();
+                out.push('_');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn node((id, props, children): Layout) -> Result<MenuNode> {
     let string = |k: &str| {
         props
@@ -162,7 +190,7 @@ fn node((id, props, children): Layout) -> Result<MenuNode> {
     };
     Ok(MenuNode {
         id,
-        label: string("label").replace('_', ""),
+        label: without_mnemonic(&string("label")),
         kind: string("type"),
         enabled: flag("enabled"),
         visible: flag("visible"),
@@ -288,6 +316,27 @@ impl TrayWatcher {
         let node = menu
             .find(label)
             .ok_or_else(|| anyhow!("no menu entry {label:?}"))?;
+        self.click_node(item, node.id).await
+    }
+
+    /// Clicks the entry at a path of labels (see [`MenuNode::at`]).
+    pub async fn click_path(&self, item: &TrayItem, path: &[&str]) -> Result<()> {
+        let menu = self.menu(item).await?;
+        let node = menu
+            .at(path)
+            .ok_or_else(|| anyhow!("no menu entry {path:?} in {menu:#?}"))?;
+        self.click_node(item, node.id).await
+    }
+
+    async fn click_node(&self, item: &TrayItem, id: i32) -> Result<()> {
+        let node = MenuNode {
+            id,
+            label: String::new(),
+            kind: String::new(),
+            enabled: true,
+            visible: true,
+            children: Vec::new(),
+        };
         let path = self.menu_path(item).await?;
         let p = self
             .proxy(&item.bus_name, &path, "com.canonical.dbusmenu")

@@ -139,6 +139,83 @@ impl WebDriver {
         Ok(())
     }
 
+    /// Runs a script in the page and returns what it returns (WebDriver "Execute Script").
+    pub async fn execute(&self, script: &str, args: Value) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Runs an asynchronous script: its last argument is the callback that returns.
+    pub async fn execute_async(&self, script: &str, args: Value) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    pub async fn window_handles(&self) -> Result<Vec<String>> {
+        let v = self
+            .call(reqwest::Method::GET, "/window/handles", None)
+            .await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub async fn window_handle(&self) -> Result<String> {
+        let v = self.call(reqwest::Method::GET, "/window", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn switch_to_window(&self, handle: &str) -> Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            "/window",
+            Some(json!({ "handle": handle })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Waits for a window other than `known` to appear, and switches to it.
+    pub async fn switch_to_new_window(
+        &self,
+        known: &[String],
+        timeout: Duration,
+    ) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            if let Some(h) = self
+                .window_handles()
+                .await?
+                .into_iter()
+                .find(|h| !known.contains(h))
+            {
+                self.switch_to_window(&h).await?;
+                return Ok(h);
+            }
+            if start.elapsed() > timeout {
+                bail!("no new window in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn current_url(&self) -> Result<String> {
+        let v = self.call(reqwest::Method::GET, "/url", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
     pub async fn quit(self) -> Result<()> {
         self.http
             .delete(format!("{}/session/{}", self.base, self.session))
@@ -207,8 +284,18 @@ pub async fn sign_in(
     password: &str,
     totp_secret: Option<&str>,
 ) -> Result<()> {
-    let wait = Duration::from_secs(15);
     d.goto(url).await?;
+    fill_sign_in(d, username, password, totp_secret).await
+}
+
+/// Fills the platform's sign-in pages already shown in the current window (see [`sign_in`]).
+pub async fn fill_sign_in(
+    d: &WebDriver,
+    username: &str,
+    password: &str,
+    totp_secret: Option<&str>,
+) -> Result<()> {
+    let wait = Duration::from_secs(15);
     let start = Instant::now();
     let mut done_password = false;
     let mut done_totp = false;

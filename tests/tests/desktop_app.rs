@@ -1,47 +1,139 @@
 //! The real desktop app on a private desktop (Xvfb + D-Bus session): its window is driven
-//! through tauri-driver and WebKitWebDriver, and its tray is read over D-Bus
-//! (StatusNotifierItem + com.canonical.dbusmenu) the way a desktop shell reads it.
+//! through tauri-driver and WebKitWebDriver, its tray is read over D-Bus
+//! (StatusNotifierItem + com.canonical.dbusmenu) the way a desktop shell reads it, and its
+//! notifications go to a notification server on the same bus.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-use serde_json::json;
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Value};
+use tether_e2e::cli::User;
 use tether_e2e::desktop::{desktop_binary, Desktop};
+use tether_e2e::notifications::Notifications;
+use tether_e2e::tray::{TrayItem, TrayWatcher};
 use tether_e2e::webdriver::WebDriver;
+use tether_e2e::{backend, demo_sim, run_async, Postgres, Redis, ALICE_TOKEN};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_app_shows_its_window_and_a_tray_menu_that_quits_it() -> Result<()> {
-    let desktop = Desktop::start().await?;
-    let (_driver, url) = desktop.tauri_driver()?;
-    let app = WebDriver::new_session(
-        &url,
+const STOREFRONT: &str = "jyu7waly36ncj";
+const MARKETING: &str = "rjify4yjcwxaa";
+
+/// Where the run's screenshots go (`make test` sets it), if anywhere.
+fn screenshot_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("TETHER_SCREENSHOTS")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+async fn screenshot(app: &WebDriver, name: &str) -> Result<()> {
+    if let Some(dir) = screenshot_dir() {
+        // Let the last change paint.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.screenshot(&dir.join(format!("desktop-{name}.png")))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn app_session(url: &str) -> Result<WebDriver> {
+    WebDriver::new_session(
+        url,
         json!({ "tauri:options": { "application": desktop_binary()? } }),
     )
-    .await?;
+    .await
+}
 
-    // The window renders what the app's core reports over IPC.
-    let card = app
-        .find("[data-profile=platformsh]", Duration::from_secs(60))
+/// Calls the app's IPC (`account`) from the current window's page: "ok:…" when allowed.
+async fn try_ipc(app: &WebDriver) -> Result<String> {
+    let v = app
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             try {\
+               window.__TAURI_INTERNALS__.invoke('account', {})\
+                 .then(v => done('ok:' + JSON.stringify(v)), e => done('refused:' + JSON.stringify(e)));\
+             } catch (e) { done('threw:' + e); }",
+            json!([]),
+        )
         .await?;
-    let text = app.text(&card).await?;
-    assert!(
-        text.contains("Platform.sh") && text.contains("*.platform.sh"),
-        "{text}"
-    );
-    let upsun = app
-        .find("[data-profile=upsun]", Duration::from_secs(5))
-        .await?;
-    assert!(app.text(&upsun).await?.contains("Upsun"));
-    if let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") {
-        let dir = std::path::PathBuf::from(dir);
-        std::fs::create_dir_all(&dir)?;
-        app.screenshot(&dir.join("desktop-main-window.png")).await?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
+async fn wait_text(app: &WebDriver, css: &str, want: &str, timeout: Duration) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let text = match app.find(css, Duration::ZERO).await {
+            Ok(el) => app.text(&el).await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(want) {
+            return Ok(text);
+        }
+        if start.elapsed() > timeout {
+            bail!("{css} says {text:?}, not {want:?}, after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn tunnel_list(user: &User) -> Result<Vec<Value>> {
+    let listed = user.ok(&["tunnel:list", "--format", "json"], None).await?;
+    Ok(serde_json::from_str(&listed)?)
+}
+
+/// What the X clipboard holds, read as another program would.
+async fn clipboard(desktop: &Desktop) -> Result<String> {
+    let mut cmd = tokio::process::Command::new("xclip");
+    cmd.args(["-o", "-selection", "clipboard"])
+        .env("DISPLAY", &desktop.display);
+    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
+        .await
+        .context("xclip did not answer")??;
+    ensure!(
+        out.status.success(),
+        "xclip: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+async fn psql(port: u16, sql: &str) -> Result<String> {
+    let mut c = tokio::process::Command::new("psql");
+    c.arg(format!("postgresql://main:main@127.0.0.1:{port}/main"))
+        .args(["-tAc", sql]);
+    let out = run_async(c.into_std()).await?;
+    ensure!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A fresh app session shows its sign-in screen (here in the dark theme) and a tray whose
+/// Quit ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_app_asks_to_sign_in_in_a_dark_window_and_its_tray_quits_it() -> Result<()> {
+    let desktop = Desktop::start().await?;
+    let (_driver, url) = desktop.tauri_driver_with_env(&[("GTK_THEME", "Adwaita:dark")])?;
+    let app = app_session(&url).await?;
+
+    let card = app.find(".signin", Duration::from_secs(60)).await?;
+    let text = app.text(&card).await?;
+    assert!(text.contains("Sign in to Platform.sh"), "{text}");
+    app.find("#sign-in-mfa", Duration::from_secs(5)).await?;
+    app.find("#sign-in-browser", Duration::from_secs(5)).await?;
+    let dark = app
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches",
+            json!([]),
+        )
+        .await?;
+    assert_eq!(dark, json!(true), "GTK's dark theme reaches the page");
+    screenshot(&app, "signed-out-dark").await?;
 
     // The tray registers with the watcher and publishes its menu.
     let w = &desktop.watcher;
     let item = w.wait_for_item(Duration::from_secs(30)).await?;
-    // Rebuilt once the app's agent answers: no session here, and no tunnels.
     let menu = w
         .wait_for_menu_entry(&item, "No tunnels open", Duration::from_secs(20))
         .await?;
@@ -49,15 +141,18 @@ async fn the_app_shows_its_window_and_a_tray_menu_that_quits_it() -> Result<()> 
         menu.labels(),
         [
             "Not signed in to Platform.sh",
+            "Sign in…",
+            "Sign in with MFA…",
             "---",
             "No tunnels open",
             "---",
             "Open Tether…",
+            "Settings…",
             "Quit Tether"
         ]
     );
-    assert!(menu.find("Open Tether…").is_some_and(|n| n.enabled));
     assert_eq!(w.item_property(&item, "Status").await?, "Active");
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
 
     // Quit from the tray ends the app: its tray item leaves the bus.
     w.click(&item, "Quit Tether").await?;
@@ -72,13 +167,308 @@ async fn the_app_shows_its_window_and_a_tray_menu_that_quits_it() -> Result<()> 
     Ok(())
 }
 
-/// The app hosts the agent: `tether` commands use it, and its tray shows what they did. Its
-/// "Close all tunnels" closes them for `tether tunnel:list` too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tray_shows_the_session_and_tunnels_of_the_agent_it_hosts() -> Result<()> {
-    use tether_e2e::cli::User;
-    use tether_e2e::{backend, demo_sim, ChildGuard, Redis, ALICE_TOKEN};
+/// The pixels of a PNG (tray-icon re-encodes the icon it publishes, so bytes differ).
+fn pixels(png_bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size().context("PNG size")?];
+    let frame = reader.next_frame(&mut buf)?;
+    buf.truncate(frame.buffer_size());
+    Ok(buf)
+}
 
+/// The pixels the tray item shows now (libappindicator publishes the icon as a file:
+/// IconThemePath and IconName).
+async fn icon_of(w: &TrayWatcher, item: &TrayItem) -> Result<Vec<u8>> {
+    let dir = w.item_property(item, "IconThemePath").await?;
+    let name = w.item_property(item, "IconName").await?;
+    let mut path = PathBuf::from(&dir).join(&name);
+    if path.extension().is_none() {
+        path.set_extension("png");
+    }
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("the tray icon {}", path.display()))?;
+    pixels(&bytes)
+}
+
+async fn wait_for_icon(w: &TrayWatcher, item: &TrayItem, want: &[u8]) -> Result<()> {
+    let want = pixels(want)?;
+    let start = Instant::now();
+    while icon_of(w, item).await.ok().as_deref() != Some(want.as_slice()) {
+        if start.elapsed() > Duration::from_secs(15) {
+            bail!("the tray icon did not change in 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The window as a person uses it: sign in with the platform's page (password, then TOTP)
+/// in the app's own window, find an environment by typing, read its connection details,
+/// open its tunnels, copy one's address, connect psql to it, close it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> Result<()> {
+    let postgres = Postgres::start()?;
+    let redis = Redis::start()?;
+    let mut options = tether_sim::SimOptions::default();
+    backend(&mut options, "postgresql", postgres.port);
+    backend(&mut options, "redis", redis.port);
+    let sim = demo_sim(options).await?;
+    let fixture = tether_sim::fixture::Fixture::demo()?;
+    let alice = fixture.user_by_name("alice").context("alice")?;
+    let user = User::new(&sim.info, false)?;
+
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let (_driver, url) = desktop.tauri_driver_for(&user)?;
+    let app = app_session(&url).await?;
+    let _stop = user.agent_stopper();
+
+    // Signed out: sign in with MFA in the app's window.
+    app.find("#sign-in-mfa", Duration::from_secs(60)).await?;
+    screenshot(&app, "signed-out").await?;
+    let main = app.window_handle().await?;
+    assert!(
+        try_ipc(&app).await?.starts_with("ok:"),
+        "the main window may call the app"
+    );
+    let click = app.find("#sign-in-mfa", Duration::ZERO).await?;
+    app.click(&click).await?;
+    app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
+        .await?;
+    let username = app.find("#username", Duration::from_secs(20)).await?;
+    assert!(app.current_url().await?.starts_with(&sim.info.auth_url));
+    // The window that shows the platform's page has no IPC at all.
+    let ipc = try_ipc(&app).await?;
+    assert!(
+        !ipc.starts_with("ok:"),
+        "the sign-in window called the app: {ipc}"
+    );
+    app.send_keys(&username, &alice.username).await?;
+    app.send_keys(
+        &app.find("#password", Duration::ZERO).await?,
+        &alice.password,
+    )
+    .await?;
+    app.click(&app.find("#submit", Duration::ZERO).await?)
+        .await?;
+    let totp = app.find("#totp", Duration::from_secs(15)).await?;
+    screenshot(&app, "sign-in-totp").await?;
+    let secret = alice.totp_secret.as_deref().context("alice's TOTP")?;
+    app.send_keys(&totp, &tether_e2e::totp_now(secret)?).await?;
+    app.click(&app.find("#submit", Duration::ZERO).await?)
+        .await?;
+    app.click(&app.find("#allow", Duration::from_secs(15)).await?)
+        .await?;
+    // The redirect is intercepted: the window closes and the main window shows the account.
+    app.switch_to_window(&main).await?;
+    wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
+    let start = Instant::now();
+    while app.window_handles().await?.len() > 1 {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the sign-in window stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let said = user.ok(&["ssh-cert:info"], None).await?;
+    assert!(
+        said.contains("MFA:         yes"),
+        "the certificate carries MFA: {said}"
+    );
+
+    // Find the Storefront's main environment by typing.
+    let search = app.find("#search", Duration::from_secs(30)).await?;
+    app.send_keys(&search, "storefront main").await?;
+    let row = format!("[data-app=\"{STOREFRONT}/main/app\"]");
+    app.find(&row, Duration::from_secs(30)).await?;
+    ensure!(
+        app.find(&format!("[data-app^=\"{MARKETING}/\"]"), Duration::ZERO)
+            .await
+            .is_err(),
+        "the search kept another project"
+    );
+    screenshot(&app, "browsing").await?;
+
+    // Its connection details, checked against the simulator's data.
+    app.click(
+        &app.find(&format!("{row} [data-action=details]"), Duration::ZERO)
+            .await?,
+    )
+    .await?;
+    let env = fixture
+        .project(STOREFRONT)
+        .and_then(|p| p.environments.iter().find(|e| e.id == "main"))
+        .context("the storefront's main environment")?;
+    let ssh_user = tether_e2e::app_user(STOREFRONT, &env.machine_name, "app");
+    wait_text(
+        &app,
+        "#details [data-field=ssh_user]",
+        &ssh_user,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let db_password = fixture
+        .project(STOREFRONT)
+        .and_then(|p| p.services.iter().find(|s| s.name == "db"))
+        .and_then(|s| s.password.clone())
+        .context("the database's password")?;
+    let password = "#details [data-service=database] [data-field=password]";
+    let masked = app.text(&app.find(password, Duration::ZERO).await?).await?;
+    assert_ne!(masked, db_password, "the password shows only when asked");
+    app.click(
+        &app.find(
+            "#details [data-service=database] [data-action=reveal]",
+            Duration::ZERO,
+        )
+        .await?,
+    )
+    .await?;
+    wait_text(&app, password, &db_password, Duration::from_secs(5)).await?;
+    screenshot(&app, "connection-details").await?;
+    app.click(
+        &app.find("#details [data-action=close]", Duration::ZERO)
+            .await?,
+    )
+    .await?;
+
+    // Open its tunnels: the tunnels view shows them, and so does the command line.
+    app.click(
+        &app.find(
+            &format!("{row} [data-action=tunnels]"),
+            Duration::from_secs(5),
+        )
+        .await?,
+    )
+    .await?;
+    let listed = {
+        let start = Instant::now();
+        loop {
+            let listed = tunnel_list(&user).await?;
+            if listed.len() == 2 {
+                break listed;
+            }
+            ensure!(
+                start.elapsed() < Duration::from_secs(30),
+                "tunnels: {listed:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let db = listed
+        .iter()
+        .find(|t| t["relationship"] == "database")
+        .context("the database tunnel")?;
+    let (id, local) = (
+        db["id"].as_u64().unwrap_or_default(),
+        db["local"].as_str().unwrap_or_default(),
+    );
+    let tunnel = format!("[data-tunnel=\"{id}\"]");
+    wait_text(
+        &app,
+        &format!("{tunnel} [data-field=address]"),
+        local,
+        Duration::from_secs(10),
+    )
+    .await?;
+    wait_text(
+        &app,
+        &format!("{tunnel} [data-field=state]"),
+        "open",
+        Duration::from_secs(20),
+    )
+    .await?;
+    screenshot(&app, "tunnels").await?;
+
+    // Copy its address, read it back from the X clipboard, and connect psql to it.
+    app.click(
+        &app.find(
+            &format!("{tunnel} [data-action=copy-address]"),
+            Duration::ZERO,
+        )
+        .await?,
+    )
+    .await?;
+    notes
+        .wait_for("Copied tunnel address", Duration::from_secs(10))
+        .await?;
+    assert_eq!(clipboard(&desktop).await?, local);
+    let port: u16 = local.rsplit(':').next().unwrap_or_default().parse()?;
+    assert_eq!(psql(port, "select 6*7").await?, "42");
+
+    // Close it: gone for the command line, its port free.
+    app.click(
+        &app.find(&format!("{tunnel} [data-action=close]"), Duration::ZERO)
+            .await?,
+    )
+    .await?;
+    let start = Instant::now();
+    while tunnel_list(&user)
+        .await?
+        .iter()
+        .any(|t| t["id"].as_u64() == Some(id))
+    {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the tunnel is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::net::TcpListener::bind(("127.0.0.1", port)).context("the closed tunnel's port")?;
+
+    // Settings: a bad value is refused in words, a good one saved.
+    app.click(&app.find("#nav-settings", Duration::ZERO).await?)
+        .await?;
+    let hours = app
+        .find(
+            "#settings [name=inactivity_limit_hours]",
+            Duration::from_secs(10),
+        )
+        .await?;
+    app.execute(
+        "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input'));",
+        json!([{ "element-6066-11e4-a52e-4f735466cecf": hours }]),
+    )
+    .await?;
+    app.send_keys(&hours, "12").await?;
+    app.click(&app.find("#save-settings", Duration::ZERO).await?)
+        .await?;
+    if let Err(e) = wait_text(
+        &app,
+        "#settings [role=status]",
+        "Saved",
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        let form = app
+            .text(&app.find("#settings", Duration::ZERO).await?)
+            .await?;
+        bail!("{e}; the form says: {form}");
+    }
+    let saved: Value = serde_json::from_slice(&std::fs::read(
+        user.home().join(".local/share/tether/desktop.json"),
+    )?)?;
+    assert_eq!(saved["inactivity_limit_hours"], 12, "{saved}");
+    screenshot(&app, "settings").await?;
+
+    // One notification per event: here only the copy.
+    assert_eq!(
+        notes.with_summary("Copied").len(),
+        1,
+        "{:?}",
+        notes.received()
+    );
+    let _ = app.quit().await;
+    Ok(())
+}
+
+/// The tray as a desktop shell sees it: account, apps and tunnels with their labels; "Open
+/// tunnels" and "Close all tunnels" change what `tether tunnel:list` says; the icon follows the
+/// state; "Open terminal" starts a real terminal on the app; tunnels down and back are told
+/// once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_them() -> Result<()>
+{
     let redis = Redis::start()?;
     let mut options = tether_sim::SimOptions::default();
     backend(&mut options, "redis", redis.port);
@@ -86,60 +476,179 @@ async fn the_tray_shows_the_session_and_tunnels_of_the_agent_it_hosts() -> Resul
     let user = User::new(&sim.info, false)?;
     user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
         .await?;
+    // The terminal: xterm, logging what it shows.
+    let terminal_log = user.home().join("xterm.log");
+    let settings_file = user.home().join(".local/share/tether/desktop.json");
+    std::fs::write(
+        &settings_file,
+        serde_json::to_vec(&json!({
+            "terminal": format!("xterm -l -lf {} -e {{}}", terminal_log.display()),
+            "pinned": [format!("{MARKETING}/main/web")],
+        }))?,
+    )?;
 
     let desktop = Desktop::start().await?;
-    let mut cmd = std::process::Command::new(desktop_binary()?);
-    user.environment(&mut cmd);
-    desktop.display_env(&mut cmd);
-    let log = desktop.state.path().join("app.log");
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log)?);
-    let _app = ChildGuard::spawn("tether-desktop", &mut cmd)?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let _app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
     let item = match w.wait_for_item(Duration::from_secs(60)).await {
         Ok(item) => item,
-        Err(e) => bail!("{e}; the app said: {}", std::fs::read_to_string(&log)?),
+        Err(e) => bail!(
+            "{e}; the app said: {}",
+            std::fs::read_to_string(desktop.log())?
+        ),
     };
     let menu = w
-        .wait_for_menu_entry(&item, "No tunnels open", Duration::from_secs(30))
+        .wait_for_menu_entry(&item, "Browse…", Duration::from_secs(30))
         .await?;
     let labels = menu.labels();
     assert_eq!(
-        labels[0], "Signed in to Local platform (tether-sim)",
+        labels[..4],
+        [
+            "Signed in to Local platform (tether-sim) as alice",
+            labels[1].as_str(),
+            "Sign in with MFA…",
+            "Sign out"
+        ],
         "{labels:?}"
     );
     assert!(
         labels[1].starts_with("Certificate valid until ") && labels[1].ends_with(" UTC"),
         "{labels:?}"
     );
+    // The pinned app first, then the projects.
+    let pinned = "★ web — Marketing site / main";
+    assert_eq!(labels[5], pinned, "{labels:?}");
+    for project in ["Storefront", "Marketing site"] {
+        assert!(labels.iter().any(|l| l == project), "{project}: {labels:?}");
+    }
+    let storefront = menu.at(&["Storefront"]).context("Storefront")?.labels();
+    assert!(
+        storefront.contains(&"main › app".to_string())
+            && storefront.contains(&"feature-search (paused)".to_string()),
+        "{storefront:?}"
+    );
+    assert_eq!(
+        menu.at(&[pinned]).context("the pinned app")?.labels(),
+        [
+            "Open terminal",
+            "Copy SSH command",
+            "Copy user@host",
+            "Open tunnels",
+            "Connection details…"
+        ]
+    );
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
 
-    // `tether tunnel:open` finds the app's agent (it starts none of its own).
-    let said = user
-        .ok(&["tunnel:open", "-p", "rjify4yjcwxaa", "-e", "main"], None)
-        .await?;
-    assert!(said.contains("SSH tunnel opened to redis"), "{said}");
-    let listed: serde_json::Value =
-        serde_json::from_str(&user.ok(&["tunnel:list", "--format", "json"], None).await?)?;
+    // "Open tunnels" in the tray opens them for the command line too.
+    w.click_path(&item, &[pinned, "Open tunnels"]).await?;
+    let start = Instant::now();
+    let listed = loop {
+        let listed = tunnel_list(&user).await?;
+        if !listed.is_empty() {
+            break listed;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no tunnel opened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let local = listed[0]["local"].as_str().unwrap_or_default().to_string();
-    let label = format!("redis of rjify4yjcwxaa/main/web — {local} (open)");
-    w.wait_for_menu_entry(&item, &label, Duration::from_secs(10))
+    let label = format!("redis of {MARKETING}/main/web — {local} (open)");
+    let menu = w
+        .wait_for_menu_entry(&item, &label, Duration::from_secs(10))
         .await?;
+    assert_eq!(
+        menu.at(&[&label]).context("the tunnel")?.labels(),
+        [
+            format!("Copy {local}").as_str(),
+            "Copy URL",
+            "Copy export PLATFORM_RELATIONSHIPS=…",
+            "Close"
+        ]
+    );
 
-    // "Close all tunnels" in the tray closes them for the command line too.
+    // The gateway goes away: the icon asks for attention, and the tunnel's fall and return
+    // are told once each.
+    sim.stop_gateway().await;
+    let port: u16 = local.rsplit(':').next().unwrap_or_default().parse()?;
+    // A connection attempt finds the link down.
+    let _ = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    notes
+        .wait_for("Tunnel down: redis", Duration::from_secs(30))
+        .await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray-attention.png")).await?;
+    sim.start_gateway().await?;
+    notes
+        .wait_for("Tunnel back: redis", Duration::from_secs(30))
+        .await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+    assert_eq!(
+        notes.with_summary("Tunnel down").len(),
+        1,
+        "{:?}",
+        notes.received()
+    );
+    assert_eq!(
+        notes.with_summary("Tunnel back").len(),
+        1,
+        "{:?}",
+        notes.received()
+    );
+
+    // "Copy URL" of the tunnel puts its URL on the clipboard.
+    w.click_path(&item, &[&label, "Copy URL"]).await?;
+    notes
+        .wait_for("Copied tunnel URL", Duration::from_secs(10))
+        .await?;
+    let url = clipboard(&desktop).await?;
+    assert!(url.starts_with("redis://") && url.contains(&local), "{url}");
+
+    // "Close all tunnels" closes them for the command line too.
     w.click(&item, "Close all tunnels").await?;
     let start = Instant::now();
-    loop {
-        let listed = user.ok(&["tunnel:list", "--format", "json"], None).await?;
-        if listed.trim() == "[]" {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("still open after the tray's Close all tunnels: {listed}");
-        }
+    while !tunnel_list(&user).await?.is_empty() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "still open after the tray's Close all tunnels"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     w.wait_for_menu_entry(&item, "No tunnels open", Duration::from_secs(10))
         .await?;
+
+    // "Open terminal" starts xterm on the app: its screen shows the app's welcome.
+    w.click_path(&item, &[pinned, "Open terminal"]).await?;
+    let start = Instant::now();
+    loop {
+        let shown = std::fs::read_to_string(&terminal_log).unwrap_or_default();
+        if shown.contains("Welcome to Platform.sh")
+            && shown.contains(&format!("project Marketing site ({MARKETING}), app web"))
+        {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the terminal shows {shown:?}; the app said: {}",
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &format!("xterm -l -lf {}", terminal_log.display())])
+        .status();
+
+    // Signing out from the tray: the icon says so, and no notification (the user did it).
+    w.click(&item, "Sign out").await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
+    w.wait_for_menu_entry(&item, "Sign in…", Duration::from_secs(10))
+        .await?;
+    assert!(
+        notes.with_summary("Sign in").is_empty(),
+        "{:?}",
+        notes.received()
+    );
     w.click(&item, "Quit Tether").await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 import { tauriBackend } from "./backend";
-import { render } from "./view";
+import { startApp } from "./app";
 
 const root = document.getElementById("app");
 if (root) {
-  void render(root, tauriBackend);
+  void startApp(root, tauriBackend);
 }

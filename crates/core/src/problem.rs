@@ -117,6 +117,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<Problem> {
         crate::tunnel::TunnelError,
         crate::tunnel::PortError,
         crate::setup::SetupError,
+        crate::settings::SettingsError,
     );
     #[cfg(unix)]
     try_types!(crate::agent::AgentError);
@@ -132,6 +133,7 @@ impl Classify for AuthError {
             AuthError::Network { .. } => Problem::Unreachable,
             AuthError::NoRedirectPort
             | AuthError::LoginTimedOut(_)
+            | AuthError::Cancelled
             | AuthError::Denied { .. }
             | AuthError::Refused { .. }
             | AuthError::Protocol(_)

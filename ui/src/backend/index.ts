@@ -1,24 +1,59 @@
 // The one way the UI reaches the app: every IPC call goes through here.
 import { invoke } from "@tauri-apps/api/core";
-import type { Backend, BackendError, Profile } from "./types";
+import { listen } from "@tauri-apps/api/event";
+import type {
+  Account,
+  AppRef,
+  Backend,
+  BackendError,
+  ConnectionDetails,
+  DesktopSettings,
+  OpenedView,
+  ProjectView,
+  SettingsView,
+  SignInRequest,
+  TunnelView,
+} from "./types";
 
-export type { Backend, BackendError, Profile } from "./types";
+export type * from "./types";
 
-function asBackendError(e: unknown): BackendError {
-  if (typeof e === "object" && e !== null && "code" in e && "message" in e) {
-    return e as BackendError;
+/** Events the shell emits. */
+export const CHANGED_EVENT = "tether://changed";
+export const NAVIGATE_EVENT = "tether://navigate";
+
+/** What a rejection becomes: the shell's `{code, message}` as is, anything else as `other`. */
+export function toBackendError(e: unknown): BackendError {
+  if (typeof e === "object" && e !== null) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && typeof message === "string") return { code, message };
   }
-  return { code: "unknown", message: String(e) };
+  return { code: "other", message: String(e) };
 }
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
   try {
-    return await invoke<T>(command, args);
+    return await (args === undefined ? invoke<T>(command) : invoke<T>(command, args));
   } catch (e) {
-    throw asBackendError(e);
+    throw toBackendError(e);
   }
 }
 
 export const tauriBackend: Backend = {
-  profiles: () => call<Profile[]>("profiles"),
+  account: () => call<Account>("account"),
+  signIn: (request: SignInRequest) => call<Account>("sign_in", { request }),
+  signOut: () => call<Account>("sign_out"),
+  catalog: (refresh: boolean) => call<ProjectView[]>("catalog", { refresh }),
+  connectionDetails: (app: AppRef) => call<ConnectionDetails>("connection_details", { app }),
+  openTerminal: (app: AppRef) => call<void>("open_terminal", { app }),
+  openTunnels: (app: AppRef) => call<OpenedView>("open_tunnels", { app }),
+  tunnels: () => call<TunnelView[]>("tunnels"),
+  closeTunnel: (id: number) => call<void>("close_tunnel", { id }),
+  closeAllTunnels: () => call<void>("close_all_tunnels"),
+  tunnelExport: (app: AppRef | null) => call<string>("tunnel_export", { app }),
+  copy: (text: string, label: string) => call<void>("copy_text", { text, label }),
+  setPinned: (app: AppRef, pinned: boolean) => call<void>("set_pinned", { app, pinned }),
+  settings: () => call<SettingsView>("settings"),
+  saveSettings: (settings: DesktopSettings) => call<SettingsView>("save_settings", { settings }),
+  onChanged: (cb: () => void) => listen(CHANGED_EVENT, () => cb()),
+  onNavigate: (cb: (view: string) => void) => listen<string>(NAVIGATE_EVENT, (event) => cb(event.payload)),
 };

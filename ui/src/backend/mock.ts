@@ -1,6 +1,195 @@
-// A backend for unit tests: canned answers, no IPC.
-import type { Backend, Profile } from "./types";
+// A backend for unit tests: canned answers, every call recorded, no IPC.
+import type {
+  Account,
+  AppRef,
+  Backend,
+  ConnectionDetails,
+  ProjectView,
+  SettingsView,
+  TunnelView,
+} from "./types";
 
-export function mockBackend(profiles: Profile[]): Backend {
-  return { profiles: async () => profiles };
+/** One call the UI made: the method's name and its arguments. */
+export interface Call {
+  method: keyof Backend;
+  args: unknown[];
+}
+
+export interface MockBackend extends Backend {
+  calls: Call[];
+  /** The arguments of every call to `method`, oldest first. */
+  callsTo(method: keyof Backend): unknown[][];
+  /** Fires the `tether://changed` listeners. */
+  emitChanged(): void;
+  /** Fires the `tether://navigate` listeners. */
+  emitNavigate(view: string): void;
+}
+
+export const NOW = 1_700_000_000;
+
+export function sampleAccount(overrides: Partial<Account> = {}): Account {
+  return {
+    profile: "Platform.sh",
+    session: "active",
+    user: { username: "ada", display_name: "Ada Lovelace", email: "ada@example.com" },
+    certificate: { valid_before: NOW + 3 * 3600 + 25 * 60, has_mfa: true, path: "/home/ada/.tether/cert" },
+    now: NOW,
+    can_sign_in: true,
+    headless_agent: null,
+    ...overrides,
+  };
+}
+
+export function signedOutAccount(overrides: Partial<Account> = {}): Account {
+  return sampleAccount({ session: "signed_out", user: null, certificate: null, ...overrides });
+}
+
+function appView(project: string, environment: string, app: string, pinned = false) {
+  const user = `${project}-${environment}--${app}`;
+  const host = "ssh.eu-3.platform.sh";
+  return {
+    app: { project, environment, app },
+    ssh_address: `${user}@${host}`,
+    ssh_command: `ssh ${user}@${host}`,
+    pinned,
+  };
+}
+
+export function sampleCatalog(): ProjectView[] {
+  return [
+    {
+      id: "abc123",
+      title: "Shop",
+      region: "eu-3.platform.sh",
+      environments: [
+        {
+          id: "main",
+          title: "Main",
+          status: "active",
+          kind: "production",
+          apps: [appView("abc123", "main", "web"), appView("abc123", "main", "worker", true)],
+        },
+        { id: "feature-x", title: "Feature X", status: "paused", kind: "development", apps: [] },
+      ],
+    },
+    {
+      id: "def456",
+      title: "Blog",
+      region: "us-2.platform.sh",
+      environments: [
+        { id: "staging", title: "Staging", status: "active", kind: "staging", apps: [appView("def456", "staging", "app")] },
+        { id: "old", title: "Old", status: "inactive", kind: "development", apps: [] },
+      ],
+    },
+  ];
+}
+
+export function sampleDetails(app: AppRef): ConnectionDetails {
+  return {
+    app,
+    ssh_host: "ssh.eu-3.platform.sh",
+    ssh_port: 22,
+    ssh_user: `${app.project}-${app.environment}--${app.app}`,
+    key_file: "/home/ada/.tether/id_ed25519",
+    certificate_file: "/home/ada/.tether/id_ed25519-cert.pub",
+    services: [
+      {
+        relationship: "database",
+        service: "db",
+        service_type: "mariadb:10.6",
+        host: "database.internal",
+        port: 3306,
+        username: "user",
+        password: "s3cret",
+        path: "main",
+        scheme: "mysql",
+      },
+    ],
+  };
+}
+
+export function sampleTunnel(overrides: Partial<TunnelView> = {}): TunnelView {
+  return {
+    id: 1,
+    app: { project: "abc123", environment: "main", app: "web" },
+    relationship: "database",
+    service: "db",
+    state: "open",
+    detail: "",
+    address: "127.0.0.1:30000",
+    url: "mysql://user:s3cret@127.0.0.1:30000/main",
+    connections: 3,
+    active: 1,
+    bytes_in: 2048,
+    bytes_out: 512,
+    ...overrides,
+  };
+}
+
+export function sampleSettings(): SettingsView {
+  return {
+    settings: {
+      terminal: "",
+      bind_address: "127.0.0.1",
+      manage_ssh_config: true,
+      start_at_login: false,
+      inactivity_limit_hours: 8,
+      profile: "platformsh",
+      pinned: ["abc123/main/worker"],
+      recent: [],
+    },
+    profiles: [
+      { name: "platformsh", title: "Platform.sh" },
+      { name: "upsun", title: "Upsun" },
+    ],
+    active_profile: "platformsh",
+    detected_terminal: "gnome-terminal -- {}",
+  };
+}
+
+/** A backend answering with the samples above; `overrides` replace any method. */
+export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
+  const changed: Array<() => void> = [];
+  const navigate: Array<(view: string) => void> = [];
+  const defaults: Backend = {
+    account: async () => sampleAccount(),
+    signIn: async () => sampleAccount(),
+    signOut: async () => signedOutAccount(),
+    catalog: async () => sampleCatalog(),
+    connectionDetails: async (app) => sampleDetails(app),
+    openTerminal: async () => {},
+    openTunnels: async () => ({ tunnels: [sampleTunnel()], failed: [] }),
+    tunnels: async () => [sampleTunnel()],
+    closeTunnel: async () => {},
+    closeAllTunnels: async () => {},
+    tunnelExport: async () => "export PLATFORM_RELATIONSHIPS=e30=",
+    copy: async () => {},
+    setPinned: async () => {},
+    settings: async () => sampleSettings(),
+    saveSettings: async (settings) => ({ ...sampleSettings(), settings }),
+    onChanged: async (cb) => {
+      changed.push(cb);
+      return () => changed.splice(changed.indexOf(cb) >>> 0, 1);
+    },
+    onNavigate: async (cb) => {
+      navigate.push(cb);
+      return () => navigate.splice(navigate.indexOf(cb) >>> 0, 1);
+    },
+  };
+  const calls: Call[] = [];
+  const recorded = {} as Record<keyof Backend, (...args: unknown[]) => unknown>;
+  for (const method of Object.keys(defaults) as Array<keyof Backend>) {
+    const impl = (overrides[method] ?? defaults[method]) as (...args: unknown[]) => unknown;
+    recorded[method] = (...args: unknown[]) => {
+      calls.push({ method, args });
+      return impl(...args);
+    };
+  }
+  return {
+    ...(recorded as unknown as Backend),
+    calls,
+    callsTo: (method) => calls.filter((c) => c.method === method).map((c) => c.args),
+    emitChanged: () => [...changed].forEach((cb) => cb()),
+    emitNavigate: (view) => [...navigate].forEach((cb) => cb(view)),
+  };
 }

@@ -1,22 +1,62 @@
-/** A platform Tether can reach (mirrors tether-core's `Profile`). */
-export interface Profile {
-  name: string;
-  title: string;
-  api_url: string;
-  auth_url: string;
-  client_id: string;
-  token_env_var: string;
-  ssh_host_patterns: string[];
-  ssh?: { hostname: string; port: number; host_keys: string[] };
-}
+// The IPC types, as ts-rs generates them from the Rust side (src-tauri/src/view.rs and core's
+// DesktopSettings) into ./generated/. Import them from here, never from ./generated directly.
+import type { Account } from "./generated/Account";
+import type { AppRef } from "./generated/AppRef";
+import type { ConnectionDetails } from "./generated/ConnectionDetails";
+import type { DesktopSettings } from "./generated/DesktopSettings";
+import type { IpcError } from "./generated/IpcError";
+import type { OpenedView } from "./generated/OpenedView";
+import type { ProjectView } from "./generated/ProjectView";
+import type { SettingsView } from "./generated/SettingsView";
+import type { SignInRequest } from "./generated/SignInRequest";
+import type { TunnelView } from "./generated/TunnelView";
 
-/** How an IPC error crosses from the shell. */
-export interface BackendError {
-  code: string;
-  message: string;
-}
+export type { Account } from "./generated/Account";
+export type { AppRef } from "./generated/AppRef";
+export type { AppView } from "./generated/AppView";
+export type { CertificateView } from "./generated/CertificateView";
+export type { ConnectionDetails } from "./generated/ConnectionDetails";
+export type { DesktopSettings } from "./generated/DesktopSettings";
+export type { EnvironmentView } from "./generated/EnvironmentView";
+export type { IpcError } from "./generated/IpcError";
+export type { OpenedView } from "./generated/OpenedView";
+export type { OpenFailureView } from "./generated/OpenFailureView";
+export type { ProfileChoice } from "./generated/ProfileChoice";
+export type { ProjectView } from "./generated/ProjectView";
+export type { ServiceDetails } from "./generated/ServiceDetails";
+export type { SessionView } from "./generated/SessionView";
+export type { SettingsView } from "./generated/SettingsView";
+export type { SignInMethod } from "./generated/SignInMethod";
+export type { SignInRequest } from "./generated/SignInRequest";
+export type { TunnelStateView } from "./generated/TunnelStateView";
+export type { TunnelView } from "./generated/TunnelView";
+export type { UserView } from "./generated/UserView";
 
-/** Everything the UI may ask of the app. */
+/** How every failed call rejects: the shell's `IpcError` (`code` classifies, `message` explains). */
+export type BackendError = IpcError;
+
+/** Everything the UI may ask of the app; `tauriBackend` answers over IPC, `mockBackend` in tests. */
 export interface Backend {
-  profiles(): Promise<Profile[]>;
+  account(): Promise<Account>;
+  /** Resolves when the sign-in finished (it may take minutes). */
+  signIn(request: SignInRequest): Promise<Account>;
+  signOut(): Promise<Account>;
+  catalog(refresh: boolean): Promise<ProjectView[]>;
+  connectionDetails(app: AppRef): Promise<ConnectionDetails>;
+  openTerminal(app: AppRef): Promise<void>;
+  openTunnels(app: AppRef): Promise<OpenedView>;
+  tunnels(): Promise<TunnelView[]>;
+  closeTunnel(id: number): Promise<void>;
+  closeAllTunnels(): Promise<void>;
+  /** A line `export PLATFORM_RELATIONSHIPS=...` for the open tunnels (of one app, or all). */
+  tunnelExport(app: AppRef | null): Promise<string>;
+  /** Rust writes the clipboard and notifies "Copied"; `label` says what was copied. */
+  copy(text: string, label: string): Promise<void>;
+  setPinned(app: AppRef, pinned: boolean): Promise<void>;
+  settings(): Promise<SettingsView>;
+  saveSettings(settings: DesktopSettings): Promise<SettingsView>;
+  /** The agent reported something (sign-in, renewal, tunnel state). Resolves to an unlisten. */
+  onChanged(cb: () => void): Promise<() => void>;
+  /** The tray asks for a view: "environments", "tunnels", "settings" or "account". */
+  onNavigate(cb: (view: string) => void): Promise<() => void>;
 }

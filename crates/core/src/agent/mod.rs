@@ -14,7 +14,7 @@ mod server;
 use std::path::PathBuf;
 
 pub use client::AgentClient;
-pub use protocol::{Reply, Request, SessionState, Status};
+pub use protocol::{EndpointFields, Reply, Request, SessionState, Status};
 pub use server::{serve, Bound};
 
 use crate::cert::Event;

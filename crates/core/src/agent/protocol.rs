@@ -47,6 +47,9 @@ pub enum Request {
     TunnelList,
     /// Close the tunnels a request selects.
     TunnelClose(crate::tunnel::CloseRequest),
+    /// An app's relationships as the app sees them (connection details for tools that open
+    /// their own SSH tunnel), read over the app's connection.
+    Relationships(crate::tunnel::AppKey),
 }
 
 /// The agent's state, for `agent:status` and the tray.
@@ -97,6 +100,11 @@ pub enum Reply {
     Tunnels {
         tunnels: Vec<crate::tunnel::TunnelInfo>,
     },
+    /// An app's relationships: every endpoint's fields, and what could not be read.
+    Relationships {
+        endpoints: Vec<EndpointFields>,
+        problems: Vec<String>,
+    },
     /// The request failed. `code` is a [`Problem`](crate::problem::Problem) code, or
     /// `protocol` when the request itself was not understood.
     Error {
@@ -106,6 +114,13 @@ pub enum Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step_up: Option<crate::api::StepUp>,
     },
+}
+
+/// One endpoint of a relationship (`database`, `database.1`) with its fields as published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointFields {
+    pub id: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A request or reply on the wire.

@@ -203,6 +203,22 @@ impl Host {
             Request::TunnelClose(req) => Reply::Tunnels {
                 tunnels: self.tunnels.close(&req).await,
             },
+            Request::Relationships(app) => {
+                keeper.touch();
+                match self.tunnels.relationships(&app).await {
+                    Ok(r) => Reply::Relationships {
+                        endpoints: r
+                            .endpoints()
+                            .map(|e| super::protocol::EndpointFields {
+                                id: e.id().to_string(),
+                                fields: e.fields().clone(),
+                            })
+                            .collect(),
+                        problems: r.problems().map(|p| p.to_string()).collect(),
+                    },
+                    Err(e) => error_reply(&e),
+                }
+            }
         }
     }
 

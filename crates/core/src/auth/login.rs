@@ -105,79 +105,123 @@ impl PendingLogin {
     /// so the sign-in keeps waiting for its own; an `error` with the right `state` ends it.
     /// The listener closes when this returns, so a second callback finds nobody.
     pub async fn wait_for_code(self, timeout: Duration) -> Result<AuthCode, AuthError> {
+        self.wait_for_callback(None, timeout).await
+    }
+
+    /// [`PendingLogin::wait_for_code`], also taking the callback from an app window that
+    /// intercepts the redirect (so the code never leaves the app): each URL sent on
+    /// `intercepted` that starts with the redirect URI is judged like a request to the
+    /// listener. When the sender is dropped (the window closed) the sign-in is cancelled.
+    pub async fn wait_for_callback(
+        self,
+        mut intercepted: Option<tokio::sync::mpsc::UnboundedReceiver<Url>>,
+        timeout: Duration,
+    ) -> Result<AuthCode, AuthError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let accepted = tokio::time::timeout_at(deadline, self.listener.accept()).await;
-            let (mut sock, _) = match accepted {
-                Err(_) => return Err(AuthError::LoginTimedOut(timeout)),
-                Ok(Err(e)) => {
-                    return Err(AuthError::Protocol(format!(
-                        "the redirect listener failed: {e}"
-                    )))
+            let window = async {
+                match intercepted.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
                 }
-                Ok(Ok(s)) => s,
             };
-            let Some(query) = read_request_query(&mut sock).await else {
-                respond(
-                    &mut sock,
-                    404,
-                    "Not found",
-                    "This is Tether's sign-in listener.",
-                )
-                .await;
-                continue;
-            };
-            let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-            let (code, state, error) = (param("code"), param("state"), param("error"));
-            if code.is_none() && error.is_none() {
-                respond(
-                    &mut sock,
-                    404,
-                    "Not found",
-                    "This is Tether's sign-in listener.",
-                )
-                .await;
-                continue;
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(AuthError::LoginTimedOut(timeout));
+                }
+                url = window => {
+                    let Some(url) = url else {
+                        return Err(AuthError::Cancelled);
+                    };
+                    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+                    match self.judge(&query) {
+                        Callback::Code(code) => return Ok(self.code(code)),
+                        Callback::Denied(e) => return Err(e),
+                        Callback::NotOurs | Callback::NotACallback => continue,
+                    }
+                }
+                accepted = self.listener.accept() => {
+                    let mut sock = match accepted {
+                        Err(e) => {
+                            return Err(AuthError::Protocol(format!(
+                                "the redirect listener failed: {e}"
+                            )))
+                        }
+                        Ok((s, _)) => s,
+                    };
+                    let query = read_request_query(&mut sock).await.unwrap_or_default();
+                    match self.judge(&query) {
+                        Callback::NotACallback => {
+                            respond(&mut sock, 404, "Not found", "This is Tether's sign-in listener.")
+                                .await;
+                        }
+                        Callback::NotOurs => {
+                            respond(
+                                &mut sock,
+                                400,
+                                "Not this sign-in",
+                                "This sign-in link is not the one Tether is waiting for, so Tether ignored it. \
+                                 If you are signing in, finish in the window Tether opened.",
+                            )
+                            .await;
+                        }
+                        Callback::Denied(e) => {
+                            respond(&mut sock, 200, "Sign-in cancelled", "You can close this window.")
+                                .await;
+                            return Err(e);
+                        }
+                        Callback::Code(code) => {
+                            respond(
+                                &mut sock,
+                                200,
+                                "Signed in",
+                                "Tether is signed in. You can close this window.",
+                            )
+                            .await;
+                            return Ok(self.code(code));
+                        }
+                    }
+                }
             }
-            if state.as_deref() != Some(self.state.expose().as_str()) {
-                tracing::warn!(
-                    "ignored a sign-in callback whose state is not the pending sign-in's"
-                );
-                respond(
-                    &mut sock,
-                    400,
-                    "Not this sign-in",
-                    "This sign-in link is not the one Tether is waiting for, so Tether ignored it. \
-                     If you are signing in, finish in the window Tether opened.",
-                )
-                .await;
-                continue;
-            }
-            if let Some(error) = error {
-                let description = param("error_description").unwrap_or_default();
-                respond(
-                    &mut sock,
-                    200,
-                    "Sign-in cancelled",
-                    "You can close this window.",
-                )
-                .await;
-                return Err(AuthError::Denied { error, description });
-            }
-            respond(
-                &mut sock,
-                200,
-                "Signed in",
-                "Tether is signed in. You can close this window.",
-            )
-            .await;
-            return Ok(AuthCode {
-                code: Sensitive::new(code.unwrap_or_default()),
-                verifier: self.verifier,
-                redirect_uri: self.redirect_uri,
-            });
         }
     }
+
+    /// What a callback's query means for this sign-in.
+    fn judge(&self, query: &[(String, String)]) -> Callback {
+        let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let (code, state, error) = (param("code"), param("state"), param("error"));
+        if code.is_none() && error.is_none() {
+            return Callback::NotACallback;
+        }
+        if state.as_deref() != Some(self.state.expose().as_str()) {
+            tracing::warn!("ignored a sign-in callback whose state is not the pending sign-in's");
+            return Callback::NotOurs;
+        }
+        match error {
+            Some(error) => Callback::Denied(AuthError::Denied {
+                error,
+                description: param("error_description").unwrap_or_default(),
+            }),
+            None => Callback::Code(code.unwrap_or_default()),
+        }
+    }
+
+    fn code(self, code: String) -> AuthCode {
+        AuthCode {
+            code: Sensitive::new(code),
+            verifier: self.verifier,
+            redirect_uri: self.redirect_uri,
+        }
+    }
+}
+
+enum Callback {
+    Code(String),
+    Denied(AuthError),
+    /// A callback with another sign-in's `state`: ignored.
+    NotOurs,
+    /// Not a callback at all (a favicon).
+    NotACallback,
 }
 
 /// Reads an HTTP request head and returns the query of a `GET`, or `None` for anything else.

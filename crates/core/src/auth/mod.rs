@@ -50,6 +50,8 @@ pub enum AuthError {
     NoRedirectPort,
     #[error("the sign-in was abandoned: nothing came back within {} s; start it again", .0.as_secs())]
     LoginTimedOut(Duration),
+    #[error("the sign-in was cancelled: its window was closed before it finished")]
+    Cancelled,
     #[error("the sign-in was refused ({error}){}", reason_suffix(.description))]
     Denied { error: String, description: String },
     #[error("the platform refused the {what}: {error}{}", reason_suffix(.description))]

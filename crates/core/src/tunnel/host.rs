@@ -57,6 +57,24 @@ pub struct AppKey {
     pub app: AppName,
 }
 
+impl AppKey {
+    /// Reads `project/environment/app`.
+    pub fn parse(s: &str) -> Result<AppKey, crate::api::IdError> {
+        let bad = || crate::api::IdError {
+            what: "app",
+            value: s.chars().take(80).collect(),
+            rule: "write it as project/environment/app",
+        };
+        let (project, rest) = s.split_once('/').ok_or_else(bad)?;
+        let (environment, app) = rest.split_once('/').ok_or_else(bad)?;
+        Ok(AppKey {
+            project: ProjectId::parse(project)?,
+            environment: EnvironmentId::parse(environment)?,
+            app: AppName::parse(app)?,
+        })
+    }
+}
+
 impl std::fmt::Display for AppKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}/{}", self.project, self.environment, self.app)

@@ -1,0 +1,105 @@
+//! What the tray's items do. Each runs off the menu's thread; what fails is told in a
+//! notification (the tray has no other place to say it).
+
+use std::sync::Arc;
+
+use tauri::AppHandle;
+use tether_core::auth::LoginRequest;
+
+use crate::desktop::{app_ref, Desktop};
+use crate::tray::{AppAction, TrayAction, TunnelAction};
+use crate::view::{IpcError, SignInMethod};
+use crate::windows;
+
+pub fn run(app: &AppHandle, desktop: Arc<Desktop>, action: TrayAction) {
+    match action {
+        TrayAction::OpenWindow => windows::show(app, None),
+        TrayAction::Settings => windows::show(app, Some("settings")),
+        TrayAction::Browse => windows::show(app, Some("environments")),
+        TrayAction::Quit => app.exit(0),
+        TrayAction::App(AppAction::Details, key) => {
+            let r = app_ref(&key);
+            windows::show(
+                app,
+                Some(&format!(
+                    "details:{}/{}/{}",
+                    r.project, r.environment, r.app
+                )),
+            );
+        }
+        other => {
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = run_async(&app, &desktop, other).await {
+                    crate::notify::show(("Tether could not do that".into(), e.message));
+                }
+                crate::tray::refresh(&app, &desktop).await;
+            });
+        }
+    }
+}
+
+async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Result<(), IpcError> {
+    match action {
+        TrayAction::SignIn | TrayAction::SignInMfa => {
+            let amr = if action == TrayAction::SignInMfa {
+                vec!["mfa".to_string()]
+            } else {
+                Vec::new()
+            };
+            let request = LoginRequest { amr, max_age: None };
+            crate::signin::sign_in(app, desktop, request, SignInMethod::Window).await
+        }
+        TrayAction::SignOut => desktop.sign_out().await,
+        TrayAction::CloseAllTunnels => desktop.close_all_tunnels().await,
+        TrayAction::App(AppAction::Terminal, key) => desktop.open_terminal(&key).await,
+        TrayAction::App(AppAction::CopySsh, key) => {
+            let url = desktop.address(&key).await?;
+            desktop.used(&key);
+            crate::notify::copy(app, &format!("ssh {url}"), "SSH command")
+        }
+        TrayAction::App(AppAction::CopyAddress, key) => {
+            let url = desktop.address(&key).await?;
+            desktop.used(&key);
+            crate::notify::copy(app, &url.to_string(), "SSH address")
+        }
+        TrayAction::App(AppAction::OpenTunnels, key) => {
+            let opened =
+                crate::commands::with_step_up(app, desktop, || desktop.open_tunnels(&key)).await?;
+            if !opened.failed.is_empty() {
+                let failed: Vec<String> = opened
+                    .failed
+                    .iter()
+                    .map(|f| format!("{}: {}", f.relationship, f.message))
+                    .collect();
+                crate::notify::show((
+                    format!("Some tunnels of {} did not open", key.app),
+                    failed.join("\n"),
+                ));
+            }
+            Ok(())
+        }
+        TrayAction::Tunnel(action, id) => {
+            let shown = desktop.shown();
+            let Some(t) = shown.tunnels.iter().find(|t| t.id == id) else {
+                return Err(IpcError::usage("that tunnel is closed"));
+            };
+            match action {
+                TunnelAction::CopyAddress => crate::notify::copy(app, &t.address, "tunnel address"),
+                TunnelAction::CopyUrl => crate::notify::copy(app, &t.url, "tunnel URL"),
+                TunnelAction::CopyExport => {
+                    let key = crate::desktop::app_key(&t.app)?;
+                    let line = desktop.tunnel_export(Some(&key)).await?;
+                    crate::notify::copy(app, &line, "PLATFORM_RELATIONSHIPS export")
+                }
+                TunnelAction::Close => desktop.close_tunnels(|x| x.id == u64::from(id)).await,
+            }
+        }
+        // Handled on the menu's thread.
+        TrayAction::OpenWindow
+        | TrayAction::Settings
+        | TrayAction::Browse
+        | TrayAction::Quit
+        | TrayAction::App(AppAction::Details, _) => Ok(()),
+    }
+}

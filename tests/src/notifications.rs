@@ -1,0 +1,116 @@
+//! A notification server (`org.freedesktop.Notifications`) on a test's session bus, as a
+//! desktop's would be: it records every notification an app sends, in order.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use zbus::zvariant::OwnedValue;
+use zbus::{interface, Connection};
+
+/// One notification: its summary and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub summary: String,
+    pub body: String,
+}
+
+struct Server {
+    received: Arc<Mutex<Vec<Note>>>,
+}
+
+#[interface(name = "org.freedesktop.Notifications")]
+impl Server {
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        _app_name: &str,
+        _replaces_id: u32,
+        _app_icon: &str,
+        summary: &str,
+        body: &str,
+        _actions: Vec<String>,
+        _hints: std::collections::HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut r = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        r.push(Note {
+            summary: summary.to_string(),
+            body: body.to_string(),
+        });
+        r.len() as u32
+    }
+
+    async fn close_notification(&self, _id: u32) {}
+
+    async fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".into()]
+    }
+
+    async fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "tether-test".into(),
+            "tether".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+}
+
+pub struct Notifications {
+    received: Arc<Mutex<Vec<Note>>>,
+    _connection: Connection,
+}
+
+impl Notifications {
+    pub async fn start(address: &str) -> Result<Notifications> {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connection = zbus::connection::Builder::address(address)?
+            .name("org.freedesktop.Notifications")?
+            .serve_at(
+                "/org/freedesktop/Notifications",
+                Server {
+                    received: received.clone(),
+                },
+            )?
+            .build()
+            .await?;
+        Ok(Notifications {
+            received,
+            _connection: connection,
+        })
+    }
+
+    /// Every notification so far.
+    pub fn received(&self) -> Vec<Note> {
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Those whose summary starts with `prefix`.
+    pub fn with_summary(&self, prefix: &str) -> Vec<Note> {
+        self.received()
+            .into_iter()
+            .filter(|n| n.summary.starts_with(prefix))
+            .collect()
+    }
+
+    /// Waits until one whose summary starts with `prefix` has come.
+    pub async fn wait_for(&self, prefix: &str, timeout: Duration) -> Result<Note> {
+        let start = Instant::now();
+        loop {
+            if let Some(n) = self.with_summary(prefix).pop() {
+                return Ok(n);
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "no notification {prefix:?} in {timeout:?}; received: {:?}",
+                    self.received()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

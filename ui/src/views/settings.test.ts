@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { DesktopSettings } from "../backend/types";
+import { sampleSettings } from "../backend/mock";
+import { $, click, mount, settle, type Mounted } from "../test-utils";
+
+let m: Mounted | undefined;
+afterEach(() => m?.app.destroy());
+
+async function showSettings(overrides = {}): Promise<HTMLFormElement> {
+  m = await mount(overrides);
+  await click(m.root, "#nav-settings");
+  return $(m.root, "#settings") as HTMLFormElement;
+}
+
+function input(form: HTMLFormElement, name: string): HTMLInputElement & HTMLSelectElement {
+  return form.elements.namedItem(name) as HTMLInputElement & HTMLSelectElement;
+}
+
+function set(form: HTMLFormElement, name: string, value: string | boolean): void {
+  const i = input(form, name);
+  if (typeof value === "boolean") i.checked = value;
+  else i.value = value;
+  i.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
+describe("settings form", () => {
+  it("shows the settings in inputs named as DesktopSettings fields", async () => {
+    const form = await showSettings();
+    expect(input(form, "terminal").value).toBe("");
+    expect(input(form, "terminal").placeholder).toBe("gnome-terminal -- {}");
+    expect(input(form, "bind_address").value).toBe("127.0.0.1");
+    expect(input(form, "manage_ssh_config").checked).toBe(true);
+    expect(input(form, "start_at_login").checked).toBe(false);
+    expect(input(form, "inactivity_limit_hours").value).toBe("8");
+    expect(input(form, "inactivity_limit_hours").min).toBe("1");
+    expect(input(form, "inactivity_limit_hours").max).toBe("720");
+    expect(input(form, "profile").value).toBe("platformsh");
+    expect([...input(form, "profile").querySelectorAll("option")].map((o) => o.textContent)).toEqual(["Platform.sh", "Upsun"]);
+    expect(form.textContent).toContain("Keep Tether's block in ~/.ssh/config so plain ssh, scp, rsync and git work");
+    expect(form.textContent).toContain("applies at the next start");
+  });
+
+  it("saves every field, keeping the pinned and recent apps", async () => {
+    const form = await showSettings();
+    set(form, "terminal", "kitty -e {}");
+    set(form, "bind_address", " 0.0.0.0 ");
+    set(form, "manage_ssh_config", false);
+    set(form, "start_at_login", true);
+    set(form, "inactivity_limit_hours", "24");
+    set(form, "profile", "upsun");
+    await click(form, "#save-settings");
+    const expected: DesktopSettings = {
+      terminal: "kitty -e {}",
+      bind_address: "0.0.0.0",
+      manage_ssh_config: false,
+      start_at_login: true,
+      inactivity_limit_hours: 24,
+      profile: "upsun",
+      pinned: ["abc123/main/worker"],
+      recent: [],
+    };
+    expect(m!.backend.callsTo("saveSettings")).toEqual([[expected]]);
+    expect($(form, "[role=status]").textContent).toBe("Saved");
+    expect(form.querySelector("[role=alert]")).toBeNull();
+  });
+
+  it.each([
+    ["bind_address", "localhost", "bind address"],
+    ["inactivity_limit_hours", "0", "between 1 and 720"],
+    ["inactivity_limit_hours", "721", "between 1 and 720"],
+    ["inactivity_limit_hours", "", "between 1 and 720"],
+  ])("refuses %s = %j before asking Rust", async (name, value, words) => {
+    const form = await showSettings();
+    set(form, name, value);
+    await click(form, "#save-settings");
+    expect(m!.backend.callsTo("saveSettings")).toEqual([]);
+    expect($(form, "[role=alert]").textContent).toContain(words);
+    expect(input(form, name).getAttribute("aria-invalid")).toBe("true");
+    expect(document.activeElement).toBe(input(form, name));
+  });
+
+  it("shows why Rust refused", async () => {
+    const form = await showSettings({
+      saveSettings: () => Promise.reject({ code: "usage", message: "cannot save the settings to /x: read-only" }),
+    });
+    await click(form, "#save-settings");
+    expect($(form, "[role=alert]").textContent).toBe("That did not work. Cannot save the settings to /x: read-only.");
+    expect(form.querySelector("[role=status]")).toBeNull();
+  });
+
+  it("submits with Enter (a real form)", async () => {
+    const form = await showSettings();
+    form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
+    await settle();
+    expect(m!.backend.callsTo("saveSettings")).toHaveLength(1);
+  });
+
+  it("keeps a profile file that is not among the choices", async () => {
+    const view = sampleSettings();
+    view.settings.profile = "/home/ada/my-platform.yaml";
+    const form = await showSettings({ settings: async () => view });
+    expect(input(form, "profile").value).toBe("/home/ada/my-platform.yaml");
+  });
+
+  it("shows a failure to read the settings", async () => {
+    const form = await showSettings({ settings: () => Promise.reject({ code: "other", message: "unreadable" }) });
+    expect($(form, "[role=alert]").textContent).toBe("Something went wrong. Unreadable.");
+  });
+});
