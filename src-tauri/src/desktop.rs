@@ -346,10 +346,11 @@ impl Desktop {
         let projects = catalog.projects().await.map_err(|e| IpcError::of(&e))?;
         let mut out = Vec::with_capacity(projects.len());
         for p in projects {
-            let envs = catalog
-                .environments(&p.id)
-                .await
-                .map_err(|e| IpcError::of(&e))?;
+            // A project that refuses (an organization that demands MFA) is listed with why.
+            let (envs, problem) = match catalog.environments(&p.id).await {
+                Ok(envs) => (envs, String::new()),
+                Err(e) => (Vec::new(), IpcError::of(&e).message),
+            };
             let environments = envs
                 .into_iter()
                 .map(|e| {
@@ -395,6 +396,7 @@ impl Desktop {
                 },
                 region: p.region.clone(),
                 environments,
+                problem,
             });
         }
         *lock(&self.catalog) = Some((std::time::Instant::now(), out.clone()));

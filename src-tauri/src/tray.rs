@@ -221,7 +221,12 @@ fn projects(catalog: &[ProjectView]) -> Vec<Line> {
                 .iter()
                 .filter(|e| !e.apps.is_empty())
                 .collect();
-            if running.len() > MAX_ENVIRONMENTS {
+            if !p.problem.is_empty() {
+                children.push(Line::info(
+                    &format!("info-project-{}", p.id),
+                    p.problem.clone(),
+                ));
+            } else if running.len() > MAX_ENVIRONMENTS {
                 children.push(Line::action(TrayAction::Browse, "Browse…"));
             } else {
                 for e in &p.environments {
@@ -592,6 +597,7 @@ mod tests {
                 id: "p1".into(),
                 title: "Storefront".into(),
                 region: "eu".into(),
+                problem: String::new(),
                 environments: vec![
                     EnvironmentView {
                         id: "main".into(),

@@ -130,6 +130,8 @@ pub struct ProjectView {
     pub title: String,
     pub region: String,
     pub environments: Vec<EnvironmentView>,
+    /// Why its environments could not be listed (empty when they were).
+    pub problem: String,
 }
 
 /// Everything a database tool needs to open its own SSH tunnel ("app tunnel").

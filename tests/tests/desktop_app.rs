@@ -195,7 +195,28 @@ async fn wait_for_icon(w: &TrayWatcher, item: &TrayItem, want: &[u8]) -> Result<
     let start = Instant::now();
     while icon_of(w, item).await.ok().as_deref() != Some(want.as_slice()) {
         if start.elapsed() > Duration::from_secs(15) {
-            bail!("the tray icon did not change in 15 s");
+            let shown = icon_of(w, item).await?;
+            let known = [
+                ("ready", include_bytes!("../../icons/tray.png").as_slice()),
+                (
+                    "attention",
+                    include_bytes!("../../icons/tray-attention.png").as_slice(),
+                ),
+                (
+                    "signed out",
+                    include_bytes!("../../icons/tray-signed-out.png").as_slice(),
+                ),
+            ];
+            let now = known
+                .iter()
+                .find(|(_, png)| pixels(png).ok().as_deref() == Some(shown.as_slice()))
+                .map(|(name, _)| *name);
+            bail!(
+                "the tray icon did not change in 15 s: it is {:?}/{:?} (the {now:?} icon, {} bytes wanted)",
+                w.item_property(item, "IconThemePath").await,
+                w.item_property(item, "IconName").await,
+                want.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -499,7 +520,7 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         ),
     };
     let menu = w
-        .wait_for_menu_entry(&item, "Browse…", Duration::from_secs(30))
+        .wait_for_menu_entry(&item, "Storefront", Duration::from_secs(30))
         .await?;
     let labels = menu.labels();
     assert_eq!(

@@ -58,3 +58,12 @@ describe("pinned apps", () => {
     expect(withoutPinned(catalog)[1].environments.map((e) => e.id)).toEqual(["old"]);
   });
 });
+
+describe("projects whose environments could not be listed", () => {
+  it("are kept when the search names them, with their problem", () => {
+    const found = filterCatalog(sampleCatalog(), "vault");
+    expect(found.map((p) => p.id)).toEqual(["vault1"]);
+    expect(found[0].problem).toContain("multi-factor");
+    expect(filterCatalog(sampleCatalog(), "shop").map((p) => p.id)).toEqual(["abc123"]);
+  });
+});

@@ -6,12 +6,12 @@ export function searchTerms(query: string): string[] {
   return query.toLowerCase().split(/\s+/).filter(Boolean);
 }
 
-function haystack(project: ProjectView, env: EnvironmentView, app: AppView | null): string {
-  return [project.title, project.id, env.id, env.title, app?.app.app ?? ""].join("\n").toLowerCase();
+function haystack(project: ProjectView, env: EnvironmentView | null, app: AppView | null): string {
+  return [project.title, project.id, env?.id ?? "", env?.title ?? "", app?.app.app ?? ""].join("\n").toLowerCase();
 }
 
 /** Whether every term occurs somewhere in the project, the environment or the app. */
-export function matches(terms: string[], project: ProjectView, env: EnvironmentView, app: AppView | null): boolean {
+export function matches(terms: string[], project: ProjectView, env: EnvironmentView | null, app: AppView | null): boolean {
   if (terms.length === 0) return true;
   const text = haystack(project, env, app);
   return terms.every((t) => text.includes(t));
@@ -37,6 +37,8 @@ export function filterCatalog(projects: ProjectView[], query: string): ProjectVi
       if (apps.length > 0) environments.push({ ...env, apps });
     }
     if (environments.length > 0) result.push({ ...project, environments });
+    // A project whose environments could not be listed still shows, with why.
+    else if (project.problem && project.environments.length === 0 && matches(terms, project, null, null)) result.push(project);
   }
   return result;
 }
@@ -66,7 +68,7 @@ export function withoutPinned(projects: ProjectView[]): ProjectView[] {
       .map((env) => ({ ...env, apps: env.apps.filter((a) => !a.pinned), hadApps: env.apps.length > 0 }))
       .filter((env) => !env.hadApps || env.apps.length > 0)
       .map(({ hadApps: _, ...env }) => env);
-    if (environments.length > 0) result.push({ ...project, environments });
+    if (environments.length > 0 || project.problem) result.push({ ...project, environments });
   }
   return result;
 }

@@ -61,6 +61,7 @@ export function sampleCatalog(): ProjectView[] {
       id: "abc123",
       title: "Shop",
       region: "eu-3.platform.sh",
+      problem: "",
       environments: [
         {
           id: "main",
@@ -76,10 +77,18 @@ export function sampleCatalog(): ProjectView[] {
       id: "def456",
       title: "Blog",
       region: "us-2.platform.sh",
+      problem: "",
       environments: [
         { id: "staging", title: "Staging", status: "active", kind: "staging", apps: [appView("def456", "staging", "app")] },
         { id: "old", title: "Old", status: "inactive", kind: "development", apps: [] },
       ],
+    },
+    {
+      id: "vault1",
+      title: "Vault",
+      region: "eu-3.platform.sh",
+      problem: "This organization requires multi-factor authentication: sign in with MFA",
+      environments: [],
     },
   ];
 }

@@ -207,6 +207,7 @@ export class EnvironmentsView {
         el("span", { class: "project-title" }, project.title || project.id),
         el("span", { class: "muted project-id" }, project.id),
       ),
+      project.problem ? el("p", { class: "muted project-problem", "data-field": "problem" }, project.problem) : null,
       ...project.environments.map((env) => this.environmentBlock(project, env)),
     );
   }

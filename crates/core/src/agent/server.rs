@@ -163,6 +163,8 @@ impl Host {
             },
             Request::SignedIn => {
                 keeper.touch();
+                // Said before the event, so a shell that asks on the event reads it.
+                self.set_state(SessionState::Active);
                 keeper.emit(Event::SignedIn);
                 self.restart.notify_one();
                 Reply::Done
@@ -177,6 +179,7 @@ impl Host {
                     Ok(report) => {
                         // The user revoked this access: its tunnels end with it.
                         self.tunnels.close_all().await;
+                        self.set_state(SessionState::SignedOut);
                         keeper.emit(Event::SignedOut {
                             reason: "signed out by the user".into(),
                         });
