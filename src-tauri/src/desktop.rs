@@ -348,8 +348,8 @@ impl Desktop {
         for p in projects {
             // A project that refuses (an organization that demands MFA) is listed with why.
             let (envs, problem) = match catalog.environments(&p.id).await {
-                Ok(envs) => (envs, String::new()),
-                Err(e) => (Vec::new(), IpcError::of(&e).message),
+                Ok(envs) => (envs, None),
+                Err(e) => (Vec::new(), Some(IpcError::of(&e))),
             };
             let environments = envs
                 .into_iter()

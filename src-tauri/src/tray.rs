@@ -221,11 +221,14 @@ fn projects(catalog: &[ProjectView]) -> Vec<Line> {
                 .iter()
                 .filter(|e| !e.apps.is_empty())
                 .collect();
-            if !p.problem.is_empty() {
+            if let Some(problem) = &p.problem {
                 children.push(Line::info(
                     &format!("info-project-{}", p.id),
-                    p.problem.clone(),
+                    problem.message.clone(),
                 ));
+                if problem.code == "step_up_mfa" {
+                    children.push(Line::action(TrayAction::SignInMfa, "Sign in with MFA…"));
+                }
             } else if running.len() > MAX_ENVIRONMENTS {
                 children.push(Line::action(TrayAction::Browse, "Browse…"));
             } else {
@@ -597,7 +600,7 @@ mod tests {
                 id: "p1".into(),
                 title: "Storefront".into(),
                 region: "eu".into(),
-                problem: String::new(),
+                problem: None,
                 environments: vec![
                     EnvironmentView {
                         id: "main".into(),

@@ -130,8 +130,8 @@ pub struct ProjectView {
     pub title: String,
     pub region: String,
     pub environments: Vec<EnvironmentView>,
-    /// Why its environments could not be listed (empty when they were).
-    pub problem: String,
+    /// Why its environments could not be listed (a `step_up_mfa` code: sign in with MFA).
+    pub problem: Option<IpcError>,
 }
 
 /// Everything a database tool needs to open its own SSH tunnel ("app tunnel").

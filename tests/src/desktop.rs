@@ -137,8 +137,12 @@ impl Desktop {
         cmd.args(args);
         user.environment(&mut cmd);
         self.display_env(&mut cmd);
-        cmd.stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.log())?);
+        cmd.stdout(Stdio::null()).stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log())?,
+        );
         ChildGuard::spawn("tether-desktop", &mut cmd)
     }
 

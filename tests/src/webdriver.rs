@@ -13,6 +13,23 @@ use crate::{spawn_on_free_port, ChildGuard};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// An element, as a script argument.
+pub fn element_arg(element: &str) -> Value {
+    json!({ ELEMENT_KEY: element })
+}
+
+/// Clicks an element from a script, after the script returns: for a click that closes its
+/// window (an app intercepting a redirect), where a WebDriver click would wait for a page that
+/// never loads.
+pub async fn click_later(d: &WebDriver, element: &str) -> Result<()> {
+    d.execute(
+        "const b = arguments[0]; setTimeout(() => b.click(), 50); return true;",
+        json!([element_arg(element)]),
+    )
+    .await?;
+    Ok(())
+}
+
 pub struct WebDriver {
     http: reqwest::Client,
     base: String,
@@ -21,7 +38,11 @@ pub struct WebDriver {
 
 impl WebDriver {
     pub async fn new_session(base: &str, capabilities: Value) -> Result<WebDriver> {
-        let http = reqwest::Client::builder().no_proxy().build()?;
+        // A command that hangs (a page that never loads) fails the test rather than stalling it.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(90))
+            .build()?;
         let resp: Value = http
             .post(format!("{base}/session"))
             .json(&json!({ "capabilities": { "alwaysMatch": capabilities } }))
@@ -301,7 +322,8 @@ pub async fn fill_sign_in(
     let mut done_totp = false;
     loop {
         if let Ok(allow) = d.find("#allow", Duration::ZERO).await {
-            d.click(&allow).await?;
+            // An app may close the window on the redirect.
+            click_later(d, &allow).await?;
             return Ok(());
         }
         if !done_password {

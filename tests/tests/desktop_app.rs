@@ -278,8 +278,9 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     app.send_keys(&totp, &tether_e2e::totp_now(secret)?).await?;
     app.click(&app.find("#submit", Duration::ZERO).await?)
         .await?;
-    app.click(&app.find("#allow", Duration::from_secs(15)).await?)
-        .await?;
+    let allow = app.find("#allow", Duration::from_secs(15)).await?;
+    // The app closes this window on the redirect.
+    tether_e2e::webdriver::click_later(&app, &allow).await?;
     // The redirect is intercepted: the window closes and the main window shows the account.
     app.switch_to_window(&main).await?;
     wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
@@ -447,10 +448,15 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         .await?;
     app.execute(
         "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input'));",
-        json!([{ "element-6066-11e4-a52e-4f735466cecf": hours }]),
+        json!([tether_e2e::webdriver::element_arg(&hours)]),
     )
     .await?;
     app.send_keys(&hours, "12").await?;
+    app.click(
+        &app.find("#settings [name=start_at_login]", Duration::ZERO)
+            .await?,
+    )
+    .await?;
     app.click(&app.find("#save-settings", Duration::ZERO).await?)
         .await?;
     if let Err(e) = wait_text(
@@ -470,6 +476,15 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         user.home().join(".local/share/tether/desktop.json"),
     )?)?;
     assert_eq!(saved["inactivity_limit_hours"], 12, "{saved}");
+    assert_eq!(saved["start_at_login"], true, "{saved}");
+    // Start at login, the XDG way: an autostart entry that starts Tether in the tray.
+    let autostart = user.home().join(".config/autostart/Tether.desktop");
+    let entry = std::fs::read_to_string(&autostart)
+        .with_context(|| format!("the autostart entry {}", autostart.display()))?;
+    assert!(
+        entry.contains("tether-desktop") && entry.contains("--hidden"),
+        "{entry}"
+    );
     screenshot(&app, "settings").await?;
 
     // One notification per event: here only the copy.
@@ -660,6 +675,32 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         .args(["-f", &format!("xterm -l -lf {}", terminal_log.display())])
         .status();
 
+    // A second launch only brings the first one's window forward, and ends.
+    let mut second = desktop.launch_for(&user, &[])?;
+    let start = Instant::now();
+    while second.child.try_wait()?.is_none() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "a second app is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let start = Instant::now();
+    loop {
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Tether$"])
+            .env("DISPLAY", &desktop.display)
+            .output()?;
+        if !found.stdout.is_empty() {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the first app showed no window"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Signing out from the tray: the icon says so, and no notification (the user did it).
     w.click(&item, "Sign out").await?;
     wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
@@ -671,5 +712,99 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         notes.received()
     );
     w.click(&item, "Quit Tether").await?;
+    Ok(())
+}
+
+/// Signs in through the app's sign-in window, which `open` (a click in the main window)
+/// opens: the platform's pages filled as a person would, then back to the main window.
+/// Returns the sign-in page's first address.
+async fn sign_in_through_the_window(
+    app: &WebDriver,
+    open: &str,
+    user: &tether_sim::fixture::User,
+) -> Result<String> {
+    let main = app.window_handle().await?;
+    app.click(&app.find(open, Duration::from_secs(30)).await?)
+        .await?;
+    app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
+        .await?;
+    let url = app.current_url().await?;
+    tether_e2e::webdriver::fill_sign_in(
+        app,
+        &user.username,
+        &user.password,
+        user.totp_secret.as_deref(),
+    )
+    .await?;
+    app.switch_to_window(&main).await?;
+    Ok(url)
+}
+
+/// An organization that demands MFA, met with a password-only session: its project says why
+/// and offers the MFA sign-in (`amr=mfa`) in the window; after it, the project's apps are
+/// listed and their tunnels open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_that_demands_mfa_is_one_mfa_sign_in_away() -> Result<()> {
+    const BANK: &str = "pzt3xbvc7ebkq";
+    let postgres = Postgres::start()?;
+    let mut options = tether_sim::SimOptions::default();
+    backend(&mut options, "postgresql", postgres.port);
+    let sim = demo_sim(options).await?;
+    let fixture = tether_sim::fixture::Fixture::demo()?;
+    let carol = fixture.user_by_name("carol").context("carol")?;
+    let user = User::new(&sim.info, false)?;
+    let desktop = Desktop::start().await?;
+    let (_driver, url) = desktop.tauri_driver_for(&user)?;
+    let app = app_session(&url).await?;
+    let _stop = user.agent_stopper();
+
+    // A password-only sign-in: carol is asked for her code only when a client demands MFA.
+    let first = sign_in_through_the_window(&app, "#sign-in", carol).await?;
+    assert!(!first.contains("amr=mfa"), "{first}");
+    wait_text(&app, "#account", "Carol", Duration::from_secs(30)).await?;
+    let project = format!("[data-project={BANK}]");
+    wait_text(
+        &app,
+        &format!("{project} [data-field=problem]"),
+        "Multi-factor authentication (MFA) is required",
+        Duration::from_secs(30),
+    )
+    .await?;
+    screenshot(&app, "mfa-required").await?;
+
+    // Its "Sign in with MFA" asks the platform for MFA, then lists the project's apps.
+    let second =
+        sign_in_through_the_window(&app, &format!("{project} [data-action=step-up]"), carol)
+            .await?;
+    assert!(second.contains("amr=mfa"), "{second}");
+    let row = format!("[data-app=\"{BANK}/main/api\"]");
+    app.find(&row, Duration::from_secs(30)).await?;
+    app.click(
+        &app.find(&format!("{row} [data-action=tunnels]"), Duration::ZERO)
+            .await?,
+    )
+    .await?;
+    let start = Instant::now();
+    let ledger = loop {
+        if let Some(t) = tunnel_list(&user)
+            .await?
+            .into_iter()
+            .find(|t| t["relationship"] == "ledger")
+        {
+            break t;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no ledger tunnel"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let port: u16 = ledger["local"]
+        .as_str()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_default()
+        .parse()?;
+    assert_eq!(psql(port, "select 1").await?, "1");
+    let _ = app.quit().await;
     Ok(())
 }

@@ -63,7 +63,7 @@ describe("projects whose environments could not be listed", () => {
   it("are kept when the search names them, with their problem", () => {
     const found = filterCatalog(sampleCatalog(), "vault");
     expect(found.map((p) => p.id)).toEqual(["vault1"]);
-    expect(found[0].problem).toContain("multi-factor");
+    expect(found[0].problem?.message).toContain("multi-factor");
     expect(filterCatalog(sampleCatalog(), "shop").map((p) => p.id)).toEqual(["abc123"]);
   });
 });

@@ -61,7 +61,7 @@ export function sampleCatalog(): ProjectView[] {
       id: "abc123",
       title: "Shop",
       region: "eu-3.platform.sh",
-      problem: "",
+      problem: null,
       environments: [
         {
           id: "main",
@@ -77,7 +77,7 @@ export function sampleCatalog(): ProjectView[] {
       id: "def456",
       title: "Blog",
       region: "us-2.platform.sh",
-      problem: "",
+      problem: null,
       environments: [
         { id: "staging", title: "Staging", status: "active", kind: "staging", apps: [appView("def456", "staging", "app")] },
         { id: "old", title: "Old", status: "inactive", kind: "development", apps: [] },
@@ -87,7 +87,7 @@ export function sampleCatalog(): ProjectView[] {
       id: "vault1",
       title: "Vault",
       region: "eu-3.platform.sh",
-      problem: "This organization requires multi-factor authentication: sign in with MFA",
+      problem: { code: "step_up_mfa", message: "This organization requires multi-factor authentication: sign in with MFA" },
       environments: [],
     },
   ];

@@ -150,3 +150,15 @@ describe("environments view", () => {
     expect($(m.root, "#results").textContent).toContain("No projects on this account.");
   });
 });
+
+describe("a project whose organization demands MFA", () => {
+  it("says why and signs in with MFA in a window, then lists it again", async () => {
+    m = await mount();
+    const project = m.root.querySelector("[data-project=vault1]");
+    expect(project?.querySelector("[data-field=problem]")?.textContent).toContain("multi-factor");
+    (project?.querySelector("[data-action=step-up]") as HTMLButtonElement).click();
+    await settle();
+    expect(m.backend.callsTo("signIn")).toEqual([[{ mfa: true, method: "window" }]]);
+    expect(m.backend.callsTo("catalog").at(-1)).toEqual([true]);
+  });
+});

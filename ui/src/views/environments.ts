@@ -104,6 +104,19 @@ export class EnvironmentsView {
     return undefined;
   }
 
+  /** Signs in with MFA for a project whose organization demands it, then lists it again. */
+  async stepUp(from: HTMLButtonElement): Promise<void> {
+    from.disabled = true;
+    try {
+      await this.ctx.backend.signIn({ mfa: true, method: "window" });
+      await this.load(true);
+    } catch (e) {
+      this.ctx.showError(e);
+    } finally {
+      from.disabled = false;
+    }
+  }
+
   private onClick(e: Event): void {
     const target = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-action]");
     const row = target?.closest<HTMLElement>("[data-app]");
@@ -207,7 +220,18 @@ export class EnvironmentsView {
         el("span", { class: "project-title" }, project.title || project.id),
         el("span", { class: "muted project-id" }, project.id),
       ),
-      project.problem ? el("p", { class: "muted project-problem", "data-field": "problem" }, project.problem) : null,
+      project.problem
+        ? el(
+            "div",
+            { class: "project-problem" },
+            el("p", { class: "muted", "data-field": "problem" }, project.problem.message),
+            project.problem.code === "step_up_mfa"
+              ? button("Sign in with MFA", { class: "btn btn-small", "data-action": "step-up" }, (e) =>
+                  void this.stepUp(e.currentTarget as HTMLButtonElement),
+                )
+              : null,
+          )
+        : null,
       ...project.environments.map((env) => this.environmentBlock(project, env)),
     );
   }

@@ -137,7 +137,7 @@ impl PendingLogin {
                     match self.judge(&query) {
                         Callback::Code(code) => return Ok(self.code(code)),
                         Callback::Denied(e) => return Err(e),
-                        Callback::NotOurs | Callback::NotACallback => continue,
+                        Callback::NotOurs | Callback::Other => continue,
                     }
                 }
                 accepted = self.listener.accept() => {
@@ -151,7 +151,7 @@ impl PendingLogin {
                     };
                     let query = read_request_query(&mut sock).await.unwrap_or_default();
                     match self.judge(&query) {
-                        Callback::NotACallback => {
+                        Callback::Other => {
                             respond(&mut sock, 404, "Not found", "This is Tether's sign-in listener.")
                                 .await;
                         }
@@ -191,7 +191,7 @@ impl PendingLogin {
         let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let (code, state, error) = (param("code"), param("state"), param("error"));
         if code.is_none() && error.is_none() {
-            return Callback::NotACallback;
+            return Callback::Other;
         }
         if state.as_deref() != Some(self.state.expose().as_str()) {
             tracing::warn!("ignored a sign-in callback whose state is not the pending sign-in's");
@@ -221,7 +221,7 @@ enum Callback {
     /// A callback with another sign-in's `state`: ignored.
     NotOurs,
     /// Not a callback at all (a favicon).
-    NotACallback,
+    Other,
 }
 
 /// Reads an HTTP request head and returns the query of a `GET`, or `None` for anything else.
