@@ -64,6 +64,12 @@ The demo platform is up (tether-sim, a local development platform).
   API token:      {d['api_token']}
   Profile:        TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml
 
+Things to try in the Tether window (the sign-in page shows the demo's password and code):
+  Sign in with MFA -> as {d['username']}, then the code -> Allow
+  type "storefront main" -> app -> Connection details (SSH user, database password)
+  Open tunnels -> Tunnels: Copy address, then psql "postgresql://main:main@<address>/main"
+  the tray icon's menu: your apps (Open terminal, Copy SSH command, Open tunnels), tunnels, Settings
+
 Things to try in another terminal (the demo's profile is selected with TETHER_PROFILE):
   export TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml TETHER_TOKEN_STORE=file
   target/debug/tether login                     # sign in in your browser (alice, then the TOTP code)

@@ -196,7 +196,7 @@ pub async fn authorize(
 /// Shows what the transaction needs next: password, one-time code, or consent.
 fn next_step(state: &State, id: &str, txn: &LoginTxn, error: Option<&str>) -> Response {
     let Some(user) = txn.user_id.as_deref().and_then(|u| state.user(u)) else {
-        return Html(pages::login(id, error, "")).into_response();
+        return Html(pages::login(id, error, "", login_hint(state).as_deref())).into_response();
     };
     let has_mfa = txn.amr.iter().any(|a| a == "mfa");
     let demanded = txn.required_amr.iter().any(|a| a == "mfa");
@@ -216,9 +216,43 @@ fn next_step(state: &State, id: &str, txn: &LoginTxn, error: Option<&str>) -> Re
                 ],
             );
         }
-        return Html(pages::totp(id, error, &user.username)).into_response();
+        let code = user
+            .totp_secret
+            .as_deref()
+            .and_then(current_code)
+            .filter(|_| is_demo_user(state, &user.username));
+        let hint = code.map(|c| format!("Demo platform: {}'s current code is {c}.", user.username));
+        return Html(pages::totp(id, error, &user.username, hint.as_deref())).into_response();
     }
     Html(pages::consent(id, &txn.client_id, &user.username)).into_response()
+}
+
+/// The demo's sign-in hint: who to sign in as, on a platform serving a fixture with a demo.
+fn login_hint(state: &State) -> Option<String> {
+    state.fixture().demo.as_ref().map(|d| {
+        format!(
+            "Demo platform: sign in as {} with the password “{}”.",
+            d.username, d.password
+        )
+    })
+}
+
+fn is_demo_user(state: &State, username: &str) -> bool {
+    state
+        .fixture()
+        .demo
+        .as_ref()
+        .is_some_and(|d| d.username == username)
+}
+
+/// The code an authenticator shows now for a secret.
+fn current_code(secret: &str) -> Option<String> {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .ok()?;
+    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .generate_current()
+        .ok()
 }
 
 fn totp_ok(secret: &str, code: &str) -> bool {
@@ -269,7 +303,12 @@ pub async fn authorize_step(
                 _ => {
                     return (
                         StatusCode::UNAUTHORIZED,
-                        Html(pages::login(id, Some("Wrong username or password."), name)),
+                        Html(pages::login(
+                            id,
+                            Some("Wrong username or password."),
+                            name,
+                            login_hint(&state).as_deref(),
+                        )),
                     )
                         .into_response()
                 }
@@ -277,7 +316,8 @@ pub async fn authorize_step(
         }
         "totp" => {
             let Some(user) = txn.user_id.as_deref().and_then(|u| state.user(u)) else {
-                return Html(pages::login(id, None, "")).into_response();
+                return Html(pages::login(id, None, "", login_hint(&state).as_deref()))
+                    .into_response();
             };
             let ok = user
                 .totp_secret
@@ -290,6 +330,7 @@ pub async fn authorize_step(
                         id,
                         Some("That code is not valid. Try the current one."),
                         &user.username,
+                        None,
                     )),
                 )
                     .into_response();
@@ -299,7 +340,8 @@ pub async fn authorize_step(
         }
         "consent" => {
             let Some(user_id) = txn.user_id.clone() else {
-                return Html(pages::login(id, None, "")).into_response();
+                return Html(pages::login(id, None, "", login_hint(&state).as_deref()))
+                    .into_response();
             };
             state.lock().txns.remove(id);
             if get("decision") != "allow" {

@@ -65,11 +65,17 @@ fn error_block(error: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-pub fn login(txn: &str, error: Option<&str>, username: &str) -> String {
+/// A line for someone trying the demo platform (what to type), when there is one.
+fn hint_block(hint: Option<&str>) -> String {
+    hint.map(|h| format!("<p class=\"who\" id=\"demo-hint\">{}</p>", escape(h)))
+        .unwrap_or_default()
+}
+
+pub fn login(txn: &str, error: Option<&str>, username: &str, hint: Option<&str>) -> String {
     page(
         "Sign in",
         &format!(
-            "<h1>Sign in</h1>{err}\
+            "<h1>Sign in</h1>{hint}{err}\
              <form method=\"post\" action=\"/oauth2/authorize\">\
              <input type=\"hidden\" name=\"txn\" value=\"{txn}\">\
              <input type=\"hidden\" name=\"step\" value=\"password\">\
@@ -78,6 +84,7 @@ pub fn login(txn: &str, error: Option<&str>, username: &str) -> String {
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\" id=\"submit\">Continue</button></form>",
+            hint = hint_block(hint),
             err = error_block(error),
             txn = escape(txn),
             user = escape(username),
@@ -85,17 +92,18 @@ pub fn login(txn: &str, error: Option<&str>, username: &str) -> String {
     )
 }
 
-pub fn totp(txn: &str, error: Option<&str>, username: &str) -> String {
+pub fn totp(txn: &str, error: Option<&str>, username: &str, hint: Option<&str>) -> String {
     page(
         "Two-factor authentication",
         &format!(
-            "<h1>Two-factor authentication</h1><p class=\"who\">Signed in as <b>{user}</b></p>{err}\
+            "<h1>Two-factor authentication</h1><p class=\"who\">Signed in as <b>{user}</b></p>{hint}{err}\
              <form method=\"post\" action=\"/oauth2/authorize\">\
              <input type=\"hidden\" name=\"txn\" value=\"{txn}\">\
              <input type=\"hidden\" name=\"step\" value=\"totp\">\
              <label for=\"totp\">Enter the 6-digit code from your authenticator app</label>\
              <input type=\"text\" class=\"code\" id=\"totp\" name=\"totp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"6\" autofocus required>\
              <button type=\"submit\" id=\"submit\">Verify</button></form>",
+            hint = hint_block(hint),
             err = error_block(error),
             txn = escape(txn),
             user = escape(username),
@@ -139,8 +147,14 @@ mod tests {
 
     #[test]
     fn user_text_cannot_break_out_of_the_markup() {
-        let html = login("t", Some("<script>x</script>"), "\"><img src=x>");
+        let html = login(
+            "t",
+            Some("<script>x</script>"),
+            "\"><img src=x>",
+            Some("<b>hint</b>"),
+        );
         assert!(!html.contains("<script>x"));
         assert!(!html.contains("\"><img"));
+        assert!(!html.contains("<b>hint"));
     }
 }
