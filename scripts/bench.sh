@@ -5,10 +5,13 @@
 #   2. plain ssh through the written config running `true`, with the hook against without it;
 #   3. `tether ssh -- true` against plain ssh to the same app;
 #   4. the idle agent's memory (RSS, PSS, private anonymous, from /proc/PID/smaps_rollup);
-#   5. tunnels: throughput, latency and time to open, against OpenSSH (scripts/bench-tunnels.sh).
+#   5. tunnels: throughput, latency and time to open, against OpenSSH (scripts/bench-tunnels.sh);
+#   6. the desktop app's memory and launch time, against an empty Tauri tray app
+#      (scripts/bench-desktop.sh).
 # Everything runs in a throwaway HOME on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing: run scripts/setup.sh" >&2; exit 1; }
 runs="${BENCH_RUNS:-40}"
@@ -32,15 +35,7 @@ export HOME="$state/home" XDG_RUNTIME_DIR="$state/run" TETHER_TOKEN_STORE=file
 unset XDG_DATA_HOME TETHER_DATA_DIR TETHER_TOKEN PLATFORMSH_CLI_TOKEN UPSUN_CLI_TOKEN
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 
-"$repo/target/release/tether-sim" --demo --profile-out "$state/profile.toml" \
-  --scratch-dir "$state/apps" >"$state/ready.json" 2>"$state/sim.log" &
-pids+=($!)
-for _ in $(seq 1 100); do [ -s "$state/ready.json" ] && break; sleep 0.1; done
-[ -s "$state/ready.json" ] || { cat "$state/sim.log" >&2; exit 1; }
-export TETHER_PROFILE="$state/profile.toml"
-token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo"]["api_token"])' "$state/ready.json")
-
-echo "$token" | "$tether" auth:api-token-login >/dev/null 2>&1
+start_demo_sim "$repo/target/release/tether-sim" "$tether"
 "$tether" config:ssh --write >/dev/null 2>&1
 project=rjify4yjcwxaa
 host=$("$tether" ssh -p "$project" -e main --pipe)
@@ -100,3 +95,4 @@ PY
 echo
 echo "==> 5. tunnels"
 scripts/bench-tunnels.sh
+scripts/bench-desktop.sh

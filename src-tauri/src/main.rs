@@ -63,6 +63,11 @@ fn main() {
             }
             Ok(())
         })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::Destroyed = event {
+                windows::release_webkit(window.app_handle());
+            }
+        })
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {
         Ok(app) => app,
