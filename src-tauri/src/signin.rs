@@ -16,26 +16,54 @@ pub const WINDOW: &str = "signin";
 /// How long a sign-in may take before it is abandoned.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-fn open_in_browser(url: &str) -> Result<(), IpcError> {
-    let program = if cfg!(target_os = "macos") {
+/// The browser's command line for a URL: `$BROWSER` when set (the first of its `:`-separated
+/// commands, `%s` standing for the URL, else the URL appended), else the system's opener.
+fn browser_command(browser_var: Option<&str>, url: &str) -> (String, Vec<String>) {
+    if let Some(first) = browser_var.and_then(|b| b.split(':').find(|c| !c.trim().is_empty())) {
+        let mut words = first.split_whitespace().map(str::to_string);
+        if let Some(program) = words.next() {
+            let mut args: Vec<String> = words.collect();
+            if args.iter().any(|a| a.contains("%s")) {
+                for a in &mut args {
+                    *a = a.replace("%s", url);
+                }
+            } else {
+                args.push(url.to_string());
+            }
+            return (program, args);
+        }
+    }
+    let opener = if cfg!(target_os = "macos") {
         "open"
     } else if cfg!(target_os = "windows") {
         "explorer"
     } else {
         "xdg-open"
     };
-    std::process::Command::new(program)
-        .arg(url)
+    (opener.to_string(), vec![url.to_string()])
+}
+
+fn open_in_browser(url: &str) -> Result<(), IpcError> {
+    let (program, args) = browser_command(std::env::var("BROWSER").ok().as_deref(), url);
+    let mut child = std::process::Command::new(&program)
+        .args(&args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map(|_| ())
         .map_err(|e| {
             IpcError::other(format!(
-                "cannot open the browser ({program}: {e}): sign in with `tether login --no-browser` instead"
+                "cannot open the browser ({program}: {e}): set BROWSER, or sign in in Tether's window"
             ))
-        })
+        })?;
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+/// Whether a navigation goes to the loopback redirect: compared by origin, since a prefix
+/// test would also catch the page at `127.0.0.1:50123` for the redirect `127.0.0.1:5012`.
+fn is_redirect(to: &tauri::Url, redirect: &tauri::Url) -> bool {
+    to.origin() == redirect.origin()
 }
 
 /// Signs in (or steps up with `request.amr`), in a window or the browser, and tells the agent.
@@ -67,7 +95,8 @@ pub async fn sign_in(
             pending.wait_for_code(TIMEOUT).await
         }
         SignInMethod::Window => {
-            let redirect = pending.redirect_uri().to_string();
+            let redirect = tauri::Url::parse(pending.redirect_uri())
+                .map_err(|e| IpcError::other(format!("bad redirect URI: {e}")))?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let title = if request.amr.is_empty() {
                 format!("Sign in to {}", desktop.profile_title())
@@ -86,7 +115,7 @@ pub async fn sign_in(
                 .inner_size(480.0, 640.0)
                 .center()
                 .on_navigation(move |to| {
-                    if to.as_str().starts_with(&redirect) {
+                    if is_redirect(to, &redirect) {
                         let _ = tx.send(to.clone());
                         return false;
                     }
@@ -109,4 +138,46 @@ pub async fn sign_in(
         .map_err(|e| IpcError::of(&e))?;
     desktop.session_changed();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_browser_is_browser_else_the_system_opener() {
+        let u = "http://127.0.0.1:1/x?a=b";
+        assert_eq!(
+            browser_command(Some("firefox"), u),
+            ("firefox".to_string(), vec![u.to_string()])
+        );
+        assert_eq!(
+            browser_command(Some(":chromium --incognito %s:firefox"), u),
+            (
+                "chromium".to_string(),
+                vec!["--incognito".to_string(), u.to_string()]
+            )
+        );
+        let (opener, args) = browser_command(Some(""), u);
+        assert!(!opener.is_empty() && args == [u.to_string()]);
+        assert_eq!(browser_command(None, u).0, opener);
+    }
+
+    #[test]
+    fn only_the_redirect_origin_is_intercepted() {
+        let url = |s: &str| tauri::Url::parse(s).unwrap();
+        let redirect = url("http://127.0.0.1:5001");
+        assert!(is_redirect(
+            &url("http://127.0.0.1:5001/?code=x&state=y"),
+            &redirect
+        ));
+        for other in [
+            "http://127.0.0.1:50012/oauth2/authorize",
+            "http://127.0.0.1:5002/?code=x",
+            "https://127.0.0.1:5001/",
+            "http://localhost:5001/",
+        ] {
+            assert!(!is_redirect(&url(other), &redirect), "{other}");
+        }
+    }
 }

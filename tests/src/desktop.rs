@@ -125,9 +125,19 @@ impl Desktop {
     /// The same, with the app running as `user` (their home, profile and session) on this
     /// desktop's display and bus.
     pub fn tauri_driver_for(&self, user: &crate::cli::User) -> Result<(ChildGuard, String)> {
+        self.tauri_driver_for_with_env(user, &[])
+    }
+
+    /// The same, with more variables in the app's environment (`BROWSER`).
+    pub fn tauri_driver_for_with_env(
+        &self,
+        user: &crate::cli::User,
+        vars: &[(&str, &str)],
+    ) -> Result<(ChildGuard, String)> {
         self.tauri_driver_with(|cmd| {
             user.environment(cmd);
             self.display_env(cmd);
+            cmd.envs(vars.iter().copied());
         })
     }
 

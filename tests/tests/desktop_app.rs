@@ -525,7 +525,7 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
 
     let desktop = Desktop::start().await?;
     let notes = Notifications::start(&desktop.bus_address).await?;
-    let _app = desktop.launch_for(&user, &["--hidden"])?;
+    let app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
     let item = match w.wait_for_item(Duration::from_secs(60)).await {
         Ok(item) => item,
@@ -685,20 +685,58 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let window = visible_window(&desktop).await?;
+
+    // Closing the window leaves the app in the tray with no web view (WebKit's processes
+    // end); "Open Tether…" makes a new window.
+    let app_pid = app.child.id();
+    close_window(&desktop, &window)?;
+    let start = Instant::now();
+    while !children_of(app_pid).is_empty() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "WebKit's processes outlived the window: {:?}",
+            children_of(app_pid)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.item_property(&item, "Status").await?, "Active");
+    w.click(&item, "Open Tether…").await?;
+    let window = visible_window(&desktop).await?;
+    // The new window renders (WebKit started its processes again): more than a blank page.
+    let shot = desktop.state.path().join("reopened.png");
     let start = Instant::now();
     loop {
-        let found = std::process::Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^Tether$"])
+        let _ = std::process::Command::new("import")
+            .args(["-window", &window])
+            .arg(&shot)
             .env("DISPLAY", &desktop.display)
+            .status()?;
+        let colours = std::process::Command::new("convert")
+            .arg(&shot)
+            .args(["-format", "%k", "info:"])
             .output()?;
-        if !found.stdout.is_empty() {
+        let colours: u32 = String::from_utf8_lossy(&colours.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if colours > 50 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let _ = std::process::Command::new("import")
+                .args(["-window", &window])
+                .arg(&shot)
+                .env("DISPLAY", &desktop.display)
+                .status()?;
             break;
         }
         ensure!(
             start.elapsed() < Duration::from_secs(20),
-            "the first app showed no window"
+            "the reopened window shows {colours} colours"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if let Some(dir) = screenshot_dir() {
+        std::fs::copy(&shot, dir.join("desktop-window-reopened.png"))?;
     }
 
     // Signing out from the tray: the icon says so, and no notification (the user did it).
@@ -712,6 +750,54 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         notes.received()
     );
     w.click(&item, "Quit Tether").await?;
+    Ok(())
+}
+
+/// The id of the app's visible window ("Tether"), waiting for it.
+async fn visible_window(desktop: &Desktop) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Tether$"])
+            .env("DISPLAY", &desktop.display)
+            .output()?;
+        let text = String::from_utf8_lossy(&found.stdout);
+        if let Some(id) = text.split_whitespace().next() {
+            return Ok(id.to_string());
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the app showed no window"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The names of a process's children (WebKit's web and network processes, for the app).
+fn children_of(parent: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent && !rest.starts_with('Z')).then(|| comm.to_string())
+        })
+        .collect()
+}
+
+/// Asks a window to close as a window manager would (`scripts/close-window.py`).
+fn close_window(desktop: &Desktop, window: &str) -> Result<()> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/close-window.py");
+    let closed = std::process::Command::new("python3")
+        .arg(script)
+        .arg(window)
+        .env("DISPLAY", &desktop.display)
+        .status()?;
+    ensure!(closed.success(), "close-window.py failed");
     Ok(())
 }
 
@@ -805,6 +891,72 @@ async fn a_project_that_demands_mfa_is_one_mfa_sign_in_away() -> Result<()> {
         .unwrap_or_default()
         .parse()?;
     assert_eq!(psql(port, "select 1").await?, "1");
+    let _ = app.quit().await;
+    Ok(())
+}
+
+/// "Use my browser instead": the app opens the platform's page in the user's browser (`$BROWSER`,
+/// here a script that hands the address to headless Chromium), whose redirect comes back to the
+/// app's loopback listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
+    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
+    let fixture = tether_sim::fixture::Fixture::demo()?;
+    let alice = fixture.user_by_name("alice").context("alice")?;
+    let user = User::new(&sim.info, false)?;
+    // The "browser" xdg-open starts: it writes down the address it was given.
+    let opened = user.home().join("opened-url");
+    let browser = user.home().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
+    )?;
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let desktop = Desktop::start().await?;
+    let browser_var = browser.display().to_string();
+    let (_driver, url) =
+        desktop.tauri_driver_for_with_env(&user, &[("BROWSER", browser_var.as_str())])?;
+    let app = app_session(&url).await?;
+    let _stop = user.agent_stopper();
+
+    app.click(
+        &app.find("#sign-in-browser", Duration::from_secs(60))
+            .await?,
+    )
+    .await?;
+    let start = Instant::now();
+    let address = loop {
+        if let Ok(a) = std::fs::read_to_string(&opened) {
+            if !a.is_empty() {
+                break a;
+            }
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the app opened no browser"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(address.starts_with(&sim.info.auth_url), "{address}");
+    let chromium = tether_e2e::webdriver::Chromium::start().await?;
+    tether_e2e::webdriver::sign_in(
+        &chromium.driver,
+        &address,
+        &alice.username,
+        &alice.password,
+        alice.totp_secret.as_deref(),
+    )
+    .await?;
+    // The browser lands on the app's listener, which says so; the window shows the account.
+    let done = chromium
+        .driver
+        .find("#title", Duration::from_secs(20))
+        .await?;
+    assert_eq!(chromium.driver.text(&done).await?, "Signed in");
+    wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
     let _ = app.quit().await;
     Ok(())
 }

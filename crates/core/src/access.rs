@@ -498,10 +498,12 @@ impl Access {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         self.scrub(&mut cmd);
-        cmd.spawn().map_err(|e| AccessError::Spawn {
+        let mut child = cmd.spawn().map_err(|e| AccessError::Spawn {
             program: launch.program.clone(),
             message: e.to_string(),
         })?;
+        // Reaped when it ends, so a long-running shell (the tray app) leaves no zombies.
+        std::thread::spawn(move || child.wait());
         Ok(launch)
     }
 

@@ -122,7 +122,7 @@ export class SettingsPage {
       field("Bind address", bind, "The local address tunnels listen on: 127.0.0.1 keeps them to this machine."),
       checkbox("manage_ssh_config", "Keep Tether's block in ~/.ssh/config so plain ssh, scp, rsync and git work"),
       checkbox("start_at_login", "Start Tether at login"),
-      field("Sign out after inactivity (hours)", hours, `Between ${MIN_HOURS} and ${MAX_HOURS} hours without use.`),
+      field("Sign out after inactivity (hours)", hours, `Between ${MIN_HOURS} and ${MAX_HOURS} hours without use; applies at the next start.`),
       field("Platform", profile, "The platform Tether serves; a change applies at the next start."),
       this.message,
       el("div", { class: "form-actions" }, el("button", { type: "submit", id: "save-settings", class: "btn btn-primary" }, "Save")),
