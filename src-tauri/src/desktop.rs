@@ -261,6 +261,16 @@ impl Desktop {
         Some(view)
     }
 
+    /// Puts Tether's block in `~/.ssh/config` when the settings say to manage it and it is not
+    /// there, so that plain `ssh`, `scp`, `rsync` and `git` work (after a sign-in, at start).
+    pub fn wire_ssh_config(&self) {
+        if self.settings().manage_ssh_config && !self.access.ssh_config_installed() {
+            if let Err(e) = self.access.install_ssh_config() {
+                tracing::warn!(error = %e, "cannot add Tether's block to ~/.ssh/config");
+            }
+        }
+    }
+
     /// Forgets what belongs to the last session (after a sign-in or a sign-out).
     pub fn session_changed(&self) {
         *lock(&self.user) = None;

@@ -137,6 +137,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| IpcError::of(&e))?;
     desktop.session_changed();
+    desktop.wire_ssh_config();
     Ok(())
 }
 

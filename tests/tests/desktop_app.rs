@@ -297,6 +297,12 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         said.contains("MFA:         yes"),
         "the certificate carries MFA: {said}"
     );
+    // Plain ssh is wired: Tether's block is in ~/.ssh/config (the settings manage it).
+    let config = std::fs::read_to_string(user.ssh_config())?;
+    assert!(
+        config.contains("# BEGIN: Tether certificate configuration"),
+        "{config}"
+    );
 
     // Find the Storefront's main environment by typing.
     let search = app.find("#search", Duration::from_secs(30)).await?;

@@ -110,8 +110,9 @@ impl PendingLogin {
 
     /// [`PendingLogin::wait_for_code`], also taking the callback from an app window that
     /// intercepts the redirect (so the code never leaves the app): each URL sent on
-    /// `intercepted` that starts with the redirect URI is judged like a request to the
-    /// listener. When the sender is dropped (the window closed) the sign-in is cancelled.
+    /// `intercepted` (the window sends those whose origin is the redirect's) is judged like a
+    /// request to the listener. When the sender is dropped (the window closed) the sign-in is
+    /// cancelled.
     pub async fn wait_for_callback(
         self,
         mut intercepted: Option<tokio::sync::mpsc::UnboundedReceiver<Url>>,
@@ -358,6 +359,37 @@ mod tests {
             !names.iter().any(|n| n == "amr" || n == "max_age"),
             "{names:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_intercepted_redirect_ends_the_sign_in_and_a_closed_window_cancels_it() {
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse("http://127.0.0.1:9/").unwrap();
+        let pending = PendingLogin::start(&profile, &LoginRequest::default())
+            .await
+            .unwrap();
+        let (redirect, state) = (pending.redirect_uri().to_string(), state_of(&pending));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let waiting = tokio::spawn(pending.wait_for_callback(Some(rx), Duration::from_secs(20)));
+        // Another sign-in's redirect is ignored; this one's ends it.
+        tx.send(Url::parse(&format!("{redirect}/?code=stolen&state=forged")).unwrap())
+            .unwrap();
+        tx.send(Url::parse(&format!("{redirect}/?code=the-code&state={state}")).unwrap())
+            .unwrap();
+        let code = waiting.await.unwrap().unwrap();
+        assert_eq!(code.code.expose(), "the-code");
+        assert_eq!(code.redirect_uri, redirect);
+
+        let pending = PendingLogin::start(&profile, &LoginRequest::default())
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Url>();
+        drop(tx);
+        let e = pending
+            .wait_for_callback(Some(rx), Duration::from_secs(20))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthError::Cancelled), "{e}");
     }
 
     #[tokio::test]
