@@ -3,7 +3,8 @@
 //! none for routine renewals. [`Notifier`] decides, from the agent's events, which deserve
 //! one; repeats of a state already announced do not.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use tauri::AppHandle;
 use tauri_plugin_clipboard_manager::ClipboardExt;
@@ -40,13 +41,20 @@ pub fn copy(app: &AppHandle, text: &str, label: &str) -> Result<(), IpcError> {
     Ok(())
 }
 
+/// How long a tunnel may be down before the user is told: a blip that heals by itself (the
+/// gateway restarting, a network change) is not news.
+pub const DOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// The agent's events, turned into notifications: each state is announced once, when it
-/// starts, and a tunnel's recovery once, when it comes back.
+/// starts, and a tunnel's recovery once, when it comes back. A tunnel is announced down only
+/// when it stays down for [`DOWN_GRACE`] ([`Notifier::due`] says when).
 #[derive(Debug, Default)]
 pub struct Notifier {
     renewal_failing: bool,
     mfa_needed: bool,
-    /// Tunnels announced down, as `app relationship`.
+    /// Tunnels down but not yet announced, as `app relationship`: since when, and what to say.
+    pending: HashMap<String, (Instant, Note)>,
+    /// Tunnels announced down.
     down: HashSet<String>,
 }
 
@@ -55,7 +63,24 @@ impl Notifier {
         self.renewal_failing
     }
 
-    pub fn on(&mut self, event: &Event) -> Option<Note> {
+    /// Tunnels down for longer than [`DOWN_GRACE`] at `now`, announced once each.
+    pub fn due(&mut self, now: Instant) -> Vec<Note> {
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, (since, _))| now.duration_since(*since) >= DOWN_GRACE)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|k| {
+                let (_, note) = self.pending.remove(&k)?;
+                self.down.insert(k);
+                Some(note)
+            })
+            .collect()
+    }
+
+    pub fn on(&mut self, event: &Event, now: Instant) -> Option<Note> {
         match event {
             Event::SignedIn | Event::Renewed { .. } => {
                 self.renewal_failing = false;
@@ -98,13 +123,22 @@ impl Notifier {
             } => {
                 let key = format!("{app} {relationship}");
                 if *down {
-                    self.down.insert(key).then(|| {
-                        (
-                            format!("Tunnel down: {relationship}"),
-                            format!("{relationship} of {app} (127.0.0.1:{port}) is {state}. Tether keeps its port and reconnects."),
-                        )
-                    })
+                    if !self.down.contains(&key) {
+                        let body = match state.strip_prefix("failed: ") {
+                            Some(reason) => format!(
+                                "{relationship} of {app} (127.0.0.1:{port}) needs a new sign-in: {reason}. Tether keeps its port."
+                            ),
+                            None => format!(
+                                "{relationship} of {app} (127.0.0.1:{port}) is {state}. Tether keeps its port and reconnects."
+                            ),
+                        };
+                        let since = self.pending.get(&key).map_or(now, |(since, _)| *since);
+                        let note = (format!("Tunnel down: {relationship}"), body);
+                        self.pending.insert(key, (since, note));
+                    }
+                    None
                 } else if state == "open" {
+                    self.pending.remove(&key);
                     self.down.remove(&key).then(|| {
                         (
                             format!("Tunnel back: {relationship}"),
@@ -112,6 +146,7 @@ impl Notifier {
                         )
                     })
                 } else {
+                    self.pending.remove(&key);
                     self.down.remove(&key);
                     None
                 }
@@ -141,44 +176,87 @@ mod tests {
             valid_before: 1,
             has_mfa: false,
         };
-        assert_eq!(n.on(&renewed), None);
+        assert_eq!(n.on(&renewed, Instant::now()), None);
         let failed = Event::RenewalFailed {
             reason: "unreachable".into(),
         };
-        assert!(n.on(&failed).is_some());
+        assert!(n.on(&failed, Instant::now()).is_some());
         assert!(n.renewal_failing());
-        assert_eq!(n.on(&failed), None, "a repeat is not news");
-        assert_eq!(n.on(&renewed), None);
+        assert_eq!(n.on(&failed, Instant::now()), None, "a repeat is not news");
+        assert_eq!(n.on(&renewed, Instant::now()), None);
         assert!(!n.renewal_failing());
-        assert!(n.on(&failed).is_some(), "a new run of failures is");
+        assert!(
+            n.on(&failed, Instant::now()).is_some(),
+            "a new run of failures is"
+        );
 
         let mfa = Event::MfaNeeded {
             reason: "the organization requires MFA".into(),
         };
-        assert!(n.on(&mfa).unwrap().0.contains("Multi-factor"));
-        assert_eq!(n.on(&mfa), None);
+        assert!(n
+            .on(&mfa, Instant::now())
+            .unwrap()
+            .0
+            .contains("Multi-factor"));
+        assert_eq!(n.on(&mfa, Instant::now()), None);
     }
 
     #[test]
-    fn a_tunnel_is_announced_down_once_and_back_once() {
+    fn a_tunnel_is_announced_down_once_after_its_grace_and_back_once() {
+        let t0 = Instant::now();
+        let later = |s: u64| t0 + Duration::from_secs(s);
         let mut n = Notifier::default();
-        assert_eq!(n.on(&tunnel("open", false)), None, "opening is not news");
-        let down = n.on(&tunnel("reconnecting", true)).unwrap();
-        assert_eq!(down.0, "Tunnel down: database");
-        assert!(down.1.contains("127.0.0.1:30000"), "{down:?}");
-        assert_eq!(n.on(&tunnel("reconnecting", true)), None);
         assert_eq!(
-            n.on(&tunnel("open", false)).unwrap().0,
+            n.on(&tunnel("open", false), t0),
+            None,
+            "opening is not news"
+        );
+        assert_eq!(n.on(&tunnel("reconnecting", true), t0), None);
+        assert!(n.due(later(1)).is_empty(), "within the grace");
+        assert_eq!(n.on(&tunnel("reconnecting", true), later(2)), None);
+        let down = n.due(later(3));
+        assert_eq!(down.len(), 1, "{down:?}");
+        assert_eq!(down[0].0, "Tunnel down: database");
+        assert!(down[0].1.contains("127.0.0.1:30000"), "{down:?}");
+        assert!(n.due(later(10)).is_empty(), "once");
+        assert_eq!(n.on(&tunnel("reconnecting", true), later(11)), None);
+        assert!(n.due(later(20)).is_empty());
+        assert_eq!(
+            n.on(&tunnel("open", false), later(21)).unwrap().0,
             "Tunnel back: database"
         );
-        assert_eq!(n.on(&tunnel("open", false)), None);
-        assert!(n.on(&tunnel("reconnecting", true)).is_some());
+        assert_eq!(n.on(&tunnel("open", false), later(22)), None);
+        assert_eq!(n.on(&tunnel("reconnecting", true), later(23)), None);
         assert_eq!(
-            n.on(&tunnel("closed", false)),
+            n.on(&tunnel("closed", false), later(24)),
             None,
             "closing is the user's doing"
         );
-        assert_eq!(n.on(&tunnel("open", false)), None);
+        assert!(n.due(later(40)).is_empty());
+    }
+
+    #[test]
+    fn a_blip_that_heals_within_the_grace_is_not_news() {
+        let t0 = Instant::now();
+        let mut n = Notifier::default();
+        assert_eq!(n.on(&tunnel("reconnecting", true), t0), None);
+        assert_eq!(
+            n.on(&tunnel("open", false), t0 + Duration::from_secs(1)),
+            None
+        );
+        assert!(n.due(t0 + Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn a_tunnel_waiting_for_a_sign_in_says_so() {
+        let t0 = Instant::now();
+        let mut n = Notifier::default();
+        n.on(&tunnel("failed: MFA is required", true), t0);
+        let down = n.due(t0 + DOWN_GRACE);
+        assert!(
+            down[0].1.contains("needs a new sign-in: MFA is required"),
+            "{down:?}"
+        );
     }
 
     #[test]
@@ -187,10 +265,14 @@ mod tests {
         let by_user = Event::SignedOut {
             reason: "signed out by the user".into(),
         };
-        assert_eq!(n.on(&by_user), None);
+        assert_eq!(n.on(&by_user, Instant::now()), None);
         let idle = Event::SignedOut {
             reason: "inactive for 8 h".into(),
         };
-        assert!(n.on(&idle).unwrap().1.contains("inactive for 8 h"));
+        assert!(n
+            .on(&idle, Instant::now())
+            .unwrap()
+            .1
+            .contains("inactive for 8 h"));
     }
 }

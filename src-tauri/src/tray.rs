@@ -455,26 +455,42 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
                 .await
         });
         let mut notifier = crate::notify::Notifier::default();
-        while let Some(event) = rx.recv().await {
-            if let Some(event) = &event {
-                if matches!(
-                    event,
-                    tether_core::cert::Event::SignedIn | tether_core::cert::Event::SignedOut { .. }
-                ) {
-                    desktop.session_changed();
-                }
-                if let Some(note) = notifier.on(event) {
-                    crate::notify::show(note);
-                }
-                desktop.set_renewal_failing(notifier.renewal_failing());
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let handle = |event: &tether_core::cert::Event, notifier: &mut crate::notify::Notifier| {
+            if matches!(
+                event,
+                tether_core::cert::Event::SignedIn | tether_core::cert::Event::SignedOut { .. }
+            ) {
+                desktop.session_changed();
             }
-            // Events come in bursts (a tunnel per relationship): take them all, then rebuild.
-            while let Ok(Some(event)) = rx.try_recv() {
-                if let Some(note) = notifier.on(&event) {
-                    crate::notify::show(note);
+            if let Some(note) = notifier.on(event, std::time::Instant::now()) {
+                crate::notify::show(note);
+            }
+            desktop.set_renewal_failing(notifier.renewal_failing());
+        };
+        loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    let Some(event) = event else { break };
+                    if let Some(event) = &event {
+                        handle(event, &mut notifier);
+                    }
+                    // Events come in bursts (a tunnel per relationship): take them all, then
+                    // rebuild once.
+                    while let Ok(event) = rx.try_recv() {
+                        if let Some(event) = &event {
+                            handle(event, &mut notifier);
+                        }
+                    }
+                    refresh(&app, &desktop).await;
+                }
+                // A tunnel still down after its grace is told now.
+                _ = tick.tick() => {
+                    for note in notifier.due(std::time::Instant::now()) {
+                        crate::notify::show(note);
+                    }
                 }
             }
-            refresh(&app, &desktop).await;
         }
     });
     Ok(())

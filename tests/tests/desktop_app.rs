@@ -966,3 +966,91 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
     let _ = app.quit().await;
     Ok(())
 }
+
+/// The platform demands MFA of a tunnel the app holds (the session lost its MFA): the user is
+/// told once that MFA is needed and once that the tunnel is down, the icon asks for attention,
+/// and the tray offers the MFA sign-in; after one, the tunnel is back and that is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mfa_demand_is_told_once_and_the_tray_asks_for_attention() -> Result<()> {
+    use tether_e2e::{ALICE_MFA_TOKEN, MFA_PROJECT};
+    let redis = Redis::start()?;
+    let mut options = tether_sim::SimOptions::default();
+    backend(&mut options, "postgresql", redis.port);
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let _app = desktop.launch_for(&user, &["--hidden"])?;
+    let w = &desktop.watcher;
+    let item = w.wait_for_item(Duration::from_secs(60)).await?;
+    user.ok(
+        &["tunnel:open", "-p", MFA_PROJECT, "-e", "main", "-A", "api"],
+        None,
+    )
+    .await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+
+    // The session loses its MFA and the connection drops: the gateway refuses the tunnel's
+    // next channel for want of MFA.
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    sim.stop_gateway().await;
+    sim.start_gateway().await?;
+    let listed = tunnel_list(&user).await?;
+    let port: u16 = listed[0]["local"]
+        .as_str()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_default()
+        .parse()?;
+    let start = Instant::now();
+    while notes
+        .with_summary("Multi-factor authentication needed")
+        .is_empty()
+    {
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no MFA notification: {:?}",
+            notes.received()
+        );
+        // A client arrives and is refused.
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let mut buf = [0u8; 1];
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    notes
+        .wait_for("Tunnel down: ledger", Duration::from_secs(10))
+        .await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray-attention.png")).await?;
+    w.wait_for_menu_entry(&item, "Sign in with MFA…", Duration::from_secs(10))
+        .await?;
+
+    // An MFA sign-in (here with the API token that carries it) brings the tunnel back.
+    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
+        .await?;
+    notes
+        .wait_for("Tunnel back: ledger", Duration::from_secs(30))
+        .await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+    for (summary, times) in [
+        ("Multi-factor authentication needed", 1),
+        ("Tunnel down", 1),
+        ("Tunnel back", 1),
+    ] {
+        assert_eq!(
+            notes.with_summary(summary).len(),
+            times,
+            "{summary}: {:?}",
+            notes.received()
+        );
+    }
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
