@@ -1,6 +1,28 @@
+/// The main window's IPC commands. Declared here so that Tauri checks every call against the
+/// capabilities (`capabilities/`), whatever page makes it: only the main window is granted
+/// them, and the sign-in window, which shows the platform's page, nothing.
+const COMMANDS: &[&str] = &[
+    "account",
+    "sign_in",
+    "sign_out",
+    "catalog",
+    "connection_details",
+    "open_terminal",
+    "open_tunnels",
+    "tunnels",
+    "close_tunnel",
+    "close_all_tunnels",
+    "tunnel_export",
+    "copy_text",
+    "set_pinned",
+    "settings",
+    "save_settings",
+];
+
 fn main() {
     // The app's config lives at the repository root (design.md), not beside this crate.
-    let attributes = tauri_build::Attributes::new();
+    let attributes = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     tauri_build::try_build(attributes.config_path("../tauri.conf.json")).unwrap_or_else(|e| {
         eprintln!("tauri-build failed: {e:#}");
         std::process::exit(1)

@@ -30,10 +30,13 @@ pub fn run(app: &AppHandle, desktop: Arc<Desktop>, action: TrayAction) {
         other => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(e) = run_async(&app, &desktop, other).await {
-                    crate::notify::show(("Tether could not do that".into(), e.message));
+                match run_async(&app, &desktop, other).await {
+                    // The user closed the sign-in window: nothing to tell.
+                    Err(e) if e.code == crate::view::CANCELLED => {}
+                    Err(e) => crate::notify::show(("Tether could not do that".into(), e.message)),
+                    Ok(()) => {}
                 }
-                crate::tray::refresh(&app, &desktop).await;
+                desktop.refresh_wanted.notify_one();
             });
         }
     }

@@ -176,7 +176,8 @@ pub fn save_settings(
     desktop: Shared<'_>,
     settings: DesktopSettings,
 ) -> Result<SettingsView, IpcError> {
-    let saved = desktop.save_settings(settings)?;
-    crate::autostart::apply(&app, saved.start_at_login)?;
+    let saved = desktop.save_settings(settings, |s| {
+        crate::autostart::apply(&app, s.start_at_login)
+    })?;
     Ok(settings_view(&desktop, saved))
 }

@@ -83,8 +83,8 @@ pub struct Desktop {
     /// How the profile was chosen (`platformsh`, or a profile file's path).
     pub profile_selector: String,
     pub socket: PathBuf,
-    /// The pid of the headless agent in use, when the app does not host its own.
-    pub headless_agent: Option<u32>,
+    /// The headless agent in use (with its pid when known), when the app does not host its own.
+    pub headless_agent: Option<Option<u32>>,
     settings: Mutex<DesktopSettings>,
     user: Mutex<Option<UserView>>,
     catalog: Mutex<Option<(std::time::Instant, Vec<ProjectView>)>>,
@@ -93,6 +93,12 @@ pub struct Desktop {
     shown: Mutex<Snapshot>,
     /// One sign-in at a time.
     pub signing_in: tokio::sync::Mutex<()>,
+    /// Dropped to cancel the sign-in waiting for the browser.
+    browser_sign_in: Mutex<Option<tokio::sync::mpsc::UnboundedSender<tauri::Url>>>,
+    /// Counts session changes, so a catalog loaded for an earlier session is not kept.
+    generation: std::sync::atomic::AtomicU64,
+    /// Asks the tray to rebuild from the agent's state (one rebuild at a time, in its loop).
+    pub refresh_wanted: tokio::sync::Notify,
 }
 
 /// Starts the agent in this process, or finds the one already running for the profile.
@@ -113,7 +119,7 @@ pub fn start() -> Result<Desktop, String> {
             });
             None
         }
-        Err(AgentError::AlreadyRunning { pid, .. }) => Some(pid.unwrap_or_default()),
+        Err(AgentError::AlreadyRunning { pid, .. }) => Some(pid),
         Err(e) => return Err(e.to_string()),
     };
     Ok(Desktop {
@@ -127,6 +133,9 @@ pub fn start() -> Result<Desktop, String> {
         renewal_failing: Mutex::new(false),
         shown: Mutex::new(Snapshot::default()),
         signing_in: tokio::sync::Mutex::new(()),
+        browser_sign_in: Mutex::new(None),
+        generation: std::sync::atomic::AtomicU64::new(0),
+        refresh_wanted: tokio::sync::Notify::new(),
     })
 }
 
@@ -272,9 +281,13 @@ impl Desktop {
     }
 
     /// Forgets what belongs to the last session (after a sign-in or a sign-out).
-    pub fn session_changed(&self) {
+    /// A load that started before is not kept (see [`Desktop::catalog`]).
+    pub async fn session_changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         *lock(&self.user) = None;
         *lock(&self.catalog) = None;
+        self.access.catalog().refresh().await;
     }
 
     pub async fn account(&self) -> Result<Account, IpcError> {
@@ -299,7 +312,8 @@ impl Desktop {
             }),
             now: now(),
             can_sign_in: self.access.can_sign_in(),
-            headless_agent: self.headless_agent,
+            headless_agent: self.headless_agent.flatten(),
+            using_headless_agent: self.headless_agent.is_some(),
         })
     }
 
@@ -338,16 +352,25 @@ impl Desktop {
     /// The catalog as last loaded, loaded when older than [`CATALOG_TTL`]; `None` when it
     /// cannot be loaded (the tray then offers Browse… only).
     async fn cached_catalog(&self) -> Option<Vec<ProjectView>> {
-        if let Some((at, c)) = lock(&self.catalog).as_ref() {
-            if at.elapsed() < CATALOG_TTL {
-                return Some(c.clone());
+        let stale = match lock(&self.catalog).as_ref() {
+            Some((at, c)) if at.elapsed() < CATALOG_TTL => return Some(c.clone()),
+            Some((_, c)) => Some(c.clone()),
+            None => None,
+        };
+        match self.catalog(false).await {
+            Ok(c) => Some(c),
+            // Offline: the last listing stays, and is tried again after the TTL.
+            Err(_) => {
+                let stale = stale?;
+                *lock(&self.catalog) = Some((std::time::Instant::now(), stale.clone()));
+                Some(stale)
             }
         }
-        self.catalog(false).await.ok()
     }
 
     /// Projects, their environments and each running environment's apps.
     pub async fn catalog(&self, refresh: bool) -> Result<Vec<ProjectView>, IpcError> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let catalog = self.access.catalog();
         if refresh {
             catalog.refresh().await;
@@ -409,7 +432,10 @@ impl Desktop {
                 problem,
             });
         }
-        *lock(&self.catalog) = Some((std::time::Instant::now(), out.clone()));
+        // Kept only if the session is the one it was loaded for.
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            *lock(&self.catalog) = Some((std::time::Instant::now(), out.clone()));
+        }
         Ok(out)
     }
 
@@ -443,19 +469,23 @@ impl Desktop {
         Ok(())
     }
 
-    /// Checks and saves settings, and applies what applies now (the `~/.ssh/config` block);
-    /// the profile, terminal, bind address and inactivity limit are read where they are used
-    /// or at the next start.
-    pub fn save_settings(&self, mut new: DesktopSettings) -> Result<DesktopSettings, IpcError> {
-        let old = self.settings();
+    /// Checks and saves settings, and applies what applies now (the `~/.ssh/config` block, then
+    /// `apply` for the rest, such as start at login) before saving, so the file never says what
+    /// did not happen; the profile, terminal, bind address and inactivity limit are read where
+    /// they are used or at the next start.
+    pub fn save_settings(
+        &self,
+        mut new: DesktopSettings,
+        apply: impl FnOnce(&DesktopSettings) -> Result<(), IpcError>,
+    ) -> Result<DesktopSettings, IpcError> {
+        let mut current = lock(&self.settings);
         // Pins and recent apps are not the settings page's to change.
-        new.pinned = old.pinned.clone();
-        new.recent = old.recent.clone();
+        new.pinned = current.pinned.clone();
+        new.recent = current.recent.clone();
         new.terminal = new.terminal.trim().to_string();
         new.bind_address = new.bind_address.trim().to_string();
-        new.save(self.access.paths())
-            .map_err(|e| IpcError::of(&e))?;
-        if new.manage_ssh_config != old.manage_ssh_config {
+        new.check().map_err(|e| IpcError::of(&e))?;
+        if new.manage_ssh_config != current.manage_ssh_config {
             let edit = if new.manage_ssh_config {
                 self.access.install_ssh_config()
             } else {
@@ -463,7 +493,10 @@ impl Desktop {
             };
             edit.map_err(|e| IpcError::of(&e))?;
         }
-        *lock(&self.settings) = new.clone();
+        apply(&new)?;
+        new.save(self.access.paths())
+            .map_err(|e| IpcError::of(&e))?;
+        *current = new.clone();
         Ok(new)
     }
 
@@ -616,6 +649,16 @@ impl Desktop {
         .unwrap_or_else(|_| "none found".into())
     }
 
+    /// Records the handle that cancels a sign-in waiting for the browser.
+    pub fn set_browser_sign_in(&self, cancel: tokio::sync::mpsc::UnboundedSender<tauri::Url>) {
+        *lock(&self.browser_sign_in) = Some(cancel);
+    }
+
+    /// Cancels the sign-in waiting for the browser, if there is one; says whether there was.
+    pub fn take_browser_sign_in(&self) -> bool {
+        lock(&self.browser_sign_in).take().is_some()
+    }
+
     pub fn set_renewal_failing(&self, failing: bool) {
         *lock(&self.renewal_failing) = failing;
     }
@@ -651,7 +694,7 @@ impl Desktop {
 
     pub async fn sign_out(&self) -> Result<(), IpcError> {
         self.request(&Request::SignOut { all: false }).await?;
-        self.session_changed();
+        self.session_changed().await;
         Ok(())
     }
 }

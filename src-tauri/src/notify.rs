@@ -103,11 +103,12 @@ impl Notifier {
                     )
                 })
             }
-            Event::SignedOut { reason } => {
+            Event::SignedOut { reason, by_user } => {
                 self.renewal_failing = false;
                 self.mfa_needed = false;
                 self.down.clear();
-                (reason != "signed out by the user").then(|| {
+                self.pending.clear();
+                (!by_user).then(|| {
                     (
                         "Sign in to Tether again".to_string(),
                         format!("Your session ended ({reason}). Choose \u{201c}Sign in…\u{201d} in Tether's menu."),
@@ -120,17 +121,19 @@ impl Notifier {
                 port,
                 state,
                 down,
+                needs_sign_in,
             } => {
                 let key = format!("{app} {relationship}");
                 if *down {
                     if !self.down.contains(&key) {
-                        let body = match state.strip_prefix("failed: ") {
-                            Some(reason) => format!(
-                                "{relationship} of {app} (127.0.0.1:{port}) needs a new sign-in: {reason}. Tether keeps its port."
-                            ),
-                            None => format!(
-                                "{relationship} of {app} (127.0.0.1:{port}) is {state}. Tether keeps its port and reconnects."
-                            ),
+                        let body = if *needs_sign_in {
+                            format!(
+                                "{relationship} of {app} (port {port}) waits for a new sign-in. Tether keeps its port."
+                            )
+                        } else {
+                            format!(
+                                "{relationship} of {app} (port {port}) is {state}. Tether keeps its port and reconnects."
+                            )
                         };
                         let since = self.pending.get(&key).map_or(now, |(since, _)| *since);
                         let note = (format!("Tunnel down: {relationship}"), body);
@@ -142,7 +145,7 @@ impl Notifier {
                     self.down.remove(&key).then(|| {
                         (
                             format!("Tunnel back: {relationship}"),
-                            format!("{relationship} of {app} works again on 127.0.0.1:{port}."),
+                            format!("{relationship} of {app} works again on port {port}."),
                         )
                     })
                 } else {
@@ -166,6 +169,7 @@ mod tests {
             port: 30000,
             state: state.into(),
             down,
+            needs_sign_in: state.starts_with("failed"),
         }
     }
 
@@ -217,7 +221,7 @@ mod tests {
         let down = n.due(later(3));
         assert_eq!(down.len(), 1, "{down:?}");
         assert_eq!(down[0].0, "Tunnel down: database");
-        assert!(down[0].1.contains("127.0.0.1:30000"), "{down:?}");
+        assert!(down[0].1.contains("port 30000"), "{down:?}");
         assert!(n.due(later(10)).is_empty(), "once");
         assert_eq!(n.on(&tunnel("reconnecting", true), later(11)), None);
         assert!(n.due(later(20)).is_empty());
@@ -253,20 +257,19 @@ mod tests {
         let mut n = Notifier::default();
         n.on(&tunnel("failed: MFA is required", true), t0);
         let down = n.due(t0 + DOWN_GRACE);
-        assert!(
-            down[0].1.contains("needs a new sign-in: MFA is required"),
-            "{down:?}"
-        );
+        assert!(down[0].1.contains("waits for a new sign-in"), "{down:?}");
     }
 
     #[test]
     fn only_a_sign_out_the_user_did_not_ask_for_is_announced() {
         let mut n = Notifier::default();
         let by_user = Event::SignedOut {
+            by_user: true,
             reason: "signed out by the user".into(),
         };
         assert_eq!(n.on(&by_user, Instant::now()), None);
         let idle = Event::SignedOut {
+            by_user: false,
             reason: "inactive for 8 h".into(),
         };
         assert!(n

@@ -66,6 +66,28 @@ fn is_redirect(to: &tauri::Url, redirect: &tauri::Url) -> bool {
     to.origin() == redirect.origin()
 }
 
+/// What the sign-in window does with a navigation.
+#[derive(Debug, PartialEq, Eq)]
+enum Navigation {
+    /// The platform's own sign-in pages: load.
+    Load,
+    /// The redirect with the code: keep it in the app, load nothing.
+    Intercept,
+    /// Anywhere else (a help link, the app's own origin): not in this window; web pages go to
+    /// the browser.
+    Elsewhere,
+}
+
+fn navigation(to: &tauri::Url, sign_in: &tauri::Url, redirect: &tauri::Url) -> Navigation {
+    if is_redirect(to, redirect) {
+        Navigation::Intercept
+    } else if to.origin() == sign_in.origin() || to.as_str() == "about:blank" {
+        Navigation::Load
+    } else {
+        Navigation::Elsewhere
+    }
+}
+
 /// Signs in (or steps up with `request.amr`), in a window or the browser, and tells the agent.
 pub async fn sign_in(
     app: &AppHandle,
@@ -73,15 +95,21 @@ pub async fn sign_in(
     request: LoginRequest,
     method: SignInMethod,
 ) -> Result<(), IpcError> {
-    let Ok(_one) = desktop.signing_in.try_lock() else {
-        // A sign-in is already under way: bring its window forward.
-        if let Some(w) = app.get_webview_window(WINDOW) {
-            let _ = w.show();
-            let _ = w.set_focus();
+    // A sign-in waiting for the browser gives way to a new one (the user may have closed the
+    // tab); one in the app's window is brought forward instead.
+    let abandoned = desktop.take_browser_sign_in();
+    let _one = match desktop.signing_in.try_lock() {
+        Ok(one) => one,
+        Err(_) if abandoned => desktop.signing_in.lock().await,
+        Err(_) => {
+            if let Some(w) = app.get_webview_window(WINDOW) {
+                let _ = w.show();
+                let _ = w.set_focus();
+            }
+            return Err(IpcError::usage(
+                "a sign-in is already under way: finish it in its window",
+            ));
         }
-        return Err(IpcError::usage(
-            "a sign-in is already under way: finish it in its window",
-        ));
     };
     let pending = desktop
         .access
@@ -92,7 +120,12 @@ pub async fn sign_in(
     let code = match method {
         SignInMethod::Browser => {
             open_in_browser(url.as_str())?;
-            pending.wait_for_code(TIMEOUT).await
+            // Nothing comes on this channel: dropping its sender (a new sign-in) cancels.
+            let (cancel, cancelled) = tokio::sync::mpsc::unbounded_channel();
+            desktop.set_browser_sign_in(cancel);
+            let code = pending.wait_for_callback(Some(cancelled), TIMEOUT).await;
+            desktop.take_browser_sign_in();
+            code
         }
         SignInMethod::Window => {
             let redirect = tauri::Url::parse(pending.redirect_uri())
@@ -109,20 +142,37 @@ pub async fn sign_in(
             if let Some(old) = app.get_webview_window(WINDOW) {
                 let _ = old.destroy();
             }
-            // Built from this task: Tauri creates the window on the main thread.
-            WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(url))
+            let sign_in_page = url.clone();
+            let blank =
+                tauri::Url::parse("about:blank").map_err(|e| IpcError::other(e.to_string()))?;
+            // Built from this task: Tauri creates the window on the main thread. It starts
+            // blank so that what earlier sign-ins left (the platform's cookies) is cleared
+            // first: no earlier session approves this one as someone else.
+            let window = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(blank))
                 .title(title)
                 .inner_size(480.0, 640.0)
                 .center()
-                .on_navigation(move |to| {
-                    if is_redirect(to, &redirect) {
+                .on_navigation(move |to| match navigation(to, &sign_in_page, &redirect) {
+                    Navigation::Load => true,
+                    Navigation::Intercept => {
                         let _ = tx.send(to.clone());
-                        return false;
+                        false
                     }
-                    true
+                    Navigation::Elsewhere => {
+                        if matches!(to.scheme(), "http" | "https") {
+                            let _ = open_in_browser(to.as_str());
+                        }
+                        false
+                    }
                 })
                 .build()
                 .map_err(|e| IpcError::other(format!("cannot open the sign-in window: {e}")))?;
+            if let Err(e) = window.clear_all_browsing_data() {
+                tracing::warn!(error = %e, "cannot clear the sign-in window's data");
+            }
+            window
+                .navigate(url)
+                .map_err(|e| IpcError::other(format!("cannot open the sign-in page: {e}")))?;
             let code = pending.wait_for_callback(Some(rx), TIMEOUT).await;
             if let Some(w) = app.get_webview_window(WINDOW) {
                 let _ = w.destroy();
@@ -130,13 +180,19 @@ pub async fn sign_in(
             code
         }
     };
-    let code = code.map_err(|e| IpcError::of(&e))?;
+    let code = code.map_err(|e| match e {
+        tether_core::auth::AuthError::Cancelled => IpcError {
+            code: crate::view::CANCELLED.into(),
+            message: e.to_string(),
+        },
+        e => IpcError::of(&e),
+    })?;
     desktop
         .access
         .finish_sign_in(code)
         .await
         .map_err(|e| IpcError::of(&e))?;
-    desktop.session_changed();
+    desktop.session_changed().await;
     desktop.wire_ssh_config();
     Ok(())
 }
@@ -162,6 +218,31 @@ mod tests {
         let (opener, args) = browser_command(Some(""), u);
         assert!(!opener.is_empty() && args == [u.to_string()]);
         assert_eq!(browser_command(None, u).0, opener);
+    }
+
+    #[test]
+    fn the_sign_in_window_loads_only_the_platform_s_pages() {
+        let url = |s: &str| tauri::Url::parse(s).unwrap();
+        let page = url("https://auth.example.test/oauth2/authorize?x=1");
+        let redirect = url("http://127.0.0.1:5001");
+        let to = |s: &str| navigation(&url(s), &page, &redirect);
+        assert_eq!(
+            to("https://auth.example.test/oauth2/authorize"),
+            Navigation::Load
+        );
+        assert_eq!(
+            to("http://127.0.0.1:5001/?code=c&state=s"),
+            Navigation::Intercept
+        );
+        for elsewhere in [
+            "tauri://localhost/index.html",
+            "http://tauri.localhost/",
+            "https://evil.example/phish",
+            "http://auth.example.test/",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(to(elsewhere), Navigation::Elsewhere, "{elsewhere}");
+        }
     }
 
     #[test]

@@ -306,10 +306,14 @@ pub fn lines(profile: &str, snapshot: Option<&Snapshot>, settings: &DesktopSetti
             format!("Not signed in to {profile}"),
         )),
     }
-    if let Some(pid) = account.headless_agent {
+    if account.using_headless_agent {
+        let pid = account
+            .headless_agent
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default();
         out.push(Line::info(
             "info-agent",
-            format!("Using the tether agent already running (pid {pid})"),
+            format!("Using the tether agent already running{pid}"),
         ));
     }
     if let Some(cert) = &account.certificate {
@@ -456,34 +460,39 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
         });
         let mut notifier = crate::notify::Notifier::default();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        // Tells what an event needs told; says whether the session changed.
         let handle = |event: &tether_core::cert::Event, notifier: &mut crate::notify::Notifier| {
-            if matches!(
-                event,
-                tether_core::cert::Event::SignedIn | tether_core::cert::Event::SignedOut { .. }
-            ) {
-                desktop.session_changed();
-            }
             if let Some(note) = notifier.on(event, std::time::Instant::now()) {
                 crate::notify::show(note);
             }
             desktop.set_renewal_failing(notifier.renewal_failing());
+            matches!(
+                event,
+                tether_core::cert::Event::SignedIn | tether_core::cert::Event::SignedOut { .. }
+            )
         };
+        // Every rebuild happens here, one at a time, so an older state never replaces a newer.
         loop {
             tokio::select! {
                 event = rx.recv() => {
                     let Some(event) = event else { break };
+                    let mut session_changed = false;
                     if let Some(event) = &event {
-                        handle(event, &mut notifier);
+                        session_changed |= handle(event, &mut notifier);
                     }
                     // Events come in bursts (a tunnel per relationship): take them all, then
                     // rebuild once.
                     while let Ok(event) = rx.try_recv() {
                         if let Some(event) = &event {
-                            handle(event, &mut notifier);
+                            session_changed |= handle(event, &mut notifier);
                         }
+                    }
+                    if session_changed {
+                        desktop.session_changed().await;
                     }
                     refresh(&app, &desktop).await;
                 }
+                _ = desktop.refresh_wanted.notified() => refresh(&app, &desktop).await,
                 // A tunnel still down after its grace is told now.
                 _ = tick.tick() => {
                     for note in notifier.due(std::time::Instant::now()) {
@@ -496,8 +505,9 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Rebuilds the menu and the icon from the agent's state, and tells the window.
-pub async fn refresh(app: &AppHandle, desktop: &Desktop) {
+/// Rebuilds the menu and the icon from the agent's state, and tells the window. Only the
+/// loop in [`install`] calls it; others ask through `Desktop::refresh_wanted`.
+async fn refresh(app: &AppHandle, desktop: &Desktop) {
     let snapshot = desktop.snapshot().await;
     let lines = lines(
         desktop.profile_title(),
@@ -607,6 +617,7 @@ mod tests {
                 }),
                 now: 0,
                 can_sign_in: true,
+                using_headless_agent: false,
                 headless_agent: None,
             }),
             tunnels_down: 0,

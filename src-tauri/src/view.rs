@@ -16,6 +16,9 @@ pub struct IpcError {
     pub message: String,
 }
 
+/// The code of a sign-in the user cancelled (closed its window): nothing to report.
+pub const CANCELLED: &str = "cancelled";
+
 impl IpcError {
     pub fn usage(message: impl Into<String>) -> IpcError {
         IpcError {
@@ -86,7 +89,9 @@ pub struct Account {
     pub now: u64,
     /// Whether a sign-in from the app can help (not with an API token from the environment).
     pub can_sign_in: bool,
-    /// The pid of the `tether agent` the app uses, when it is not the app's own.
+    /// Whether the app uses a `tether agent` already running rather than its own.
+    pub using_headless_agent: bool,
+    /// That agent's pid, when known.
     pub headless_agent: Option<u32>,
 }
 

@@ -264,6 +264,16 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         !ipc.starts_with("ok:"),
         "the sign-in window called the app: {ipc}"
     );
+    // Nor can the page take the window to the app's own origin (or anywhere else).
+    app.execute(
+        "location.assign('tauri://localhost/index.html'); return true;",
+        json!([]),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(app.current_url().await?.starts_with(&sim.info.auth_url));
+    let ipc = try_ipc(&app).await?;
+    assert!(!ipc.starts_with("ok:"), "after a navigation: {ipc}");
     app.send_keys(&username, &alice.username).await?;
     app.send_keys(
         &app.find("#password", Duration::ZERO).await?,

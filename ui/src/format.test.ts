@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { appKey, certificateLine, clockTime, formatBytes, formatDuration, plural } from "./format";
+import { agentNote, appKey, certificateLine, clockTime, formatBytes, formatDuration, plural } from "./format";
 
 describe("formatDuration", () => {
   it.each([
@@ -58,5 +58,12 @@ describe("small helpers", () => {
   it("pluralises", () => {
     expect(plural(1, "connection")).toBe("1 connection");
     expect(plural(0, "connection")).toBe("0 connections");
+  });
+});
+
+describe("agentNote", () => {
+  it("names the agent's pid when known", () => {
+    expect(agentNote({ headless_agent: 42 })).toBe("Using the tether agent already running (pid 42)");
+    expect(agentNote({ headless_agent: null })).toBe("Using the tether agent already running");
   });
 });

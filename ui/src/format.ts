@@ -59,3 +59,9 @@ export function formatBytes(bytes: number): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/** The note for an app that uses a `tether agent` already running (its pid when known). */
+export function agentNote(account: { headless_agent: number | null }): string {
+  const pid = account.headless_agent === null ? "" : ` (pid ${account.headless_agent})`;
+  return `Using the tether agent already running${pid}`;
+}

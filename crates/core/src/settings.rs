@@ -82,15 +82,35 @@ impl DesktopSettings {
 
     /// The saved settings; the defaults when there are none or the file cannot be read (it is
     /// then kept, and replaced at the next save).
+    /// A value that fails [`DesktopSettings::check`] (a hand-edited file) is replaced by its
+    /// default, so one bad field neither applies nor blocks every later save.
     pub fn load(paths: &Paths) -> DesktopSettings {
         let file = Self::file(paths);
-        match std::fs::read(&file) {
+        let loaded = match std::fs::read(&file) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(file = %file.display(), error = %e, "unreadable desktop settings; using the defaults");
                 DesktopSettings::default()
             }),
             Err(_) => DesktopSettings::default(),
+        };
+        loaded.repaired()
+    }
+
+    fn repaired(mut self) -> DesktopSettings {
+        let default = DesktopSettings::default();
+        while let Err(e) = self.check() {
+            tracing::warn!(error = %e, "a desktop setting is not valid; using its default");
+            match e {
+                SettingsError::BindAddress(_) => self.bind_address = default.bind_address.clone(),
+                SettingsError::Inactivity(_) => {
+                    self.inactivity_limit_hours = default.inactivity_limit_hours
+                }
+                SettingsError::Terminal(_) => self.terminal = default.terminal.clone(),
+                SettingsError::Profile(_) => self.profile = default.profile.clone(),
+                SettingsError::Write { .. } => break,
+            }
         }
+        self
     }
 
     /// Checks every value (see [`SettingsError`]).
@@ -226,6 +246,24 @@ mod tests {
             DesktopSettings::load(&p).inactivity_limit().as_secs(),
             12 * 3600
         );
+    }
+
+    #[test]
+    fn a_hand_edited_bad_value_falls_back_to_its_default_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        std::fs::create_dir_all(&p.data_dir).unwrap();
+        std::fs::write(
+            p.data_dir.join("desktop.json"),
+            r#"{"inactivity_limit_hours": 0, "bind_address": "nope", "terminal": "xterm -e {}", "pinned": ["a/b/c"]}"#,
+        )
+        .unwrap();
+        let s = DesktopSettings::load(&p);
+        assert_eq!(s.inactivity_limit_hours, 8);
+        assert_eq!(s.bind_address, "127.0.0.1");
+        assert_eq!(s.terminal, "xterm -e {}");
+        assert_eq!(s.pinned, ["a/b/c"]);
+        s.save(&p).unwrap();
     }
 
     #[test]

@@ -35,6 +35,7 @@ export function sampleAccount(overrides: Partial<Account> = {}): Account {
     certificate: { valid_before: NOW + 3 * 3600 + 25 * 60, has_mfa: true, path: "/home/ada/.tether/cert" },
     now: NOW,
     can_sign_in: true,
+    using_headless_agent: false,
     headless_agent: null,
     ...overrides,
   };

@@ -1,7 +1,7 @@
 // The account strip shown while signed in: who, the certificate's time left, sign out.
 import type { Account } from "../backend/types";
 import { button, el } from "../dom";
-import { certificateLine } from "../format";
+import { agentNote, certificateLine } from "../format";
 
 export interface AccountStrip {
   element: HTMLElement;
@@ -37,8 +37,8 @@ export function accountStrip(account: Account, now: number, onSignOut: () => voi
       account.certificate?.has_mfa
         ? el("span", { class: "badge badge-ok", "data-field": "mfa", title: "Signed in with multi-factor authentication" }, "MFA")
         : null,
-      account.headless_agent !== null
-        ? el("span", { class: "muted agent-note" }, `Using the tether agent already running (pid ${account.headless_agent})`)
+      account.using_headless_agent
+        ? el("span", { class: "muted agent-note" }, agentNote(account))
         : null,
     ),
     button("Sign out", { id: "sign-out", class: "btn btn-small" }, onSignOut),

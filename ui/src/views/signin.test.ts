@@ -70,6 +70,16 @@ describe("signed-out screen", () => {
     expect(m.root.textContent).not.toContain(SIGNING_IN);
   });
 
+  it("says nothing when the user closes the sign-in window", async () => {
+    m = await mount({
+      account: async () => signedOutAccount(),
+      signIn: async () => Promise.reject({ code: "cancelled", message: "the sign-in was cancelled" }),
+    });
+    await click(m.root, "#sign-in");
+    expect(m.root.querySelector("[role=alert]")).toBeNull();
+    expect(($(m.root, "#sign-in") as HTMLButtonElement).disabled).toBe(false);
+  });
+
   it("explains an API token from the environment", async () => {
     m = await mount({ account: async () => signedOutAccount({ session: "needs_sign_in", can_sign_in: false }) });
     expect($(m.root, "[data-field=token-note]").textContent).toContain("API token from the environment");
@@ -77,7 +87,7 @@ describe("signed-out screen", () => {
   });
 
   it("names the headless agent in use", async () => {
-    m = await mount({ account: async () => signedOutAccount({ headless_agent: 4242 }) });
+    m = await mount({ account: async () => signedOutAccount({ using_headless_agent: true, headless_agent: 4242 }) });
     expect($(m.root, ".signin").textContent).toContain("Using the tether agent already running (pid 4242)");
   });
 

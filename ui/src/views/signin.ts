@@ -2,7 +2,8 @@
 import type { Account, SignInRequest } from "../backend/types";
 import type { Context } from "../context";
 import { button, el } from "../dom";
-import { describeError } from "../errors";
+import { describeError, isBackendError } from "../errors";
+import { agentNote } from "../format";
 
 export const SIGNING_IN = "Finish signing in in the window that opened…";
 
@@ -46,7 +47,8 @@ export class SignInCard {
       this.onSignedIn(account);
     } catch (e) {
       this.running = false;
-      this.error = describeError(e);
+      // Closing the sign-in window is the user's answer, not an error.
+      this.error = isBackendError(e) && e.code === "cancelled" ? "" : describeError(e);
       this.render();
       this.focus();
     }
@@ -97,8 +99,8 @@ export class SignInCard {
           ? el("p", { class: "signin-progress", role: "status" }, el("span", { class: "spinner", "aria-hidden": "true" }), SIGNING_IN)
           : null,
         this.error ? el("p", { class: "alert", role: "alert" }, this.error) : null,
-        a.headless_agent !== null
-          ? el("p", { class: "muted small agent-note" }, `Using the tether agent already running (pid ${a.headless_agent})`)
+        a.using_headless_agent
+          ? el("p", { class: "muted small agent-note" }, agentNote(a))
           : null,
       ),
     );

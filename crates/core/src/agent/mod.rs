@@ -168,7 +168,7 @@ pub fn describe(event: &Event, when: impl Fn(u64) -> String) -> String {
         ),
         Event::RenewalFailed { reason } => format!("renewal failed (will retry): {reason}"),
         Event::MfaNeeded { reason } => format!("sign in again: {reason}"),
-        Event::SignedOut { reason } => format!("signed out: {reason}"),
+        Event::SignedOut { reason, .. } => format!("signed out: {reason}"),
         Event::Tunnel {
             app,
             relationship,

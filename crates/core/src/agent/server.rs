@@ -181,6 +181,7 @@ impl Host {
                         self.tunnels.close_all().await;
                         self.set_state(SessionState::SignedOut);
                         keeper.emit(Event::SignedOut {
+                            by_user: true,
                             reason: "signed out by the user".into(),
                         });
                         self.restart.notify_one();

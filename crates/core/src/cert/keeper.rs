@@ -62,7 +62,12 @@ pub enum Event {
     /// recent login) to go on.
     MfaNeeded { reason: String },
     /// The session ended: by the user, after inactivity, or at the platform.
-    SignedOut { reason: String },
+    SignedOut {
+        reason: String,
+        /// The user asked for it (nothing to tell them).
+        #[serde(default)]
+        by_user: bool,
+    },
     /// A tunnel changed state (opened, dropped, back, closed). `down` says whether it is not
     /// doing its job (reconnecting, or waiting for a sign-in).
     Tunnel {
@@ -71,6 +76,9 @@ pub enum Event {
         port: u16,
         state: String,
         down: bool,
+        /// Down until the user signs in again (MFA, SSO…), not reconnecting by itself.
+        #[serde(default)]
+        needs_sign_in: bool,
     },
 }
 
@@ -336,7 +344,10 @@ impl CertKeeper {
         loop {
             if self.inactive() {
                 let reason = self.end_for_inactivity().await;
-                self.emit(Event::SignedOut { reason });
+                self.emit(Event::SignedOut {
+                    reason,
+                    by_user: false,
+                });
                 return Stopped::NoSession;
             }
             let wait = match self.obtain(due, false).await {
@@ -357,6 +368,7 @@ impl CertKeeper {
                     e @ (AuthError::SessionEnded(_) | AuthError::BadApiToken(_)),
                 )) => {
                     self.emit(Event::SignedOut {
+                        by_user: false,
                         reason: e.to_string(),
                     });
                     return Stopped::NoSession;

@@ -862,6 +862,7 @@ impl TunnelHost {
                 port: t.local.port(),
                 state: TunnelState::Closed.to_string(),
                 down: false,
+                needs_sign_in: false,
             });
             closed.push(info);
         }
@@ -904,6 +905,7 @@ impl Inner {
                     relationship: info.endpoint_id().to_string(),
                     port: info.local.port(),
                     down: info.state.is_down(),
+                    needs_sign_in: matches!(info.state, TunnelState::Failed { .. }),
                     state: info.state.to_string(),
                 });
             }

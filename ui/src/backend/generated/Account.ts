@@ -20,6 +20,10 @@ now: number,
  */
 can_sign_in: boolean, 
 /**
- * The pid of the `tether agent` the app uses, when it is not the app's own.
+ * Whether the app uses a `tether agent` already running rather than its own.
+ */
+using_headless_agent: boolean, 
+/**
+ * That agent's pid, when known.
  */
 headless_agent: number | null, };
