@@ -84,7 +84,7 @@ pub struct Desktop {
     pub profile_selector: String,
     pub socket: PathBuf,
     /// The headless agent in use (with its pid when known), when the app does not host its own.
-    pub headless_agent: Option<Option<u32>>,
+    headless_agent: Mutex<Option<Option<u32>>>,
     settings: Mutex<DesktopSettings>,
     user: Mutex<Option<UserView>>,
     catalog: Mutex<Option<(std::time::Instant, Vec<ProjectView>)>>,
@@ -109,16 +109,8 @@ pub fn start() -> Result<Desktop, String> {
     let selector = profile_selector(&settings);
     let own = access_for(&selector, &settings, false)?;
     let socket = agent::socket_path(own.paths(), own.profile());
-    let headless_agent = match Bound::bind(own.paths(), own.profile()) {
-        Ok(bound) => {
-            // The agent runs until the app exits.
-            let (stop, shutdown) = tokio::sync::watch::channel(false);
-            tauri::async_runtime::spawn(async move {
-                agent::serve(bound, Arc::new(own), shutdown).await;
-                drop(stop);
-            });
-            None
-        }
+    let headless_agent = match host(own) {
+        Ok(()) => None,
         Err(AgentError::AlreadyRunning { pid, .. }) => Some(pid),
         Err(e) => return Err(e.to_string()),
     };
@@ -126,7 +118,7 @@ pub fn start() -> Result<Desktop, String> {
         access: Arc::new(access_for(&selector, &settings, true)?),
         profile_selector: selector,
         socket,
-        headless_agent,
+        headless_agent: Mutex::new(headless_agent),
         settings: Mutex::new(settings),
         user: Mutex::new(None),
         catalog: Mutex::new(None),
@@ -137,6 +129,18 @@ pub fn start() -> Result<Desktop, String> {
         generation: std::sync::atomic::AtomicU64::new(0),
         refresh_wanted: tokio::sync::Notify::new(),
     })
+}
+
+/// Runs the agent in this process until the app exits, unless one already runs for the
+/// profile.
+fn host(own: Access) -> Result<(), AgentError> {
+    let bound = Bound::bind(own.paths(), own.profile())?;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    tauri::async_runtime::spawn(async move {
+        agent::serve(bound, Arc::new(own), shutdown).await;
+        drop(stop);
+    });
+    Ok(())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -301,6 +305,7 @@ impl Desktop {
             SessionView::SignedOut => None,
             _ => self.user().await,
         };
+        let headless = *lock(&self.headless_agent);
         Ok(Account {
             profile: self.profile_title().to_string(),
             session,
@@ -312,8 +317,8 @@ impl Desktop {
             }),
             now: now(),
             can_sign_in: self.access.can_sign_in(),
-            headless_agent: self.headless_agent.flatten(),
-            using_headless_agent: self.headless_agent.is_some(),
+            headless_agent: headless.flatten(),
+            using_headless_agent: headless.is_some(),
         })
     }
 
@@ -672,12 +677,11 @@ impl Desktop {
         lock(&self.shown).clone()
     }
 
-    /// Calls `changed(None)` now and whenever the agent (re)appears, and `changed(Some(e))`
-    /// for each of its events, until the app exits. When the agent goes away (a headless one
-    /// stopped), waits for one to come back.
+    /// Calls `changed(None)` when the agent answers and when it goes away, and
+    /// `changed(Some(e))` for each of its events, until the app exits. When the headless agent
+    /// the app used stops, the app hosts the agent itself.
     pub async fn follow(&self, changed: impl Fn(Option<tether_core::cert::Event>)) {
         loop {
-            changed(None);
             if let Ok(Some(mut c)) = AgentClient::connect(&self.socket).await {
                 if matches!(c.request(&Request::Subscribe).await, Ok(Reply::Subscribed)) {
                     changed(None);
@@ -686,9 +690,33 @@ impl Desktop {
                             changed(Some(e));
                         }
                     }
+                    changed(None);
                 }
             }
+            if self.take_over() {
+                continue;
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Hosts the agent in this process when none runs (the headless one stopped); says
+    /// whether it does now.
+    fn take_over(&self) -> bool {
+        let own = match access_for(&self.profile_selector, &self.settings(), false) {
+            Ok(own) => own,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot host the agent");
+                return false;
+            }
+        };
+        match host(own) {
+            Ok(()) => {
+                tracing::info!("the headless agent stopped; the app hosts the agent now");
+                *lock(&self.headless_agent) = None;
+                true
+            }
+            Err(_) => false,
         }
     }
 

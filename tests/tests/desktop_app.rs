@@ -1064,3 +1064,69 @@ async fn an_mfa_demand_is_told_once_and_the_tray_asks_for_attention() -> Result<
     user.ok(&["agent:stop"], None).await?;
     Ok(())
 }
+
+/// A headless agent already runs: the app uses it (and says so) instead of starting a second;
+/// when it stops, the app hosts the agent itself and `tether` commands find the app's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_uses_a_running_headless_agent_and_takes_over_when_it_stops() -> Result<()> {
+    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    user.ok(&["tunnel:open", "-p", MARKETING, "-e", "main"], None)
+        .await?;
+    let headless = user.agent_pid().context("the headless agent's pid")?;
+
+    let desktop = Desktop::start().await?;
+    let app = desktop.launch_for(&user, &["--hidden"])?;
+    let w = &desktop.watcher;
+    let item = w.wait_for_item(Duration::from_secs(60)).await?;
+    let using = format!("Using the tether agent already running (pid {headless})");
+    if let Err(e) = w
+        .wait_for_menu_entry(&item, &using, Duration::from_secs(30))
+        .await
+    {
+        bail!(
+            "{e}; the app said: {}",
+            std::fs::read_to_string(desktop.log())?
+        );
+    }
+    let tunnel = format!("redis of {MARKETING}/main/web");
+    let menu = w.menu(&item).await?;
+    assert!(
+        menu.labels().iter().any(|l| l.starts_with(&tunnel)),
+        "{:?}",
+        menu.labels()
+    );
+
+    user.ok(&["agent:stop"], None).await?;
+    w.wait_for_menu_entry(&item, "No tunnels open", Duration::from_secs(30))
+        .await?;
+    let start = Instant::now();
+    while user.agent_pid() != Some(app.child.id()) {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the app did not take the agent over: {:?}",
+            user.agent_pid()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let menu = w.menu(&item).await?;
+    assert!(
+        !menu
+            .labels()
+            .iter()
+            .any(|l| l.starts_with("Using the tether agent")),
+        "{:?}",
+        menu.labels()
+    );
+    // The command line now uses the app's agent.
+    user.ok(&["tunnel:open", "-p", MARKETING, "-e", "main"], None)
+        .await?;
+    w.wait_for_menu_entry(&item, "Close all tunnels", Duration::from_secs(30))
+        .await?;
+    assert_eq!(user.agent_pid(), Some(app.child.id()));
+    w.click(&item, "Quit Tether").await?;
+    Ok(())
+}

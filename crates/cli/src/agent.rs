@@ -77,10 +77,22 @@ pub async fn stop(ctx: &Ctx) -> Result<()> {
         progress(ctx.format, "No agent is running.");
         return Ok(());
     };
+    let pid = match client.request(&Request::Status).await? {
+        Reply::Status(status) => Some(status.pid),
+        _ => None,
+    };
     client.request(&Request::Stop).await?;
-    // It is gone when its socket no longer answers.
+    // It is gone when its socket no longer answers, or another agent answers there (the
+    // desktop app takes over when the headless agent it used stops).
     for _ in 0..200 {
-        if !matches!(AgentClient::connect(&socket).await, Ok(Some(_))) {
+        let answering = match AgentClient::connect(&socket).await {
+            Ok(Some(mut c)) => match c.request(&Request::Status).await {
+                Ok(Reply::Status(status)) => Some(status.pid),
+                _ => None,
+            },
+            _ => None,
+        };
+        if answering.is_none() || answering != pid {
             progress(ctx.format, "The agent stopped.");
             return Ok(());
         }

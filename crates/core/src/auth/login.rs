@@ -150,7 +150,16 @@ impl PendingLogin {
                         }
                         Ok((s, _)) => s,
                     };
-                    let query = read_request_query(&mut sock).await.unwrap_or_default();
+                    // Bounded: a silent connection (a browser's preconnect) must not keep the
+                    // intercepted redirect or the deadline waiting.
+                    let query = tokio::time::timeout(
+                        Duration::from_secs(3),
+                        read_request_query(&mut sock),
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                     match self.judge(&query) {
                         Callback::Other => {
                             respond(&mut sock, 404, "Not found", "This is Tether's sign-in listener.")
