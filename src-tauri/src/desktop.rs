@@ -134,7 +134,7 @@ pub fn start() -> Result<Desktop, String> {
 /// Runs the agent in this process until the app exits, unless one already runs for the
 /// profile.
 fn host(own: Access) -> Result<(), AgentError> {
-    let bound = Bound::bind(own.paths(), own.profile())?;
+    let bound = Bound::bind(own.paths(), own.profile())?.hosted_by("the Tether app");
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tauri::async_runtime::spawn(async move {
         agent::serve(bound, Arc::new(own), shutdown).await;

@@ -1061,7 +1061,12 @@ async fn an_mfa_demand_is_told_once_and_the_tray_asks_for_attention() -> Result<
             notes.received()
         );
     }
-    user.ok(&["agent:stop"], None).await?;
+    // The agent lives in the app: `agent:stop` says how to stop it instead of stopping it.
+    let refused = user.run(&["agent:stop"], None).await?;
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("quit the Tether app"), "{said}");
+    assert!(tunnel_list(&user).await?.len() == 1);
     Ok(())
 }
 

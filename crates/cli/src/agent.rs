@@ -85,14 +85,15 @@ pub async fn stop(ctx: &Ctx) -> Result<()> {
     // It is gone when its socket no longer answers, or another agent answers there (the
     // desktop app takes over when the headless agent it used stops).
     for _ in 0..200 {
-        let answering = match AgentClient::connect(&socket).await {
+        let gone = match AgentClient::connect(&socket).await {
             Ok(Some(mut c)) => match c.request(&Request::Status).await {
-                Ok(Reply::Status(status)) => Some(status.pid),
-                _ => None,
+                Ok(Reply::Status(status)) => Some(status.pid) != pid,
+                // Still there, finishing (closing tunnels, saving their ports).
+                _ => false,
             },
-            _ => None,
+            _ => true,
         };
-        if answering.is_none() || answering != pid {
+        if gone {
             progress(ctx.format, "The agent stopped.");
             return Ok(());
         }

@@ -33,9 +33,18 @@ pub struct Bound {
     uid: u32,
     /// Held (locked) while the agent runs; the kernel releases it if the agent is killed.
     _lock: File,
+    /// The program the agent lives in, when it is not `tether agent` (the desktop app): a
+    /// `stop` request is refused, as that program would only start it again.
+    hosted_by: Option<String>,
 }
 
 impl Bound {
+    /// Marks the agent as part of a program (the desktop app) that stops it by quitting.
+    pub fn hosted_by(mut self, program: &str) -> Bound {
+        self.hosted_by = Some(program.to_string());
+        self
+    }
+
     /// Takes the profile's agent lock and binds its socket, replacing a stale one left by an
     /// agent that was killed.
     pub fn bind(paths: &crate::Paths, profile: &crate::Profile) -> Result<Bound, AgentError> {
@@ -88,6 +97,7 @@ impl Bound {
             socket,
             uid: meta.uid(),
             _lock: file,
+            hosted_by: None,
         })
     }
 
@@ -111,6 +121,7 @@ struct Host {
     restart: Notify,
     /// Set by a `stop` request.
     stop: watch::Sender<bool>,
+    hosted_by: Option<String>,
 }
 
 impl Host {
@@ -200,7 +211,16 @@ impl Host {
                 }
             }
             // The connection stops the agent once this reply is sent.
-            Request::Stop => Reply::Done,
+            Request::Stop => match &self.hosted_by {
+                Some(program) => Reply::Error {
+                    code: crate::problem::Problem::Usage.code().to_string(),
+                    message: format!(
+                        "the agent runs inside {program}: quit {program} from its menu to stop it"
+                    ),
+                    step_up: None,
+                },
+                None => Reply::Done,
+            },
             Request::TunnelList => Reply::Tunnels {
                 tunnels: self.tunnels.list(),
             },
@@ -310,6 +330,7 @@ pub async fn serve(bound: Bound, access: Arc<Access>, outer: watch::Receiver<boo
         state: Mutex::new(initial),
         restart: Notify::new(),
         stop,
+        hosted_by: bound.hosted_by.clone(),
     });
     info!(socket = %bound.socket.display(), pid = std::process::id(), "agent ready");
     let keeping = tokio::spawn({
@@ -408,7 +429,7 @@ async fn connection(host: Arc<Host>, stream: UnixStream, shutdown: watch::Receiv
             subscribe(&host, r, w, shutdown).instrument(span).await;
             return;
         }
-        let stop = request == Request::Stop;
+        let stop = request == Request::Stop && host.hosted_by.is_none();
         let reply = host.answer(request).instrument(span).await;
         let sent = send(&mut w, &reply).await;
         if stop {
