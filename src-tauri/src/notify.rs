@@ -45,6 +45,15 @@ pub fn copy(app: &AppHandle, text: &str, label: &str) -> Result<(), IpcError> {
 /// gateway restarting, a network change) is not news.
 pub const DOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// A reason as the start of a sentence (core's messages start in lower case).
+fn sentence_case(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// The agent's events, turned into notifications: each state is announced once, when it
 /// starts, and a tunnel's recovery once, when it comes back. A tunnel is announced down only
 /// when it stays down for [`DOWN_GRACE`] ([`Notifier::due`] says when).
@@ -111,7 +120,10 @@ impl Notifier {
                 (!by_user).then(|| {
                     (
                         "Sign in to Tether again".to_string(),
-                        format!("Your session ended ({reason}). Choose \u{201c}Sign in…\u{201d} in Tether's menu."),
+                        format!(
+                            "{}. Choose \u{201c}Sign in…\u{201d} in Tether's menu.",
+                            sentence_case(reason)
+                        ),
                     )
                 })
             }
@@ -272,10 +284,7 @@ mod tests {
             by_user: false,
             reason: "inactive for 8 h".into(),
         };
-        assert!(n
-            .on(&idle, Instant::now())
-            .unwrap()
-            .1
-            .contains("inactive for 8 h"));
+        let note = n.on(&idle, Instant::now()).unwrap();
+        assert!(note.1.starts_with("Inactive for 8 h. Choose"), "{note:?}");
     }
 }

@@ -1135,3 +1135,102 @@ async fn the_app_uses_a_running_headless_agent_and_takes_over_when_it_stops() ->
     w.click(&item, "Quit Tether").await?;
     Ok(())
 }
+
+/// The session ends at the platform (its API token revoked): at the next renewal the user is
+/// told once to sign in again, and the tray says signed out and offers the sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<()> {
+    let options = tether_sim::SimOptions {
+        // Renewed at three quarters of its life: the keeper asks the platform within seconds.
+        certificate_lifetime: Duration::from_secs(8),
+        ..tether_sim::SimOptions::default()
+    };
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let _app = desktop.launch_for(&user, &["--hidden"])?;
+    let w = &desktop.watcher;
+    let item = w.wait_for_item(Duration::from_secs(60)).await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+
+    assert!(sim.revoke_api_token(ALICE_TOKEN));
+    let note = notes
+        .wait_for("Sign in to Tether again", Duration::from_secs(30))
+        .await?;
+    assert!(
+        note.body.starts_with("Your session has ended") && note.body.contains("refused"),
+        "{note:?}"
+    );
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
+    w.wait_for_menu_entry(&item, "Sign in…", Duration::from_secs(10))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        notes.with_summary("Sign in to Tether again").len(),
+        1,
+        "{:?}",
+        notes.received()
+    );
+    assert!(
+        notes.with_summary("Certificate renewal").is_empty(),
+        "{:?}",
+        notes.received()
+    );
+    Ok(())
+}
+
+/// The certifier is down when the certificate is due: the user is told once that renewal
+/// fails, the icon and the menu say so; once a new certificate loads, all is well again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_renewal_is_told_once_and_clears_when_one_succeeds() -> Result<()> {
+    let options = tether_sim::SimOptions {
+        certificate_lifetime: Duration::from_secs(8),
+        ..tether_sim::SimOptions::default()
+    };
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let _app = desktop.launch_for(&user, &["--hidden"])?;
+    let w = &desktop.watcher;
+    let item = w.wait_for_item(Duration::from_secs(60)).await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+
+    sim.set_certifier_down(true);
+    notes
+        .wait_for("Certificate renewal failed", Duration::from_secs(30))
+        .await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray-attention.png")).await?;
+    w.wait_for_menu_entry(
+        &item,
+        "Certificate renewal is failing; retrying",
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // Back: a new certificate (asked for here rather than waiting for the retry) clears it.
+    sim.set_certifier_down(false);
+    user.ok(&["ssh-cert:load", "--new"], None).await?;
+    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+    let menu = w.menu(&item).await?;
+    assert!(
+        !menu
+            .labels()
+            .iter()
+            .any(|l| l.contains("renewal is failing")),
+        "{:?}",
+        menu.labels()
+    );
+    assert_eq!(
+        notes.with_summary("Certificate renewal failed").len(),
+        1,
+        "{:?}",
+        notes.received()
+    );
+    Ok(())
+}

@@ -37,6 +37,15 @@ pub async fn sign(
     headers: HeaderMap,
     body: Result<Json<CertRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    if state
+        .certifier_down
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The SSH certificate service is unavailable. Try again later.",
+        ));
+    }
     let claims = authenticate(&state, &headers)?;
     let Json(req) = body.map_err(|e| {
         bad_request(format!(

@@ -368,6 +368,20 @@ impl SimHandle {
         self.state.set_environment_status(project, env, status)
     }
 
+    /// Revokes an API token while the simulator runs: it can no longer be exchanged, and the
+    /// sessions it opened end. Says whether it existed.
+    pub fn revoke_api_token(&self, token: &str) -> bool {
+        self.state.revoke_api_token(token)
+    }
+
+    /// Takes the SSH certificate service down (it answers 503) or brings it back, while the
+    /// sign-in server and the API carry on.
+    pub fn set_certifier_down(&self, down: bool) {
+        self.state
+            .certifier_down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Where the apps' commands run.
     pub fn scratch_dir(&self) -> &std::path::Path {
         &self.state.scratch_dir

@@ -145,6 +145,8 @@ pub struct Lifetimes {
 }
 
 pub struct State {
+    /// When set, the certifier answers 503 (an outage of that service alone).
+    pub certifier_down: std::sync::atomic::AtomicBool,
     fixture: RwLock<Arc<Fixture>>,
     inner: Mutex<Mutable>,
     pub lifetimes: Lifetimes,
@@ -183,6 +185,7 @@ impl State {
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
         State {
+            certifier_down: std::sync::atomic::AtomicBool::new(false),
             fixture: RwLock::new(Arc::new(fixture)),
             inner: Mutex::new(Mutable::default()),
             lifetimes,
@@ -236,6 +239,31 @@ impl State {
         let id = random_token(16);
         self.lock().grants.insert(id.clone(), grant);
         id
+    }
+
+    /// Revokes an API token, as its owner would in the console: it can no longer be exchanged,
+    /// and the sessions it opened end (their access tokens are refused). Says whether it existed.
+    pub fn revoke_api_token(&self, token: &str) -> bool {
+        let owner = {
+            let mut guard = match self.fixture.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut next = (**guard).clone();
+            let Some(at) = next.api_tokens.iter().position(|t| t.token == token) else {
+                return false;
+            };
+            let removed = next.api_tokens.remove(at);
+            *guard = Arc::new(next);
+            guard.user_by_name(&removed.user).map(|u| u.id.clone())
+        };
+        // Grants do not record which token opened them: every API-token session of its owner.
+        for g in self.lock().grants.values_mut() {
+            if Some(&g.user_id) == owner.as_ref() && g.grant_type == "api_token" {
+                g.revoked = true;
+            }
+        }
+        true
     }
 
     pub fn revoke_grant(&self, grant_id: &str) {
