@@ -1136,25 +1136,58 @@ async fn the_app_uses_a_running_headless_agent_and_takes_over_when_it_stops() ->
     Ok(())
 }
 
+/// The app in the tray, signed in with an API token, against a platform whose certificates
+/// live 8 s (renewed at three quarters of that: the keeper asks the platform within seconds),
+/// with a notification server on its bus.
+struct ShortCertificates {
+    sim: tether_sim::SimHandle,
+    user: User,
+    desktop: Desktop,
+    notes: Notifications,
+    item: TrayItem,
+    _app: tether_e2e::ChildGuard,
+}
+
+impl ShortCertificates {
+    async fn start() -> Result<ShortCertificates> {
+        let options = tether_sim::SimOptions {
+            certificate_lifetime: Duration::from_secs(8),
+            ..tether_sim::SimOptions::default()
+        };
+        let sim = demo_sim(options).await?;
+        let user = User::new(&sim.info, false)?;
+        user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+            .await?;
+        let desktop = Desktop::start().await?;
+        let notes = Notifications::start(&desktop.bus_address).await?;
+        let app = desktop.launch_for(&user, &["--hidden"])?;
+        let item = desktop
+            .watcher
+            .wait_for_item(Duration::from_secs(60))
+            .await?;
+        wait_for_icon(
+            &desktop.watcher,
+            &item,
+            include_bytes!("../../icons/tray.png"),
+        )
+        .await?;
+        Ok(ShortCertificates {
+            sim,
+            user,
+            desktop,
+            notes,
+            item,
+            _app: app,
+        })
+    }
+}
+
 /// The session ends at the platform (its API token revoked): at the next renewal the user is
 /// told once to sign in again, and the tray says signed out and offers the sign-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<()> {
-    let options = tether_sim::SimOptions {
-        // Renewed at three quarters of its life: the keeper asks the platform within seconds.
-        certificate_lifetime: Duration::from_secs(8),
-        ..tether_sim::SimOptions::default()
-    };
-    let sim = demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    let desktop = Desktop::start().await?;
-    let notes = Notifications::start(&desktop.bus_address).await?;
-    let _app = desktop.launch_for(&user, &["--hidden"])?;
-    let w = &desktop.watcher;
-    let item = w.wait_for_item(Duration::from_secs(60)).await?;
-    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+    let t = ShortCertificates::start().await?;
+    let (sim, notes, w, item) = (&t.sim, &t.notes, &t.desktop.watcher, &t.item);
 
     assert!(sim.revoke_api_token(ALICE_TOKEN));
     let note = notes
@@ -1164,8 +1197,8 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
         note.body.starts_with("Your session has ended") && note.body.contains("refused"),
         "{note:?}"
     );
-    wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
-    w.wait_for_menu_entry(&item, "Sign in…", Duration::from_secs(10))
+    wait_for_icon(w, item, include_bytes!("../../icons/tray-signed-out.png")).await?;
+    w.wait_for_menu_entry(item, "Sign in…", Duration::from_secs(10))
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -1186,28 +1219,16 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
 /// fails, the icon and the menu say so; once a new certificate loads, all is well again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_renewal_is_told_once_and_clears_when_one_succeeds() -> Result<()> {
-    let options = tether_sim::SimOptions {
-        certificate_lifetime: Duration::from_secs(8),
-        ..tether_sim::SimOptions::default()
-    };
-    let sim = demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    let desktop = Desktop::start().await?;
-    let notes = Notifications::start(&desktop.bus_address).await?;
-    let _app = desktop.launch_for(&user, &["--hidden"])?;
-    let w = &desktop.watcher;
-    let item = w.wait_for_item(Duration::from_secs(60)).await?;
-    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+    let t = ShortCertificates::start().await?;
+    let (sim, user, notes, w, item) = (&t.sim, &t.user, &t.notes, &t.desktop.watcher, &t.item);
 
     sim.set_certifier_down(true);
     notes
         .wait_for("Certificate renewal failed", Duration::from_secs(30))
         .await?;
-    wait_for_icon(w, &item, include_bytes!("../../icons/tray-attention.png")).await?;
+    wait_for_icon(w, item, include_bytes!("../../icons/tray-attention.png")).await?;
     w.wait_for_menu_entry(
-        &item,
+        item,
         "Certificate renewal is failing; retrying",
         Duration::from_secs(10),
     )
@@ -1216,8 +1237,8 @@ async fn a_failing_renewal_is_told_once_and_clears_when_one_succeeds() -> Result
     // Back: a new certificate (asked for here rather than waiting for the retry) clears it.
     sim.set_certifier_down(false);
     user.ok(&["ssh-cert:load", "--new"], None).await?;
-    wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
-    let menu = w.menu(&item).await?;
+    wait_for_icon(w, item, include_bytes!("../../icons/tray.png")).await?;
+    let menu = w.menu(item).await?;
     assert!(
         !menu
             .labels()
