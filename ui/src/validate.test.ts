@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { sampleSettings } from "./backend/mock";
-import { isIpAddress, validateSettings } from "./validate";
+import { bindWarning, isIpAddress, validateSettings } from "./validate";
 
 describe("isIpAddress (as Rust's IpAddr parses)", () => {
   it.each(["127.0.0.1", "0.0.0.0", "192.168.1.20", " 10.0.0.1 ", "::1", "::", "fe80::1", "2001:db8::8a2e:370:7334", "1:2:3:4:5:6:7:8", "::ffff:192.168.0.1", "1:2:3:4:5:6:7::"])(
@@ -35,5 +35,13 @@ describe("validateSettings", () => {
 
   it("refuses a terminal command on several lines", () => {
     expect(validateSettings({ ...base(), terminal: "xterm\n-e {}" }).map((p) => p.field)).toEqual(["terminal"]);
+  });
+});
+
+describe("bindWarning", () => {
+  it("warns only for addresses other machines can reach", () => {
+    for (const quiet of ["127.0.0.1", " 127.0.0.2 ", "::1", "not an address"]) expect(bindWarning(quiet)).toBeNull();
+    expect(bindWarning("0.0.0.0")).toContain("can be reached from other machines");
+    expect(bindWarning("192.168.1.5")).toContain("192.168.1.5");
   });
 });

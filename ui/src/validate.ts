@@ -45,6 +45,18 @@ export function isIpAddress(text: string): boolean {
   return isIpv4(t) || isIpv6(t);
 }
 
+/** Whether tunnels bound to `text` stay on this machine (127.0.0.0/8, ::1). */
+export function isLoopback(text: string): boolean {
+  const t = text.trim();
+  return (isIpv4(t) && t.startsWith("127.")) || t === "::1";
+}
+
+/** A warning for a bind address that other machines can reach, or null. */
+export function bindWarning(text: string): string | null {
+  if (!isIpAddress(text) || isLoopback(text)) return null;
+  return `Tunnels on ${text.trim()} can be reached from other machines, and they carry your services' credentials. Use 127.0.0.1 unless you mean to share them.`;
+}
+
 export interface SettingsProblem {
   field: keyof DesktopSettings;
   message: string;

@@ -40,6 +40,17 @@ describe("settings form", () => {
     expect(form.textContent).toContain("applies at the next start");
   });
 
+  it("warns, as one types, when tunnels would be reachable from other machines", async () => {
+    const form = await showSettings();
+    const warning = $(form, "[data-field=bind-warning]");
+    expect(warning.hidden).toBe(true);
+    set(form, "bind_address", "0.0.0.0");
+    expect(warning.hidden).toBe(false);
+    expect(warning.textContent).toContain("can be reached from other machines");
+    set(form, "bind_address", "127.0.0.1");
+    expect(warning.hidden).toBe(true);
+  });
+
   it("saves every field, keeping the pinned and recent apps", async () => {
     const form = await showSettings();
     set(form, "terminal", "kitty -e {}");

@@ -3,7 +3,7 @@ import type { DesktopSettings, SettingsView } from "../backend/types";
 import type { Context } from "../context";
 import { el } from "../dom";
 import { describeError } from "../errors";
-import { MAX_HOURS, MIN_HOURS, validateSettings } from "../validate";
+import { bindWarning, MAX_HOURS, MIN_HOURS, validateSettings } from "../validate";
 
 function field(label: string, control: HTMLElement, hint?: string, hintId?: string): HTMLElement {
   return el(
@@ -95,6 +95,14 @@ export class SettingsPage {
       "aria-describedby": "setting-bind_address-hint",
     });
     bind.value = s.bind_address;
+    const warning = el("p", { class: "hint warning", "data-field": "bind-warning", role: "note" });
+    const showWarning = () => {
+      const w = bindWarning(bind.value);
+      warning.hidden = w === null;
+      warning.textContent = w ?? "";
+    };
+    bind.addEventListener("input", showWarning);
+    showWarning();
     const hours = el("input", {
       type: "number",
       id: "setting-inactivity_limit_hours",
@@ -120,6 +128,7 @@ export class SettingsPage {
     this.form.replaceChildren(
       field("Terminal", terminal, `The command that opens a terminal, {} standing for the ssh command. Empty: ${view.detected_terminal || "detect one"}.`),
       field("Bind address", bind, "The local address tunnels listen on: 127.0.0.1 keeps them to this machine."),
+      warning,
       checkbox("manage_ssh_config", "Keep Tether's block in ~/.ssh/config so plain ssh, scp, rsync and git work"),
       checkbox("start_at_login", "Start Tether at login"),
       field("Sign out after inactivity (hours)", hours, `Between ${MIN_HOURS} and ${MAX_HOURS} hours without use; applies at the next start.`),
