@@ -164,6 +164,11 @@ pub fn app_ref(key: &AppKey) -> AppRef {
     }
 }
 
+/// A name to show: the title, or the id when there is none.
+fn titled(title: &str, id: &str) -> String {
+    if title.is_empty() { id } else { title }.to_string()
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -212,15 +217,7 @@ impl Desktop {
 
     /// Sends one request to the agent; an agent that is not there reads as such.
     pub async fn request(&self, request: &Request) -> Result<Reply, IpcError> {
-        let mut client = AgentClient::connect(&self.socket)
-            .await
-            .map_err(|e| IpcError::of(&e))?
-            .ok_or_else(|| {
-                IpcError::other(
-                    "Tether's agent is not running (a headless one stopped): quit and start Tether again",
-                )
-            })?;
-        client.request(request).await.map_err(|e| IpcError::of(&e))
+        self.request_with_step_up(request).await.map_err(|(e, _)| e)
     }
 
     /// The request, and when the platform wants a stronger sign-in for it and one can help:
@@ -231,7 +228,12 @@ impl Desktop {
     ) -> Result<Reply, (IpcError, Option<tether_core::api::StepUp>)> {
         let mut client = match AgentClient::connect(&self.socket).await {
             Ok(Some(c)) => c,
-            Ok(None) => return self.request(request).await.map_err(|e| (e, None)),
+            Ok(None) => {
+                let e = IpcError::other(
+                    "Tether's agent is not running (a headless one stopped): quit and start Tether again",
+                );
+                return Err((e, None));
+            }
             Err(e) => return Err((IpcError::of(&e), None)),
         };
         match client.request(request).await {
@@ -262,11 +264,7 @@ impl Desktop {
             .trim()
             .to_string();
         let view = UserView {
-            display_name: if display_name.is_empty() {
-                u.username.clone()
-            } else {
-                display_name
-            },
+            display_name: titled(&display_name, &u.username),
             username: u.username,
             email: u.email,
         };
@@ -390,48 +388,18 @@ impl Desktop {
                 Err(e) => (Vec::new(), Some(IpcError::of(&e))),
             };
             let environments = envs
-                .into_iter()
-                .map(|e| {
-                    let apps = tether_core::ssh::resolve::all_urls(&e, self.access.profile())
-                        .unwrap_or_default()
-                        .into_iter()
-                        // The app's own address; instances (`app:1`) and workers (`app--queue`)
-                        // are reached from the command line.
-                        .filter(|(name, _)| !name.contains(':') && !name.contains("--"))
-                        .filter_map(|(name, url)| {
-                            let key = AppKey {
-                                project: p.id.clone(),
-                                environment: e.id.clone(),
-                                app: AppName::parse(&name).ok()?,
-                            };
-                            Some(AppView {
-                                app: app_ref(&key),
-                                ssh_address: url.to_string(),
-                                ssh_command: format!("ssh {url}"),
-                                pinned: settings.is_pinned(&key),
-                            })
-                        })
-                        .collect();
-                    EnvironmentView {
-                        id: e.id.to_string(),
-                        title: if e.name.is_empty() {
-                            e.id.to_string()
-                        } else {
-                            e.name.clone()
-                        },
-                        status: e.status.clone(),
-                        kind: e.kind.clone(),
-                        apps,
-                    }
+                .iter()
+                .map(|e| EnvironmentView {
+                    id: e.id.to_string(),
+                    title: titled(&e.name, e.id.as_str()),
+                    status: e.status.clone(),
+                    kind: e.kind.clone(),
+                    apps: self.app_views(&p.id, e, &settings),
                 })
                 .collect();
             out.push(ProjectView {
                 id: p.id.to_string(),
-                title: if p.title.is_empty() {
-                    p.id.to_string()
-                } else {
-                    p.title.clone()
-                },
+                title: titled(&p.title, p.id.as_str()),
                 region: p.region.clone(),
                 environments,
                 problem,
@@ -442,6 +410,34 @@ impl Desktop {
             *lock(&self.catalog) = Some((std::time::Instant::now(), out.clone()));
         }
         Ok(out)
+    }
+
+    /// A running environment's apps, each with its SSH address: the app's own address only;
+    /// instances (`app:1`) and workers (`app--queue`) are reached from the command line.
+    fn app_views(
+        &self,
+        project: &ProjectId,
+        env: &tether_core::api::Environment,
+        settings: &DesktopSettings,
+    ) -> Vec<AppView> {
+        tether_core::ssh::resolve::all_urls(env, self.access.profile())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| !name.contains(':') && !name.contains("--"))
+            .filter_map(|(name, url)| {
+                let key = AppKey {
+                    project: project.clone(),
+                    environment: env.id.clone(),
+                    app: AppName::parse(&name).ok()?,
+                };
+                Some(AppView {
+                    app: app_ref(&key),
+                    ssh_address: url.to_string(),
+                    ssh_command: format!("ssh {url}"),
+                    pinned: settings.is_pinned(&key),
+                })
+            })
+            .collect()
     }
 
     /// The SSH address of an app.

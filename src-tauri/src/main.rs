@@ -56,12 +56,15 @@ fn main() {
             let desktop = tauri::async_runtime::block_on(async { desktop::start() })
                 .map_err(|e| format!("cannot start the agent: {e}"))?;
             let desktop = Arc::new(desktop);
-            if desktop.access.session().uses_env_token()
-                || tauri::async_runtime::block_on(desktop.access.session().has_session())
-                    .unwrap_or(false)
-            {
-                desktop.wire_ssh_config();
-            }
+            // Off the start-up path: the session's store may be a keyring over D-Bus.
+            let wiring = desktop.clone();
+            tauri::async_runtime::spawn(async move {
+                if wiring.access.session().uses_env_token()
+                    || wiring.access.session().has_session().await.unwrap_or(false)
+                {
+                    wiring.wire_ssh_config();
+                }
+            });
             app.manage(desktop.clone());
             tray::install(app.handle(), desktop)?;
             if !hidden {

@@ -591,6 +591,18 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         ]
     );
     wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
+    // Signed in before the app started: it adds Tether's block to ~/.ssh/config at start.
+    let start = Instant::now();
+    while !std::fs::read_to_string(user.ssh_config())
+        .unwrap_or_default()
+        .contains("# BEGIN: Tether certificate configuration")
+    {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "no Tether block in ~/.ssh/config"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // "Open tunnels" in the tray opens them for the command line too.
     w.click_path(&item, &[pinned, "Open tunnels"]).await?;

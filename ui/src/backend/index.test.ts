@@ -6,6 +6,7 @@ vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { tauriBackend, toBackendError } from "./index";
+import { sampleSettings } from "./mock";
 
 const invokeMock = vi.mocked(invoke);
 const listenMock = vi.mocked(listen);
@@ -43,16 +44,7 @@ describe("tauriBackend commands", () => {
   });
 
   it("saveSettings sends the settings under `settings`", async () => {
-    const settings = {
-      terminal: "",
-      bind_address: "127.0.0.1",
-      manage_ssh_config: true,
-      start_at_login: false,
-      inactivity_limit_hours: 8,
-      profile: "platformsh",
-      pinned: [],
-      recent: [],
-    };
+    const { settings } = sampleSettings();
     await tauriBackend.saveSettings(settings);
     expect(invokeMock).toHaveBeenCalledWith("save_settings", { settings });
   });

@@ -279,6 +279,15 @@ async fn respond(sock: &mut TcpStream, status: u16, title: &str, message: &str) 
 mod tests {
     use super::*;
 
+    /// A plain sign-in, its listener bound, for a platform that is never asked.
+    async fn pending_sign_in() -> PendingLogin {
+        let mut profile = Profile::platformsh();
+        profile.auth_url = Url::parse("http://127.0.0.1:9/").unwrap();
+        PendingLogin::start(&profile, &LoginRequest::default())
+            .await
+            .unwrap()
+    }
+
     fn state_of(pending: &PendingLogin) -> String {
         pending
             .authorize_url()
@@ -372,11 +381,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_intercepted_redirect_ends_the_sign_in_and_a_closed_window_cancels_it() {
-        let mut profile = Profile::platformsh();
-        profile.auth_url = Url::parse("http://127.0.0.1:9/").unwrap();
-        let pending = PendingLogin::start(&profile, &LoginRequest::default())
-            .await
-            .unwrap();
+        let pending = pending_sign_in().await;
         let (redirect, state) = (pending.redirect_uri().to_string(), state_of(&pending));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let waiting = tokio::spawn(pending.wait_for_callback(Some(rx), Duration::from_secs(20)));
@@ -389,9 +394,7 @@ mod tests {
         assert_eq!(code.code.expose(), "the-code");
         assert_eq!(code.redirect_uri, redirect);
 
-        let pending = PendingLogin::start(&profile, &LoginRequest::default())
-            .await
-            .unwrap();
+        let pending = pending_sign_in().await;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Url>();
         drop(tx);
         let e = pending
@@ -403,11 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_callback_with_a_wrong_state_is_refused_and_the_sign_in_keeps_waiting() {
-        let mut profile = Profile::platformsh();
-        profile.auth_url = Url::parse("http://127.0.0.1:9/").unwrap();
-        let pending = PendingLogin::start(&profile, &LoginRequest::default())
-            .await
-            .unwrap();
+        let pending = pending_sign_in().await;
         let (redirect, state) = (pending.redirect_uri().to_string(), state_of(&pending));
         let waiting = tokio::spawn(pending.wait_for_code(Duration::from_secs(20)));
 
