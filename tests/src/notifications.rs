@@ -97,6 +97,18 @@ impl Notifications {
             .collect()
     }
 
+    /// Asserts that exactly `n` notifications have a summary starting with `prefix` (one per
+    /// event), showing every one received when not.
+    #[track_caller]
+    pub fn assert_count(&self, prefix: &str, n: usize) {
+        assert_eq!(
+            self.with_summary(prefix).len(),
+            n,
+            "notifications {prefix:?}: {:?}",
+            self.received()
+        );
+    }
+
     /// Waits until one whose summary starts with `prefix` has come.
     pub async fn wait_for(&self, prefix: &str, timeout: Duration) -> Result<Note> {
         let start = Instant::now();

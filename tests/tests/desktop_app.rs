@@ -504,12 +504,7 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     screenshot(&app, "settings").await?;
 
     // One notification per event: here only the copy.
-    assert_eq!(
-        notes.with_summary("Copied").len(),
-        1,
-        "{:?}",
-        notes.received()
-    );
+    notes.assert_count("Copied", 1);
     let _ = app.quit().await;
     Ok(())
 }
@@ -648,18 +643,8 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         .wait_for("Tunnel back: redis", Duration::from_secs(30))
         .await?;
     wait_for_icon(w, &item, include_bytes!("../../icons/tray.png")).await?;
-    assert_eq!(
-        notes.with_summary("Tunnel down").len(),
-        1,
-        "{:?}",
-        notes.received()
-    );
-    assert_eq!(
-        notes.with_summary("Tunnel back").len(),
-        1,
-        "{:?}",
-        notes.received()
-    );
+    notes.assert_count("Tunnel down", 1);
+    notes.assert_count("Tunnel back", 1);
 
     // "Copy URL" of the tunnel puts its URL on the clipboard.
     w.click_path(&item, &[&label, "Copy URL"]).await?;
@@ -772,11 +757,7 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
     wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
     w.wait_for_menu_entry(&item, "Sign in…", Duration::from_secs(10))
         .await?;
-    assert!(
-        notes.with_summary("Sign in").is_empty(),
-        "{:?}",
-        notes.received()
-    );
+    notes.assert_count("Sign in", 0);
     w.click(&item, "Quit Tether").await?;
     Ok(())
 }
@@ -1066,12 +1047,7 @@ async fn an_mfa_demand_is_told_once_and_the_tray_asks_for_attention() -> Result<
         ("Tunnel down", 1),
         ("Tunnel back", 1),
     ] {
-        assert_eq!(
-            notes.with_summary(summary).len(),
-            times,
-            "{summary}: {:?}",
-            notes.received()
-        );
+        notes.assert_count(summary, times);
     }
     // The agent lives in the app: `agent:stop` says how to stop it instead of stopping it.
     let refused = user.run(&["agent:stop"], None).await?;
@@ -1213,17 +1189,8 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
     w.wait_for_menu_entry(item, "Sign in…", Duration::from_secs(10))
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        notes.with_summary("Sign in to Tether again").len(),
-        1,
-        "{:?}",
-        notes.received()
-    );
-    assert!(
-        notes.with_summary("Certificate renewal").is_empty(),
-        "{:?}",
-        notes.received()
-    );
+    notes.assert_count("Sign in to Tether again", 1);
+    notes.assert_count("Certificate renewal", 0);
     Ok(())
 }
 
@@ -1259,11 +1226,6 @@ async fn a_failing_renewal_is_told_once_and_clears_when_one_succeeds() -> Result
         "{:?}",
         menu.labels()
     );
-    assert_eq!(
-        notes.with_summary("Certificate renewal failed").len(),
-        1,
-        "{:?}",
-        notes.received()
-    );
+    notes.assert_count("Certificate renewal failed", 1);
     Ok(())
 }
