@@ -88,7 +88,6 @@ pub struct Desktop {
     settings: Mutex<DesktopSettings>,
     user: Mutex<Option<UserView>>,
     catalog: Mutex<Option<(std::time::Instant, Vec<ProjectView>)>>,
-    renewal_failing: Mutex<bool>,
     /// What the tray shows now.
     shown: Mutex<Snapshot>,
     /// One sign-in at a time.
@@ -122,7 +121,6 @@ pub fn start() -> Result<Desktop, String> {
         settings: Mutex::new(settings),
         user: Mutex::new(None),
         catalog: Mutex::new(None),
-        renewal_failing: Mutex::new(false),
         shown: Mutex::new(Snapshot::default()),
         signing_in: tokio::sync::Mutex::new(()),
         browser_sign_in: Mutex::new(None),
@@ -331,8 +329,9 @@ impl Desktop {
         Ok(self.tunnel_infos().await?.iter().map(tunnel_view).collect())
     }
 
-    /// What the tray and the window show now.
-    pub async fn snapshot(&self) -> Snapshot {
+    /// What the tray and the window show now (whether renewal is failing is known from the
+    /// agent's events, which the tray follows).
+    pub async fn snapshot(&self, renewal_failing: bool) -> Snapshot {
         let account = self.account().await.ok();
         let infos = self.tunnel_infos().await.unwrap_or_default();
         let signed_in = account
@@ -347,7 +346,7 @@ impl Desktop {
             account,
             tunnels_down: infos.iter().filter(|t| t.state.is_down()).count(),
             tunnels: infos.iter().map(tunnel_view).collect(),
-            renewal_failing: *lock(&self.renewal_failing),
+            renewal_failing,
             catalog,
         }
     }
@@ -658,10 +657,6 @@ impl Desktop {
     /// Cancels the sign-in waiting for the browser, if there is one; says whether there was.
     pub fn take_browser_sign_in(&self) -> bool {
         lock(&self.browser_sign_in).take().is_some()
-    }
-
-    pub fn set_renewal_failing(&self, failing: bool) {
-        *lock(&self.renewal_failing) = failing;
     }
 
     pub fn set_snapshot(&self, snapshot: Snapshot) {

@@ -465,7 +465,6 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
             if let Some(note) = notifier.on(event, std::time::Instant::now()) {
                 crate::notify::show(note);
             }
-            desktop.set_renewal_failing(notifier.renewal_failing());
             matches!(
                 event,
                 tether_core::cert::Event::SignedIn | tether_core::cert::Event::SignedOut { .. }
@@ -475,24 +474,25 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
         loop {
             tokio::select! {
                 event = rx.recv() => {
-                    let Some(event) = event else { break };
-                    let mut session_changed = false;
-                    if let Some(event) = &event {
-                        session_changed |= handle(event, &mut notifier);
-                    }
                     // Events come in bursts (a tunnel per relationship): take them all, then
                     // rebuild once.
-                    while let Ok(event) = rx.try_recv() {
+                    let Some(first) = event else { break };
+                    let mut session_changed = false;
+                    let mut next = Some(first);
+                    while let Some(event) = next {
                         if let Some(event) = &event {
                             session_changed |= handle(event, &mut notifier);
                         }
+                        next = rx.try_recv().ok();
                     }
                     if session_changed {
                         desktop.session_changed().await;
                     }
-                    refresh(&app, &desktop).await;
+                    refresh(&app, &desktop, notifier.renewal_failing()).await;
                 }
-                _ = desktop.refresh_wanted.notified() => refresh(&app, &desktop).await,
+                _ = desktop.refresh_wanted.notified() => {
+                    refresh(&app, &desktop, notifier.renewal_failing()).await;
+                }
                 // A tunnel still down after its grace is told now.
                 _ = tick.tick() => {
                     for note in notifier.due(std::time::Instant::now()) {
@@ -507,8 +507,8 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
 
 /// Rebuilds the menu and the icon from the agent's state, and tells the window. Only the
 /// loop in [`install`] calls it; others ask through `Desktop::refresh_wanted`.
-async fn refresh(app: &AppHandle, desktop: &Desktop) {
-    let snapshot = desktop.snapshot().await;
+async fn refresh(app: &AppHandle, desktop: &Desktop, renewal_failing: bool) {
+    let snapshot = desktop.snapshot(renewal_failing).await;
     let lines = lines(
         desktop.profile_title(),
         Some(&snapshot),
