@@ -16,6 +16,8 @@ packages=(
   postgresql postgresql-client redis-server redis-tools
   # a browser engine for the login page tests, a terminal, screenshots
   chromium chromium-driver xterm xfonts-base tmux imagemagick xdotool xclip
+  # scripts and the desktop tests (close-window.py, the demo's ports)
+  python3
   # benchmarks (make bench)
   hyperfine
   # node (with npm) for the UI
