@@ -208,12 +208,28 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     ensure!(psql(db, "select 1").await? == "1");
     ensure!(list(&user).await?.len() == 1);
 
-    // The ports are remembered: after the agent restarts, the same ones.
+    // The ports are remembered: after the agent restarts, the same ones. Other tests of this
+    // suite take ports from 30000 up meanwhile, so the remembered ones are moved to ports
+    // outside that range first (as if an earlier run had had them).
     user.ok(&["agent:stop"], None).await?;
+    let book = user
+        .home()
+        .join(".local/share/tether/tunnels/tether-sim.ports.json");
+    let remembered: BTreeMap<String, u16> = serde_json::from_slice(&std::fs::read(&book)?)?;
+    let mut kept: Vec<u16> = remembered.values().copied().collect();
+    let mut wanted: Vec<u16> = first.values().copied().collect();
+    kept.sort_unstable();
+    wanted.sort_unstable();
+    ensure!(kept == wanted, "remembered {remembered:?}, had {first:?}");
+    let moved: BTreeMap<u16, u16> = remembered.values().map(|&p| (p, free_port())).collect();
+    let seeded: BTreeMap<&String, u16> = remembered.iter().map(|(k, p)| (k, moved[p])).collect();
+    std::fs::write(&book, serde_json::to_vec(&seeded)?)?;
     user.ok(&[&["tunnel:open"][..], &app].concat(), None)
         .await?;
+    let expected: BTreeMap<String, u16> =
+        first.iter().map(|(r, p)| (r.clone(), moved[p])).collect();
     ensure!(
-        ports(&list(&user).await?) == first,
+        ports(&list(&user).await?) == expected,
         "ports changed after a restart"
     );
 
