@@ -9,6 +9,7 @@ use base64::Engine;
 use tether_core::auth::{Session, TokenStore};
 use tether_core::cert::{CertKeeper, RenewalPolicy};
 use tether_core::ssh::exec::{exec, Endpoint, ExecError};
+use tether_core::ssh::trust::HostKeyPolicy;
 use tether_core::ssh::SshUrl;
 use tether_core::{Paths, Profile, Sensitive, SystemClock};
 use tether_e2e::*;
@@ -19,12 +20,13 @@ async fn commands_run_over_russh_and_unknown_host_keys_are_refused() -> Result<(
     let sim = demo_sim(SimOptions::default()).await?;
     let home = tempfile::tempdir()?;
     let profile = Profile::from_toml(&sim.info.profile_toml(), std::path::Path::new("sim.toml"))?;
+    let paths = Paths::under_home(home.path(), None);
     let session = Session::new(
         profile.clone(),
         TokenStore::File {
             path: home.path().join("t.json"),
         },
-        Paths::under_home(home.path(), None),
+        paths.clone(),
         Arc::new(SystemClock),
         reqwest::Client::new(),
         Some(Sensitive::new(ALICE_TOKEN.to_string())),
@@ -33,7 +35,8 @@ async fn commands_run_over_russh_and_unknown_host_keys_are_refused() -> Result<(
     let cert = keeper.ensure(false).await?.cert;
     let key = russh::keys::PrivateKey::from_openssh(std::fs::read(keeper.files().key())?)?;
     let url = SshUrl::parse("ssh://jyu7waly36ncj-main-7rqtwti--app--0@ssh.eu-3.tether.test")?;
-    let endpoint = Endpoint::for_profile(&profile, &url);
+    let trust = HostKeyPolicy::for_profile(&profile, &paths, Arc::new(SystemClock));
+    let endpoint = Endpoint::for_profile(&profile, &url, trust);
 
     let out = exec(
         &endpoint,
@@ -55,19 +58,29 @@ async fn commands_run_over_russh_and_unknown_host_keys_are_refused() -> Result<(
     assert_eq!(rels["database"][0]["host"], "database.internal");
     assert_eq!(out.stderr, b"oops\n");
 
-    // A gateway presenting another host key is never trusted.
-    let mut impostor = endpoint.clone();
-    impostor.host_keys = vec![russh::keys::PrivateKey::from(
-        russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[3; 32]),
-    )
-    .public_key()
-    .clone()];
+    // A gateway presenting another host key is never trusted: the profile's key for this host
+    // is not the one presented, so the key changed.
+    let mut impostor_profile = profile.clone();
+    if let Some(ssh) = impostor_profile.ssh.as_mut() {
+        ssh.host_keys = vec![russh::keys::PrivateKey::from(
+            russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[3; 32]),
+        )
+        .public_key()
+        .to_openssh()?];
+    }
+    let impostor = Endpoint::for_profile(
+        &impostor_profile,
+        &url,
+        HostKeyPolicy::for_profile(&impostor_profile, &paths, Arc::new(SystemClock)),
+    );
     let err = exec(&impostor, &url, key, cert, "true", Duration::from_secs(20))
         .await
         .expect_err("an unknown host key must be refused");
-    let ExecError::UnknownHostKey { fingerprint } = &err else {
+    let ExecError::HostKey(refused) = &err else {
         panic!("{err:?}")
     };
-    assert!(fingerprint.starts_with("SHA256:"), "{err}");
+    assert!(refused.fingerprint.starts_with("SHA256:"), "{err}");
+    assert_eq!(refused.host, "ssh.eu-3.tether.test");
+    assert!(err.to_string().contains("ssh-ed25519"), "{err}");
     Ok(())
 }

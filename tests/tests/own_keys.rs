@@ -104,6 +104,7 @@ fn a_user_without_a_valid_certificate_still_gets_in_with_their_own_key() -> Resu
         client_id: "tether".into(),
         token_env_var: "OWN_KEYS_TOKEN".into(),
         ssh_host_patterns: vec!["*.ownkeys.test".into()],
+        gateway_host_keys: Vec::new(),
         ssh_ca_keys: Vec::new(),
         ssh: Some(SshEndpoint {
             hostname: "127.0.0.1".into(),

@@ -26,6 +26,12 @@ pub fn profile_info(format: Format, profile: &Profile) {
         if let Some(ssh) = &profile.ssh {
             t.push_str(&format!("\n  Gateway:     {}:{}", ssh.hostname, ssh.port));
         }
+        if !profile.gateway_host_keys.is_empty() {
+            t.push_str(&format!(
+                "\n  Host keys:   {} bundled gateway keys, and your ~/.ssh/known_hosts",
+                profile.gateway_host_keys.len()
+            ));
+        }
         t
     });
 }

@@ -60,6 +60,9 @@ pub struct SshFiles {
     pub include_dir: PathBuf,
     pub config: PathBuf,
     pub known_hosts: PathBuf,
+    /// The user's own known-hosts files (`~/.ssh/known_hosts`, `known_hosts2`), read before
+    /// Tether's.
+    pub user_known_hosts: Vec<PathBuf>,
     /// The user's own keys under OpenSSH's default names (`~/.ssh/id_ed25519`…), offered after
     /// the certificate.
     pub default_identities: Vec<PathBuf>,
@@ -71,6 +74,7 @@ impl SshFiles {
         SshFiles {
             config: include_dir.join(format!("{}.config", profile.name)),
             known_hosts: include_dir.join(format!("{}.known_hosts", profile.name)),
+            user_known_hosts: crate::ssh::trust::user_known_hosts_files(paths),
             include_dir,
             default_identities: DEFAULT_IDENTITIES
                 .iter()
@@ -177,38 +181,46 @@ pub fn session_config(
             ssh.hostname, ssh.port
         ));
     }
-    if has_host_keys(profile) {
-        out.push_str(&format!(
-            "  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
-            ssh_path(&files.known_hosts)
-        ));
-    }
+    let known: Vec<String> = known_hosts_files(files)
+        .iter()
+        .map(|p| ssh_path(p))
+        .collect();
+    out.push_str(&format!(
+        "  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+        known.join(" ")
+    ));
     out
 }
 
-fn has_host_keys(profile: &Profile) -> bool {
-    profile
-        .ssh
-        .as_ref()
-        .is_some_and(|s| !s.host_keys.is_empty())
+/// The known-hosts files OpenSSH reads for the platform's hosts: the user's own first (so
+/// their additions and `@revoked` lines count), then Tether's, with the keys the profile
+/// bundles, as the official client lists its own. Named by absolute path, since OpenSSH's `~`
+/// is the passwd home and may not be the one Tether was given. Strict: a key that none of them
+/// has is refused, as on the russh paths ([`crate::ssh::trust`]).
+fn known_hosts_files(files: &SshFiles) -> Vec<PathBuf> {
+    let mut all = files.user_known_hosts.clone();
+    all.push(files.known_hosts.clone());
+    all
 }
 
-/// Known-hosts lines for the platform's host keys: under the host patterns, and under the
-/// gateway's real address for local platforms (OpenSSH looks up the address it connects to).
-pub fn known_hosts(profile: &Profile) -> String {
-    let Some(ssh) = &profile.ssh else {
-        return String::new();
-    };
-    let mut names = profile.ssh_host_patterns.clone();
-    names.push(if ssh.port == 22 {
-        ssh.hostname.clone()
-    } else {
-        format!("[{}]:{}", ssh.hostname, ssh.port)
-    });
-    ssh.host_keys
+/// The `-o` options that give a `tether ssh` run the session's host-key policy, whether or not
+/// `~/.ssh/config` includes Tether's block.
+pub fn host_key_options(files: &SshFiles) -> Vec<String> {
+    let known: Vec<String> = known_hosts_files(files)
         .iter()
-        .map(|k| format!("{} {}\n", names.join(","), k.trim()))
-        .collect()
+        .map(|p| ssh_path(p))
+        .collect();
+    vec![
+        "-o".into(),
+        format!("UserKnownHostsFile={}", known.join(" ")),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+    ]
+}
+
+/// The session's known-hosts file: the bundled gateway keys and a local gateway's.
+pub fn known_hosts(profile: &Profile) -> String {
+    crate::ssh::trust::session_known_hosts(profile)
 }
 
 /// Writes the session's config and known-hosts files, once every value that goes into them
@@ -221,10 +233,15 @@ pub fn write_session_files(
 ) -> Result<(), OpensshError> {
     profile.validate()?;
     let written = [cert.certificate(), cert.key(), files.known_hosts.clone()];
-    if let Some(bad) = written.iter().chain(&files.default_identities).find(|p| {
-        p.to_str()
-            .is_none_or(|s| s.contains('"') || s.chars().any(char::is_control))
-    }) {
+    if let Some(bad) = written
+        .iter()
+        .chain(&files.default_identities)
+        .chain(&files.user_known_hosts)
+        .find(|p| {
+            p.to_str()
+                .is_none_or(|s| s.contains('"') || s.chars().any(char::is_control))
+        })
+    {
         return Err(OpensshError::UnsafePath(bad.clone()));
     }
     create_private_dir(&files.include_dir)?;
@@ -233,9 +250,7 @@ pub fn write_session_files(
         session_config(profile, cert, files, hook).as_bytes(),
         0o600,
     )?;
-    if has_host_keys(profile) {
-        write_atomic(&files.known_hosts, known_hosts(profile).as_bytes(), 0o600)?;
-    }
+    write_atomic(&files.known_hosts, known_hosts(profile).as_bytes(), 0o600)?;
     Ok(())
 }
 
@@ -623,11 +638,57 @@ mod tests {
         assert!(text.contains("Host *.platform.sh\n"));
         assert!(text.contains("CertificateFile ") && text.contains("id_ed25519-cert.pub"));
         assert!(text.contains("HostName 127.0.0.1\n  Port 2222\n"));
-        assert!(text.contains("UserKnownHostsFile "));
-        assert_eq!(
-            known_hosts(&p),
-            "*.platform.sh,[127.0.0.1]:2222 ssh-ed25519 AAAAkey\n"
+        let known = format!(
+            "  UserKnownHostsFile {} {} {}\n  StrictHostKeyChecking yes\n",
+            paths.ssh_dir.join("known_hosts").display(),
+            paths.ssh_dir.join("known_hosts2").display(),
+            files.known_hosts.display()
         );
+        assert!(text.contains(&known), "{text}");
+        let bundled = known_hosts(&p);
+        assert!(
+            bundled.starts_with("git.au-2.platform.sh ssh-rsa "),
+            "{bundled}"
+        );
+        assert!(bundled.ends_with("*.platform.sh,[127.0.0.1]:2222 ssh-ed25519 AAAAkey\n"));
+        assert_eq!(
+            bundled.lines().count(),
+            p.gateway_host_keys.len() + 1,
+            "{bundled}"
+        );
+    }
+
+    #[test]
+    fn ssh_reads_the_users_known_hosts_then_the_bundled_keys_and_refuses_others() {
+        let (_home, paths, _) = fixture();
+        let p = Profile::upsun();
+        let files = SshFiles::new(&paths, &p);
+        let cert = CertFiles::new(paths.session_dir(&p));
+        write_session_files(&p, &cert, &files, None).unwrap();
+        let g = ssh_g(&files.config, "ssh.eu-5.platform.sh");
+        let wanted = format!(
+            "userknownhostsfile {} {} {}",
+            paths.ssh_dir.join("known_hosts").display(),
+            paths.ssh_dir.join("known_hosts2").display(),
+            files.known_hosts.display()
+        );
+        assert!(g.lines().any(|l| l == wanted), "{g}");
+        assert!(g.lines().any(|l| l == "stricthostkeychecking true"), "{g}");
+        // ssh-keygen finds a bundled gateway's key in the written file.
+        let out = std::process::Command::new("ssh-keygen")
+            .arg("-F")
+            .arg("ssh.eu-5.platform.sh")
+            .arg("-f")
+            .arg(&files.known_hosts)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("ssh.eu-5.platform.sh ssh-rsa "),
+            "{out:?}"
+        );
+        // Upsun's gateways are *.platform.sh too.
+        let g = ssh_g(&files.config, "ssh.us-3.platform.sh");
+        assert!(g.contains("certificatefile"), "{g}");
     }
 
     #[test]

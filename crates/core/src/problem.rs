@@ -237,7 +237,7 @@ impl Classify for ExecError {
         match self {
             ExecError::Connect { .. } | ExecError::Timeout(_) => Problem::Unreachable,
             ExecError::AuthFailed => Problem::SignIn,
-            ExecError::UnknownHostKey { .. } | ExecError::Ssh(_) => Problem::Other,
+            ExecError::HostKey(_) | ExecError::Ssh(_) => Problem::Other,
         }
     }
 }

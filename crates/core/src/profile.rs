@@ -132,6 +132,10 @@ pub struct Profile {
     pub token_env_var: String,
     /// Host patterns of the platform's SSH gateways (`*.platform.sh`).
     pub ssh_host_patterns: Vec<String>,
+    /// The gateways' public host keys as known-hosts lines (`host[,host…] key-type key`), as
+    /// the official client bundles them: trusted for the hosts they name, on every SSH path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_host_keys: Vec<String>,
     /// The platform's SSH certificate authority keys, when known: certificates signed by
     /// anything else are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -141,6 +145,41 @@ pub struct Profile {
     pub ssh: Option<SshEndpoint>,
 }
 
+/// The gateway keys the built-in profiles bundle (`crates/core/data/gateway-host-keys`).
+fn bundled_gateway_keys() -> Vec<String> {
+    crate::ssh::trust::BUNDLED_GATEWAY_KEYS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a URL's host is this machine: the only place plain `http` may go, since tokens
+/// and codes travel in it.
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A host pattern so broad that it would send the session's certificate (and the refresh
+/// hook) to hosts of other parties: `*`, `*.*`, `*.com`, `ssh*`. A pattern with a wildcard
+/// must end in at least two labels without one (`*.platform.sh`).
+fn too_broad(pattern: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return false;
+    }
+    let fixed = pattern
+        .rsplit('.')
+        .take_while(|label| !label.is_empty() && !label.contains(['*', '?']))
+        .count();
+    fixed < 2
+}
+
 /// Built-in URLs are literals, checked by the tests below.
 #[allow(clippy::expect_used)]
 fn url(s: &str) -> Url {
@@ -148,20 +187,25 @@ fn url(s: &str) -> Url {
 }
 
 impl Profile {
+    /// Platform.sh as the official `platform` command reaches it since January 2026: Upsun's
+    /// API and sign-in with its own client id (upsun/cli `internal/config/platformsh-cli.yaml`).
     pub fn platformsh() -> Profile {
         Profile {
             name: "platformsh".into(),
             title: "Platform.sh".into(),
-            api_url: url("https://api.platform.sh"),
-            auth_url: url("https://auth.api.platform.sh"),
+            api_url: url("https://api.upsun.com"),
+            auth_url: url("https://auth.upsun.com"),
             client_id: "platform-cli".into(),
             token_env_var: "PLATFORMSH_CLI_TOKEN".into(),
             ssh_host_patterns: vec!["*.platform.sh".into()],
+            gateway_host_keys: bundled_gateway_keys(),
             ssh_ca_keys: Vec::new(),
             ssh: None,
         }
     }
 
+    /// Upsun (upsun/cli `internal/config/upsun-cli.yaml`): its gateways are
+    /// `ssh.<region>.platform.sh`, so both wildcards are its hosts.
     pub fn upsun() -> Profile {
         Profile {
             name: "upsun".into(),
@@ -170,7 +214,8 @@ impl Profile {
             auth_url: url("https://auth.upsun.com"),
             client_id: "upsun-cli".into(),
             token_env_var: "UPSUN_CLI_TOKEN".into(),
-            ssh_host_patterns: vec!["*.upsun.com".into()],
+            ssh_host_patterns: vec!["*.platform.sh".into(), "*.upsun.com".into()],
+            gateway_host_keys: bundled_gateway_keys(),
             ssh_ca_keys: Vec::new(),
             ssh: None,
         }
@@ -188,6 +233,13 @@ impl Profile {
         let profile: Profile =
             toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
         profile.validate().map_err(|e| invalid(e.to_string()))?;
+        if Profile::builtins().iter().any(|b| b.name == profile.name) {
+            return Err(invalid(format!(
+                "the field name {:?} is a built-in profile's name (its session and tokens are \
+                 kept under that name): choose another name",
+                profile.name
+            )));
+        }
         Ok(profile)
     }
 
@@ -225,8 +277,20 @@ impl Profile {
             ));
         }
         for (field, u) in [("api_url", &self.api_url), ("auth_url", &self.auth_url)] {
-            if !matches!(u.scheme(), "https" | "http") {
-                return Err(field_error(field, format!("{u} is not an http(s) URL")));
+            match u.scheme() {
+                "https" => {}
+                "http" if is_loopback(u) => {}
+                "http" => {
+                    return Err(field_error(
+                        field,
+                        format!(
+                            "{u} is plain http to another machine: tokens would cross the \
+                             network unencrypted; use https (http is only for 127.0.0.1, ::1 \
+                             and localhost)"
+                        ),
+                    ))
+                }
+                _ => return Err(field_error(field, format!("{u} is not an http(s) URL"))),
             }
         }
         if self.ssh_host_patterns.is_empty() {
@@ -242,6 +306,22 @@ impl Profile {
                 |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*' | '?'),
                 "letters, digits, '.', '-', '_' and the wildcards '*' and '?'",
             )?;
+            if too_broad(pattern) {
+                return Err(field_error(
+                    format!("ssh_host_patterns[{i}]"),
+                    format!(
+                        "{pattern:?} is too broad: it would send your SSH certificate to hosts \
+                         that are not the platform's; name the platform's domain, such as \
+                         \"*.platform.sh\""
+                    ),
+                ));
+            }
+        }
+        for (i, line) in self.gateway_host_keys.iter().enumerate() {
+            let field = format!("gateway_host_keys[{i}]");
+            printable(&field, line)?;
+            crate::ssh::trust::parse_known_hosts_line(line)
+                .map_err(|problem| field_error(&field, problem))?;
         }
         for (i, key) in self.ssh_ca_keys.iter().enumerate() {
             public_key(&format!("ssh_ca_keys[{i}]"), key)?;
@@ -294,14 +374,90 @@ mod tests {
     #[test]
     fn builtins_match_the_reference_table() {
         let p = Profile::platformsh();
-        assert_eq!(p.api_url.as_str(), "https://api.platform.sh/");
-        assert_eq!(p.auth_url.as_str(), "https://auth.api.platform.sh/");
+        assert_eq!(p.api_url.as_str(), "https://api.upsun.com/");
+        assert_eq!(p.auth_url.as_str(), "https://auth.upsun.com/");
         assert_eq!(p.client_id, "platform-cli");
         assert_eq!(p.token_env_var, "PLATFORMSH_CLI_TOKEN");
+        assert_eq!(p.ssh_host_patterns, vec!["*.platform.sh"]);
+        assert!(p.ssh.is_none());
         let u = Profile::upsun();
+        assert_eq!(u.api_url.as_str(), "https://api.upsun.com/");
         assert_eq!(u.auth_url.as_str(), "https://auth.upsun.com/");
         assert_eq!(u.client_id, "upsun-cli");
-        assert_eq!(u.ssh_host_patterns, vec!["*.upsun.com"]);
+        assert_eq!(u.token_env_var, "UPSUN_CLI_TOKEN");
+        assert_eq!(u.ssh_host_patterns, vec!["*.platform.sh", "*.upsun.com"]);
+        assert!(u.ssh.is_none());
+        for b in [p, u] {
+            assert!(b.gateway_host_keys.len() >= 32, "{}", b.name);
+            assert!(b
+                .gateway_host_keys
+                .iter()
+                .any(|l| l.starts_with("ssh.eu-5.platform.sh ssh-rsa ")));
+        }
+    }
+
+    #[test]
+    fn a_profile_file_may_not_take_a_builtin_name() {
+        for name in ["platformsh", "upsun"] {
+            let err = refused("name = \"local\"", &format!("name = {name:?}"));
+            assert!(err.contains("built-in"), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback() {
+        for ok in [
+            "http://127.0.0.1:1",
+            "http://[::1]:8",
+            "http://localhost:9",
+            "https://a.example",
+        ] {
+            let text = GOOD.replacen("http://127.0.0.1:1", ok, 1);
+            Profile::from_toml(&text, Path::new("p.toml")).unwrap();
+        }
+        let err = refused("\"http://127.0.0.1:1\"", "\"http://auth.example.com\"");
+        assert!(err.contains("api_url") && err.contains("https"), "{err}");
+        let err = refused("\"http://127.0.0.1:2\"", "\"http://10.0.0.1:2\"");
+        assert!(err.contains("auth_url"), "{err}");
+    }
+
+    #[test]
+    fn over_broad_host_patterns_are_refused() {
+        for bad in ["*", "*.*", "*.com", "ssh*", "*.sh", "?.x"] {
+            let err = refused("[\"*.local.test\"]", &format!("[{bad:?}]"));
+            assert!(err.contains("too broad"), "{bad}: {err}");
+        }
+        for ok in [
+            "*.platform.sh",
+            "ssh.*.platform.sh",
+            "gateway.example",
+            "localhost",
+        ] {
+            let text = GOOD.replacen("*.local.test", ok, 1);
+            Profile::from_toml(&text, Path::new("p.toml")).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn gateway_host_keys_must_be_known_hosts_lines() {
+        let good = "gateway_host_keys = [\"ssh.eu-5.platform.sh ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"]\n";
+        let text = GOOD.replacen("ssh_ca_keys", &format!("{good}ssh_ca_keys"), 1);
+        let p = Profile::from_toml(&text, Path::new("p.toml")).unwrap();
+        assert_eq!(p.gateway_host_keys.len(), 1);
+        for bad in [
+            "ssh-ed25519 AAAAC3Nz",
+            "ssh.x.sh ssh-ed25519 AAAA\\nProxyCommand x",
+        ] {
+            let text = GOOD.replacen(
+                "ssh_ca_keys",
+                &format!("gateway_host_keys = [{bad:?}]\nssh_ca_keys"),
+                1,
+            );
+            let err = Profile::from_toml(&text, Path::new("p.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("gateway_host_keys[0]"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,24 +1,26 @@
 //! One authenticated SSH connection to the platform's gateway over russh, with the session's
 //! certificate. Shared by commands run in-process ([`super::exec`]) and by the tunnel host,
-//! which keeps one such connection per app. The server's host key must be one the platform
-//! published; an unknown key is refused, never accepted.
+//! which keeps one such connection per app. The server's host key must pass the profile's
+//! [`HostKeyPolicy`] (the same one the system `ssh` gets through the session's config); an
+//! unknown, changed or revoked key is refused, never accepted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client;
 use russh::keys::PublicKeyOrCertificate;
-use ssh_key::{Certificate, HashAlg, PrivateKey, PublicKey};
+use ssh_key::{Certificate, PrivateKey};
 use tokio::sync::watch;
 
+use super::trust::{lookup_name, HostKeyPolicy, HostKeyRefused, Presented};
 use super::url::SshUrl;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot connect to {addr}: {message}")]
     Connect { addr: String, message: String },
-    #[error("the SSH server's host key {fingerprint} is not one the platform published; refusing to connect (if the platform changed its keys, sign in again to fetch them)")]
-    UnknownHostKey { fingerprint: String },
+    #[error(transparent)]
+    HostKey(#[from] HostKeyRefused),
     #[error("the SSH server refused the certificate: load a new certificate, or sign in again")]
     AuthFailed,
     #[error("SSH failed: {0}")]
@@ -38,34 +40,35 @@ impl From<russh::Error> for ConnectError {
 pub struct Endpoint {
     pub address: String,
     pub port: u16,
-    pub host_keys: Vec<PublicKey>,
+    /// The names the gateway's host key is looked up under: the SSH URL's host, and the
+    /// address dialled when a profile file sends the connection elsewhere.
+    pub names: Vec<String>,
+    pub trust: HostKeyPolicy,
 }
 
 impl Endpoint {
-    /// The gateway for `url` under a profile: its local address when the profile has one, and
-    /// the host keys the profile publishes (none means every connection is refused).
-    pub fn for_profile(profile: &crate::profile::Profile, url: &SshUrl) -> Endpoint {
-        let host_keys = profile
-            .ssh
-            .as_ref()
-            .map(|s| {
-                s.host_keys
-                    .iter()
-                    .filter_map(|k| PublicKey::from_openssh(k).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        match &profile.ssh {
-            Some(s) => Endpoint {
-                address: s.hostname.clone(),
-                port: s.port,
-                host_keys,
-            },
-            None => Endpoint {
-                address: url.host().to_string(),
-                port: 22,
-                host_keys,
-            },
+    /// The gateway for `url` under a profile: the URL's host on port 22, resolved by the
+    /// system (the built-in profiles), or a profile file's local address; trusted as
+    /// `trust` says.
+    pub fn for_profile(
+        profile: &crate::profile::Profile,
+        url: &SshUrl,
+        trust: HostKeyPolicy,
+    ) -> Endpoint {
+        let (address, port) = match &profile.ssh {
+            Some(s) => (s.hostname.clone(), s.port),
+            None => (url.host().to_string(), 22),
+        };
+        let mut names = vec![lookup_name(url.host(), 22)];
+        let dialled = lookup_name(&address, port);
+        if !names.contains(&dialled) {
+            names.push(dialled);
+        }
+        Endpoint {
+            address,
+            port,
+            names,
+            trust,
         }
     }
 
@@ -77,14 +80,15 @@ impl Endpoint {
 /// The client side of a connection: checks the host key, and reports when the connection
 /// ends (for the tunnel host, which reconnects).
 pub struct Client {
-    known: Vec<PublicKey>,
-    /// The fingerprint of a refused host key, for the error message.
-    rejected: Arc<std::sync::Mutex<Option<String>>>,
+    names: Vec<String>,
+    trust: HostKeyPolicy,
+    /// Why the host key was refused, for the error.
+    rejected: Arc<std::sync::Mutex<Option<HostKeyRefused>>>,
     closed: watch::Sender<Option<String>>,
 }
 
 impl Client {
-    fn reject(&self, what: String) {
+    fn reject(&self, what: HostKeyRefused) {
         if let Ok(mut r) = self.rejected.lock() {
             *r = Some(what);
         }
@@ -98,15 +102,18 @@ impl client::Handler for Client {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            self.reject("(a host certificate)".into());
-            return Ok(false);
+        let presented = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => Presented::Key(key),
+            PublicKeyOrCertificate::Certificate(cert) => Presented::Certificate(cert),
         };
-        if self.known.iter().any(|k| k.key_data() == key.key_data()) {
-            return Ok(true);
+        match self.trust.check(&self.names, presented) {
+            Ok(()) => Ok(true),
+            Err(refused) => {
+                tracing::warn!(host = %refused.host, fingerprint = %refused.fingerprint, "host key refused");
+                self.reject(refused);
+                Ok(false)
+            }
         }
-        self.reject(key.fingerprint(HashAlg::Sha256).to_string());
-        Ok(false)
     }
 
     async fn disconnected(
@@ -235,7 +242,8 @@ pub async fn connect(
     let rejected = Arc::new(std::sync::Mutex::new(None));
     let (closed_tx, closed) = watch::channel(None);
     let client = Client {
-        known: endpoint.host_keys.clone(),
+        names: endpoint.names.clone(),
+        trust: endpoint.trust.clone(),
         rejected: rejected.clone(),
         closed: closed_tx,
     };
@@ -243,8 +251,8 @@ pub async fn connect(
     let mut handle = match client::connect_stream(config, socket, client).await {
         Ok(h) => h,
         Err(e) => {
-            if let Some(fingerprint) = rejected.lock().ok().and_then(|r| r.clone()) {
-                return Err(ConnectError::UnknownHostKey { fingerprint });
+            if let Some(refused) = rejected.lock().ok().and_then(|r| r.clone()) {
+                return Err(ConnectError::HostKey(refused));
             }
             return Err(match e {
                 ConnectError::Ssh(message) => ConnectError::Connect {

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod exec;
 pub mod resolve;
 pub mod terminal;
+pub mod trust;
 pub mod url;
 
 pub use resolve::{resolve, ResolveError, Selection};
