@@ -227,16 +227,20 @@ impl TunnelInfo {
     }
 }
 
-/// The `PLATFORM_RELATIONSHIPS` of these tunnels, for local use (`tunnel:info`).
+/// The `PLATFORM_RELATIONSHIPS` of these tunnels, for local use (`tunnel:info`), whatever
+/// apps they belong to, merged into one object as the official client merges them
+/// (`legacy/src/Command/Tunnel/TunnelInfoCommand.php`, `execute`). Its tunnels are listed in
+/// the order they were opened (its `tunnel-info.json` appends each new one); ids here are
+/// given in that order, so that is the order used.
 pub fn local_relationships<'a>(
     tunnels: impl IntoIterator<Item = &'a TunnelInfo>,
 ) -> LocalRelationships {
     let mut sorted: Vec<&TunnelInfo> = tunnels.into_iter().collect();
-    sorted.sort_by(|a, b| (&a.relationship, a.index).cmp(&(&b.relationship, b.index)));
+    sorted.sort_by_key(|t| t.id);
     LocalRelationships::from_endpoints(
         sorted
             .into_iter()
-            .map(|t| (t.relationship.clone(), t.fields.clone())),
+            .map(|t| (t.endpoint_id(), t.fields.clone())),
     )
 }
 
@@ -422,16 +426,19 @@ struct AppTunnels {
     tunnels: Vec<Arc<Tunnel>>,
 }
 
-struct CachedRelationships {
-    /// The deployment they belong to (the environment's head commit).
-    head: Option<String>,
-    relationships: Relationships,
+/// What the relationships cache is keyed by, as the official client keys it
+/// (`legacy/src/Model/Host/RemoteHost.php`, `getCacheKey`: the SSH URL and the environment's
+/// head commit): a redeploy gives a new head commit, so the next read asks the app again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    url: crate::ssh::SshUrl,
+    head: String,
 }
 
 struct Inner {
     access: Arc<Access>,
     apps: Mutex<BTreeMap<AppKey, AppTunnels>>,
-    cache: Mutex<HashMap<AppKey, CachedRelationships>>,
+    cache: Mutex<HashMap<CacheKey, Relationships>>,
     ports: PortBook,
     config: Arc<client::Config>,
     next_id: AtomicU64,
@@ -514,6 +521,10 @@ impl TunnelHost {
         app: &AppKey,
         url: crate::ssh::SshUrl,
     ) -> Result<Relationships, TunnelError> {
+        // The head commit must be the platform's current one, not one the catalog kept for
+        // a minute: a redeploy in that minute would go unnoticed. The SSH read it can save
+        // costs more than the API call.
+        self.inner.access.catalog().refresh().await;
         let env = self
             .inner
             .access
@@ -521,10 +532,17 @@ impl TunnelHost {
             .environment(&app.project, &app.environment)
             .await
             .map_err(AccessError::from)?;
-        if let Some(cached) = self.inner.cache.lock().ok().and_then(|c| {
-            c.get(app)
-                .filter(|c| c.head.is_some() && c.head == env.head_commit)
-                .map(|c| c.relationships.clone())
+        // Without a head commit there is no telling a redeploy apart: read every time.
+        let key = env.head_commit.clone().map(|head| CacheKey {
+            url: url.clone(),
+            head,
+        });
+        if let Some(cached) = key.as_ref().and_then(|key| {
+            self.inner
+                .cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(key).cloned())
         }) {
             return Ok(cached);
         }
@@ -556,15 +574,18 @@ impl TunnelHost {
         let output = run_on(&carrier.handle, READ_RELATIONSHIPS)
             .await
             .map_err(|message| self.refused(app, message))?;
-        let relationships = Relationships::decode(output.trim_ascii())?;
-        if let Ok(mut cache) = self.inner.cache.lock() {
-            cache.insert(
-                app.clone(),
-                CachedRelationships {
-                    head: env.head_commit.clone(),
-                    relationships: relationships.clone(),
-                },
-            );
+        let value = between_markers(&output).ok_or_else(|| TunnelError::Read {
+            app: app.clone(),
+            message: "the app's answer has no relationships between the markers (its login \
+                      scripts may have exited early, or its shell is not POSIX): check that \
+                      `echo -n` works in the app's shell, and report it if it does"
+                .into(),
+        })?;
+        let relationships = Relationships::decode(value)?;
+        if let (Some(key), Ok(mut cache)) = (key, self.inner.cache.lock()) {
+            // Older deployments of this app are of no more use.
+            cache.retain(|k, _| k.url != key.url);
+            cache.insert(key, relationships.clone());
         }
         Ok(relationships)
     }
@@ -723,7 +744,13 @@ impl TunnelHost {
         if apps.contains_key(app) {
             return;
         }
-        let gateway = crate::ssh::connect::Endpoint::for_profile(self.inner.access.profile(), &url);
+        let access = &self.inner.access;
+        let trust = crate::ssh::trust::HostKeyPolicy::for_profile(
+            access.profile(),
+            access.paths(),
+            access.session().clock().clone(),
+        );
+        let gateway = crate::ssh::connect::Endpoint::for_profile(access.profile(), &url, trust);
         let link = Link::new(url, gateway, self.inner.config.clone());
         let weak = Arc::downgrade(&self.inner);
         let key = app.clone();
@@ -927,7 +954,26 @@ impl Inner {
     }
 }
 
-const READ_RELATIONSHIPS: &str = "echo \"$PLATFORM_RELATIONSHIPS\"";
+/// Where the value starts and ends in the app's answer, and the command that prints it so:
+/// the official client's (`legacy/src/Service/RemoteEnvVars.php`, `getEnvVar`), so that
+/// whatever the app's login scripts print around it is ignored.
+const BEGIN_MARKER: &str = "_BEGIN_ENV_VAR_";
+const END_MARKER: &str = "_END_ENV_VAR_";
+const READ_RELATIONSHIPS: &str =
+    "echo -n '_BEGIN_ENV_VAR_'\"$PLATFORM_RELATIONSHIPS\"'_END_ENV_VAR_'";
+
+/// The text between the first begin marker and the first end marker after it; `None` when
+/// either is missing.
+fn between_markers(output: &[u8]) -> Option<&[u8]> {
+    let find = |hay: &[u8], needle: &str| {
+        hay.windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+    };
+    let start = find(output, BEGIN_MARKER)? + BEGIN_MARKER.len();
+    let rest = &output[start..];
+    let end = find(rest, END_MARKER)?;
+    Some(&rest[..end])
+}
 
 /// Runs a command on an open connection: its standard output, or why it failed (the
 /// refusal's text when the gateway refused it).
@@ -1182,6 +1228,33 @@ impl Drop for Decrement<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relationships_are_read_between_the_markers_whatever_login_scripts_print_around_them() {
+        // The official client's command and extraction: legacy/src/Service/RemoteEnvVars.php
+        // (`getEnvVar`, then `StringUtil::between`).
+        assert_eq!(
+            READ_RELATIONSHIPS,
+            r#"echo -n '_BEGIN_ENV_VAR_'"$PLATFORM_RELATIONSHIPS"'_END_ENV_VAR_'"#
+        );
+        for (output, value) in [
+            (&b"_BEGIN_ENV_VAR_e30=_END_ENV_VAR_"[..], Some(&b"e30="[..])),
+            (
+                b"Welcome!\nnvm: using node 20\n_BEGIN_ENV_VAR_e30=_END_ENV_VAR_bye\n",
+                Some(b"e30="),
+            ),
+            (b"_BEGIN_ENV_VAR__END_ENV_VAR_", Some(b"")),
+            (
+                b"_END_ENV_VAR__BEGIN_ENV_VAR_abc_END_ENV_VAR_",
+                Some(b"abc"),
+            ),
+            (b"e30=\n", None),
+            (b"_BEGIN_ENV_VAR_e30=", None),
+            (b"", None),
+        ] {
+            assert_eq!(between_markers(output), value, "{output:?}");
+        }
+    }
 
     #[test]
     fn endpoints_are_named_by_relationship_or_index() {

@@ -15,21 +15,22 @@
 //! `database.1` even when `database.0` is broken); asking for a broken endpoint returns its
 //! error.
 //!
-//! **URLs** are built the way the official client builds them (`Relationships::buildUrl`
-//! over Guzzle 5's `Url::buildUrl`): `pgsql` becomes `postgresql`; `solr` becomes `http` (and a
-//! path directly under `/solr` becomes `/solr/`); the port is left out when it is the default
-//! of `http`, `https` or `ftp`; `is_master` is dropped from the query, whose other entries are
-//! serialized like PHP's `http_build_query` with RFC 3986 encoding. One deliberate difference:
-//! the official client inserts user, password, path and fragment raw, so a password with `@`
-//! or `/` yields a URL that means something else; here the characters that are not allowed in
-//! their part are percent-encoded, and an IPv6 host is bracketed. For every value that is
-//! already valid in its part (all the platform's generated credentials and paths) the URL is
-//! the same byte for byte. JSON objects are kept in key order (serde_json's map), so query
-//! entries beyond `is_master` come out sorted where PHP keeps the platform's order.
+//! **URLs** are built the way the official client builds them (`Relationships::buildUrl` in
+//! `legacy/src/Service/Relationships.php`, over guzzlehttp/psr7 2.x `Uri::fromParts` and
+//! `Query::build`): `pgsql` becomes `postgresql`; `solr` becomes `http` (and a path directly
+//! under `/solr` becomes `/solr/`); scheme and host are lowercased; the port is left out when
+//! it is its scheme's default (psr7's list); `is_master` is dropped from the query, whose other
+//! entries are written like `Query::build` (RFC 3986, booleans as `1`/`0`); user, password,
+//! path, query and fragment are percent-encoded where psr7 encodes them (an existing `%XX` is
+//! kept). One deliberate difference: psr7 writes an IPv6 host bare, which no parser reads; it
+//! is bracketed here. JSON objects keep the platform's key order (serde_json's
+//! `preserve_order`), since the official export does.
 //!
 //! **The export** ([`LocalRelationships`]) is what `tunnel:info` shows and what `--encode`
-//! emits: for each tunnelled endpoint, the same object with `host` and `ip` (only where
-//! present) replaced by `127.0.0.1`, `port` by the local port, and `url` set from the result.
+//! emits, the official client's object exactly: for each tunnelled endpoint, the same object
+//! plus `_relationship_name` and `_relationship_key`, with `host`, `ip` and `port` (only where
+//! present) replaced by `127.0.0.1` and the local port, and `url` set from the result; each
+//! endpoint under its own index (see [`LocalRelationships::from_endpoints`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -185,6 +186,8 @@ pub enum EndpointProblem {
     BadHost { host: String },
     #[error("\"port\" {port} is out of range (1 to 65535)")]
     PortOutOfRange { port: String },
+    #[error("\"port\" {port:?} is not a port number")]
+    NotAPort { port: String },
 }
 
 /// One endpoint of one relationship: `database` is `database.0`. Printed the way the
@@ -312,10 +315,29 @@ impl Endpoint {
         Sensitive::new(build_url(&self.fields))
     }
 
-    /// This endpoint as seen through a tunnel on `port`: `host` and `ip` (where present)
-    /// become `127.0.0.1`, `port` the local port, and `url` the URL built from that.
+    /// This endpoint as the official client's `tunnel:info` shows it through a tunnel on
+    /// `port`. Its tunnel keeps the endpoint with two fields appended, `_relationship_name`
+    /// and `_relationship_key` (`legacy/src/Command/Tunnel/TunnelOpenCommand.php`, `execute`);
+    /// `tunnel:info` then replaces `host`, `ip` and `port` where present (`array_merge` over
+    /// `array_intersect_key`, so each keeps its place and none is added) and sets `url`
+    /// (`legacy/src/Command/Tunnel/TunnelInfoCommand.php`, `execute`). The key is the
+    /// integer index, as `tunnel:open` writes it.
     pub fn local_fields(&self, port: LocalPort) -> Map<String, Value> {
-        let mut fields = self.through_tunnel(port);
+        let mut fields = self.fields.clone();
+        fields.insert(
+            "_relationship_name".to_string(),
+            Value::from(self.id.relationship.clone()),
+        );
+        fields.insert("_relationship_key".to_string(), Value::from(self.id.index));
+        for (key, value) in [
+            ("host", Value::from(LOCAL_IP)),
+            ("ip", Value::from(LOCAL_IP)),
+            ("port", Value::from(port.get())),
+        ] {
+            if let Some(slot) = fields.get_mut(key) {
+                *slot = value;
+            }
+        }
         let url = build_url(&fields);
         fields.insert("url".to_string(), Value::from(url));
         fields
@@ -323,18 +345,10 @@ impl Endpoint {
 
     /// The URL to reach the service through a tunnel on `port`.
     pub fn local_url(&self, port: LocalPort) -> Sensitive<String> {
-        Sensitive::new(build_url(&self.through_tunnel(port)))
-    }
-
-    fn through_tunnel(&self, port: LocalPort) -> Map<String, Value> {
         let mut fields = self.fields.clone();
-        for key in ["host", "ip"] {
-            if let Some(value) = fields.get_mut(key) {
-                *value = Value::from(LOCAL_IP);
-            }
-        }
+        fields.insert("host".to_string(), Value::from(LOCAL_IP));
         fields.insert("port".to_string(), Value::from(port.get()));
-        fields
+        Sensitive::new(build_url(&fields))
     }
 
     fn str_field(&self, key: &str) -> Option<&str> {
@@ -387,10 +401,10 @@ impl Relationship {
     }
 }
 
-/// An app's relationships, decoded. Relationship names are in sorted order.
+/// An app's relationships, decoded, in the platform's order (which the export keeps).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Relationships {
-    by_name: BTreeMap<String, Relationship>,
+    by_name: Vec<Relationship>,
 }
 
 impl Relationships {
@@ -423,7 +437,7 @@ impl Relationships {
         };
         let by_name = object
             .iter()
-            .map(|(name, entries)| (name.clone(), decode_relationship(name, entries)))
+            .map(|(name, entries)| decode_relationship(name, entries))
             .collect();
         Ok(Relationships { by_name })
     }
@@ -433,21 +447,21 @@ impl Relationships {
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
+        self.by_name.iter().map(|r| r.name.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Relationship> {
-        self.by_name.values()
+        self.by_name.iter()
     }
 
     /// A relationship by name; the error lists the names there are.
     pub fn get(&self, name: &str) -> Result<&Relationship, RelationshipsError> {
-        self.by_name
-            .get(name)
-            .ok_or_else(|| RelationshipsError::UnknownRelationship {
+        self.by_name.iter().find(|r| r.name == name).ok_or_else(|| {
+            RelationshipsError::UnknownRelationship {
                 name: name.to_string(),
-                known: self.by_name.keys().cloned().collect(),
-            })
+                known: self.names().map(str::to_string).collect(),
+            }
+        })
     }
 
     pub fn endpoint(&self, id: &EndpointId) -> Result<&Endpoint, RelationshipsError> {
@@ -465,25 +479,18 @@ impl Relationships {
     }
 
     /// The relationships as seen through tunnels: only the endpoints in `ports`, each
-    /// rewritten by [`Endpoint::local_fields`]. A relationship lists its tunnelled endpoints
-    /// in index order, so with `database.0` untunnelled, `database.1` is the export's
-    /// `database.0`: a program reading the export finds a reachable endpoint first.
+    /// rewritten by [`Endpoint::local_fields`] and kept under its own index, as
+    /// [`LocalRelationships::from_endpoints`] says (tunnels listed in `ports`' order).
     pub fn local(
         &self,
         ports: &BTreeMap<EndpointId, LocalPort>,
     ) -> Result<LocalRelationships, RelationshipsError> {
-        let mut out = Map::new();
-        // BTreeMap order is (relationship, index), so each list comes out in index order.
+        let mut endpoints = Vec::new();
         for (id, port) in ports {
             let endpoint = self.endpoint(id)?;
-            let list = out
-                .entry(id.relationship.clone())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(list) = list {
-                list.push(Value::Object(endpoint.local_fields(*port)));
-            }
+            endpoints.push((id.clone(), endpoint.local_fields(*port)));
         }
-        Ok(LocalRelationships(Value::Object(out)))
+        Ok(LocalRelationships::from_endpoints(endpoints))
     }
 }
 
@@ -508,26 +515,67 @@ impl LocalRelationships {
         &self.0
     }
 
-    /// Endpoints already seen through their tunnels ([`Endpoint::local_fields`]), listed per
-    /// relationship in the order given.
+    /// Endpoints already seen through their tunnels ([`Endpoint::local_fields`]), in the
+    /// order the tunnels were opened, as the official client builds `tunnel:info`
+    /// (`legacy/src/Command/Tunnel/TunnelInfoCommand.php`, `execute`): relationships in the
+    /// order their first tunnel appears, each endpoint under its own index. That is a PHP
+    /// array, so it is written as a list when its indexes are exactly 0, 1, … in order and
+    /// as an object keyed by index otherwise (only `database.1` open gives
+    /// `{"database":{"1":{…}}}`). Values go through the same PHP round trip as the official
+    /// client's (`json_decode` to arrays, then `json_encode`): see [`php_array`].
     pub fn from_endpoints(
-        endpoints: impl IntoIterator<Item = (String, Map<String, Value>)>,
+        endpoints: impl IntoIterator<Item = (EndpointId, Map<String, Value>)>,
     ) -> LocalRelationships {
-        let mut out = Map::new();
-        for (relationship, fields) in endpoints {
-            if let Value::Array(list) = out
-                .entry(relationship)
-                .or_insert_with(|| Value::Array(Vec::new()))
+        /// A relationship's endpoints by index, in the order they came.
+        type Indexed = Vec<(usize, Map<String, Value>)>;
+        let mut by_name: Vec<(String, Indexed)> = Vec::new();
+        for (id, fields) in endpoints {
+            let fields = fields.into_iter().map(|(k, v)| (k, php_array(v))).collect();
+            match by_name
+                .iter_mut()
+                .find(|(name, _)| *name == id.relationship)
             {
-                list.push(Value::Object(fields));
+                Some((_, list)) => match list.iter_mut().find(|(i, _)| *i == id.index) {
+                    // PHP assigns over the same key, keeping its place.
+                    Some(slot) => slot.1 = fields,
+                    None => list.push((id.index, fields)),
+                },
+                None => by_name.push((id.relationship, vec![(id.index, fields)])),
             }
         }
+        let out = by_name
+            .into_iter()
+            .map(|(name, list)| {
+                let is_list = list.iter().enumerate().all(|(pos, (i, _))| pos == *i);
+                let value = if is_list {
+                    Value::Array(list.into_iter().map(|(_, f)| Value::Object(f)).collect())
+                } else {
+                    Value::Object(
+                        list.into_iter()
+                            .map(|(i, f)| (i.to_string(), Value::Object(f)))
+                            .collect(),
+                    )
+                };
+                (name, value)
+            })
+            .collect();
         LocalRelationships(Value::Object(out))
     }
 
-    /// The value for `export PLATFORM_RELATIONSHIPS=…`: base64 of the JSON, no newline.
+    /// The value for `export PLATFORM_RELATIONSHIPS=…`: base64 of the JSON, no newline. The
+    /// JSON is written as PHP's `json_encode` writes it (`/` as `\/`, non-ASCII as `\uXXXX`),
+    /// so the value is the official client's byte for byte, not only once decoded.
     pub fn encode(&self) -> Sensitive<String> {
-        Sensitive::new(BASE64.encode(self.0.to_string()))
+        Sensitive::new(BASE64.encode(self.php_json()))
+    }
+
+    /// The JSON text as PHP's `json_encode` (default flags) writes this value.
+    pub fn php_json(&self) -> String {
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, PhpFormatter);
+        // Writing a `Value` into memory cannot fail.
+        let _ = serde::Serialize::serialize(&self.0, &mut ser);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// One value by dot path, as `tunnel:info -P`: `database.0.port`, `database.0`,
@@ -559,6 +607,33 @@ fn decode_relationship(name: &str, entries: &Value) -> Relationship {
         endpoints: Vec::new(),
         problems: Vec::new(),
     };
+    // The official export writes a relationship whose tunnelled indexes are not 0, 1, … as an
+    // object keyed by index (`{"1": {…}}`); a value read back from it keeps those indexes.
+    if let Value::Object(o) = entries {
+        let indexes: Option<Vec<usize>> = o
+            .keys()
+            .map(|k| {
+                k.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| k.parse().ok())
+                    .flatten()
+            })
+            .collect();
+        if let Some(indexes) = indexes.filter(|i| !i.is_empty()) {
+            relationship.count = indexes.iter().max().map_or(0, |m| m + 1);
+            for (index, entry) in indexes.into_iter().zip(o.values()) {
+                match decode_endpoint(EndpointId::new(name, index), entry) {
+                    Ok(endpoint) => relationship.endpoints.push(endpoint),
+                    Err(problem) => relationship.problems.push(EndpointError {
+                        relationship: name.to_string(),
+                        index: Some(index),
+                        problem,
+                    }),
+                }
+            }
+            return relationship;
+        }
+    }
     let entries = match entries {
         Value::Array(entries) => entries,
         other => {
@@ -609,10 +684,16 @@ fn decode_endpoint(id: EndpointId, entry: &Value) -> Result<Endpoint, EndpointPr
     let port = match fields.get("port") {
         None | Some(Value::Null) => return Err(EndpointProblem::Missing { field: "port" }),
         Some(Value::Number(n)) => check_port(n)?,
+        // The platform may send the port as a string; the official client casts it
+        // (`legacy/src/Service/TunnelManager.php`, `create`). Only digits are a port here.
+        Some(Value::String(s)) => match s.trim().parse::<u64>() {
+            Ok(n) if !s.trim().starts_with('+') => check_port(&n.into())?,
+            _ => return Err(EndpointProblem::NotAPort { port: s.clone() }),
+        },
         Some(other) => {
             return Err(EndpointProblem::WrongType {
                 field: "port",
-                expected: "an integer",
+                expected: "an integer or a string of digits",
                 found: kind_of(other),
             })
         }
@@ -725,53 +806,69 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// The official client's URL for an endpoint's fields; see the module docs.
+/// The official client's URL for an endpoint's fields (`Relationships::buildUrl` in
+/// `legacy/src/Service/Relationships.php`, which hands the parts to guzzlehttp/psr7 2.x
+/// `Uri::fromParts` and `Query::build`); see the module docs.
 fn build_url(fields: &Map<String, Value>) -> String {
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
-    let mut scheme = text("scheme").unwrap_or_default();
+    let mut scheme = text("scheme");
     let mut path = text("path");
-    if scheme == "solr" {
-        scheme = "http";
+    if scheme == Some("solr") {
+        scheme = Some("http");
         if path.is_some_and(|p| php_dirname(p) == "/solr") {
             path = Some("/solr/");
         }
     }
-    if scheme == "pgsql" {
-        scheme = "postgresql";
+    if scheme == Some("pgsql") {
+        scheme = Some("postgresql");
+    }
+    // psr7 lowercases the scheme and the host.
+    let scheme = scheme.unwrap_or_default().to_ascii_lowercase();
+
+    let mut user_info = String::new();
+    if let Some(user) = text("username") {
+        encode_into(&mut user_info, user, is_user_info_char);
+    }
+    // psr7 appends the password even without a user (`:secret@host`).
+    if let Some(password) = text("password") {
+        user_info.push(':');
+        encode_into(&mut user_info, password, is_user_info_char);
+    }
+    let mut authority = String::new();
+    if !user_info.is_empty() {
+        authority.push_str(&user_info);
+        authority.push('@');
+    }
+    let host = text("host").unwrap_or_default().to_ascii_lowercase();
+    if host.contains(':') && !host.starts_with('[') {
+        // An IPv6 address: psr7 would write it bare, which no parser reads.
+        authority.push('[');
+        authority.push_str(&host);
+        authority.push(']');
+    } else {
+        authority.push_str(&host);
+    }
+    let port = match fields.get("port") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    if let Some(port) = port.filter(|p| Some(*p) != default_port(&scheme)) {
+        authority.push(':');
+        authority.push_str(&port.to_string());
     }
 
     let mut url = String::new();
     if !scheme.is_empty() {
-        url.push_str(scheme);
+        url.push_str(&scheme);
         url.push(':');
     }
-    let host = text("host").filter(|h| !h.is_empty());
-    if let Some(host) = host {
+    if !authority.is_empty() {
         url.push_str("//");
-        if let Some(user) = text("username") {
-            encode_into(&mut url, user, is_user_char);
-            if let Some(password) = text("password") {
-                url.push(':');
-                encode_into(&mut url, password, is_password_char);
-            }
-            url.push('@');
-        }
-        if host.contains(':') && !host.starts_with('[') {
-            // An IPv6 address: the official client would write it bare, which no parser reads.
-            url.push('[');
-            url.push_str(host);
-            url.push(']');
-        } else {
-            url.push_str(host);
-        }
-        let port = fields.get("port").and_then(Value::as_u64);
-        if let Some(port) = port.filter(|p| Some(*p) != default_port(scheme)) {
-            url.push(':');
-            url.push_str(&port.to_string());
-        }
+        url.push_str(&authority);
     }
     if let Some(path) = path.filter(|p| !p.is_empty()) {
-        if host.is_some() && !path.starts_with('/') {
+        if !authority.is_empty() && !path.starts_with('/') {
             url.push('/');
         }
         encode_into(&mut url, path, is_path_char);
@@ -779,13 +876,12 @@ fn build_url(fields: &Map<String, Value>) -> String {
     let query = match fields.get("query") {
         Some(Value::String(q)) => {
             let mut s = String::new();
-            // A query string is already encoded: keep '%', encode only what cannot appear.
-            encode_into(&mut s, q, |b| is_query_char(b) || b == b'%');
+            encode_into(&mut s, q, is_query_char);
             s
         }
         Some(Value::Object(q)) => {
             let mut q = q.clone();
-            q.remove("is_master");
+            q.shift_remove("is_master");
             php_query(q.iter().map(|(k, v)| (k.clone(), v)))
         }
         Some(Value::Array(q)) => php_query(q.iter().enumerate().map(|(i, v)| (i.to_string(), v))),
@@ -795,18 +891,25 @@ fn build_url(fields: &Map<String, Value>) -> String {
         url.push('?');
         url.push_str(&query);
     }
-    if let Some(fragment) = text("fragment") {
+    if let Some(fragment) = text("fragment").filter(|f| !f.is_empty()) {
         url.push('#');
         encode_into(&mut url, fragment, is_query_char);
     }
     url
 }
 
+/// The ports psr7's `Uri` leaves out for their scheme.
 fn default_port(scheme: &str) -> Option<u64> {
     match scheme {
         "http" => Some(80),
         "https" => Some(443),
         "ftp" => Some(21),
+        "gopher" => Some(70),
+        "nntp" | "news" => Some(119),
+        "telnet" | "tn3270" => Some(23),
+        "imap" => Some(143),
+        "pop" => Some(110),
+        "ldap" => Some(389),
         _ => None,
     }
 }
@@ -830,44 +933,35 @@ fn php_dirname(path: &str) -> &str {
     }
 }
 
-/// A query string as Guzzle 5's `Query` writes a PHP array: nested keys as `a[b]`, keys and
-/// values with PHP's `rawurlencode`, `null` as a bare key, booleans as `1` and ``.
+/// A query string as psr7's `Query::build` writes a PHP array: keys and values with PHP's
+/// `rawurlencode`, `null` as a bare key, booleans as `1` and `0`, and a list (or map) value as
+/// the key repeated once per element (`hosts=a&hosts=b`; its own keys are dropped).
 fn php_query<'a>(entries: impl Iterator<Item = (String, &'a Value)>) -> String {
-    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
-    for (key, value) in entries {
-        flatten_query(key, value, &mut pairs);
-    }
     let mut out = String::new();
-    for (key, value) in pairs {
+    let mut pair = |key: &str, value: &Value| {
         if !out.is_empty() {
             out.push('&');
         }
-        encode_into(&mut out, &key, is_unreserved);
-        if let Some(value) = value {
-            out.push('=');
-            encode_into(&mut out, &value, is_unreserved);
+        encode_into(&mut out, key, is_unreserved);
+        let text = match value {
+            Value::Null => return,
+            Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+            Value::String(s) => s.clone(),
+            Value::Number(n) => php_number(n),
+            // PHP's string of an array, with a notice.
+            Value::Array(_) | Value::Object(_) => "Array".to_string(),
+        };
+        out.push('=');
+        encode_into(&mut out, &text, is_unreserved);
+    };
+    for (key, value) in entries {
+        match value {
+            Value::Array(a) => a.iter().for_each(|v| pair(&key, v)),
+            Value::Object(o) => o.values().for_each(|v| pair(&key, v)),
+            v => pair(&key, v),
         }
     }
     out
-}
-
-fn flatten_query(key: String, value: &Value, out: &mut Vec<(String, Option<String>)>) {
-    match value {
-        Value::Object(o) => {
-            for (k, v) in o {
-                flatten_query(format!("{key}[{k}]"), v, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                flatten_query(format!("{key}[{i}]"), v, out);
-            }
-        }
-        Value::Null => out.push((key, None)),
-        Value::Bool(b) => out.push((key, Some(if *b { "1" } else { "" }.to_string()))),
-        Value::String(s) => out.push((key, Some(s.clone()))),
-        Value::Number(n) => out.push((key, Some(php_number(n)))),
-    }
 }
 
 /// PHP's string form of a JSON number, for the cases the platform could send: integers as
@@ -879,11 +973,17 @@ fn php_number(n: &serde_json::Number) -> String {
     }
 }
 
-/// Appends `s`, percent-encoding every byte for which `keep` is false.
+/// Appends `s`, percent-encoding every byte for which `keep` is false. A `%` that starts a
+/// percent-encoded byte is kept, as psr7 keeps it; a lone one is encoded.
 fn encode_into(out: &mut String, s: &str, keep: impl Fn(u8) -> bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if keep(b) {
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'%'
+            && bytes.len() > i + 2
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit();
+        if escape || keep(b) {
             out.push(char::from(b));
         } else {
             out.push('%');
@@ -905,20 +1005,61 @@ fn is_sub_delim(b: u8) -> bool {
     )
 }
 
-fn is_user_char(b: u8) -> bool {
+/// What psr7 leaves alone in a user or a password (so `:` and `@` are encoded).
+fn is_user_info_char(b: u8) -> bool {
     is_unreserved(b) || is_sub_delim(b)
 }
 
-fn is_password_char(b: u8) -> bool {
-    is_user_char(b) || b == b':'
-}
-
 fn is_path_char(b: u8) -> bool {
-    is_password_char(b) || matches!(b, b'@' | b'/')
+    is_user_info_char(b) || matches!(b, b':' | b'@' | b'/')
 }
 
 fn is_query_char(b: u8) -> bool {
     is_path_char(b) || b == b'?'
+}
+
+/// A JSON value as it comes out of PHP's `json_decode($json, true)` and back out of
+/// `json_encode`: an object whose keys are exactly `0`, `1`, … in order (the empty object
+/// included) is a PHP list, so it is written as a JSON list.
+fn php_array(value: Value) -> Value {
+    match value {
+        Value::Object(o) => {
+            let is_list = o.keys().enumerate().all(|(i, k)| *k == i.to_string());
+            if is_list {
+                Value::Array(o.into_iter().map(|(_, v)| php_array(v)).collect())
+            } else {
+                Value::Object(o.into_iter().map(|(k, v)| (k, php_array(v))).collect())
+            }
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(php_array).collect()),
+        other => other,
+    }
+}
+
+/// Writes JSON as PHP's `json_encode` with default flags: `/` escaped as `\/`, and every
+/// character beyond ASCII as `\uXXXX` (UTF-16). serde_json already escapes `"`, `\` and
+/// control characters the way PHP does.
+struct PhpFormatter;
+
+impl serde_json::ser::Formatter for PhpFormatter {
+    fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> std::io::Result<()>
+    where
+        W: ?Sized + std::io::Write,
+    {
+        let mut buf = [0u16; 2];
+        for c in fragment.chars() {
+            if c == '/' {
+                writer.write_all(b"\\/")?;
+            } else if c.is_ascii() {
+                writer.write_all(&[c as u8])?;
+            } else {
+                for unit in c.encode_utf16(&mut buf) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -1024,14 +1165,14 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_app_decodes_in_name_order_with_indexes() {
+    fn a_whole_app_decodes_in_the_platforms_order_with_indexes() {
         let r = decode_value(&app());
         assert_eq!(
             r.names().collect::<Vec<_>>(),
-            ["cache", "database", "search"]
+            ["database", "cache", "search"]
         );
         let ids: Vec<String> = r.endpoints().map(|e| e.id().to_string()).collect();
-        assert_eq!(ids, ["cache", "database", "database.1", "search"]);
+        assert_eq!(ids, ["database", "database.1", "cache", "search"]);
         let replica = r.endpoint(&EndpointId::parse("database.1")).unwrap();
         assert_eq!(replica.host(), "replica.postgresql.internal");
         assert_eq!(replica.index(), 1);
@@ -1092,12 +1233,23 @@ mod tests {
             with(json!({"scheme": "mysql", "username": "user", "path": ""})),
             "mysql://user@h.internal:8080"
         );
-        // A password without a user is not written (Guzzle only writes it after a user).
+        // A password without a user is still written (psr7's `Uri::applyParts` appends it).
         assert_eq!(
             with(json!({"scheme": "mysql", "password": "secret"})),
-            "mysql://h.internal:8080"
+            "mysql://:secret@h.internal:8080"
         );
-        // is_master is dropped; other entries are kept, nested the PHP way, RFC 3986 encoded.
+        // Scheme and host are lowercased, as psr7 does.
+        assert_eq!(
+            with(json!({"scheme": "Redis", "host": "H.Internal"})),
+            "redis://h.internal:8080"
+        );
+        // psr7's default ports beyond http(s).
+        assert_eq!(
+            with(json!({"scheme": "ldap", "port": 389})),
+            "ldap://h.internal"
+        );
+        // is_master is dropped; other entries are kept in order, as psr7's `Query::build`
+        // writes them: RFC 3986, booleans as 1 and 0, a list's key repeated.
         assert_eq!(
             with(json!({"scheme": "pgsql", "query": {"is_master": true}})),
             "postgresql://h.internal:8080"
@@ -1107,8 +1259,8 @@ mod tests {
                         "query": {"is_master": false, "authSource": "admin", "n": null,
                                   "ssl": true, "off": false, "w": 2, "r": 1.0,
                                   "tags": {"dc": "eu 1"}, "hosts": ["a", "b"]}})),
-            "mongodb://h.internal:8080/main?authSource=admin&hosts%5B0%5D=a&hosts%5B1%5D=b\
-             &n&off=&r=1&ssl=1&tags%5Bdc%5D=eu%201&w=2"
+            "mongodb://h.internal:8080/main?authSource=admin&n&ssl=1&off=0&w=2&r=1\
+             &tags=eu%201&hosts=a&hosts=b"
         );
         // A query given as a string is used as it is.
         assert_eq!(
@@ -1120,27 +1272,31 @@ mod tests {
             with(json!({"scheme": "x", "query": ["a"]})),
             "x://h.internal:8080?0=a"
         );
-        // A fragment is written when present, even empty.
+        // A fragment is written when not empty (psr7 `Uri::composeComponents`).
         assert_eq!(
             with(json!({"scheme": "x", "fragment": "top"})),
             "x://h.internal:8080#top"
         );
         assert_eq!(
             with(json!({"scheme": "x", "fragment": ""})),
-            "x://h.internal:8080#"
+            "x://h.internal:8080"
         );
     }
 
     #[test]
     fn url_parts_that_would_change_the_urls_meaning_are_percent_encoded() {
-        // The official client writes these raw, which makes '@', '/' and '#' end the part.
+        // As psr7's `Uri` filters each part: a lone '%' is encoded, '%41' kept.
         assert_eq!(
             endpoint_url(
                 json!({"scheme": "pgsql", "host": "db.internal", "port": 5432,
                                 "username": "a:b@c", "password": "p@ss/w:rd#%",
                                 "path": "my db?", "fragment": "a b"})
             ),
-            "postgresql://a%3Ab%40c:p%40ss%2Fw:rd%23%25@db.internal:5432/my%20db%3F#a%20b"
+            "postgresql://a%3Ab%40c:p%40ss%2Fw%3Ard%23%25@db.internal:5432/my%20db%3F#a%20b"
+        );
+        assert_eq!(
+            endpoint_url(json!({"scheme": "x", "host": "h", "port": 1, "password": "%41%zz"})),
+            "x://:%41%25zz@h:1"
         );
         // Sub-delimiters are allowed in user info and stay as they are.
         assert_eq!(
@@ -1238,8 +1394,16 @@ mod tests {
                 "relationship database: \"host\" is a number, expected a string",
             ),
             (
-                with("port", json!("5432")),
-                "relationship database: \"port\" is a string, expected an integer",
+                with("port", json!("54x")),
+                "relationship database: \"port\" \"54x\" is not a port number",
+            ),
+            (
+                with("port", json!("")),
+                "relationship database: \"port\" \"\" is not a port number",
+            ),
+            (
+                with("port", json!("99999")),
+                "relationship database: \"port\" 99999 is out of range (1 to 65535)",
             ),
             (
                 with("port", json!(5432.5)),
@@ -1327,8 +1491,8 @@ mod tests {
         assert_eq!(
             problems,
             [
-                ("cache".to_string(), None),
-                ("database".to_string(), Some(0))
+                ("database".to_string(), Some(0)),
+                ("cache".to_string(), None)
             ]
         );
         let e = r.endpoint(&EndpointId::parse("database")).unwrap_err();
@@ -1349,8 +1513,10 @@ mod tests {
             (EndpointId::parse("search"), port(30002)),
         ]);
         let local = r.local(&ports).unwrap();
-        assert_eq!(local.property("database.0.host").unwrap(), "127.0.0.1");
-        assert_eq!(local.property("database.0.port").unwrap(), 30001);
+        // database.1 keeps its index: {"database": {"1": {…}}}.
+        assert_eq!(local.property("database.1.host").unwrap(), "127.0.0.1");
+        assert_eq!(local.property("database.1.port").unwrap(), 30001);
+        assert!(local.property("database.0").is_err());
         // Asking to export a broken one says why it cannot be.
         let ports = BTreeMap::from([(EndpointId::parse("database"), port(30000))]);
         assert!(matches!(
@@ -1393,7 +1559,7 @@ mod tests {
         let e = r.endpoint(&EndpointId::parse("databse")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "relationship \"databse\" not found; this app's relationships are: cache, database, search"
+            "relationship \"databse\" not found; this app's relationships are: database, cache, search"
         );
         assert_eq!(e.problem(), Problem::Usage);
         let e = r.endpoint(&EndpointId::parse("database.2")).unwrap_err();
@@ -1432,16 +1598,22 @@ mod tests {
         primary["host"] = json!("127.0.0.1");
         primary["ip"] = json!("127.0.0.1");
         primary["port"] = json!(30000);
+        primary["_relationship_name"] = json!("database");
+        primary["_relationship_key"] = json!(0);
         primary["url"] = json!("postgresql://main:main@127.0.0.1:30000/main");
         let mut replica = replicated()[1].clone();
         replica["host"] = json!("127.0.0.1");
         replica["ip"] = json!("127.0.0.1");
         replica["port"] = json!(30001);
+        replica["_relationship_name"] = json!("database");
+        replica["_relationship_key"] = json!(1);
         replica["url"] = json!("postgresql://main:main@127.0.0.1:30001/main");
         let mut cache = redis();
         cache["host"] = json!("127.0.0.1");
         cache["ip"] = json!("127.0.0.1");
         cache["port"] = json!(30002);
+        cache["_relationship_name"] = json!("cache");
+        cache["_relationship_key"] = json!(0);
         cache["url"] = json!("redis://127.0.0.1:30002");
         // Only tunnelled endpoints are exported: no "search".
         assert_eq!(
@@ -1459,6 +1631,107 @@ mod tests {
             e.url().expose(),
             "postgresql://main:main@127.0.0.1:30001/main"
         );
+    }
+
+    /// The platform's endpoints for the official-client cases, as JSON text in the
+    /// platform's key order (the reference's PostgreSQL example, a replica, a cache whose
+    /// port is a string and whose query is an empty object).
+    const OFFICIAL_APP: &str = r#"{"database":[{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"169.254.38.66","hostname":"zydalrx.postgresql12.service._.eu-3.platformsh.site","port":5432,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"postgresql.internal","rel":"postgresql","path":"main","query":{"is_master":true},"password":"main","type":"postgresql:12","public":false,"host_mapped":false},{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"169.254.38.67","hostname":"r2.postgresql12.service._.eu-3.platformsh.site","port":5432,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"replica.postgresql.internal","rel":"postgresql","path":"main","query":{"is_master":false},"password":"main","type":"postgresql:12","public":false,"host_mapped":false}],"cache":[{"username":null,"scheme":"redis","service":"cache","fragment":null,"ip":"169.254.129.57","hostname":"k3xj2.cache.service._.eu-3.platformsh.site","port":"6379","cluster":"rjify4yjcwxaa-master-7rqtwti","host":"cache.internal","rel":"redis","path":null,"query":{},"password":null,"type":"redis:7.0","public":false,"host_mapped":false}]}"#;
+
+    fn official_export(tunnels: &[(&str, u16)]) -> String {
+        let r = match Relationships::decode(BASE64.encode(OFFICIAL_APP)) {
+            Ok(r) => r,
+            Err(e) => unreachable!("{e}"),
+        };
+        let endpoints = tunnels.iter().map(|(id, p)| {
+            let e = r.endpoint(&EndpointId::parse(id)).unwrap();
+            (e.id().clone(), e.local_fields(port(*p)))
+        });
+        let local = LocalRelationships::from_endpoints(endpoints);
+        let text = local.php_json();
+        // The encoded value is that text, byte for byte.
+        assert_eq!(
+            BASE64.decode(local.encode().expose()).unwrap(),
+            text.as_bytes()
+        );
+        text
+    }
+
+    // The expected objects below follow from the official client's source:
+    // TunnelOpenCommand::execute (legacy/src/Command/Tunnel/TunnelOpenCommand.php) appends
+    // `_relationship_name` and `_relationship_key` (the integer index) to each endpoint;
+    // TunnelInfoCommand::execute (legacy/src/Command/Tunnel/TunnelInfoCommand.php) replaces
+    // `host`, `ip` and `port` in place (array_merge over array_intersect_key: only keys already
+    // there), appends `url` from Relationships::buildUrl (legacy/src/Service/Relationships.php:
+    // pgsql → postgresql, is_master dropped from the query, psr7 Uri::fromParts), and stores
+    // it at `$relationships[name][index]`; json_encode writes that PHP array as a list when
+    // its keys are 0, 1, … and as an object otherwise, escapes `/`, and writes the empty
+    // `query` (an empty PHP array after json_decode) as `[]`.
+
+    #[test]
+    fn encode_one_relationship_as_the_official_client() {
+        assert_eq!(
+            official_export(&[("cache", 30000)]),
+            r#"{"cache":[{"username":null,"scheme":"redis","service":"cache","fragment":null,"ip":"127.0.0.1","hostname":"k3xj2.cache.service._.eu-3.platformsh.site","port":30000,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"127.0.0.1","rel":"redis","path":null,"query":[],"password":null,"type":"redis:7.0","public":false,"host_mapped":false,"_relationship_name":"cache","_relationship_key":0,"url":"redis:\/\/127.0.0.1:30000"}]}"#
+        );
+    }
+
+    #[test]
+    fn encode_only_the_second_endpoint_keeps_its_index_as_the_official_client() {
+        assert_eq!(
+            official_export(&[("database.1", 30001)]),
+            r#"{"database":{"1":{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"127.0.0.1","hostname":"r2.postgresql12.service._.eu-3.platformsh.site","port":30001,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"127.0.0.1","rel":"postgresql","path":"main","query":{"is_master":false},"password":"main","type":"postgresql:12","public":false,"host_mapped":false,"_relationship_name":"database","_relationship_key":1,"url":"postgresql:\/\/main:main@127.0.0.1:30001\/main"}}}"#
+        );
+    }
+
+    #[test]
+    fn encode_a_pgsql_endpoint_with_is_master_as_the_official_client() {
+        assert_eq!(
+            official_export(&[("database", 30002)]),
+            r#"{"database":[{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"127.0.0.1","hostname":"zydalrx.postgresql12.service._.eu-3.platformsh.site","port":30002,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"127.0.0.1","rel":"postgresql","path":"main","query":{"is_master":true},"password":"main","type":"postgresql:12","public":false,"host_mapped":false,"_relationship_name":"database","_relationship_key":0,"url":"postgresql:\/\/main:main@127.0.0.1:30002\/main"}]}"#
+        );
+    }
+
+    #[test]
+    fn encode_keeps_the_order_tunnels_were_opened_in_and_lists_whole_relationships() {
+        // Opened cache first, then database.1, then database.0: PHP keeps insertion order,
+        // so "database" is {"1":…,"0":…}, an object.
+        let text = official_export(&[("cache", 30000), ("database.1", 30001), ("database", 30002)]);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["cache", "database"]);
+        let db: Vec<&String> = value["database"].as_object().unwrap().keys().collect();
+        assert_eq!(db, ["1", "0"]);
+        // In index order it is a list again.
+        let text = official_export(&[("database", 30002), ("database.1", 30001)]);
+        assert!(text.starts_with(r#"{"database":[{"#), "{text}");
+        // Non-ASCII is written as PHP writes it.
+        let local = LocalRelationships::from_endpoints([(
+            EndpointId::new("x", 0),
+            Map::from_iter([("name".to_string(), json!("é/😀"))]),
+        )]);
+        assert_eq!(
+            local.php_json(),
+            r#"{"x":[{"name":"\u00e9\/\ud83d\ude00"}]}"#
+        );
+        // What the export says reads back with the same indexes.
+        let back = Relationships::decode(BASE64.encode(official_export(&[("database.1", 30001)])))
+            .unwrap();
+        assert_eq!(
+            back.endpoint(&EndpointId::parse("database.1"))
+                .unwrap()
+                .port()
+                .get(),
+            30001
+        );
+    }
+
+    #[test]
+    fn a_port_sent_as_a_string_is_cast_as_the_official_client_casts_it() {
+        let r = Relationships::decode(BASE64.encode(OFFICIAL_APP)).unwrap();
+        let cache = r.endpoint(&EndpointId::parse("cache")).unwrap();
+        assert_eq!(cache.port().get(), 6379);
+        assert_eq!(cache.url().expose(), "redis://cache.internal:6379");
     }
 
     #[test]
@@ -1759,12 +2032,14 @@ mod tests {
                         "host" | "ip" => prop_assert_eq!(&after.fields()[key], LOCAL_IP),
                         "port" => prop_assert_eq!(after.port().get(), local_port.get()),
                         "url" => {}
-                        _ => prop_assert_eq!(&after.fields()[key], value, "field {}", key),
+                        // As PHP's json_decode/json_encode round trip leaves it.
+                        _ => prop_assert_eq!(&after.fields()[key], &php_array(value.clone()), "field {}", key),
                     }
                 }
+                // The platform's keys in its order, then the official client's own.
                 let mut expected: Vec<&str> = before.fields().keys().map(String::as_str).collect();
+                expected.extend(["_relationship_name", "_relationship_key"]);
                 if !before.fields().contains_key("url") { expected.push("url"); }
-                expected.sort_unstable();
                 let got: Vec<&str> = after.fields().keys().map(String::as_str).collect();
                 prop_assert_eq!(got, expected);
                 let local_url = before.local_url(*local_port);
