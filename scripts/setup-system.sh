@@ -18,6 +18,8 @@ packages=(
   chromium chromium-driver xterm xfonts-base tmux imagemagick xdotool xclip
   # scripts and the desktop tests (close-window.py, the demo's ports)
   python3
+  # the namespace tests (unshare, mount, ip): the gateway at its real name on port 22
+  util-linux mount iproute2
   # benchmarks (make bench)
   hyperfine
   # node (with npm) for the UI

@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod desktop;
+pub mod echo;
+pub mod forms;
 pub mod keyring;
+pub mod namespace;
 pub mod notifications;
 pub mod tray;
 pub mod webdriver;

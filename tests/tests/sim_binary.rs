@@ -107,3 +107,45 @@ fn a_wrong_fixture_or_backend_is_explained() -> Result<()> {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--demo, or --fixture FILE"));
     Ok(())
 }
+
+#[test]
+fn the_binary_serves_at_the_real_gateway_names_with_a_builtin_shaped_profile() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let profile = dir.path().join("profile.toml");
+    let mut child = tether_e2e::ChildGuard::spawn(
+        "tether-sim",
+        Command::new(workspace_binary("tether-sim")?)
+            .args(["--demo", "--ssh-domain", "platform.sh", "--builtin-shaped"])
+            .arg("--profile-out")
+            .arg(&profile)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )?;
+    let mut line = String::new();
+    BufReader::new(child.child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).with_context(|| format!("not JSON: {line:?}"))?;
+    let hosts: Vec<&str> = ready["gateway_hosts"]
+        .as_array()
+        .context("no gateway_hosts")?
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert!(hosts.contains(&"ssh.eu-3.platform.sh"), "{line}");
+    assert!(hosts.contains(&"git.eu-3.platform.sh"), "{line}");
+    assert_eq!(
+        ready["ssh_host_patterns"],
+        serde_json::json!(["*.platform.sh"])
+    );
+    let parsed = tether_core::Profile::from_file(&profile)?;
+    assert!(
+        parsed.ssh.is_none(),
+        "a built-in-shaped profile has no [ssh] block"
+    );
+    assert_eq!(parsed.gateway_host_keys.len(), 1);
+    assert!(parsed.gateway_host_keys[0].contains("ssh.eu-3.platform.sh"));
+    assert!(
+        parsed.gateway_host_keys[0].ends_with(ready["ssh_host_key"].as_str().unwrap_or("missing"))
+    );
+    Ok(())
+}

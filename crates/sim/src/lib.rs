@@ -102,6 +102,9 @@ pub struct ReadyInfo {
     pub ssh_host_key: String,
     /// Host patterns the platform's SSH hosts match (`*.tether.test`).
     pub ssh_host_patterns: Vec<String>,
+    /// The gateways' names, `ssh.<region>.<domain>` and `git.<region>.<domain>` of every
+    /// region, as the real platform names them.
+    pub gateway_hosts: Vec<String>,
     /// The CA that signs user certificates, `ssh-ed25519 AAAA…`.
     pub ca_public_key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,6 +175,53 @@ impl ReadyInfo {
             host = toml_string(&self.ssh_host),
             port = self.ssh_port,
             key = toml_string(&self.ssh_host_key),
+        )
+    }
+}
+
+/// `ssh.<region>.<domain>` and `git.<region>.<domain>` for every region of the fixture.
+fn gateway_hosts(fixture: &Fixture) -> Vec<String> {
+    let regions: std::collections::BTreeSet<&str> =
+        fixture.projects.iter().map(|p| p.region.as_str()).collect();
+    regions
+        .iter()
+        .flat_map(|r| ["ssh", "git"].map(|kind| format!("{kind}.{r}.{}", fixture.ssh_domain)))
+        .collect()
+}
+
+impl ReadyInfo {
+    /// A profile shaped like the built-in ones (`--profile-out` with `--builtin-shaped`): no
+    /// `[ssh]` block, so `tether` reaches the gateways at their names through the system
+    /// resolver on port 22, and trusts the gateway's key as bundled `gateway_host_keys` for
+    /// those names. For a simulator serving on port 22 where those names resolve to it (a
+    /// network namespace with its own `/etc/hosts`).
+    pub fn builtin_shaped_profile_toml(&self, with_host_keys: bool) -> String {
+        let list = |items: &[String]| {
+            items
+                .iter()
+                .map(|s| toml_string(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let keys = if with_host_keys {
+            let line = format!("{} {}", self.gateway_hosts.join(","), self.ssh_host_key);
+            format!("gateway_host_keys = [{}]\n", toml_string(&line))
+        } else {
+            String::new()
+        };
+        format!(
+            "# Written by tether-sim: a local platform at the real gateway names.\n\
+             name = \"tether-sim\"\n\
+             title = \"Local platform (tether-sim)\"\n\
+             api_url = {api}\n\
+             auth_url = {auth}\n\
+             client_id = \"tether\"\n\
+             token_env_var = \"TETHER_SIM_TOKEN\"\n\
+             ssh_host_patterns = [{patterns}]\n\
+             {keys}",
+            api = toml_string(&self.api_url),
+            auth = toml_string(&self.auth_url),
+            patterns = list(&self.ssh_host_patterns),
         )
     }
 }
@@ -271,6 +321,7 @@ impl Sim {
             ssh_port: ssh_addr.port(),
             ssh_host_key: openssh(&host_key)?,
             ssh_host_patterns: vec![format!("*.{}", fixture.ssh_domain)],
+            gateway_hosts: gateway_hosts(&fixture),
             ca_public_key: openssh(&ca)?,
             demo,
         };
@@ -366,6 +417,18 @@ impl SimHandle {
     /// Pauses, resumes or deactivates an environment while the simulator runs.
     pub fn set_environment_status(&self, project: &str, env: &str, status: EnvStatus) -> bool {
         self.state.set_environment_status(project, env, status)
+    }
+
+    /// Redeploys an environment while the simulator runs: a new head commit, and with
+    /// `relationships`, new relationships (name → `service:endpoint`) for the app named. Returns
+    /// the new head commit, `None` when nothing by those names exists.
+    pub fn redeploy(
+        &self,
+        project: &str,
+        env: &str,
+        relationships: Option<(&str, std::collections::BTreeMap<String, String>)>,
+    ) -> Option<String> {
+        self.state.redeploy(project, env, relationships)
     }
 
     /// Revokes an API token while the simulator runs: it can no longer be exchanged, and the

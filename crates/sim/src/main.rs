@@ -42,6 +42,18 @@ struct Args {
     /// Where app commands run (default: a temporary directory removed on exit).
     #[arg(long, value_name = "DIR")]
     scratch_dir: Option<PathBuf>,
+    /// Serve apps at `ssh.<region>.DOMAIN` instead of the fixture's domain: `platform.sh`
+    /// serves at the real gateway names, where they resolve here (a network namespace with an
+    /// `/etc/hosts` of its own, with `--ssh-port 22`).
+    #[arg(long, value_name = "DOMAIN")]
+    ssh_domain: Option<String>,
+    /// With --profile-out, write a profile shaped like the built-in ones: no `[ssh]` block
+    /// (names resolved by the system, port 22), the gateway's key as bundled host keys.
+    #[arg(long, requires = "profile_out")]
+    builtin_shaped: bool,
+    /// The address to serve on: loopback, or an address of a network namespace's own.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    bind: std::net::IpAddr,
     /// Ports to serve on (0 picks free ones).
     #[arg(long, default_value_t = 0)]
     auth_port: u16,
@@ -122,12 +134,23 @@ async fn main() -> Result<()> {
         .init();
     let args = Args::parse();
     let mut signals = Signals::install()?;
-    let fixture = match (&args.fixture, args.demo) {
+    let mut fixture = match (&args.fixture, args.demo) {
         (Some(path), _) => Fixture::from_file(path)?,
         (None, true) => Fixture::demo()?,
         (None, false) => bail!("say which platform to serve: --demo, or --fixture FILE"),
     };
+    if let Some(domain) = &args.ssh_domain {
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            bail!("--ssh-domain {domain:?}: expected a domain such as platform.sh");
+        }
+        fixture.ssh_domain = domain.clone();
+    }
     let mut options = SimOptions {
+        bind: args.bind,
         access_token_lifetime: Duration::from_secs(args.token_lifetime),
         certificate_lifetime: Duration::from_secs(args.cert_lifetime),
         scratch_dir: args.scratch_dir.clone(),
@@ -153,7 +176,12 @@ async fn main() -> Result<()> {
     }
     let sim = Sim::start(fixture, options).await?;
     if let Some(path) = &args.profile_out {
-        write_atomically(path, &sim.info.profile_toml())?;
+        let profile = if args.builtin_shaped {
+            sim.info.builtin_shaped_profile_toml(true)
+        } else {
+            sim.info.profile_toml()
+        };
+        write_atomically(path, &profile)?;
     }
     println!("{}", serde_json::to_string(&sim.info)?);
     eprintln!(
