@@ -22,7 +22,9 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     www_authenticate: Option<String>,
-    extra: Map<String, Value>,
+    /// Boxed: with serde_json's `preserve_order` a map is large, and errors travel in every
+    /// handler's `Result`.
+    extra: Box<Map<String, Value>>,
 }
 
 impl ApiError {
@@ -31,7 +33,7 @@ impl ApiError {
             status,
             message: message.into(),
             www_authenticate: None,
-            extra: Map::new(),
+            extra: Box::default(),
         }
     }
 
@@ -68,7 +70,7 @@ impl IntoResponse for ApiError {
             "message": self.message,
         });
         if let Some(obj) = body.as_object_mut() {
-            obj.extend(self.extra);
+            obj.extend(*self.extra);
         }
         let mut response = (self.status, Json(body)).into_response();
         if let Some(v) = self.www_authenticate.and_then(|v| v.parse().ok()) {

@@ -227,6 +227,38 @@ impl State {
         found
     }
 
+    /// Redeploys an environment: it gets a new head commit (derived from the old one, so runs
+    /// are reproducible), and with `relationships`, the app named gets those relationships
+    /// (name → `service:endpoint`) and `PLATFORM_RELATIONSHIPS` built from them, as a changed
+    /// app configuration would. Apps are defined per project here, so the new relationships
+    /// show in every environment of the project. The new head commit, or `None` when the
+    /// project, environment or app does not exist (then nothing changes).
+    pub fn redeploy(
+        &self,
+        project: &str,
+        env: &str,
+        relationships: Option<(&str, BTreeMap<String, String>)>,
+    ) -> Option<String> {
+        let mut guard = match self.fixture.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**guard).clone();
+        let p = next.projects.iter_mut().find(|p| p.id == project)?;
+        if let Some((app, relationships)) = relationships {
+            let app = p.apps.iter_mut().find(|a| a.name == app)?;
+            app.relationships = relationships;
+            app.relationships_variable = None;
+        }
+        let e = p.environments.iter().find(|e| e.id == env)?;
+        let old = crate::model::head_commit(p, e);
+        let head = crate::model::hex(&Sha256::digest(format!("{old}/redeploy"))[..20]);
+        let e = p.environments.iter_mut().find(|e| e.id == env)?;
+        e.head_commit = Some(head.clone());
+        *guard = Arc::new(next);
+        Some(head)
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Mutable> {
         match self.inner.lock() {
             Ok(g) => g,
