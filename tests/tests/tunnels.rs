@@ -182,8 +182,9 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
         "--encode with --property must be refused"
     );
 
-    // A small program that knows nothing but the variable.
-    let program = r#"url=$(printf %s "$PLATFORM_RELATIONSHIPS" | base64 -d | grep -o '"url":"postgresql://[^"]*"' | cut -d'"' -f4); exec psql "$url" -tAc 'select current_user'"#;
+    // A small program that knows nothing but the variable. The JSON escapes '/' as '\/', as
+    // the official client's (PHP's json_encode) does, so the program unescapes it.
+    let program = r#"url=$(printf %s "$PLATFORM_RELATIONSHIPS" | base64 -d | sed 's#\\/#/#g' | grep -o '"url":"postgresql://[^"]*"' | cut -d'"' -f4); exec psql "$url" -tAc 'select current_user'"#;
     let out = run(Command::new("env")
         .arg("-i")
         .arg(format!(
@@ -354,7 +355,7 @@ fn tunnel_fixture(echo: SocketAddr, refusing: SocketAddr) -> Result<Fixture> {
         "cache": [endpoint("redis", "cache.internal", Value::from(6379))],
         "refused": [endpoint("redis", "refused.internal", Value::from(6379))],
         "nohost": [missing_host],
-        "wrongtype": [endpoint("redis", "w.internal", Value::from("6379"))],
+        "wrongtype": [endpoint("redis", "w.internal", Value::from("six"))],
         "outofrange": [endpoint("redis", "o.internal", Value::from(70000))],
         "badhost": [endpoint("redis", "bad host/", Value::from(6379))],
     });
@@ -436,14 +437,27 @@ members = ["alice"]
   relationships = {{ cache = "one:redis", refused = "dead:redis" }}
   relationships_variable = "{mixed}"
 
+  [[projects.apps]]
+  name = "official"
+  type = "php:8.3"
+  relationships = {{ cache = "one:redis", database = "one:redis" }}
+  relationships_variable = "{official}"
+
   [[projects.environments]]
   id = "main"
   machine_name = "main-abcdefg"
   status = "active"
   type = "production"
+
+  [[projects.environments]]
+  id = "dev"
+  machine_name = "dev-hijklmn"
+  status = "active"
+  type = "development"
 "#,
         nojson = base64::engine::general_purpose::STANDARD.encode("{\"database\": [{\"host\": "),
         mixed = b64(&mixed),
+        official = base64::engine::general_purpose::STANDARD.encode(OFFICIAL_APP),
     );
     Ok(Fixture::from_toml(&toml)?)
 }
@@ -792,7 +806,7 @@ async fn broken_relationships_are_explained_and_leave_other_tunnels_alone() -> R
         "SSH tunnel opened to cache",
         "SSH tunnel opened to refused",
         "relationship nohost: the endpoint has no \"host\"",
-        "relationship wrongtype: \"port\" is a string, expected",
+        "relationship wrongtype: \"port\" \"six\" is not a port number",
         "relationship outofrange: \"port\" 70000 is out of range",
         "relationship badhost: \"host\" \"bad host/\" is not a host name",
     ] {
@@ -995,6 +1009,240 @@ async fn a_tunnel_that_meets_an_mfa_demand_says_so_and_comes_back_after_an_mfa_s
     until_all_open(&user, 1, Duration::from_secs(10)).await?;
     ensure!(ports(&list(&user).await?)["ledger"] == port);
     ensure!(redis_cli(port, &["ping"])? == "PONG");
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+/// The relationships of the tunnel fixture's app `official`, as the platform would send them:
+/// JSON text, so its key order is the platform's (not alphabetical: `database` before
+/// `cache`, `username` first). The cache's port is a string, as the platform may send it,
+/// and its query an empty object.
+const OFFICIAL_APP: &str = r#"{"database":[{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"169.254.38.66","hostname":"zydalrx.postgresql12.service._.eu-3.platformsh.site","port":5432,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"postgresql.internal","rel":"postgresql","path":"main","query":{"is_master":true},"password":"main","type":"postgresql:12","public":false,"host_mapped":false},{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"169.254.38.67","hostname":"r2.postgresql12.service._.eu-3.platformsh.site","port":5432,"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"replica.postgresql.internal","rel":"postgresql","path":"main","query":{"is_master":false},"password":"main","type":"postgresql:12","public":false,"host_mapped":false}],"cache":[{"username":null,"scheme":"redis","service":"one","fragment":null,"ip":"169.254.129.57","hostname":"k3xj2.one.service._.eu-3.platformsh.site","port":"6379","cluster":"rjify4yjcwxaa-master-7rqtwti","host":"cache.internal","rel":"redis","path":null,"query":{},"password":null,"type":"redis:7.0","public":false,"host_mapped":false}]}"#;
+
+/// `tether tunnel:info --encode ARGS`, base64-decoded: the JSON text itself, so that key order
+/// and escaping count when compared.
+async fn encoded_info(user: &User, args: &[&str]) -> Result<String> {
+    let out = user
+        .ok(&[&["tunnel:info", "--encode"][..], args].concat(), None)
+        .await?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(out.trim())
+        .with_context(|| format!("not base64: {out}"))?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+/// Opens one tunnel of the app `official` (environment `main`) on `port`.
+async fn open_official(user: &User, relationship: &str, port: u16) -> Result<()> {
+    user.ok(
+        &[
+            "tunnel:open",
+            "-p",
+            TUNNEL_PROJECT,
+            "-e",
+            "main",
+            "-A",
+            "official",
+            "-r",
+            relationship,
+            "--port",
+            &port.to_string(),
+        ],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+// The three `--encode` cases of issue 14. Each expected text is what the official client
+// prints for the same tunnels, derived from its source:
+// - TunnelOpenCommand::execute (legacy/src/Command/Tunnel/TunnelOpenCommand.php) keeps each
+//   endpoint as the platform sent it and appends `_relationship_name` and `_relationship_key`
+//   (the endpoint's integer index);
+// - TunnelInfoCommand::execute (legacy/src/Command/Tunnel/TunnelInfoCommand.php) replaces
+//   `host`, `ip` and `port` where present, keeping their places (array_merge over
+//   array_intersect_key), appends `url` from Relationships::buildUrl
+//   (legacy/src/Service/Relationships.php: pgsql → postgresql, `is_master` dropped from the
+//   query, guzzlehttp/psr7 Uri::fromParts), and stores it at `[relationship][index]`;
+// - json_encode writes that PHP array as a list when its keys are 0, 1, …, else as an object
+//   keyed by index; it escapes `/` as `\/`; an empty object read with json_decode(…, true) is
+//   an empty array, so `"query":{}` comes back as `"query":[]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_info_encode_decodes_to_the_official_clients_object() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+
+    // (a) One relationship (its port sent as a string), which also carries traffic.
+    let port = free_port();
+    open_official(&user, "cache", port).await?;
+    echo_once(port, 4096, 1).await?;
+    let expected = format!(
+        r#"{{"cache":[{{"username":null,"scheme":"redis","service":"one","fragment":null,"ip":"127.0.0.1","hostname":"k3xj2.one.service._.eu-3.platformsh.site","port":{port},"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"127.0.0.1","rel":"redis","path":null,"query":[],"password":null,"type":"redis:7.0","public":false,"host_mapped":false,"_relationship_name":"cache","_relationship_key":0,"url":"redis:\/\/127.0.0.1:{port}"}}]}}"#
+    );
+    let got = encoded_info(&user, &[]).await?;
+    ensure!(
+        got == expected,
+        "one relationship:\n got {got}\nwant {expected}"
+    );
+    user.ok(&["tunnel:close", "--all", "-y"], None).await?;
+
+    // (b) Two endpoints of one relationship, only index 1 tunnelled: it keeps its index.
+    let port = free_port();
+    open_official(&user, "database.1", port).await?;
+    let expected = format!(
+        r#"{{"database":{{"1":{{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"127.0.0.1","hostname":"r2.postgresql12.service._.eu-3.platformsh.site","port":{port},"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"127.0.0.1","rel":"postgresql","path":"main","query":{{"is_master":false}},"password":"main","type":"postgresql:12","public":false,"host_mapped":false,"_relationship_name":"database","_relationship_key":1,"url":"postgresql:\/\/main:main@127.0.0.1:{port}\/main"}}}}}}"#
+    );
+    let got = encoded_info(&user, &[]).await?;
+    ensure!(
+        got == expected,
+        "index 1 only:\n got {got}\nwant {expected}"
+    );
+    user.ok(&["tunnel:close", "--all", "-y"], None).await?;
+
+    // (c) A pgsql endpoint with an is_master query: postgresql:// and no query in the URL.
+    let port = free_port();
+    open_official(&user, "database.0", port).await?;
+    let expected = format!(
+        r#"{{"database":[{{"username":"main","scheme":"pgsql","service":"postgresql12","fragment":null,"ip":"127.0.0.1","hostname":"zydalrx.postgresql12.service._.eu-3.platformsh.site","port":{port},"cluster":"rjify4yjcwxaa-master-7rqtwti","host":"127.0.0.1","rel":"postgresql","path":"main","query":{{"is_master":true}},"password":"main","type":"postgresql:12","public":false,"host_mapped":false,"_relationship_name":"database","_relationship_key":0,"url":"postgresql:\/\/main:main@127.0.0.1:{port}\/main"}}]}}"#
+    );
+    let got = encoded_info(&user, &[]).await?;
+    ensure!(
+        got == expected,
+        "pgsql with is_master:\n got {got}\nwant {expected}"
+    );
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_info_merges_the_tunnels_of_every_app_as_the_official_client() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    open_official(&user, "cache", free_port()).await?;
+    user.ok(
+        &[
+            "tunnel:open",
+            "-p",
+            TUNNEL_PROJECT,
+            "-e",
+            "dev",
+            "-A",
+            "five",
+            "-r",
+            "one",
+        ],
+        None,
+    )
+    .await?;
+    // Without -p/-e/-A: one object, relationships in the order their tunnels were opened.
+    let merged: serde_json::Map<String, Value> =
+        serde_json::from_str(&encoded_info(&user, &[]).await?)?;
+    let names: Vec<&String> = merged.keys().collect();
+    ensure!(names == ["cache", "one"], "merged: {names:?}");
+    let shown = user.ok(&["tunnel:info", "-P", "one.0.port"], None).await?;
+    ensure!(shown.trim().parse::<u16>().is_ok(), "{shown}");
+    // -A (with -p and -e) picks one app.
+    let one: serde_json::Map<String, Value> = serde_json::from_str(
+        &encoded_info(&user, &["-p", TUNNEL_PROJECT, "-e", "dev", "-A", "five"]).await?,
+    )?;
+    ensure!(one.keys().collect::<Vec<_>>() == ["one"], "{one:?}");
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationships_are_read_again_after_a_redeploy() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    let open = |rel: &'static str| {
+        let user = &user;
+        async move {
+            user.run(
+                &[
+                    "tunnel:open",
+                    "-p",
+                    TUNNEL_PROJECT,
+                    "-e",
+                    "dev",
+                    "-A",
+                    "five",
+                    "-r",
+                    rel,
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    ensure!(open("one").await?.status.success());
+    let before = open("six").await?;
+    ensure!(
+        !before.status.success() && text(&before.stderr).contains("relationship \"six\" not found"),
+        "{}",
+        text(&before.stderr)
+    );
+    // The app's configuration gains `six`; the environment is redeployed (new head commit).
+    let relationships: BTreeMap<String, String> = [("one", "one:redis"), ("six", "one:redis")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let head = sim.redeploy(TUNNEL_PROJECT, "dev", Some(("five", relationships)));
+    ensure!(head.is_some(), "the environment exists");
+    let after = open("six").await?;
+    ensure!(after.status.success(), "{}", text(&after.stderr));
+    let six = ports(&list(&user).await?)["six"];
+    echo_once(six, 4096, 6).await?;
+    // A redeploy with nothing else changed is read again too, and is harmless.
+    ensure!(sim.redeploy(TUNNEL_PROJECT, "dev", None).is_some());
+    ensure!(open("one").await?.status.success());
+    ensure!(sim.redeploy("nosuch", "dev", None).is_none());
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_to_production_go_ahead_without_a_terminal_and_say_so() -> Result<()> {
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    let app = ["-p", TUNNEL_PROJECT, "-e", "main", "-A", "five"];
+    // No terminal (stdin is a pipe): the official client takes its default, yes; so does this,
+    // with a note on stderr.
+    let out = user
+        .run(&[&["tunnel:open"][..], &app, &["-r", "one"]].concat(), None)
+        .await?;
+    let err = text(&out.stderr);
+    ensure!(out.status.success(), "{err}");
+    ensure!(
+        err.contains("main (type: production)") && err.contains("production environment"),
+        "no production note: {err}"
+    );
+    // -y: no question, no note.
+    let out = user
+        .run(
+            &[&["tunnel:open"][..], &app, &["-r", "two", "-y"]].concat(),
+            None,
+        )
+        .await?;
+    let err = text(&out.stderr);
+    ensure!(out.status.success(), "{err}");
+    ensure!(!err.contains("production"), "-y must skip the note: {err}");
+    // Not production: nothing said.
+    let out = user
+        .run(
+            &[
+                "tunnel:open",
+                "-p",
+                TUNNEL_PROJECT,
+                "-e",
+                "dev",
+                "-A",
+                "five",
+                "-r",
+                "one",
+            ],
+            None,
+        )
+        .await?;
+    ensure!(out.status.success() && !text(&out.stderr).contains("production"));
     user.ok(&["agent:stop"], None).await?;
     Ok(())
 }

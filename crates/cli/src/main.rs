@@ -185,10 +185,9 @@ pub enum Command {
         /// first free one from 30000).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
-        /// Listen on this address instead of 127.0.0.1 (anyone who can reach it can use the
-        /// tunnel).
-        #[arg(long, value_name = "ADDRESS")]
-        bind: Option<std::net::IpAddr>,
+        /// `--bind` and `-y` (the field keeps its old name so the dispatch is unchanged).
+        #[command(flatten)]
+        bind: tunnel::OpenFlags,
     },
     /// Open one tunnel in the foreground, without the agent; Ctrl+C closes it.
     #[command(name = "tunnel:single")]
@@ -200,8 +199,9 @@ pub enum Command {
         /// The local port (default: its port last time, else the first free one from 30000).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
-        #[arg(long, value_name = "ADDRESS")]
-        bind: Option<std::net::IpAddr>,
+        /// `--bind` and `-y` (the field keeps its old name so the dispatch is unchanged).
+        #[command(flatten)]
+        bind: tunnel::OpenFlags,
     },
     /// List open tunnels with their state, port and counters.
     #[command(name = "tunnel:list", alias = "tunnels")]

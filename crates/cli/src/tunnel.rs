@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use tether_core::access::Access;
 use tether_core::agent::{self, AgentClient, Reply, Request};
 use tether_core::api::{AppName, EnvironmentId, ProjectId};
 use tether_core::tunnel::{
@@ -19,6 +20,7 @@ use crate::browse::{choose, pick_app, pick_environment, pick_project};
 use crate::context::Ctx;
 use crate::output::{self, print, progress};
 use crate::Cli;
+use crate::Format;
 
 /// Which app, as the flags say (each may be left out).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -98,22 +100,43 @@ async fn all_tunnels(ctx: &Ctx) -> Result<Vec<TunnelInfo>> {
     }
 }
 
+/// Where tunnels listen, and whether to open them on a production environment without asking.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OpenFlags {
+    /// Listen on this address instead of 127.0.0.1 (anyone who can reach it can use the
+    /// tunnel).
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<IpAddr>,
+    /// Do not ask before opening tunnels to a production environment.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
 pub struct OpenArgs {
     pub app: AppFlags,
     pub relationships: Vec<String>,
     pub port: Option<u16>,
-    pub bind: Option<IpAddr>,
+    pub bind: OpenFlags,
 }
 
 pub async fn open(ctx: &Ctx, cli: &Cli, args: OpenArgs) -> Result<()> {
     let app = args.app.resolve(ctx).await?;
-    warn_about_bind(ctx, args.bind);
+    confirm_production(
+        &ctx.access,
+        ctx.format,
+        &app,
+        args.bind.yes,
+        "Are you sure you want to open SSH tunnel(s) to the environment",
+    )
+    .await?;
+    let bind = args.bind.bind;
+    warn_about_bind(ctx, bind);
     let mut client = agent(ctx, cli).await?;
     let request = OpenRequest {
         app,
         relationships: args.relationships,
         port: args.port,
-        bind: args.bind,
+        bind,
     };
     let report = match client
         .request(&Request::TunnelOpen(request.clone()))
@@ -136,6 +159,49 @@ pub async fn open(ctx: &Ctx, cli: &Cli, args: OpenArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Asks before tunnelling into a production environment, as the official client does
+/// (`legacy/src/Command/Tunnel/TunnelOpenCommand.php` and `TunnelSingleCommand.php`, `execute`,
+/// through `QuestionHelper::confirm`: default yes, `-y` answers it). Without a terminal the
+/// official client takes the default and goes ahead, so scripts keep working; this says so on
+/// stderr. The desktop opens tunnels through the agent, never through here.
+async fn confirm_production(
+    access: &Access,
+    format: Format,
+    app: &AppKey,
+    yes: bool,
+    question: &str,
+) -> Result<()> {
+    let env = access
+        .catalog()
+        .environment(&app.project, &app.environment)
+        .await?;
+    if env.kind != "production" || yes {
+        return Ok(());
+    }
+    let label = format!("{} (type: production) of project {}", env.id, app.project);
+    if !std::io::stdin().is_terminal() {
+        progress(
+            format,
+            &format!(
+                "Note: {label} is a production environment; going ahead without asking, as no one \
+                 is at a terminal (-y skips this note)."
+            ),
+        );
+        return Ok(());
+    }
+    let mut err = std::io::stderr();
+    write!(err, "{question} {label}? [Y/n] ")?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    match line.trim() {
+        "" | "y" | "Y" | "yes" | "Yes" => Ok(()),
+        _ => bail!(UsageError(
+            "nothing opened: you chose not to open tunnels to production".into()
+        )),
+    }
 }
 
 fn warn_about_bind(ctx: &Ctx, bind: Option<IpAddr>) {
@@ -195,13 +261,15 @@ pub struct SingleArgs {
     pub app: AppFlags,
     pub relationship: Option<String>,
     pub port: Option<u16>,
-    pub bind: Option<IpAddr>,
+    pub bind: OpenFlags,
 }
 
 /// One tunnel in the foreground, hosted by this process; Ctrl-C closes it.
 pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
     let app = args.app.resolve(&ctx).await?;
-    warn_about_bind(&ctx, args.bind);
+    let yes = args.bind.yes;
+    let bind = args.bind.bind;
+    warn_about_bind(&ctx, bind);
     let format = ctx.format;
     let access = Arc::new(ctx.access);
     let host = TunnelHost::new(access.clone());
@@ -220,12 +288,20 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
             }
         }
     };
+    confirm_production(
+        &access,
+        format,
+        &app,
+        yes,
+        &format!("Are you sure you want to open an SSH tunnel to the relationship {relationship} on the environment"),
+    )
+    .await?;
     let report = host
         .open(&OpenRequest {
             app,
             relationships: vec![relationship],
             port: args.port,
-            bind: args.bind,
+            bind,
         })
         .await?;
     let Some(tunnel) = report.tunnels.first() else {
@@ -348,13 +424,7 @@ pub async fn info(
     if tunnels.is_empty() {
         bail!(NoTunnels);
     }
-    let first = &tunnels[0].app;
-    if let Some(other) = tunnels.iter().find(|t| t.app != *first) {
-        bail!(UsageError(format!(
-            "tunnels of several apps are open ({first} and {}): choose one with -p, -e and -A",
-            other.app
-        )));
-    }
+    // Every app's tunnels in one object, as the official client's tunnel:info gives them.
     let local = local_relationships(&tunnels);
     if encode {
         println!("{}", local.encode().expose());
