@@ -444,18 +444,41 @@ impl Redis {
 pub struct Sshd {
     pub port: u16,
     pub known_hosts: PathBuf,
+    /// Its public host keys (`ssh-ed25519 AAAA…`), one per type it was started with.
+    pub host_keys: Vec<String>,
     _server: ChildGuard,
 }
 
 impl Sshd {
     /// `principals` are what the login user accepts (AuthorizedPrincipalsFile).
     pub fn start(dir: &Path, ca_public_key: &str, principals: &[&str]) -> Result<Sshd> {
-        let host_key = dir.join("sshd_host_ed25519");
-        run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&host_key),
-        )?;
+        Sshd::start_with_host_keys(dir, ca_public_key, principals, &["ed25519"])
+    }
+
+    /// An sshd holding a host key of each of `key_types` (`ed25519`, `rsa`, `ecdsa`), as real
+    /// gateways do: which one it presents depends on what the client asks for first.
+    pub fn start_with_host_keys(
+        dir: &Path,
+        ca_public_key: &str,
+        principals: &[&str],
+        key_types: &[&str],
+    ) -> Result<Sshd> {
+        let mut host_key_lines = String::new();
+        let mut host_keys = Vec::new();
+        for kind in key_types {
+            let host_key = dir.join(format!("sshd_host_{kind}"));
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", kind, "-N", "", "-f"])
+                    .arg(&host_key),
+            )?;
+            host_key_lines.push_str(&format!("HostKey {}\n", host_key.display()));
+            host_keys.push(
+                std::fs::read_to_string(host_key.with_extension("pub"))?
+                    .trim()
+                    .to_string(),
+            );
+        }
         let ca = dir.join("user_ca.pub");
         std::fs::write(&ca, format!("{ca_public_key}\n"))?;
         let principals_file = dir.join("principals");
@@ -468,12 +491,11 @@ impl Sshd {
             std::fs::write(
                 &config,
                 format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\n\
+                    "Port {port}\nListenAddress 127.0.0.1\n{host_key_lines}PidFile none\n\
                      TrustedUserCAKeys {ca}\nAuthorizedPrincipalsFile {pf}\nAuthorizedKeysFile none\n\
                      PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                      PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowTcpForwarding yes\n\
                      Subsystem sftp internal-sftp\n",
-                    hk = host_key.display(),
                     ca = ca.display(),
                     pf = principals_file.display(),
                 ),
@@ -485,15 +507,18 @@ impl Sshd {
                 .stderr(Stdio::null());
             Ok(cmd)
         })?;
-        let host_pub = std::fs::read_to_string(host_key.with_extension("pub"))?;
         let known_hosts = dir.join("sshd_known_hosts");
         std::fs::write(
             &known_hosts,
-            format!("[127.0.0.1]:{port} {}", host_pub.trim()),
+            host_keys
+                .iter()
+                .map(|k| format!("[127.0.0.1]:{port} {k}\n"))
+                .collect::<String>(),
         )?;
         Ok(Sshd {
             port,
             known_hosts,
+            host_keys,
             _server: server,
         })
     }

@@ -231,6 +231,44 @@ async fn open_socket(
     Ok(tokio::io::join(read, session_side))
 }
 
+/// `base` for one endpoint: the host-key algorithms the trust policy knows for it offered
+/// first (certificate variants too when a `@cert-authority` line covers it), then the rest.
+/// Every field is listed, so a field russh adds is a compile error here rather than a
+/// setting silently lost.
+fn for_endpoint(base: &client::Config, endpoint: &Endpoint) -> client::Config {
+    let (known, certificates) = endpoint.trust.known_algorithms(&endpoint.names);
+    let mut preferred = base.preferred.clone();
+    if !known.is_empty() {
+        let mut order = known;
+        for a in base.preferred.key.iter() {
+            if !order.contains(a) {
+                order.push(a.clone());
+            }
+        }
+        preferred.key = order.into();
+    }
+    if certificates {
+        preferred.host_key_certificates = preferred.key.clone();
+    }
+    client::Config {
+        client_id: match &base.client_id {
+            russh::SshId::Standard(id) => russh::SshId::Standard(id.clone()),
+            russh::SshId::Raw(id) => russh::SshId::Raw(id.clone()),
+        },
+        limits: base.limits.clone(),
+        window_size: base.window_size,
+        maximum_packet_size: base.maximum_packet_size,
+        channel_buffer_size: base.channel_buffer_size,
+        preferred,
+        inactivity_timeout: base.inactivity_timeout,
+        keepalive_interval: base.keepalive_interval,
+        keepalive_max: base.keepalive_max,
+        anonymous: base.anonymous,
+        gex: base.gex.clone(),
+        nodelay: base.nodelay,
+    }
+}
+
 /// Connects to `endpoint` and authenticates as `url`'s user with the certificate.
 pub async fn connect(
     config: Arc<client::Config>,
@@ -247,6 +285,7 @@ pub async fn connect(
         rejected: rejected.clone(),
         closed: closed_tx,
     };
+    let config = Arc::new(for_endpoint(&config, endpoint));
     let socket = open_socket(endpoint).await?;
     let mut handle = match client::connect_stream(config, socket, client).await {
         Ok(h) => h,

@@ -333,6 +333,51 @@ impl HostKeyPolicy {
     }
 }
 
+impl HostKeyPolicy {
+    /// The host-key algorithms this policy has keys for under `names`, and whether a
+    /// `@cert-authority` line covers them: a client offers those first (as OpenSSH's
+    /// `order_hostkeyalgs` does), so that a gateway with several host keys presents the one
+    /// that is known. The bundled keys are RSA; a gateway that also holds an Ed25519 key would
+    /// otherwise present that one and be refused as changed.
+    pub fn known_algorithms(&self, names: &[String]) -> (Vec<ssh_key::Algorithm>, bool) {
+        let mut algorithms = Vec::new();
+        let mut certificates = false;
+        for l in self.fixed.iter().cloned().chain(self.user_lines()) {
+            if !names
+                .iter()
+                .any(|n| patterns_match(l.entry.host_patterns(), n))
+            {
+                continue;
+            }
+            match l.entry.marker() {
+                Some(Marker::CertAuthority) => certificates = true,
+                Some(Marker::Revoked) => {}
+                None => {
+                    let algorithm = l.entry.public_key().algorithm();
+                    let variants = match algorithm {
+                        ssh_key::Algorithm::Rsa { .. } => vec![
+                            ssh_key::Algorithm::Rsa {
+                                hash: Some(ssh_key::HashAlg::Sha512),
+                            },
+                            ssh_key::Algorithm::Rsa {
+                                hash: Some(ssh_key::HashAlg::Sha256),
+                            },
+                            ssh_key::Algorithm::Rsa { hash: None },
+                        ],
+                        other => vec![other],
+                    };
+                    for v in variants {
+                        if !algorithms.contains(&v) {
+                            algorithms.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        (algorithms, certificates)
+    }
+}
+
 /// `host` from `[host]:port` or `host`.
 fn bare_host(name: &str) -> String {
     name.strip_prefix('[')
@@ -534,6 +579,29 @@ mod tests {
         assert!(policy
             .check(&names("ssh.x.upsun.com"), Presented::Certificate(&good))
             .is_err());
+    }
+
+    #[test]
+    fn the_known_key_types_come_first_so_the_gateway_presents_a_known_key() {
+        let rsa = "AAAAB3NzaC1yc2EAAAADAQABAAABAQC3GhkAUQ/+wx9oBekSKqCIQZqKBh4MaqrdguK0poqwEBMzbKGo5WtQSwN2nx0RWDNTJFJ0ipaC9XszJBc53O+cNncvj9OyFNh9zBclxRFt1bgAs+upORs5GXAaA2Xzfx6VCfBLG/uN65etZLV+klP9yAqgyRjOQqJG8IUejeuGb+TA+aXBupm1SHIffqQm/TMLqdfKn5Uz9MkVXYfkVMM2oQyVRvAKsqS9DiZs/kkubBhetaAt03lpjXm69jm9rCusw/GTODwd3LESzPe9fl38wkVbTJ9M9ia+5bxZMbF0oScNeV0CpQ0VU34dv9prGSlekVM7i6Ww06Cn9QEtTIhX";
+        let text = format!(
+            "ssh.rsa.example ssh-rsa {rsa}\n@cert-authority *.ca.example {}\n",
+            key(8).to_openssh().unwrap()
+        );
+        let (_home, policy) = fixture(&text);
+        let (algs, certs) = policy.known_algorithms(&names("ssh.rsa.example"));
+        assert_eq!(
+            algs.first(),
+            Some(&ssh_key::Algorithm::Rsa {
+                hash: Some(ssh_key::HashAlg::Sha512)
+            })
+        );
+        assert!(!certs);
+        let (algs, certs) = policy.known_algorithms(&names("ssh.eu-5.platform.sh"));
+        assert_eq!(algs, vec![ssh_key::Algorithm::Ed25519]);
+        assert!(!certs);
+        let (algs, certs) = policy.known_algorithms(&names("x.ca.example"));
+        assert!(algs.is_empty() && certs);
     }
 
     #[test]
