@@ -21,7 +21,9 @@ use crate::openssh::{self, Edit, OpensshError, RefreshHook, SshFiles};
 use crate::problem::{Classify, Problem};
 use crate::profile::Profile;
 use crate::secret::Sensitive;
-use crate::ssh::command::{mfa_remedy, required_amr, ssh_args, MfaRemedy};
+use crate::ssh::command::{
+    refusal, remedy, split_ssh_options, ssh_args, ssh_options_variable, Remedy, SSH_FAILED,
+};
 use crate::ssh::resolve::all_urls;
 use crate::ssh::terminal::{self, Launch, TerminalError, TerminalSettings};
 use crate::ssh::{Selection, SshUrl};
@@ -144,8 +146,9 @@ pub struct Ready {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterRefusal {
     /// The session already satisfies the demand; the certificate predates it. Load a new
-    /// certificate ([`Access::ready`] with `new`) and try once more.
-    RetryWithNewCertificate,
+    /// certificate ([`Access::ready`] with `new`); then an interactive session may reconnect
+    /// once, while a remote command is never run again by Tether: the user is told to.
+    NewCertificate,
     /// The user must sign in again as this step-up says, then try again.
     SignIn(StepUp),
     /// Nothing Tether can do: pass the failure on.
@@ -427,7 +430,14 @@ impl Access {
     /// The arguments of the system `ssh` for an address (without the program name): the
     /// session's certificate, identity and known hosts as options, so the user's own
     /// configuration, agent and escapes apply whether or not `~/.ssh/config` includes Tether.
-    pub fn ssh_argv(&self, url: &SshUrl, command: Option<&str>, tty: bool) -> Vec<String> {
+    /// `options` are the user's own, in `ssh_config` form (`-o`, the `*_SSH_OPTIONS` variable).
+    pub fn ssh_argv(
+        &self,
+        url: &SshUrl,
+        command: Option<&str>,
+        tty: bool,
+        options: &[String],
+    ) -> Vec<String> {
         ssh_args(
             &self.profile,
             self.keeper.files(),
@@ -435,6 +445,7 @@ impl Access {
             url,
             command,
             tty,
+            options,
         )
     }
 
@@ -456,21 +467,62 @@ impl Access {
         }
     }
 
-    /// What to do after the gateway refused `ssh` with this on stderr. `retried` says whether
-    /// this is already the second attempt: then the refusal stands.
+    /// What to do after the gateway refused a connection with this text (ssh's stderr, or a
+    /// refused channel's message). `retried` says whether this is already the second attempt:
+    /// then the refusal stands.
     pub fn after_refusal(&self, stderr: &str, retried: bool) -> AfterRefusal {
-        let Some(amr) = required_amr(stderr).filter(|_| !retried) else {
+        let Some(refused) = refusal(stderr).filter(|_| !retried) else {
             return AfterRefusal::GiveUp;
         };
-        let has_mfa = self
-            .keeper
-            .files()
-            .read_certificate()
-            .is_some_and(|c| c.extensions().contains_key("has-mfa@platform.sh"));
-        match mfa_remedy(&amr, has_mfa) {
-            MfaRemedy::NewCertificate => AfterRefusal::RetryWithNewCertificate,
-            MfaRemedy::SignIn(amr) => AfterRefusal::SignIn(StepUp::for_amr(amr, None)),
+        match remedy(&refused, &self.certificate_amr()) {
+            Remedy::NewCertificate => AfterRefusal::NewCertificate,
+            Remedy::SignIn(r) => AfterRefusal::SignIn(StepUp::for_amr(r.amr, r.max_age)),
         }
+    }
+
+    /// What to do after the system `ssh` ended with this status and stderr. Only ssh's own
+    /// failure (255) is diagnosed: a remote command's status and output are its own, whatever
+    /// they say (`legacy/src/Service/SshDiagnostics.php` in the official client).
+    pub fn after_ssh(&self, status: u8, stderr: &str, retried: bool) -> AfterRefusal {
+        if status != SSH_FAILED {
+            return AfterRefusal::GiveUp;
+        }
+        self.after_refusal(stderr, retried)
+    }
+
+    /// The authentication methods the loaded certificate stands for: the `amr` of its
+    /// `token-claims@platform.sh`, and `mfa` when it has `has-mfa@platform.sh`.
+    fn certificate_amr(&self) -> Vec<String> {
+        let Some(cert) = self.keeper.files().read_certificate() else {
+            return Vec::new();
+        };
+        let extensions = cert.extensions();
+        let mut amr: Vec<String> = extensions
+            .get("token-claims@platform.sh")
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            .and_then(|c| {
+                c["amr"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        if extensions.contains_key("has-mfa@platform.sh") && !amr.iter().any(|a| a == "mfa") {
+            amr.push("mfa".to_string());
+        }
+        amr
+    }
+
+    /// The environment variable with the user's extra ssh options for this profile
+    /// (`PLATFORMSH_CLI_SSH_OPTIONS`, `UPSUN_CLI_SSH_OPTIONS`).
+    pub fn ssh_options_variable(&self) -> String {
+        ssh_options_variable(&self.profile)
+    }
+
+    /// The options in that variable's value, one per line.
+    pub fn ssh_options_from(&self, value: &str) -> Vec<String> {
+        split_ssh_options(value)
     }
 
     /// Whether a sign-in could help with a step-up here: not with an API token from the
@@ -489,7 +541,7 @@ impl Access {
     ) -> Result<Launch, AccessError> {
         self.touch();
         let mut argv = vec!["ssh".to_string()];
-        argv.extend(self.ssh_argv(url, command, command.is_some()));
+        argv.extend(self.ssh_argv(url, command, command.is_some(), &[]));
         let launch =
             terminal::launch_for(settings, &argv, |n| terminal::find_on_path(path_var, n))?;
         let mut cmd = Command::new(&launch.program);

@@ -17,6 +17,7 @@ pub mod private_files;
 pub mod problem;
 pub mod profile;
 pub mod secret;
+pub mod select;
 pub mod settings;
 pub mod setup;
 pub mod ssh;

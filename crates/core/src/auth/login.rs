@@ -34,6 +34,25 @@ pub struct LoginRequest {
     pub max_age: Option<u64>,
 }
 
+/// Checks one authentication method a sign-in may demand, as the official client's
+/// `login --method` takes them (`legacy/src/Command/Auth/BrowserLoginCommand.php`, passed on
+/// as the authorize request's `amr`): `mfa`, or `sso:<provider>`.
+pub fn auth_method(value: &str) -> Result<String, String> {
+    let v = value.trim();
+    let provider_ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match v.strip_prefix("sso:") {
+        _ if v == "mfa" => Ok(v.to_string()),
+        Some(p) if provider_ok(p) => Ok(v.to_string()),
+        _ => Err(format!(
+            "{value:?} is not an authentication method: use `mfa` or `sso:<provider>`"
+        )),
+    }
+}
+
 /// The code the callback carried, with what the token request needs alongside it.
 #[derive(Debug)]
 pub struct AuthCode {
@@ -430,5 +449,15 @@ mod tests {
         assert!(body.contains("Signed in"), "{body}");
         let code = waiting.await.unwrap().unwrap();
         assert_eq!(code.code.expose(), "the-real-one");
+    }
+
+    #[test]
+    fn login_methods_are_mfa_or_a_named_single_sign_on() {
+        assert_eq!(auth_method("mfa").as_deref(), Ok("mfa"));
+        assert_eq!(auth_method("sso:acme").as_deref(), Ok("sso:acme"));
+        assert!(auth_method("sso").is_err());
+        assert!(auth_method("sso:").is_err());
+        assert!(auth_method("pwd").is_err());
+        assert!(auth_method("sso:a b").is_err());
     }
 }
