@@ -134,11 +134,17 @@ impl Future for Gone {
 }
 
 /// The message an MFA-enforcing organization answers to a certificate without MFA, in the
-/// form the reference documents (clients match on `Access denied` and the parameters).
-pub fn mfa_denial() -> String {
-    "Error: Access denied: this organization requires multi-factor authentication. \
-     Log in again with MFA and load a new certificate. Parameters: {\"amr\":[\"mfa\"]}"
-        .to_string()
+/// form the reference documents: a greeting, `Error: Access denied` on a line, and the
+/// demanded methods as JSON on a line of their own that starts with `Parameters:`. Clients
+/// match on those two lines; the session then ends without an exit status, so that `ssh`
+/// itself fails (255) as it does against the real gateway.
+pub fn mfa_denial(user_name: &str, ssh_user: &str) -> String {
+    format!(
+        "Hello {user_name}, you successfully authenticated, but could not connect to service \
+         {ssh_user}: this organization requires multi-factor authentication.\r\n\
+         Error: Access denied\r\n\
+         Parameters: {{\"amr\":[\"mfa\"]}}"
+    )
 }
 
 impl Connection {
@@ -175,7 +181,13 @@ impl Connection {
             .organization(&container.project.organization)
             .is_some_and(|o| o.mfa_required);
         let denial = if mfa_required && !extensions.contains_key("has-mfa@platform.sh") {
-            Some(mfa_denial())
+            let name = format!("{} {}", account.first_name, account.last_name);
+            let name = if name.trim().is_empty() {
+                account.username.clone()
+            } else {
+                name.trim().to_string()
+            };
+            Some(mfa_denial(&name, user))
         } else if !container.env.status.is_running() {
             Some(format!(
                 "Error: environment {} of project {} is {}: it has no running containers. Resume or activate it first.",

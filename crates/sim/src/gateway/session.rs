@@ -84,7 +84,10 @@ impl Connection {
                 let _ = write
                     .extended_data_bytes(1, format!("{message}\r\n").into_bytes())
                     .await;
-                finish(&write, 1).await;
+                // No exit status: ssh reports its own failure (255), as against the real
+                // gateway, so that clients tell the refusal from a remote command's status.
+                let _ = write.eof().await;
+                let _ = write.close().await;
             });
             return Ok(());
         }
