@@ -1,17 +1,26 @@
 //! Browsing: `projects`, `environments`, `apps`, and choosing a project, environment, app or
-//! instance from flags, or from a list when a person is at the terminal.
+//! instance as the official client does: from flags (an id or a console URL in `-p`, `-e .` for
+//! the default environment), then `PLATFORM_PROJECT` / `PLATFORM_BRANCH` /
+//! `PLATFORM_APPLICATION_NAME`, then the git repository the command runs in (its platform
+//! remote, its current branch), then a list when a person is at the terminal. The rules are
+//! core's (`tether_core::select`); this module gathers what they read.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::process::Stdio;
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use tether_core::access::AccessError;
 use tether_core::api::{AppName, Deployment, Environment, EnvironmentId, ProjectId};
 use tether_core::catalog::{Catalog, CatalogError};
+use tether_core::select::{
+    default_environment, git_remote_names, project_of_git_remote, EnvironmentRef, ProjectRef,
+    APP_VARIABLE, BRANCH_VARIABLE, PROJECT_VARIABLE,
+};
 use tether_core::ssh::resolve::instances;
 use tether_core::ssh::{ResolveError, Selection, SshUrl};
 
-use crate::context::Ctx;
+use crate::context::{env_nonempty, Ctx};
 use crate::output::print;
 
 /// Asks the person at the terminal to pick one; `None` when nobody is there to ask.
@@ -96,6 +105,137 @@ pub async fn pick_environment(
     Ok(cat.environment(project, &id).await?)
 }
 
+/// What the git repository the command runs in says: the project its platform remote names
+/// and its current branch. Nothing when git is missing or this is no repository.
+#[derive(Debug, Default)]
+struct Repository {
+    project: Option<ProjectId>,
+    branch: Option<String>,
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+fn repository(ctx: &Ctx) -> Repository {
+    let project = git_remote_names(ctx.profile()).iter().find_map(|name| {
+        let url = git(&["config", "--get", &format!("remote.{name}.url")])?;
+        project_of_git_remote(&url)
+    });
+    if project.is_none() {
+        return Repository::default();
+    }
+    Repository {
+        project,
+        branch: git(&["symbolic-ref", "--quiet", "--short", "HEAD"]),
+    }
+}
+
+/// The project, and what a URL in `-p` said of the environment and app.
+pub struct Chosen {
+    pub project: ProjectId,
+    pub environment: Option<EnvironmentRef>,
+    pub app: Option<AppName>,
+    repository: Repository,
+}
+
+/// The project: `-p` (an id or URL), `PLATFORM_PROJECT`, the repository's platform remote, or a
+/// choice at the terminal.
+pub async fn choose_project(ctx: &Ctx, given: Option<&ProjectRef>) -> Result<Chosen> {
+    let repository = repository(ctx);
+    if let Some(r) = given {
+        return Ok(Chosen {
+            project: r.project.clone(),
+            environment: r.environment.clone().map(EnvironmentRef::Id),
+            app: r.app.clone(),
+            repository,
+        });
+    }
+    let from_env = env_nonempty(PROJECT_VARIABLE)
+        .map(|v| {
+            ProjectId::parse(&v).map_err(|e| anyhow!("{PROJECT_VARIABLE} is not a project id: {e}"))
+        })
+        .transpose()?;
+    if let Some(project) = from_env.or_else(|| repository.project.clone()) {
+        tracing::info!(%project, "project from the surroundings");
+        return Ok(Chosen {
+            project,
+            environment: None,
+            app: None,
+            repository,
+        });
+    }
+    let project = pick_project(ctx.access.catalog(), None).await?;
+    Ok(Chosen {
+        project,
+        environment: None,
+        app: None,
+        repository,
+    })
+}
+
+/// The environment: `-e` (`.` for the project's default), the URL's, `PLATFORM_BRANCH`, the
+/// repository's current branch when the repository is this project's and the branch is an
+/// environment, or a choice at the terminal.
+pub async fn choose_environment(
+    ctx: &Ctx,
+    chosen: &Chosen,
+    given: Option<&EnvironmentRef>,
+) -> Result<Environment> {
+    let cat = ctx.access.catalog();
+    let wanted = given
+        .cloned()
+        .or_else(|| chosen.environment.clone())
+        .map(Ok)
+        .or_else(|| {
+            env_nonempty(BRANCH_VARIABLE).map(|v| {
+                EnvironmentRef::parse(&v)
+                    .map_err(|e| anyhow!("{BRANCH_VARIABLE} is not an environment id: {e}"))
+            })
+        })
+        .transpose()?;
+    match wanted {
+        Some(EnvironmentRef::Id(id)) => return Ok(cat.environment(&chosen.project, &id).await?),
+        Some(EnvironmentRef::Default) => {
+            let envs = cat.environments(&chosen.project).await?;
+            return default_environment(&envs, None).cloned().ok_or_else(|| {
+                anyhow!(
+                    "project {} has no single default environment: choose one with -e",
+                    chosen.project
+                )
+            });
+        }
+        None => {}
+    }
+    if chosen.repository.project.as_ref() == Some(&chosen.project) {
+        if let Some(branch) = &chosen.repository.branch {
+            let envs = cat.environments(&chosen.project).await?;
+            if let Some(env) = envs.iter().find(|e| e.id == branch.as_str()) {
+                tracing::info!(environment = %env.id, "environment from the current git branch");
+                return Ok(cat.environment(&chosen.project, &env.id).await?);
+            }
+        }
+    }
+    pick_environment(cat, &chosen.project, None).await
+}
+
+/// The app the flags, the URL or `PLATFORM_APPLICATION_NAME` name, if any.
+pub fn named_app(chosen: &Chosen, given: Option<&AppName>) -> Result<Option<AppName>> {
+    if let Some(a) = given.or(chosen.app.as_ref()) {
+        return Ok(Some(a.clone()));
+    }
+    env_nonempty(APP_VARIABLE)
+        .map(|v| AppName::parse(&v).map_err(|e| anyhow!("{APP_VARIABLE} is not an app name: {e}")))
+        .transpose()
+}
+
 pub async fn projects(ctx: &Ctx) -> Result<()> {
     let list = ctx.access.catalog().projects().await?;
     print(ctx.format, &list, || {
@@ -108,9 +248,19 @@ pub async fn projects(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+fn project_ref(project: Option<ProjectId>) -> Option<ProjectRef> {
+    project.map(|project| ProjectRef {
+        project,
+        environment: None,
+        app: None,
+    })
+}
+
 pub async fn environments(ctx: &Ctx, project: Option<ProjectId>) -> Result<()> {
     let cat = ctx.access.catalog();
-    let project = pick_project(cat, project).await?;
+    let project = choose_project(ctx, project_ref(project).as_ref())
+        .await?
+        .project;
     let list = cat.environments(&project).await?;
     print(ctx.format, &list, || {
         let mut t = format!(
@@ -141,8 +291,10 @@ pub async fn apps(
     environment: Option<EnvironmentId>,
 ) -> Result<()> {
     let cat = ctx.access.catalog();
-    let project = pick_project(cat, project).await?;
-    let env = pick_environment(cat, &project, environment).await?;
+    let chosen = choose_project(ctx, project_ref(project).as_ref()).await?;
+    let env =
+        choose_environment(ctx, &chosen, environment.map(EnvironmentRef::Id).as_ref()).await?;
+    let project = chosen.project;
     let deployment: Deployment = cat
         .deployment(&project, &env)
         .await?

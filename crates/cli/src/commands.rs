@@ -10,7 +10,7 @@ use tether_core::ssh::Selection;
 
 use crate::session::LoginOptions;
 use crate::ssh::{RemoteExit, SshRequest};
-use crate::{browse, certs, context, session, tunnel, Cli, Command, Method};
+use crate::{browse, certs, context, session, tunnel, Cli, Command};
 
 /// The exit code for an error (see the command's help), and what core says it means.
 pub fn exit_code(e: &anyhow::Error) -> (u8, Option<Problem>) {
@@ -61,13 +61,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             ref app,
             ref relationships,
             port,
-            bind,
+            ref bind,
         } => {
             let args = tunnel::OpenArgs {
                 app: app.clone(),
                 relationships: relationships.clone(),
                 port,
-                bind,
+                bind: bind.clone(),
             };
             tunnel::open(&ctx, &cli, args).await
         }
@@ -92,11 +92,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             no_browser,
             timeout,
         } => {
-            let amr = match method {
-                Some(Method::Mfa) => vec!["mfa".to_string()],
-                Some(Method::Sso) => vec!["sso".to_string()],
-                None => Vec::new(),
-            };
+            // Checked values (`mfa`, `sso:<provider>`), sent as the authorize request's `amr`.
+            let mut amr = method;
+            amr.dedup();
             let options = LoginOptions {
                 browser,
                 no_browser,
@@ -134,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             pipe,
             all,
             terminal,
+            options,
             command,
         } => {
             let request = SshRequest {
@@ -147,6 +146,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 pipe,
                 all,
                 terminal,
+                options,
                 command,
             };
             crate::ssh::ssh(&ctx, request).await

@@ -64,21 +64,20 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Method {
-    /// Multi-factor authentication.
-    Mfa,
-    /// Single sign-on.
-    Sso,
+/// An authentication method `login --method` demands: `mfa` or `sso:<provider>`.
+fn parse_method(value: &str) -> Result<String, String> {
+    tether_core::auth::login::auth_method(value)
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Sign in in a browser (with MFA when asked), then load an SSH certificate.
+    #[command(alias = "auth:browser-login")]
     Login {
-        /// Demand an authentication method (step-up).
-        #[arg(long, value_enum)]
-        method: Option<Method>,
+        /// Demand authentication methods (step-up): `mfa`, `sso:<provider>`; repeatable or
+        /// comma-separated.
+        #[arg(long, value_name = "METHOD", value_delimiter = ',', value_parser = parse_method)]
+        method: Vec<String>,
         /// Demand a login no older than this many seconds.
         #[arg(long, value_name = "SECS")]
         max_age: Option<u64>,
@@ -103,9 +102,10 @@ pub enum Command {
         property: Option<String>,
     },
     /// Sign out: revoke the session and delete its tokens, key, certificate and SSH files.
+    #[command(alias = "auth:logout")]
     Logout {
         /// Sign out of every profile with a session, and remove Tether's block from ~/.ssh/config.
-        #[arg(long)]
+        #[arg(short = 'a', long)]
         all: bool,
     },
     /// Show the session's SSH certificate.
@@ -209,7 +209,7 @@ pub enum Command {
         #[command(flatten)]
         app: tunnel::AppFlags,
         /// Every tunnel, whatever -p/-e/-A say.
-        #[arg(long)]
+        #[arg(short = 'a', long)]
         all: bool,
     },
     /// Show the open tunnels' relationships as a local program sees them (127.0.0.1, the
@@ -240,7 +240,9 @@ pub enum Command {
         #[arg(short = 'y', long)]
         yes: bool,
     },
-    /// Open a shell on an app, or run a command after `--` (its exit status becomes tether's).
+    /// Open a shell on an app, or run a command given after the options (its exit status
+    /// becomes tether's).
+    #[command(alias = "environment:ssh")]
     Ssh {
         #[command(flatten)]
         app: tunnel::AppFlags,
@@ -259,8 +261,17 @@ pub enum Command {
         /// Open the session in a new terminal window (TETHER_TERMINAL, TERMINAL, or one found).
         #[arg(long)]
         terminal: bool,
-        /// The remote command: one argument is passed as it is, several are quoted for a shell.
-        #[arg(last = true)]
+        /// An option for ssh, in ssh_config form such as `-o 'SetEnv LC_X=1'` (repeatable; after
+        /// those of PLATFORMSH_CLI_SSH_OPTIONS or UPSUN_CLI_SSH_OPTIONS, one per line).
+        #[arg(short = 'o', long = "option", value_name = "OPTION")]
+        options: Vec<String>,
+        /// The remote command, as plain words after the options (`--` is accepted): one
+        /// argument is passed as it is, several are quoted for a shell.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
         command: Vec<String>,
     },
 }

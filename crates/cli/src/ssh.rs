@@ -1,18 +1,21 @@
 //! `tether ssh`: print the address (`--pipe`, `--all`), run the system `ssh` with the
-//! session's certificate, or open the session in the user's terminal. What to do after a
-//! refusal (new certificate, sign in with MFA, give up) is core's decision.
+//! session's certificate and the user's options, or open the session in the user's terminal.
+//! What to do after ssh failed (new certificate, sign in with MFA, give up) is core's decision;
+//! a remote command is never run a second time by Tether: after a remedy the user is told to
+//! run it again, and only an interactive session reconnects (once).
 
 use std::process::Stdio;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 use tether_core::access::{AccessError, AfterRefusal};
-use tether_core::api::{ApiError, EnvironmentId, ProjectId};
+use tether_core::api::ApiError;
+use tether_core::select::{EnvironmentRef, ProjectRef};
 use tether_core::ssh::terminal::TerminalSettings;
 use tether_core::ssh::{remote_command, Selection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::browse::{address, pick_environment, pick_project};
+use crate::browse::{address, choose_environment, choose_project, named_app};
 use crate::context::{env_nonempty, Ctx};
 use crate::output::{print, progress};
 use crate::session::offer_step_up;
@@ -31,18 +34,22 @@ impl std::fmt::Display for RemoteExit {
 impl std::error::Error for RemoteExit {}
 
 pub struct SshRequest {
-    pub project: Option<ProjectId>,
-    pub environment: Option<EnvironmentId>,
+    pub project: Option<ProjectRef>,
+    pub environment: Option<EnvironmentRef>,
     pub selection: Selection,
     pub pipe: bool,
     pub all: bool,
     pub terminal: bool,
+    /// ssh options from `-o`, in ssh_config form.
+    pub options: Vec<String>,
     pub command: Vec<String>,
 }
 
 pub async fn ssh(ctx: &Ctx, req: SshRequest) -> Result<()> {
     match ssh_once(ctx, &req).await {
-        Err(e) => {
+        // Only a step-up the API asked for before ssh ran (an `AccessError`) is retried here:
+        // nothing remote ran yet. After ssh, `after_failure` decides.
+        Err(e) if e.downcast_ref::<RemoteExit>().is_none() => {
             let step_up = e
                 .chain()
                 .find_map(|c| c.downcast_ref::<AccessError>()?.step_up());
@@ -51,14 +58,25 @@ pub async fn ssh(ctx: &Ctx, req: SshRequest) -> Result<()> {
                 _ => Err(e),
             }
         }
-        ok => ok,
+        other => other,
     }
 }
 
+/// The options for ssh: those of the profile's `*_SSH_OPTIONS` variable, then `-o`'s.
+fn ssh_options(ctx: &Ctx, given: &[String]) -> Vec<String> {
+    let mut options = env_nonempty(&ctx.access.ssh_options_variable())
+        .map(|v| ctx.access.ssh_options_from(&v))
+        .unwrap_or_default();
+    options.extend(given.iter().cloned());
+    options
+}
+
 async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
-    let cat = ctx.access.catalog();
-    let project = pick_project(cat, req.project.clone()).await?;
-    let env = pick_environment(cat, &project, req.environment.clone()).await?;
+    let chosen = choose_project(ctx, req.project.as_ref()).await?;
+    let env = choose_environment(ctx, &chosen, req.environment.as_ref()).await?;
+    let project = chosen.project.clone();
+    let mut selection = req.selection.clone();
+    selection.app = named_app(&chosen, selection.app.as_ref())?;
     if req.all {
         let urls = ctx.access.addresses(&project, &env.id).await?;
         let map: serde_json::Map<String, serde_json::Value> = urls
@@ -73,7 +91,7 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
         });
         return Ok(());
     }
-    let url = address(ctx, &project, &env, req.selection.clone()).await?;
+    let url = address(ctx, &project, &env, selection).await?;
     if req.pipe {
         println!("{url}");
         return Ok(());
@@ -104,9 +122,12 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
         }
         return Ok(());
     }
+    let options = ssh_options(ctx, &req.options);
     let mut retried = false;
     loop {
-        let argv = ctx.access.ssh_argv(&url, command.as_deref(), false);
+        let argv = ctx
+            .access
+            .ssh_argv(&url, command.as_deref(), false, &options);
         let span = tracing::info_span!(
             "ssh_connection",
             project = %project,
@@ -119,22 +140,51 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
         if code == 0 {
             return Ok(());
         }
-        match ctx.access.after_refusal(&stderr, retried) {
-            AfterRefusal::GiveUp => return Err(RemoteExit(code).into()),
-            AfterRefusal::RetryWithNewCertificate => {
+        after_failure(ctx, code, &stderr, retried, command.is_some()).await?;
+        retried = true;
+    }
+}
+
+/// What to do after ssh ended with `code`: `Ok` to reconnect (an interactive session, once),
+/// else the error to end with: ssh's status ([`RemoteExit`]), or the step-up the user declined
+/// or cannot take here (exit code 4).
+async fn after_failure(
+    ctx: &Ctx,
+    code: u8,
+    stderr: &str,
+    retried: bool,
+    has_command: bool,
+) -> Result<()> {
+    match ctx.access.after_ssh(code, stderr, retried) {
+        AfterRefusal::GiveUp => Err(RemoteExit(code).into()),
+        AfterRefusal::NewCertificate => {
+            ctx.access
+                .ready(true)
+                .await
+                .context("the SSH certificate is out of date and a new one could not be loaded")?;
+            if has_command {
                 progress(
                     ctx.format,
-                    "The environment requires MFA; loading a new certificate and trying again…",
+                    "The SSH certificate was out of date; a new one is loaded. Please run the command again.",
                 );
-                ctx.access.ready(true).await?;
+                return Err(RemoteExit(code).into());
             }
-            AfterRefusal::SignIn(step_up) => {
-                if !offer_step_up(ctx, &step_up).await? {
-                    return Err(ApiError::StepUp(step_up).into());
-                }
-            }
+            progress(
+                ctx.format,
+                "The SSH certificate was out of date; a new one is loaded. Connecting again…",
+            );
+            Ok(())
         }
-        retried = true;
+        AfterRefusal::SignIn(step_up) => {
+            if !offer_step_up(ctx, &step_up).await? {
+                return Err(ApiError::StepUp(step_up).into());
+            }
+            if has_command {
+                progress(ctx.format, "Signed in. Please run the command again.");
+                return Err(RemoteExit(code).into());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -10,48 +10,62 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use tether_core::access::Access;
 use tether_core::agent::{self, AgentClient, Reply, Request};
-use tether_core::api::{AppName, EnvironmentId, ProjectId};
+use tether_core::api::AppName;
+use tether_core::select::{EnvironmentRef, ProjectRef};
 use tether_core::tunnel::{
     local_relationships, AppKey, CloseRequest, OpenReport, OpenRequest, TunnelHost, TunnelInfo,
     TunnelState,
 };
 
-use crate::browse::{choose, pick_app, pick_environment, pick_project};
+use crate::browse::{choose, choose_environment, choose_project, named_app, pick_app};
 use crate::context::Ctx;
 use crate::output::{self, print, progress};
 use crate::Cli;
 use crate::Format;
 
-/// Which app, as the flags say (each may be left out).
+/// Which app, as the flags say (each may be left out): chosen as the official client chooses
+/// (see [`crate::browse`]).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AppFlags {
-    #[arg(short = 'p', long)]
-    pub project: Option<ProjectId>,
-    #[arg(short = 'e', long)]
-    pub environment: Option<EnvironmentId>,
+    /// The project: an id or a console URL (which may name the environment); else
+    /// PLATFORM_PROJECT, else the git repository's platform remote.
+    #[arg(short = 'p', long, value_name = "PROJECT")]
+    pub project: Option<ProjectRef>,
+    /// The environment, `.` for the project's default; else PLATFORM_BRANCH, else the
+    /// repository's current branch when it is an environment.
+    #[arg(short = 'e', long, value_name = "ENVIRONMENT")]
+    pub environment: Option<EnvironmentRef>,
+    /// The app; else PLATFORM_APPLICATION_NAME, else the only one.
     #[arg(short = 'A', long)]
     pub app: Option<AppName>,
 }
 
 impl AppFlags {
-    /// The app, asking for what the flags did not say when a person is there.
+    /// The app, asking for what the flags and surroundings did not say when a person is there.
     async fn resolve(&self, ctx: &Ctx) -> Result<AppKey> {
-        let cat = ctx.access.catalog();
-        let project = pick_project(cat, self.project.clone()).await?;
-        let env = pick_environment(cat, &project, self.environment.clone()).await?;
-        let app = pick_app(ctx, &project, &env, self.app.clone()).await?;
+        let chosen = choose_project(ctx, self.project.as_ref()).await?;
+        let env = choose_environment(ctx, &chosen, self.environment.as_ref()).await?;
+        let named = named_app(&chosen, self.app.as_ref())?;
+        let app = pick_app(ctx, &chosen.project, &env, named).await?;
         Ok(AppKey {
-            project,
+            project: chosen.project,
             environment: env.id,
             app,
         })
     }
 
+    /// The tunnels the flags name (a URL's environment and app included); `-e .` names no
+    /// particular environment here.
     fn filter(&self, relationships: Vec<String>) -> CloseRequest {
+        let url = self.project.as_ref();
         CloseRequest {
-            project: self.project.clone(),
-            environment: self.environment.clone(),
-            app: self.app.clone(),
+            project: url.map(|p| p.project.clone()),
+            environment: self
+                .environment
+                .as_ref()
+                .and_then(|e| e.id().cloned())
+                .or_else(|| url.and_then(|p| p.environment.clone())),
+            app: self.app.clone().or_else(|| url.and_then(|p| p.app.clone())),
             relationships,
         }
     }
