@@ -120,8 +120,9 @@ impl TunnelState {
             LinkState::Connecting {
                 attempt: 0,
                 error: None,
+                ..
             } => TunnelState::Opening,
-            LinkState::Connecting { attempt, error } => TunnelState::Reconnecting {
+            LinkState::Connecting { attempt, error, .. } => TunnelState::Reconnecting {
                 attempt: *attempt,
                 error: error.clone().unwrap_or_default(),
             },

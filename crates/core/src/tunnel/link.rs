@@ -33,6 +33,10 @@ pub enum LinkState {
     Connecting {
         attempt: u32,
         error: Option<String>,
+        /// Retrying cannot help until the user acts (the gateway's host key is not trusted):
+        /// the link still retries, since a key added to known_hosts is read at the next
+        /// attempt, but nobody waits for it to come up.
+        hopeless: bool,
     },
     Up(Arc<Carrier>),
     /// The platform wants a stronger or new sign-in before this app can be reached.
@@ -147,6 +151,7 @@ impl Link {
             state: watch::channel(LinkState::Connecting {
                 attempt: 0,
                 error: None,
+                hopeless: false,
             })
             .0,
             stop: watch::channel(false).0,
@@ -169,7 +174,15 @@ impl Link {
     pub async fn up(&self) -> Option<Arc<Carrier>> {
         let mut rx = self.state.subscribe();
         let state = rx
-            .wait_for(|s| !matches!(s, LinkState::Connecting { .. }))
+            .wait_for(|s| {
+                !matches!(
+                    s,
+                    LinkState::Connecting {
+                        hopeless: false,
+                        ..
+                    }
+                )
+            })
             .await
             .ok()?;
         match &*state {
@@ -285,6 +298,7 @@ impl Link {
                         self.state.send_replace(LinkState::Connecting {
                             attempt,
                             error: Some(reason),
+                            hopeless: false,
                         });
                         changed();
                         backoff(attempt, rand::random())
@@ -297,6 +311,7 @@ impl Link {
                 Err(Failure::Retry {
                     message,
                     new_certificate: renew,
+                    hopeless,
                 }) => {
                     new_certificate = renew && !replaced_refused;
                     replaced_refused |= renew;
@@ -305,6 +320,7 @@ impl Link {
                     self.state.send_replace(LinkState::Connecting {
                         attempt,
                         error: Some(message),
+                        hopeless,
                     });
                     changed();
                     backoff(attempt, rand::random())
@@ -355,6 +371,12 @@ impl Link {
             Err(ConnectError::AuthFailed) => Err(Failure::Retry {
                 message: ConnectError::AuthFailed.to_string(),
                 new_certificate: true,
+                hopeless: false,
+            }),
+            Err(e @ ConnectError::HostKey(_)) => Err(Failure::Retry {
+                message: e.to_string(),
+                new_certificate: false,
+                hopeless: true,
             }),
             Err(e) => Err(Failure::retry(e.to_string())),
         }
@@ -366,6 +388,7 @@ enum Failure {
     Retry {
         message: String,
         new_certificate: bool,
+        hopeless: bool,
     },
 }
 
@@ -374,6 +397,7 @@ impl Failure {
         Failure::Retry {
             message,
             new_certificate: false,
+            hopeless: false,
         }
     }
 }
