@@ -44,15 +44,8 @@ pub fn ssh_args(
             "-o".into(),
             format!("Port={}", ssh.port),
         ]);
-        if !ssh.host_keys.is_empty() {
-            args.extend([
-                "-o".into(),
-                option("UserKnownHostsFile", &files.known_hosts),
-                "-o".into(),
-                "StrictHostKeyChecking=yes".into(),
-            ]);
-        }
     }
+    args.extend(crate::openssh::host_key_options(files));
     for o in options {
         args.extend(["-o".to_string(), o.clone()]);
     }
