@@ -19,7 +19,7 @@ pub fn hidden_txn(html: &str) -> Result<String> {
 
 /// A browser-less user agent that fills the login page's forms (keeps cookies).
 pub struct FormAgent {
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     auth: String,
 }
 

@@ -290,10 +290,9 @@ mod inside {
             "{address}"
         );
         t.user.ok(&["config:ssh", "--write"], None).await?;
-        let plain = run(&mut t
-            .user
-            .ssh(address.trim())
-            .arg("echo plain-$PLATFORM_APPLICATION_NAME"))?;
+        let mut plain_ssh = t.user.ssh(address.trim());
+        plain_ssh.arg("echo plain-$PLATFORM_APPLICATION_NAME");
+        let plain = run(&mut plain_ssh)?;
         ensure!(
             plain.status.success() && text(&plain.stdout).trim() == "plain-app",
             "plain ssh: {}{}",
