@@ -205,12 +205,15 @@ pub async fn choose_environment(
         Some(EnvironmentRef::Id(id)) => return Ok(cat.environment(&chosen.project, &id).await?),
         Some(EnvironmentRef::Default) => {
             let envs = cat.environments(&chosen.project).await?;
-            return default_environment(&envs, None).cloned().ok_or_else(|| {
-                anyhow!(
-                    "project {} has no single default environment: choose one with -e",
-                    chosen.project
-                )
-            });
+            let default_branch = cat.default_branch(&chosen.project).await?;
+            return default_environment(&envs, default_branch.as_deref())
+                .cloned()
+                .ok_or_else(|| {
+                    anyhow!(
+                        "project {} has no single default environment: choose one with -e",
+                        chosen.project
+                    )
+                });
         }
         None => {}
     }

@@ -4,6 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use tether_core::access::AccessError;
+use tether_core::api::{ApiError, StepUp};
 use tether_core::problem::{Problem, StepUpNeed};
 
 use crate::Format;
@@ -31,24 +33,57 @@ pub fn progress(format: Format, message: &str) {
     }
 }
 
+/// The stronger authentication an error asks for, with its methods and login age, wherever it
+/// sits in the chain.
+fn step_up_in(e: &anyhow::Error) -> Option<StepUp> {
+    e.chain().find_map(|c| {
+        c.downcast_ref::<AccessError>()
+            .and_then(AccessError::step_up)
+            .or_else(|| match c.downcast_ref::<ApiError>() {
+                Some(ApiError::StepUp(s)) => Some(s.clone()),
+                _ => None,
+            })
+    })
+}
+
+/// `tether login` with exactly what a step-up asks for (`--method` per method other than a
+/// password, `--max-age` when a recent login is demanded).
+fn login_for(step_up: &StepUp) -> String {
+    let mut command = "tether login".to_string();
+    for method in step_up.amr.iter().filter(|a| *a != "pwd") {
+        command.push_str(&format!(" --method {method}"));
+    }
+    if let Some(age) = step_up.max_age {
+        command.push_str(&format!(" --max-age {age}"));
+    }
+    command
+}
+
 /// What the user can run about a problem: core says what is wrong in words, the CLI names
 /// its own command.
-fn remedy(problem: Option<Problem>) -> Option<&'static str> {
-    match problem? {
-        Problem::SignIn => {
-            Some("Sign in with `tether login` (or `tether auth:api-token-login` for an API token).")
-        }
-        Problem::StepUp(StepUpNeed::Mfa) => Some("Sign in with `tether login --method mfa`."),
-        Problem::StepUp(StepUpNeed::Sso) => Some("Sign in with `tether login --method sso`."),
-        Problem::StepUp(StepUpNeed::RecentLogin) => {
-            Some("Sign in with `tether login --max-age 300`.")
-        }
-        Problem::Unreachable | Problem::Usage | Problem::Other => None,
-    }
+fn remedy(problem: Option<Problem>, e: &anyhow::Error) -> Option<String> {
+    let need =
+        match problem? {
+            Problem::SignIn => return Some(
+                "Sign in with `tether login` (or `tether auth:api-token-login` for an API token)."
+                    .into(),
+            ),
+            Problem::StepUp(need) => need,
+            Problem::Unreachable | Problem::Usage | Problem::Other => return None,
+        };
+    let command = match step_up_in(e) {
+        Some(step_up) => login_for(&step_up),
+        None => match need {
+            StepUpNeed::Mfa => "tether login --method mfa".into(),
+            StepUpNeed::Sso => "tether login --method sso:<provider>".into(),
+            StepUpNeed::RecentLogin => "tether login --max-age 300".into(),
+        },
+    };
+    Some(format!("Sign in with `{command}`."))
 }
 
 pub fn error(format: Format, e: &anyhow::Error, code: u8, problem: Option<Problem>) {
-    let remedy = remedy(problem);
+    let remedy = remedy(problem, e);
     match format {
         Format::Json => eprintln!(
             "{}",
@@ -135,5 +170,21 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_795_518_000), "2026-11-24 11:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn a_step_up_names_the_login_that_satisfies_it() {
+        let sso = StepUp::for_amr(vec!["sso:acme".into()], None);
+        assert_eq!(login_for(&sso), "tether login --method sso:acme");
+        let both = StepUp::for_amr(vec!["mfa".into(), "sso:acme".into()], Some(600));
+        assert_eq!(
+            login_for(&both),
+            "tether login --method mfa --method sso:acme --max-age 600"
+        );
+        let e = anyhow::Error::new(ApiError::StepUp(StepUp::for_amr(Vec::new(), Some(90))));
+        assert_eq!(
+            remedy(Some(Problem::StepUp(StepUpNeed::RecentLogin)), &e).as_deref(),
+            Some("Sign in with `tether login --max-age 90`.")
+        );
     }
 }

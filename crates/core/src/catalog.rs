@@ -124,6 +124,14 @@ impl Catalog {
             })
     }
 
+    /// The project's default environment (what `-e .` means), from its own record: the
+    /// listing does not carry it. `None` when the platform does not say.
+    pub async fn default_branch(&self, id: &ProjectId) -> Result<Option<String>, CatalogError> {
+        self.project(id).await?;
+        let token = self.session.access_token().await?;
+        Ok(self.api.project(&token, id).await?.default_branch)
+    }
+
     pub async fn environments(
         &self,
         project: &ProjectId,

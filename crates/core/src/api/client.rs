@@ -173,6 +173,7 @@ impl Api {
                         title: String::new(),
                         region: String::new(),
                         organization_id: None,
+                        default_branch: None,
                     })
             })
             .collect();
@@ -183,6 +184,16 @@ impl Api {
                 .then(a.id.cmp(&b.id))
         });
         Ok(projects)
+    }
+
+    /// One project's own record (`GET /projects/{id}`), which has what the list's refs lack,
+    /// such as its `default_branch`.
+    pub async fn project(
+        &self,
+        token: &Sensitive<String>,
+        project: &ProjectId,
+    ) -> Result<Project, ApiError> {
+        self.get(token, &format!("projects/{project}")).await
     }
 
     pub async fn environments(

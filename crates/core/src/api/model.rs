@@ -146,6 +146,9 @@ pub struct Project {
     pub region: String,
     #[serde(default)]
     pub organization_id: Option<String>,
+    /// The environment `-e .` means (the official client's `getDefaultEnvironment`).
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 /// An environment, with the SSH links the platform publishes for it.
