@@ -1,7 +1,8 @@
 //! Serving the gateway: accepting SSH connections on its port, each run by russh, and stopping
 //! it as a killed process would stop: the port closes and every live connection is cut at once,
 //! so that tests can take the gateway away and bring it back on the same port while the rest
-//! of the simulator (its grants, its tokens) keeps running.
+//! of the simulator (its grants, its tokens) keeps running. While it is stopped the port stays
+//! bound, without listening, so that connecting is refused but nothing else can take it.
 //!
 //! russh runs a connection in a task of its own that it does not let us abort, so the stream it
 //! is given is a [`Wire`]: the gateway keeps hold of every wire and cuts them by closing their
@@ -54,6 +55,14 @@ pub struct Gateway {
     wires: Arc<Wires>,
     /// The accept loop of the current run.
     run: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// While stopped: the gateway's port, bound but not listening. Released, a port is free
+    /// for any socket of the machine: a listener on port 0, or the source port of any
+    /// outgoing connection (the kernel hands those out from the same range), and a busy
+    /// machine took it often enough that starting again failed with "address in use". Bound,
+    /// the kernel gives it to neither; only a socket that asks for this very port with
+    /// `SO_REUSEADDR` could still share it, as two sockets that both allow it may until one
+    /// listens.
+    reserved: Mutex<Option<TcpSocket>>,
 }
 
 impl Gateway {
@@ -73,6 +82,7 @@ impl Gateway {
             tally: Arc::new(watch::channel(0).0),
             wires: Arc::new(Wires::default()),
             run: tokio::sync::Mutex::new(None),
+            reserved: Mutex::new(None),
         };
         let run = gateway.spawn(listener);
         *gateway.run.get_mut() = Some(run);
@@ -110,16 +120,11 @@ impl Gateway {
             addr: self.addr,
             source,
         };
-        let socket = if self.addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(bind)?;
-        // As TcpListener::bind does: connections the last run closed may linger in TIME_WAIT.
-        #[cfg(not(windows))]
-        socket.set_reuseaddr(true).map_err(bind)?;
-        socket.bind(self.addr).map_err(bind)?;
+        let reserved = lock(&self.reserved).take();
+        let socket = match reserved {
+            Some(socket) => socket,
+            None => self.bind().map_err(bind)?,
+        };
         let listener = socket.listen(BACKLOG).map_err(bind)?;
         *run = Some(self.spawn(listener));
         debug!(addr = %self.addr, "gateway started again");
@@ -134,6 +139,11 @@ impl Gateway {
             task.abort();
             // The loop owns the listener: once it is dropped, the port is closed.
             let _ = task.await;
+            // And at once bound again, so that it stays the gateway's (see `reserved`).
+            match self.bind() {
+                Ok(socket) => *lock(&self.reserved) = Some(socket),
+                Err(e) => warn!(addr = %self.addr, error = %e, "cannot keep the gateway's port"),
+            }
         }
         self.wires.cut_all();
         if !settled(&self.tally, SETTLE).await {
@@ -143,6 +153,20 @@ impl Gateway {
             );
         }
         debug!(addr = %self.addr, "gateway stopped");
+    }
+
+    /// A socket bound to the gateway's address, not yet listening: connecting to it is refused.
+    fn bind(&self) -> io::Result<TcpSocket> {
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        // As TcpListener::bind does: connections the last run closed may linger in TIME_WAIT.
+        #[cfg(not(windows))]
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.addr)?;
+        Ok(socket)
     }
 
     /// Waits for the current run to end after the simulator's stop signal, then cuts whatever
@@ -423,5 +447,40 @@ impl AsyncWrite for Wire {
 
     fn is_write_vectored(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::SocketAddr;
+
+    use crate::{Fixture, Sim, SimOptions};
+
+    /// Regression: a stopped gateway released its port, and on a busy machine another socket
+    /// (an outgoing connection's source port, often) took it before the gateway started again,
+    /// which then failed with "address in use".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_gateway_keeps_its_port_until_it_starts_again() {
+        let sim = Sim::start(Fixture::demo().unwrap(), SimOptions::default())
+            .await
+            .unwrap();
+        let addr = SocketAddr::new(sim.info.ssh_host.parse().unwrap(), sim.info.ssh_port);
+        sim.stop_gateway().await;
+        let refused = tokio::net::TcpStream::connect(addr).await;
+        assert!(
+            matches!(&refused, Err(e) if e.kind() == ErrorKind::ConnectionRefused),
+            "{refused:?}"
+        );
+        // A socket that does not share its port (as an outgoing connection's is not) cannot
+        // have it meanwhile.
+        let other = tokio::net::TcpSocket::new_v4().unwrap();
+        let bound = other.bind(addr);
+        assert!(
+            matches!(&bound, Err(e) if e.kind() == ErrorKind::AddrInUse),
+            "{bound:?}"
+        );
+        sim.start_gateway().await.unwrap();
+        tokio::net::TcpStream::connect(addr).await.unwrap();
     }
 }
