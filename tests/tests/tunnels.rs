@@ -16,9 +16,10 @@ use anyhow::{bail, ensure, Context, Result};
 use base64::Engine;
 use serde_json::Value;
 use tether_e2e::cli::User;
+use tether_e2e::echo::{echo_once, echo_retrying, echo_server};
 use tether_e2e::*;
 use tether_sim::{Fixture, Sim, SimHandle, SimOptions};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const DEMO_ENV: &str = "main";
@@ -315,24 +316,6 @@ fn serial(user: &User) -> Result<u64> {
         .serial())
 }
 
-/// A TCP echo server for the services behind the gateway.
-async fn echo_server() -> Result<(SocketAddr, Arc<AtomicU64>)> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    let accepted = Arc::new(AtomicU64::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    Ok((addr, accepted))
-}
-
 /// A platform with an app of five relationships to echo services, apps whose relationships
 /// variable is broken in each way the platform could break it, and a service that refuses.
 fn tunnel_fixture(echo: SocketAddr, refusing: SocketAddr) -> Result<Fixture> {
@@ -489,48 +472,6 @@ async fn tunnel_sim(options: SimOptions) -> Result<(SimHandle, Arc<AtomicU64>)> 
     let refusing: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
     let sim = Sim::start(tunnel_fixture(echo, refusing)?, options).await?;
     Ok((sim, accepted))
-}
-
-/// One echo round trip of `len` bytes through a local port.
-async fn echo_once(port: u16, len: usize, seed: u8) -> Result<()> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    let (mut r, mut w) = s.split();
-    let write = async {
-        w.write_all(&data).await?;
-        w.shutdown().await?;
-        Ok::<_, std::io::Error>(())
-    };
-    let mut back = Vec::with_capacity(len);
-    let read = r.read_to_end(&mut back);
-    let (wrote, read) = tokio::join!(write, read);
-    wrote?;
-    read?;
-    ensure!(
-        back == data,
-        "echo differs: {} bytes back of {len}",
-        back.len()
-    );
-    Ok(())
-}
-
-/// Tries an echo round trip until it works (a client that retries).
-async fn echo_retrying(port: u16, within: Duration) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        match echo_once(port, 1024, 7).await {
-            Ok(()) => return Ok(()),
-            Err(e) if start.elapsed() < within => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                return Err(e.context(format!("no echo through port {port} within {within:?}")))
-            }
-        }
-    }
 }
 
 /// Probes every port every 50 ms until stopped: a refused connection means a listener was
