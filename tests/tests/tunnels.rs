@@ -895,9 +895,8 @@ async fn a_tunnel_that_meets_an_mfa_demand_says_so_and_comes_back_after_an_mfa_s
     ensure!(redis_cli(port, &["ping"])? == "PONG");
 
     // The session loses its MFA (a sign-in without it), and the connection drops: the new
-    // connection's channels are refused for want of MFA.
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
+    // connection's channels are refused for want of MFA. The agent does not replay events to
+    // a late subscriber, so the sign-in is repeated until the subscriber has seen one.
     let mut events = tokio::process::Command::from(user.tether(&["events", "--format", "json"])?);
     events
         .stdout(Stdio::piped())
@@ -905,6 +904,30 @@ async fn a_tunnel_that_meets_an_mfa_demand_says_so_and_comes_back_after_an_mfa_s
         .kill_on_drop(true);
     let mut events = events.spawn()?;
     let mut lines = tokio::io::BufReader::new(events.stdout.take().context("stdout")?).lines();
+    let mut subscribed = false;
+    for _ in 0..30 {
+        user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+            .await?;
+        let seen = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.contains("\"signed_in\"") {
+                    return Ok(true);
+                }
+            }
+            Ok::<_, anyhow::Error>(false)
+        })
+        .await;
+        match seen {
+            Ok(Ok(true)) => {
+                subscribed = true;
+                break;
+            }
+            Ok(Ok(false)) => bail!("tether events ended"),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {}
+        }
+    }
+    ensure!(subscribed, "tether events never reported a sign-in");
     sim.stop_gateway().await;
     sim.start_gateway().await?;
     until_all_open(&user, 1, Duration::from_secs(10)).await?;
