@@ -159,6 +159,16 @@ pub struct App {
     /// clients against a platform that sends something broken.
     #[serde(default)]
     pub relationships_variable: Option<String>,
+    /// Text the app's login scripts print on stdout before every command and in every shell,
+    /// as `.environment` or `.bashrc` output does on the real platform (a version manager's
+    /// notice, a banner). Clients that read a command's output, such as the relationships
+    /// between the official client's markers, must ignore it; `ssh` users see it.
+    #[serde(default)]
+    pub login_output: Option<String>,
+    /// Text printed on stdout once a command or shell has ended, as an `EXIT` trap set in
+    /// `.environment` does on the real platform (`trap 'echo bye' EXIT`).
+    #[serde(default)]
+    pub exit_output: Option<String>,
 }
 
 fn default_size() -> String {

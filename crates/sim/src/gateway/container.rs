@@ -1,6 +1,7 @@
 //! The app container a session's processes run in, as the platform sets it up: a scratch
 //! directory per app instance as its home, the platform's environment variables, the welcome
-//! banner, and the shell and sftp server of this machine.
+//! banner and what the app's login scripts print, and the shell and sftp server of this
+//! machine.
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +90,7 @@ pub(super) fn container_env(c: &Container<'_>, dir: &Path) -> Vec<(String, Strin
     env
 }
 
-pub(super) fn welcome(c: &Container<'_>) -> String {
+fn welcome(c: &Container<'_>) -> String {
     let instance = c
         .instance
         .map(|i| format!(", instance {i}"))
@@ -105,4 +106,42 @@ pub(super) fn welcome(c: &Container<'_>) -> String {
         project = c.project.id,
         app = c.application_name(),
     )
+}
+
+/// What a session prints besides its program's own output: before it, the welcome banner
+/// (shells only) and what the app's login scripts print (the fixture's `login_output`); after
+/// it, what they print on exit (`exit_output`). On the real platform the login shell that runs
+/// a command sources `.environment` and the like first, so their output comes before the
+/// command's on the same stdout, and an `EXIT` trap's after it; clients that read a command's
+/// answer have to find it within that. The sftp subsystem gets none of it, so that `sftp`
+/// against the simulator keeps working.
+#[derive(Debug, Default)]
+pub(super) struct Chatter {
+    pub(super) before: Vec<u8>,
+    pub(super) after: Vec<u8>,
+}
+
+impl Chatter {
+    /// For a shell (`shell`) or a command, on a terminal (`terminal`, where a line feed
+    /// reaches the client as CR LF, as the terminal's output processing makes it) or not.
+    pub(super) fn new(c: &Container<'_>, shell: bool, terminal: bool) -> Chatter {
+        let text = |s: &str| {
+            if terminal {
+                s.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes()
+            } else {
+                s.as_bytes().to_vec()
+            }
+        };
+        let mut before = Vec::new();
+        if shell {
+            before.extend(welcome(c).into_bytes());
+        }
+        if let Some(login) = &c.app.login_output {
+            before.extend(text(login));
+        }
+        Chatter {
+            before,
+            after: c.app.exit_output.as_deref().map(text).unwrap_or_default(),
+        }
+    }
 }

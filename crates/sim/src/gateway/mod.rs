@@ -6,9 +6,10 @@
 //! russh checks only a certificate's signature and validity window; the CA, the certificate
 //! type, the principals and what the user may reach are checked here. What happens after that
 //! lives beside: [`session`] runs what a session channel asks for (shell, command, PTY, sftp),
-//! [`container`] is the app container those processes see (its directory, environment, welcome),
-//! and [`forward`] carries `direct-tcpip` channels to the services' backends. [`serve`] accepts
-//! the connections, and stops and restarts the gateway while the rest of the simulator runs.
+//! [`container`] is the app container those processes see (its directory, environment, welcome,
+//! what its login scripts print), and [`forward`] carries `direct-tcpip` channels to the
+//! services' backends. [`serve`] accepts the connections, and stops and restarts the gateway
+//! while the rest of the simulator runs.
 
 mod container;
 mod forward;

@@ -1,6 +1,7 @@
 //! A session channel's life: the PTY and environment asked for before it, then the shell,
 //! command or sftp server it runs (on a PTY, or with pipes: stdout as data, stderr as extended
-//! data), the exit status and the close. A login the gateway denied gets its message instead.
+//! data) with what the app's login scripts print around it, the exit status and the close. A
+//! login the gateway denied gets its message instead.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::container::{container_env, scratch_dir, sftp_server, shell, welcome};
+use super::container::{container_env, scratch_dir, sftp_server, shell, Chatter};
 use super::Connection;
 use crate::model;
 
@@ -104,14 +105,19 @@ impl Connection {
         }
         let mut env = container_env(&container, &dir);
         env.extend(client_env);
-        let welcome = matches!(program, Program::Shell).then(|| welcome(&container));
+        let pty = pty.filter(|_| login.permit_pty);
+        let chatter = match program {
+            Program::Sftp => Chatter::default(),
+            Program::Shell => Chatter::new(&container, true, pty.is_some()),
+            Program::Command(_) => Chatter::new(&container, false, pty.is_some()),
+        };
         let span = info_span!("ssh_session", user = %login.ssh_user, user_id = %login.user_id);
-        match (pty.filter(|_| login.permit_pty), program) {
+        match (pty, program) {
             (Some(pty), Program::Shell) => {
-                self.spawn_pty(id, read, write, pty, None, env, dir, welcome, span)
+                self.spawn_pty(id, read, write, pty, None, env, dir, chatter, span)
             }
             (Some(pty), Program::Command(cmd)) => {
-                self.spawn_pty(id, read, write, pty, Some(cmd), env, dir, None, span)
+                self.spawn_pty(id, read, write, pty, Some(cmd), env, dir, chatter, span)
             }
             (_, program) => {
                 let mut command = match program {
@@ -137,7 +143,7 @@ impl Connection {
                 };
                 command.current_dir(&dir).env_clear().envs(env);
                 let gone = self.presence.gone();
-                tokio::spawn(run_piped(command, read, write, welcome, gone).instrument(span));
+                tokio::spawn(run_piped(command, read, write, chatter, gone).instrument(span));
             }
         }
         Ok(())
@@ -153,7 +159,7 @@ impl Connection {
         command: Option<String>,
         env: Vec<(String, String)>,
         dir: PathBuf,
-        welcome: Option<String>,
+        chatter: Chatter,
         span: tracing::Span,
     ) {
         let system = portable_pty::native_pty_system();
@@ -242,8 +248,8 @@ impl Connection {
         });
         tokio::spawn(
             async move {
-                if let Some(w) = welcome {
-                    let _ = write.data_bytes(w.into_bytes()).await;
+                if !chatter.before.is_empty() {
+                    let _ = write.data_bytes(chatter.before).await;
                 }
                 let input = forward_input(read, move |data| in_tx.send(data).is_ok());
                 let output = async {
@@ -271,6 +277,9 @@ impl Connection {
                     }
                 };
                 drop(master);
+                if !chatter.after.is_empty() {
+                    let _ = write.data_bytes(chatter.after).await;
+                }
                 finish(&write, code).await;
             }
             .instrument(span),
@@ -298,12 +307,13 @@ async fn finish(write: &ChannelWriteHalf<Msg>, code: u32) {
     let _ = write.close().await;
 }
 
-/// Runs a program with pipes: stdin from the channel, stdout as data, stderr as extended data.
+/// Runs a program with pipes: stdin from the channel, stdout as data, stderr as extended data,
+/// with the container's chatter on stdout before and after the program's own output.
 async fn run_piped(
     mut command: Command,
     mut read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
-    welcome: Option<String>,
+    chatter: Chatter,
     gone: impl std::future::Future<Output = ()>,
 ) {
     command
@@ -321,8 +331,10 @@ async fn run_piped(
             return;
         }
     };
-    if let Some(w) = welcome {
-        let _ = write.data_bytes(w.into_bytes()).await;
+    // Written before the program's output is read, so it comes first whatever the program
+    // prints meanwhile.
+    if !chatter.before.is_empty() {
+        let _ = write.data_bytes(chatter.before).await;
     }
     let mut stdin = child.stdin.take();
     let stdout = child.stdout.take();
@@ -363,6 +375,9 @@ async fn run_piped(
         Ok(s) => s.code().map(|c| c as u32).unwrap_or(255),
         Err(_) => 255,
     };
+    if !chatter.after.is_empty() {
+        let _ = write.data_bytes(chatter.after).await;
+    }
     finish(&write, code).await;
 }
 
