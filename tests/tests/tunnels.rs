@@ -316,8 +316,16 @@ fn serial(user: &User) -> Result<u64> {
         .serial())
 }
 
+/// What the login scripts of the tunnel fixture's app `noisy` print before every command (as
+/// `.environment` and `.bashrc` may on the real platform), ending without a line feed so that
+/// the command's output follows on the same line.
+const NOISY_LOGIN: &str = "nvm: using node v20.11.1 (npm v10.2.4)\nLoading .environment... done";
+/// What they print once a command has ended (an EXIT trap).
+const NOISY_EXIT: &str = "\n.environment: bye from noisy\n";
+
 /// A platform with an app of five relationships to echo services, apps whose relationships
-/// variable is broken in each way the platform could break it, and a service that refuses.
+/// variable is broken in each way the platform could break it, an app whose login scripts
+/// print around every command, and a service that refuses.
 fn tunnel_fixture(echo: SocketAddr, refusing: SocketAddr) -> Result<Fixture> {
     let endpoint = |rel: &str, host: &str, port: Value| {
         serde_json::json!({
@@ -426,6 +434,13 @@ members = ["alice"]
   relationships = {{ cache = "one:redis", database = "one:redis" }}
   relationships_variable = "{official}"
 
+  [[projects.apps]]
+  name = "noisy"
+  type = "nodejs:20"
+  relationships = {{ cache = "one:redis", queue = "three:rabbitmq" }}
+  login_output = {noisy_login}
+  exit_output = {noisy_exit}
+
   [[projects.environments]]
   id = "main"
   machine_name = "main-abcdefg"
@@ -441,6 +456,9 @@ members = ["alice"]
         nojson = base64::engine::general_purpose::STANDARD.encode("{\"database\": [{\"host\": "),
         mixed = b64(&mixed),
         official = base64::engine::general_purpose::STANDARD.encode(OFFICIAL_APP),
+        // JSON strings are TOML basic strings too.
+        noisy_login = Value::from(NOISY_LOGIN),
+        noisy_exit = Value::from(NOISY_EXIT),
     );
     Ok(Fixture::from_toml(&toml)?)
 }
@@ -1207,6 +1225,136 @@ async fn tunnels_to_production_go_ahead_without_a_terminal_and_say_so() -> Resul
         )
         .await?;
     ensure!(out.status.success() && !text(&out.stderr).contains("production"));
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+/// A terminal's rendering of `text`: line feeds as CR LF.
+fn on_terminal(text: &str) -> String {
+    text.replace('\n', "\r\n")
+}
+
+/// The relationships are read between the official client's markers because an app's login
+/// scripts may print around every command on the real platform. `tether ssh` shows that text
+/// to its user; reading the relationships ignores it, and the tunnels work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_open_for_an_app_whose_login_scripts_print_around_every_command() -> Result<()> {
+    let (sim, accepted) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    let app = ["-p", TUNNEL_PROJECT, "-e", "dev", "-A", "noisy"];
+    let ssh = |rest: &'static [&'static str]| [&["ssh"][..], &app, rest].concat();
+
+    // An ssh user sees what the scripts print, before the command's output and after it, and
+    // the command's own exit status.
+    let out = user.run(&ssh(&["--", "echo hello; exit 3"]), None).await?;
+    ensure!(
+        out.status.code() == Some(3),
+        "exit {:?}: {}",
+        out.status.code(),
+        text(&out.stderr)
+    );
+    let said = text(&out.stdout);
+    ensure!(
+        said == format!("{NOISY_LOGIN}hello\n{NOISY_EXIT}"),
+        "ssh output: {said:?}"
+    );
+    // On a terminal too, as a terminal shows it (the system ssh, with the configuration
+    // Tether writes for it).
+    user.ok(&["config:ssh", "--write"], None).await?;
+    let url = user.ok(&ssh(&["--pipe"]), None).await?;
+    let out = run_async({
+        let mut c = user.ssh(url.trim());
+        c.args(["-tt", "echo hello"]);
+        c
+    })
+    .await?;
+    let said = text(&out.stdout);
+    ensure!(
+        out.status.success()
+            && said
+                == format!(
+                    "{}hello\r\n{}",
+                    on_terminal(NOISY_LOGIN),
+                    on_terminal(NOISY_EXIT)
+                ),
+        "ssh -tt output ({}): {said:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    // The command Tether reads the relationships with is answered the same way: the value
+    // is only what lies between the markers.
+    let read = user
+        .ok(
+            &ssh(&[
+                "--",
+                r#"echo -n '_BEGIN_ENV_VAR_'"$PLATFORM_RELATIONSHIPS"'_END_ENV_VAR_'"#,
+            ]),
+            None,
+        )
+        .await?;
+    let value = read
+        .strip_prefix(&format!("{NOISY_LOGIN}_BEGIN_ENV_VAR_"))
+        .and_then(|r| r.strip_suffix(&format!("_END_ENV_VAR_{NOISY_EXIT}")))
+        .with_context(|| format!("not the scripts' text around the markers: {read:?}"))?;
+    let platform: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(value)?)?;
+    let platform = platform.as_object().context("an object")?;
+    ensure!(
+        platform.keys().collect::<Vec<_>>() == ["cache", "queue"],
+        "{platform:?}"
+    );
+
+    // The real `tether tunnel:open`: both relationships open and carry traffic, byte-exact.
+    let open = user
+        .run(&[&["tunnel:open"][..], &app].concat(), None)
+        .await?;
+    let said = format!("{}{}", text(&open.stdout), text(&open.stderr));
+    ensure!(open.status.success(), "tunnel:open failed: {said}");
+    for rel in ["cache", "queue"] {
+        ensure!(
+            said.contains(&format!("SSH tunnel opened to {rel}")),
+            "{rel}: {said}"
+        );
+    }
+    let tunnels = list(&user).await?;
+    ensure!(states(&tunnels) == ["open", "open"], "{tunnels:?}");
+    let local = ports(&tunnels);
+    for (i, port) in local.values().enumerate() {
+        echo_once(*port, 256 * 1024, i as u8).await?;
+    }
+    ensure!(accepted.load(Ordering::Relaxed) >= 2);
+
+    // tunnel:info has the platform's relationships, with the local addresses.
+    let info: Value = serde_json::from_str(&encoded_info(&user, &app).await?)?;
+    let info = info.as_object().context("an object")?;
+    ensure!(
+        info.keys().collect::<Vec<_>>() == ["cache", "queue"],
+        "{info:?}"
+    );
+    for (rel, endpoints) in platform {
+        let endpoint = endpoints[0].as_object().context("an endpoint")?;
+        let shown = &info[rel][0];
+        for (key, value) in endpoint {
+            let expected = match key.as_str() {
+                "host" | "ip" => Value::from("127.0.0.1"),
+                "port" => Value::from(local[rel]),
+                // The official client's PHP arrays: an empty object comes back as [].
+                _ if value.as_object().is_some_and(|o| o.is_empty()) => Value::Array(vec![]),
+                _ => value.clone(),
+            };
+            ensure!(
+                shown[key] == expected,
+                "{rel}.{key}: {} instead of {expected}",
+                shown[key]
+            );
+        }
+    }
+    ensure!(
+        user.ok(&["tunnel:info", "-P", "queue.0.port"], None)
+            .await?
+            .trim()
+            == local["queue"].to_string()
+    );
     user.ok(&["agent:stop"], None).await?;
     Ok(())
 }
