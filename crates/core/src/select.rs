@@ -66,7 +66,14 @@ impl ProjectRef {
             });
         }
         let no_project = || SelectError::NoProject(value.to_string());
-        let url = url::Url::parse(value).map_err(|_| no_project())?;
+        let Ok(url) = url::Url::parse(value) else {
+            // Not a URL, so it was meant as an id: the id's own rule says what is wrong.
+            return Ok(ProjectRef {
+                project: ProjectId::parse(value)?,
+                environment: None,
+                app: None,
+            });
+        };
         let host = url.host_str().ok_or_else(no_project)?.to_ascii_lowercase();
         let env = |s: &str| -> Result<EnvironmentId, SelectError> {
             let decoded = percent_decode(s);
