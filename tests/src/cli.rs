@@ -10,6 +10,14 @@ use tether_sim::ReadyInfo;
 
 use crate::keyring::SecretService;
 
+/// `ssh BASE… REST…`: the arguments of a `tether ssh` run, from a fixed selection and the rest.
+pub fn ssh_args<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["ssh"];
+    v.extend_from_slice(base);
+    v.extend_from_slice(rest);
+    v
+}
+
 /// A binary of this workspace, built by `cargo build --workspace` (make test builds first).
 pub fn workspace_binary(name: &str) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -52,6 +60,13 @@ impl User {
             profile,
             store,
         })
+    }
+
+    /// A user of the simulator signed in with an API token (the file token store).
+    pub async fn signed_in(info: &ReadyInfo, token: &str) -> Result<User> {
+        let user = User::new(info, false)?;
+        user.ok(&["auth:api-token-login"], Some(token)).await?;
+        Ok(user)
     }
 
     pub fn home(&self) -> &Path {

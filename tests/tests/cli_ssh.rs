@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use tether_e2e::cli::User;
+use tether_e2e::cli::{ssh_args, User};
 use tether_e2e::*;
 use tether_sim::SimOptions;
 
@@ -17,19 +17,6 @@ fn text(b: &[u8]) -> String {
 
 const SHOP: [&str; 4] = ["-p", "jyu7waly36ncj", "-e", "main"];
 const SITE: [&str; 6] = ["-p", "rjify4yjcwxaa", "-e", "main", "-A", "web"];
-
-fn args<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["ssh"];
-    v.extend_from_slice(base);
-    v.extend_from_slice(rest);
-    v
-}
-
-async fn signed_in(sim: &tether_sim::SimHandle, token: &str) -> Result<User> {
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(token)).await?;
-    Ok(user)
-}
 
 /// The `href` of a link, straight from the API.
 async fn api_link(
@@ -58,10 +45,10 @@ async fn api_link(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
 
     let linked = api_link(&sim, "rjify4yjcwxaa", "main", "pf:ssh:web").await?;
-    let piped = user.ok(&args(&SITE, &["--pipe"]), None).await?;
+    let piped = user.ok(&ssh_args(&SITE, &["--pipe"]), None).await?;
     assert_eq!(
         piped,
         format!("{}\n", linked.trim_start_matches("ssh://")),
@@ -69,19 +56,19 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
     );
     let linked = api_link(&sim, "jyu7waly36ncj", "main", "pf:ssh:app:1").await?;
     let piped = user
-        .ok(&args(&SHOP, &["-A", "app", "-I", "1", "--pipe"]), None)
+        .ok(&ssh_args(&SHOP, &["-A", "app", "-I", "1", "--pipe"]), None)
         .await?;
     assert_eq!(piped.trim(), linked.trim_start_matches("ssh://"));
 
     let out = user
         .ok(
-            &args(&SITE, &["--", "echo $PLATFORM_APPLICATION_NAME"]),
+            &ssh_args(&SITE, &["--", "echo $PLATFORM_APPLICATION_NAME"]),
             None,
         )
         .await?;
     assert_eq!(out.trim(), "web");
     let out = user
-        .run(&args(&SITE, &["--", "echo bye; exit 3"]), None)
+        .run(&ssh_args(&SITE, &["--", "echo bye; exit 3"]), None)
         .await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "bye");
@@ -91,14 +78,14 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
     );
     let out = user
         .ok(
-            &args(&SHOP, &["-A", "app", "-I", "1", "--", "basename \"$PWD\""]),
+            &ssh_args(&SHOP, &["-A", "app", "-I", "1", "--", "basename \"$PWD\""]),
             None,
         )
         .await?;
     assert_eq!(out.trim(), "app.1");
     let out = user
         .ok(
-            &args(
+            &ssh_args(
                 &SHOP,
                 &[
                     "-A",
@@ -116,7 +103,7 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
     // Several arguments are quoted for the remote shell, one by one.
     let out = user
         .ok(
-            &args(&SITE, &["--", "printf", "%s|", "a b", "it's", "$HOME"]),
+            &ssh_args(&SITE, &["--", "printf", "%s|", "a b", "it's", "$HOME"]),
             None,
         )
         .await?;
@@ -188,7 +175,7 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
             "its instances: 0, 1, 2",
         ),
     ] {
-        let out = user.run(&args(&SHOP, &extra), None).await?;
+        let out = user.run(&ssh_args(&SHOP, &extra), None).await?;
         assert_eq!(out.status.code(), Some(1));
         assert!(
             text(&out.stderr).contains(expected),
@@ -250,31 +237,36 @@ async fn pipe_commands_exit_statuses_instances_and_workers() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_with_several_instances_is_reached_through_its_own_link() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     // The command: it used to fail with "app app has several instances".
-    let out = user.run(&args(&SHOP, &["--", "true"]), None).await?;
+    let out = user.run(&ssh_args(&SHOP, &["--", "true"]), None).await?;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let linked = api_link(&sim, DEMO_PROJECT, "main", "pf:ssh:app").await?;
-    let piped = user.ok(&args(&SHOP, &["--pipe"]), None).await?;
+    let piped = user.ok(&ssh_args(&SHOP, &["--pipe"]), None).await?;
     assert_eq!(piped.trim(), linked.trim_start_matches("ssh://"));
     let piped = user
-        .ok(&args(&SHOP, &["-A", "app", "--pipe"]), None)
+        .ok(&ssh_args(&SHOP, &["-A", "app", "--pipe"]), None)
         .await?;
     assert_eq!(piped.trim(), linked.trim_start_matches("ssh://"));
     // It lands on that container, not on a numbered instance.
     let out = user
-        .ok(&args(&SHOP, &["--", "basename \"$PWD\""]), None)
+        .ok(&ssh_args(&SHOP, &["--", "basename \"$PWD\""]), None)
         .await?;
     assert_eq!(out.trim(), "app");
     // The remote exit status comes through the same way.
-    let out = user.run(&args(&SHOP, &["--", "exit 4"]), None).await?;
+    let out = user.run(&ssh_args(&SHOP, &["--", "exit 4"]), None).await?;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     // --instance still picks one, and an unknown one lists those that exist.
     let out = user
-        .ok(&args(&SHOP, &["-I", "2", "--", "basename \"$PWD\""]), None)
+        .ok(
+            &ssh_args(&SHOP, &["-I", "2", "--", "basename \"$PWD\""]),
+            None,
+        )
         .await?;
     assert_eq!(out.trim(), "app.2");
-    let out = user.run(&args(&SHOP, &["-I", "3", "--pipe"]), None).await?;
+    let out = user
+        .run(&ssh_args(&SHOP, &["-I", "3", "--pipe"]), None)
+        .await?;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("app app has no instance \"3\"; its instances: 0, 1, 2"),
@@ -287,7 +279,7 @@ async fn an_app_with_several_instances_is_reached_through_its_own_link() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ssh_address_outside_the_profiles_hosts_is_refused() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     // The profile now says the platform's gateways are elsewhere than the API's links.
     let profile = std::fs::read_to_string(&user.profile)?;
     let moved = profile.replace(
@@ -297,7 +289,7 @@ async fn an_ssh_address_outside_the_profiles_hosts_is_refused() -> Result<()> {
     assert_ne!(moved, profile);
     std::fs::write(&user.profile, moved)?;
     for extra in [vec!["--pipe"], vec!["--all"], vec!["--", "true"]] {
-        let out = user.run(&args(&SHOP, &extra), None).await?;
+        let out = user.run(&ssh_args(&SHOP, &extra), None).await?;
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
         assert!(
@@ -377,8 +369,8 @@ impl Drop for Tmux {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interactive_session_in_a_terminal() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
-    let term = Tmux::start("session", &typed_line(&user.tether(&args(&SITE, &[]))?))?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let term = Tmux::start("session", &typed_line(&user.tether(&ssh_args(&SITE, &[]))?))?;
     let screen = term.wait_for("web@web.0").await?;
     assert!(screen.contains("Welcome to Platform.sh"), "{screen}");
     assert!(
@@ -416,7 +408,7 @@ fn typed_line(cmd: &Command) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_choices_are_asked_for_at_a_terminal() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     let result_file = user.home().join("chosen.txt");
     let line = format!(
         "{} > {}; sleep 30",
@@ -459,7 +451,7 @@ fn shell_words(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_terminal_recording_and_real() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
 
     // A recording terminal: it keeps its argv, then runs the command it was given.
     let record = user.home().join("record-terminal");
@@ -475,7 +467,7 @@ async fn the_users_terminal_recording_and_real() -> Result<()> {
         ),
     )?;
     std::fs::set_permissions(&record, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let mut cmd = user.tether(&args(&SITE, &["--terminal"]))?;
+    let mut cmd = user.tether(&ssh_args(&SITE, &["--terminal"]))?;
     cmd.env("TERMINAL", &record);
     let out = run_async(cmd).await?;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -516,7 +508,7 @@ async fn the_users_terminal_recording_and_real() -> Result<()> {
             xterm_log.display()
         ),
     )?;
-    let mut cmd = user.tether(&args(&SITE, &["--terminal"]))?;
+    let mut cmd = user.tether(&ssh_args(&SITE, &["--terminal"]))?;
     cmd.env("TERMINAL", "xterm")
         .env("DISPLAY", &desktop.display)
         .env("XENVIRONMENT", &resources);

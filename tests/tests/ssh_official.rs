@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use anyhow::{bail, Result};
-use tether_e2e::cli::User;
+use tether_e2e::cli::{ssh_args, User};
 use tether_e2e::*;
 use tether_sim::SimOptions;
 
@@ -21,19 +21,6 @@ const MFA_API: [&str; 6] = ["-p", MFA_PROJECT, "-e", "main", "-A", "api"];
 
 /// The gateway's refusal, printed by a remote command of its own accord.
 const REFUSAL_TEXT: &str = "printf 'Hello Jane Doe, you successfully authenticated, but ...\\nError: Access denied\\nParameters: {\"amr\":[\"mfa\"]}\\n' >&2";
-
-fn ssh<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["ssh"];
-    v.extend_from_slice(base);
-    v.extend_from_slice(rest);
-    v
-}
-
-async fn signed_in(sim: &tether_sim::SimHandle, token: &str) -> Result<User> {
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(token)).await?;
-    Ok(user)
-}
 
 /// Runs `tether ARGS` in `dir` with these extra variables.
 async fn run_in(user: &User, dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Result<Output> {
@@ -60,9 +47,9 @@ fn ok(out: Output) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_command_that_prints_the_refusal_runs_once_and_keeps_its_status() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     let command = format!("echo ran >> ran.txt; {REFUSAL_TEXT}; exit 3");
-    let out = user.run(&ssh(&SITE, &[&command]), None).await?;
+    let out = user.run(&ssh_args(&SITE, &[&command]), None).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("Error: Access denied"));
     assert!(
@@ -70,21 +57,21 @@ async fn a_remote_command_that_prints_the_refusal_runs_once_and_keeps_its_status
         "a remote command's output is not a refusal: {}",
         text(&out.stderr)
     );
-    let ran = user.ok(&ssh(&SITE, &["cat ran.txt"]), None).await?;
+    let ran = user.ok(&ssh_args(&SITE, &["cat ran.txt"]), None).await?;
     assert_eq!(ran, "ran\n", "the command ran exactly once");
 
     // Even when its status is ssh's own failure and the certificate meets the demand, the
     // certificate is refreshed and the user is told to try again: nothing runs a second time.
-    let user = signed_in(&sim, ALICE_MFA_TOKEN).await?;
+    let user = User::signed_in(&sim.info, ALICE_MFA_TOKEN).await?;
     let command = format!("echo again >> again.txt; {REFUSAL_TEXT}; exit 255");
-    let out = user.run(&ssh(&SITE, &[&command]), None).await?;
+    let out = user.run(&ssh_args(&SITE, &[&command]), None).await?;
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("run the command again"),
         "{}",
         text(&out.stderr)
     );
-    let ran = user.ok(&ssh(&SITE, &["cat again.txt"]), None).await?;
+    let ran = user.ok(&ssh_args(&SITE, &["cat again.txt"]), None).await?;
     assert_eq!(ran, "again\n", "the command ran exactly once");
     Ok(())
 }
@@ -113,13 +100,13 @@ fn redirecting_ssh(dir: &Path, target: &str) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateways_two_line_refusal_gives_the_mfa_remedy() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let with_mfa = signed_in(&sim, ALICE_MFA_TOKEN).await?;
-    let target = with_mfa.ok(&ssh(&MFA_API, &["--pipe"]), None).await?;
+    let with_mfa = User::signed_in(&sim.info, ALICE_MFA_TOKEN).await?;
+    let target = with_mfa.ok(&ssh_args(&MFA_API, &["--pipe"]), None).await?;
     let target = target.trim();
 
     // The plain ssh client fails by itself (255) on the gateway's refusal, which holds both
     // lines, as against the real gateway.
-    let without = signed_in(&sim, ALICE_TOKEN).await?;
+    let without = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     without.ok(&["ssh-cert:load"], None).await?;
     without.ok(&["config:ssh", "--write"], None).await?;
     let mut plain = without.ssh(target);
@@ -141,7 +128,7 @@ async fn the_gateways_two_line_refusal_gives_the_mfa_remedy() -> Result<()> {
     // tether ssh with a certificate without MFA, refused by that gateway: the MFA remedy.
     let shim = tempfile::tempdir()?;
     let path = redirecting_ssh(shim.path(), target)?;
-    let mut cmd = without.tether(&ssh(&SITE, &["echo ran >> ran.txt"]))?;
+    let mut cmd = without.tether(&ssh_args(&SITE, &["echo ran >> ran.txt"]))?;
     cmd.env("PATH", &path);
     let out = run_async(cmd).await?;
     let stderr = text(&out.stderr);
@@ -153,11 +140,15 @@ async fn the_gateways_two_line_refusal_gives_the_mfa_remedy() -> Result<()> {
     );
     assert!(stderr.contains("--method mfa"), "{stderr}");
     // Nothing ran.
-    let out = with_mfa.run(&ssh(&MFA_API, &["cat ran.txt"]), None).await?;
+    let out = with_mfa
+        .run(&ssh_args(&MFA_API, &["cat ran.txt"]), None)
+        .await?;
     assert!(!out.status.success());
 
     // With an MFA session the same environment is reached.
-    let out = with_mfa.ok(&ssh(&MFA_API, &["echo", "in"]), None).await?;
+    let out = with_mfa
+        .ok(&ssh_args(&MFA_API, &["echo", "in"]), None)
+        .await?;
     assert_eq!(out, "in\n");
     Ok(())
 }
@@ -165,22 +156,25 @@ async fn the_gateways_two_line_refusal_gives_the_mfa_remedy() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_as_plain_words_and_ssh_options() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
-    let out = user.ok(&ssh(&SITE, &["ls", "-la", "/"]), None).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let out = user.ok(&ssh_args(&SITE, &["ls", "-la", "/"]), None).await?;
     assert!(out.contains(".."), "{out}");
     // `--` still works, and the words after it are the command's, dashes included.
     let out = user
-        .ok(&ssh(&SITE, &["--", "printf", "%s|", "-n", "a b"]), None)
+        .ok(
+            &ssh_args(&SITE, &["--", "printf", "%s|", "-n", "a b"]),
+            None,
+        )
         .await?;
     assert_eq!(out, "-n|a b|");
     let out = user
-        .ok(&ssh(&SITE, &["printf", "%s|", "-x", "it's"]), None)
+        .ok(&ssh_args(&SITE, &["printf", "%s|", "-x", "it's"]), None)
         .await?;
     assert_eq!(out, "-x|it's|");
 
     // -o (repeatable) and the profile's variable, one option per line, reach ssh: the gateway
     // passes LC_* variables on, as sshd does.
-    let mut cmd = user.tether(&ssh(
+    let mut cmd = user.tether(&ssh_args(
         &SITE,
         &[
             "-o",
@@ -199,7 +193,7 @@ async fn the_command_as_plain_words_and_ssh_options() -> Result<()> {
     assert_eq!(out.trim(), "from-flag/from-env");
     // A bad option is ssh's own failure, which passes on as 255.
     let out = user
-        .run(&ssh(&SITE, &["-o", "NoSuchOption yes", "true"]), None)
+        .run(&ssh_args(&SITE, &["-o", "NoSuchOption yes", "true"]), None)
         .await?;
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
     Ok(())
@@ -208,11 +202,11 @@ async fn the_command_as_plain_words_and_ssh_options() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_project_environment_and_app_are_chosen_as_the_official_client_does() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
-    let main = user.ok(&ssh(&SITE, &["--pipe"]), None).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let main = user.ok(&ssh_args(&SITE, &["--pipe"]), None).await?;
     let preview = user
         .ok(
-            &ssh(
+            &ssh_args(
                 &["-p", "rjify4yjcwxaa", "-e", "preview", "-A", "web"],
                 &["--pipe"],
             ),
@@ -318,8 +312,8 @@ async fn the_project_environment_and_app_are_chosen_as_the_official_client_does(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_aliases_and_login_methods() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
-    let user = signed_in(&sim, ALICE_TOKEN).await?;
-    let direct = user.ok(&ssh(&SITE, &["--pipe"]), None).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let direct = user.ok(&ssh_args(&SITE, &["--pipe"]), None).await?;
     let mut alias = vec!["environment:ssh"];
     alias.extend_from_slice(&SITE);
     alias.push("--pipe");

@@ -145,37 +145,56 @@ fn toml_string(s: &str) -> String {
 }
 
 impl ReadyInfo {
-    /// The profile `tether --profile FILE` reads to reach this simulator (`--profile-out`).
-    pub fn profile_toml(&self) -> String {
-        let list = |items: &[String]| {
-            items
-                .iter()
-                .map(|s| toml_string(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    /// What every profile of this simulator says: its name, URLs, client and host patterns.
+    fn profile_head(&self, comment: &str) -> String {
+        let patterns: Vec<String> = self
+            .ssh_host_patterns
+            .iter()
+            .map(|s| toml_string(s))
+            .collect();
         format!(
-            "# Written by tether-sim: a local platform for development and tests.\n\
+            "# Written by tether-sim: {comment}.\n\
              name = \"tether-sim\"\n\
              title = \"Local platform (tether-sim)\"\n\
              api_url = {api}\n\
              auth_url = {auth}\n\
              client_id = \"tether\"\n\
              token_env_var = \"TETHER_SIM_TOKEN\"\n\
-             ssh_host_patterns = [{patterns}]\n\
-             ssh_ca_keys = [{ca}]\n\n\
+             ssh_host_patterns = [{patterns}]\n",
+            api = toml_string(&self.api_url),
+            auth = toml_string(&self.auth_url),
+            patterns = patterns.join(", "),
+        )
+    }
+
+    /// The profile `tether --profile FILE` reads to reach this simulator (`--profile-out`).
+    pub fn profile_toml(&self) -> String {
+        format!(
+            "{head}ssh_ca_keys = [{ca}]\n\n\
              [ssh]\n\
              hostname = {host}\n\
              port = {port}\n\
              host_keys = [{key}]\n",
-            api = toml_string(&self.api_url),
-            auth = toml_string(&self.auth_url),
-            patterns = list(&self.ssh_host_patterns),
+            head = self.profile_head("a local platform for development and tests"),
             ca = toml_string(&self.ca_public_key),
             host = toml_string(&self.ssh_host),
             port = self.ssh_port,
             key = toml_string(&self.ssh_host_key),
         )
+    }
+
+    /// A profile shaped like the built-in ones (`--profile-out` with `--builtin-shaped`): no
+    /// `[ssh]` block, so `tether` reaches the gateways at their names through the system
+    /// resolver on port 22, and trusts the gateway's key as bundled `gateway_host_keys` for
+    /// those names. For a simulator serving on port 22 where those names resolve to it (a
+    /// network namespace with its own `/etc/hosts`).
+    pub fn builtin_shaped_profile_toml(&self, with_host_keys: bool) -> String {
+        let mut out = self.profile_head("a local platform at the real gateway names");
+        if with_host_keys {
+            let line = format!("{} {}", self.gateway_hosts.join(","), self.ssh_host_key);
+            out.push_str(&format!("gateway_host_keys = [{}]\n", toml_string(&line)));
+        }
+        out
     }
 }
 
@@ -187,43 +206,6 @@ fn gateway_hosts(fixture: &Fixture) -> Vec<String> {
         .iter()
         .flat_map(|r| ["ssh", "git"].map(|kind| format!("{kind}.{r}.{}", fixture.ssh_domain)))
         .collect()
-}
-
-impl ReadyInfo {
-    /// A profile shaped like the built-in ones (`--profile-out` with `--builtin-shaped`): no
-    /// `[ssh]` block, so `tether` reaches the gateways at their names through the system
-    /// resolver on port 22, and trusts the gateway's key as bundled `gateway_host_keys` for
-    /// those names. For a simulator serving on port 22 where those names resolve to it (a
-    /// network namespace with its own `/etc/hosts`).
-    pub fn builtin_shaped_profile_toml(&self, with_host_keys: bool) -> String {
-        let list = |items: &[String]| {
-            items
-                .iter()
-                .map(|s| toml_string(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let keys = if with_host_keys {
-            let line = format!("{} {}", self.gateway_hosts.join(","), self.ssh_host_key);
-            format!("gateway_host_keys = [{}]\n", toml_string(&line))
-        } else {
-            String::new()
-        };
-        format!(
-            "# Written by tether-sim: a local platform at the real gateway names.\n\
-             name = \"tether-sim\"\n\
-             title = \"Local platform (tether-sim)\"\n\
-             api_url = {api}\n\
-             auth_url = {auth}\n\
-             client_id = \"tether\"\n\
-             token_env_var = \"TETHER_SIM_TOKEN\"\n\
-             ssh_host_patterns = [{patterns}]\n\
-             {keys}",
-            api = toml_string(&self.api_url),
-            auth = toml_string(&self.auth_url),
-            patterns = list(&self.ssh_host_patterns),
-        )
-    }
 }
 
 pub struct Sim;
