@@ -224,16 +224,48 @@ impl User {
     }
 }
 
+/// A `tether login --no-browser …` that printed its sign-in URL and waits for the browser to
+/// come back to it. Dropping it stops the command.
+pub struct PendingLogin {
+    pub url: String,
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    seen: String,
+}
+
+impl PendingLogin {
+    /// Waits for `tether login` to finish, with everything it printed.
+    pub async fn finish(mut self) -> Result<Output> {
+        let lines = &mut self.lines;
+        let seen = &mut self.seen;
+        let rest = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        };
+        let (status, _) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(self.child.wait(), rest)
+        })
+        .await
+        .map_err(|_| anyhow!("tether login did not finish after the browser came back"))?;
+        let mut stdout = Vec::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            use tokio::io::AsyncReadExt;
+            out.read_to_end(&mut stdout).await?;
+        }
+        Ok(Output {
+            status: status?,
+            stdout,
+            stderr: std::mem::take(&mut self.seen).into_bytes(),
+        })
+    }
+}
+
 impl User {
-    /// `tether login --no-browser …`, with a real browser signing in at the URL it prints.
-    pub async fn browser_login(
-        &self,
-        browser: &crate::webdriver::WebDriver,
-        username: &str,
-        password: &str,
-        totp_secret: Option<&str>,
-        extra: &[&str],
-    ) -> Result<Output> {
+    /// Starts `tether login --no-browser --timeout 90 EXTRA…` and reads the sign-in URL it
+    /// prints.
+    pub async fn start_login(&self, extra: &[&str]) -> Result<PendingLogin> {
         use tokio::io::AsyncBufReadExt;
         let mut args = vec!["login", "--no-browser", "--timeout", "90"];
         args.extend_from_slice(extra);
@@ -260,28 +292,26 @@ impl User {
                 break u.to_string();
             }
         };
-        crate::webdriver::sign_in(browser, &url, username, password, totp_secret).await?;
-        let rest = async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                seen.push_str(&line);
-                seen.push('\n');
-            }
-        };
-        let (status, _) = tokio::time::timeout(Duration::from_secs(60), async {
-            tokio::join!(child.wait(), rest)
+        Ok(PendingLogin {
+            url,
+            child,
+            lines,
+            seen,
         })
-        .await
-        .map_err(|_| anyhow!("tether login did not finish after the browser came back"))?;
-        let mut stdout = Vec::new();
-        if let Some(mut out) = child.stdout.take() {
-            use tokio::io::AsyncReadExt;
-            out.read_to_end(&mut stdout).await?;
-        }
-        Ok(Output {
-            status: status?,
-            stdout,
-            stderr: seen.into_bytes(),
-        })
+    }
+
+    /// `tether login --no-browser …`, with a real browser signing in at the URL it prints.
+    pub async fn browser_login(
+        &self,
+        browser: &crate::webdriver::WebDriver,
+        username: &str,
+        password: &str,
+        totp_secret: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Output> {
+        let pending = self.start_login(extra).await?;
+        crate::webdriver::sign_in(browser, &pending.url, username, password, totp_secret).await?;
+        pending.finish().await
     }
 }
 

@@ -208,41 +208,18 @@ mod inside {
     #[ignore = "runs inside its own namespace, started by in_namespace::<same name>"]
     async fn sign_in_at_the_real_names() -> Result<()> {
         let t = Inside::start(KeyIn::Profile).await?;
-        let mut cmd = tokio::process::Command::from(t.user.tether(&[
-            "login",
-            "--no-browser",
-            "--timeout",
-            "60",
-        ])?);
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn()?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let url = loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .context("no sign-in URL within 30 s")??
-                .context("tether login ended before printing its URL")?;
-            if let Some(u) = line
-                .split_whitespace()
-                .find(|w| w.contains("/oauth2/authorize?"))
-            {
-                break u.to_string();
-            }
-        };
+        let pending = t.user.start_login(&[]).await?;
         let redirect = FormAgent::new(&t.sim.info.auth_url)
-            .login(&url, Some(ALICE_TOTP))
+            .login(&pending.url, Some(ALICE_TOTP))
             .await?;
         // The browser follows the redirect to tether's loopback listener.
         http().get(&redirect).send().await?;
-        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-            .await
-            .context("tether login did not finish")??;
-        ensure!(status.success(), "tether login failed");
+        let out = pending.finish().await?;
+        ensure!(
+            out.status.success(),
+            "tether login failed: {}",
+            text(&out.stderr)
+        );
         let who = t.user.ok(&["auth:info", "-P", "username"], None).await?;
         ensure!(who.trim() == "alice", "{who}");
         // The session's OpenSSH files read the user's known_hosts first, then Tether's.

@@ -5,11 +5,9 @@
 //! network: the test reads the URL `login --no-browser` prints, then stops it.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use tether_e2e::cli::User;
-use tokio::io::AsyncBufReadExt;
 
 /// A user with no profile of the simulator's: `--profile NAME` picks a built-in one.
 fn user() -> Result<User> {
@@ -21,35 +19,10 @@ fn user() -> Result<User> {
     })
 }
 
-/// The authorize URL `tether --profile NAME login --no-browser` prints.
+/// The authorize URL `tether login --no-browser --profile NAME` prints.
 async fn authorize_url(user: &User, profile: &str) -> Result<url::Url> {
-    let mut cmd = tokio::process::Command::from(user.tether(&[
-        "--profile",
-        profile,
-        "login",
-        "--no-browser",
-        "--timeout",
-        "30",
-    ])?);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().context("no stderr")?).lines();
-    let mut seen = String::new();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .with_context(|| format!("no URL within 20 s: {seen}"))??
-            .with_context(|| format!("login ended without a URL: {seen}"))?;
-        seen.push_str(&line);
-        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("https://")) {
-            break u.to_string();
-        }
-    };
-    let _ = child.kill().await;
-    Ok(url::Url::parse(&url)?)
+    let pending = user.start_login(&["--profile", profile]).await?;
+    Ok(url::Url::parse(&pending.url)?)
 }
 
 #[tokio::test]
