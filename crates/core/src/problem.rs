@@ -160,7 +160,9 @@ impl Classify for ApiError {
             ApiError::StepUp(s) => Problem::StepUp((&s.kind).into()),
             ApiError::Network { .. } => Problem::Unreachable,
             ApiError::NotFound { .. } => Problem::Usage,
-            ApiError::Http { .. } | ApiError::NotJson { .. } => Problem::Other,
+            ApiError::Http { .. } | ApiError::NotJson { .. } | ApiError::TooLarge { .. } => {
+                Problem::Other
+            }
         }
     }
 }
@@ -237,7 +239,7 @@ impl Classify for ExecError {
         match self {
             ExecError::Connect { .. } | ExecError::Timeout(_) => Problem::Unreachable,
             ExecError::AuthFailed => Problem::SignIn,
-            ExecError::HostKey(_) | ExecError::Ssh(_) => Problem::Other,
+            ExecError::HostKey(_) | ExecError::Ssh(_) | ExecError::OutputTooLarge => Problem::Other,
         }
     }
 }

@@ -264,7 +264,7 @@ fn environment_json(state: &State, fixture: &Fixture, p: &Project, e: &Environme
         "self".into(),
         json!({ "href": format!("{}/projects/{}/environments/{}", state.api_url, p.id, e.id) }),
     );
-    json!({
+    let mut record = json!({
         "id": e.id,
         "name": e.id,
         "machine_name": e.machine_name,
@@ -276,7 +276,11 @@ fn environment_json(state: &State, fixture: &Fixture, p: &Project, e: &Environme
         "is_main": e.kind == crate::fixture::EnvType::Production,
         "has_deployment": e.status != crate::fixture::EnvStatus::Inactive,
         "_links": links,
-    })
+    });
+    if e.api_filler > 0 {
+        record["_filler"] = Value::String(" ".repeat(e.api_filler));
+    }
+    record
 }
 
 async fn environments(

@@ -238,6 +238,10 @@ pub struct Environment {
     pub kind: EnvType,
     #[serde(default)]
     pub head_commit: Option<String>,
+    /// Bytes of filler the API adds to this environment's record (in `_filler`), for testing
+    /// clients against a platform that answers more than they should read.
+    #[serde(default)]
+    pub api_filler: usize,
 }
 
 impl Fixture {

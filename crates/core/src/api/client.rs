@@ -11,6 +11,11 @@ use super::step_up::{parse_step_up, ErrorBody};
 use super::ApiError;
 use crate::secret::Sensitive;
 
+/// The most a platform response's body may hold (4 MiB). The largest real answers (an
+/// organization's environment list) are far smaller; a body past this is not read further,
+/// so a broken or hostile server cannot make Tether hold what it sends.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
 /// What the client needs of a platform response: status, step-up header, body.
 pub(crate) struct Reply {
     pub status: u16,
@@ -18,20 +23,66 @@ pub(crate) struct Reply {
     pub body: Vec<u8>,
 }
 
+/// Why a response's body could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Network(reqwest::Error),
+    /// The body passed [`BODY_LIMIT`].
+    TooLarge,
+}
+
 impl Reply {
+    /// Reads a response, its body bounded by [`BODY_LIMIT`]: a larger body is cut there, so
+    /// it no longer parses (callers that can say why use [`Reply::read_bounded`]).
     pub async fn read(resp: reqwest::Response) -> Result<Reply, reqwest::Error> {
-        let status = resp.status().as_u16();
-        let www_authenticate = resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp.bytes().await?.to_vec();
-        Ok(Reply {
-            status,
-            www_authenticate,
-            body,
-        })
+        match Reply::read_within(resp, BODY_LIMIT).await {
+            Ok(reply) => Ok(reply),
+            Err((ReadError::Network(e), _)) => Err(e),
+            Err((ReadError::TooLarge, reply)) => Ok(reply),
+        }
+    }
+
+    /// Reads a response; a body past [`BODY_LIMIT`] is [`ReadError::TooLarge`].
+    pub async fn read_bounded(resp: reqwest::Response) -> Result<Reply, ReadError> {
+        Reply::read_within(resp, BODY_LIMIT)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// Reads chunk by chunk, stopping at `limit`: on failure, what was read so far.
+    async fn read_within(
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Reply, (ReadError, Reply)> {
+        let mut reply = Reply {
+            status: resp.status().as_u16(),
+            www_authenticate: resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: Vec::new(),
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
+            return Err((ReadError::TooLarge, reply));
+        }
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = limit.saturating_sub(reply.body.len());
+                    if chunk.len() > room {
+                        reply.body.extend_from_slice(&chunk[..room]);
+                        return Err((ReadError::TooLarge, reply));
+                    }
+                    reply.body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(reply),
+                Err(e) => return Err((ReadError::Network(e), reply)),
+            }
+        }
     }
 }
 
@@ -85,7 +136,13 @@ impl Api {
             status,
             www_authenticate: header,
             body,
-        } = Reply::read(resp).await.map_err(network)?;
+        } = Reply::read_bounded(resp).await.map_err(|e| match e {
+            ReadError::Network(e) => network(e),
+            ReadError::TooLarge => ApiError::TooLarge {
+                url: url.to_string(),
+                limit: BODY_LIMIT,
+            },
+        })?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body).map_err(|_| ApiError::NotJson {
                 status,
@@ -262,5 +319,78 @@ impl Api {
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with `body_len` bytes of `[`, announced or chunked.
+    async fn server(body_len: usize, announced: bool) -> Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = if announced {
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n\r\n")
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+                        .to_string()
+                };
+                let _ = sock.write_all(head.as_bytes()).await;
+                let chunk = vec![b'['; 64 * 1024];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if sock.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+            }
+        });
+        Url::parse(&format!("http://{addr}/")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_past_four_mib_is_refused_by_size_not_read_whole() {
+        for announced in [true, false] {
+            let api = Api::new(
+                reqwest::Client::new(),
+                server(5 * 1024 * 1024, announced).await,
+            );
+            let token = Sensitive::new("t".to_string());
+            let err = api
+                .get::<serde_json::Value>(&token, "users/me")
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ApiError::TooLarge {
+                        limit: BODY_LIMIT,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("larger than the 4 MiB"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_just_under_the_limit_is_read() {
+        let api = Api::new(reqwest::Client::new(), server(BODY_LIMIT, true).await);
+        let token = Sensitive::new("t".to_string());
+        // Read whole (4 MiB of `[` is not JSON, which is the next thing said).
+        let err = api
+            .get::<serde_json::Value>(&token, "users/me")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::NotJson { .. }), "{err:?}");
     }
 }

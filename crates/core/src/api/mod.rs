@@ -10,8 +10,8 @@ mod client;
 mod model;
 mod step_up;
 
-pub use client::Api;
 pub(crate) use client::Reply;
+pub use client::{Api, BODY_LIMIT};
 pub use model::{
     App, AppName, Deployment, Environment, EnvironmentId, IdError, Project, ProjectId, User,
 };
@@ -33,6 +33,12 @@ pub enum ApiError {
     },
     #[error("the platform answered HTTP {status} for {url} with something that is not JSON; try again later")]
     NotJson { status: u16, url: String },
+    #[error(
+        "the platform's answer for {url} is larger than the {} MiB Tether reads; try again \
+         later, and report it if it persists",
+        .limit / (1024 * 1024)
+    )]
+    TooLarge { url: String, limit: usize },
     #[error("cannot reach the platform at {url}: {message}")]
     Network { url: String, message: String },
 }
