@@ -214,3 +214,70 @@ async fn a_five_mib_api_answer_is_refused_and_the_agent_keeps_serving() -> Resul
     ensure!(err.contains("larger than the 4 MiB"), "{err}");
     Ok(())
 }
+
+/// No byte that a terminal reads as a command: C0 controls other than line feed, DEL, ESC.
+fn assert_inert(what: &str, out: &str) -> Result<()> {
+    let bad: Vec<char> = out
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    ensure!(
+        bad.is_empty(),
+        "{what} printed control characters {bad:?}: {out:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_title_with_terminal_escapes_is_printed_escaped() -> Result<()> {
+    let sim = start().await?;
+    let (user, _stop) = signed_in(&sim).await?;
+    let out = user.run(&["projects"], None).await?;
+    let stdout = text(&out.stdout);
+    ensure!(out.status.success(), "projects: {}", text(&out.stderr));
+    assert_inert("projects", &stdout)?;
+    ensure!(
+        stdout.contains("Bounded\\u{1b}]0;pwned\\u{7} \\u{1b}[31mred"),
+        "the title is shown, escaped: {stdout}"
+    );
+    // JSON keeps the title as the platform sent it (JSON escapes it itself).
+    let json = user.ok(&["projects", "--format", "json"], None).await?;
+    assert_inert("projects --format json", &json)?;
+    ensure!(json.contains("\\u001b]0;pwned"), "{json}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationship_names_with_a_dot_or_a_control_character_are_refused_by_name() -> Result<()> {
+    let sim = start().await?;
+    let (user, _stop) = signed_in(&sim).await?;
+    // `db.1` would be endpoint 1 of `db`.
+    let err = open_fails(&user, "boundedproj1", "dotted", "db.1").await?;
+    ensure!(
+        err.contains("contains a \".\", which Tether reads as an endpoint index"),
+        "{err}"
+    );
+    let out = user.run(&open_args("boundedproj1", "bell"), None).await?;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    ensure!(!out.status.success(), "bell: should fail: {stdout}");
+    assert_inert("tunnel:open of bell (stdout)", &stdout)?;
+    assert_inert("tunnel:open of bell (stderr)", &stderr)?;
+    ensure!(stderr.contains("contains a control character"), "{stderr}");
+    ensure!(
+        stderr.contains("cache\\u{7}\\u{1b}[2J"),
+        "named, escaped: {stderr}"
+    );
+    // The agent still lists tunnels and `-r` of a refused name says what there is, escaped.
+    let out = user
+        .run(
+            &[
+                &open_args("boundedproj1", "bell")[..],
+                &["-r", "nosuch"][..],
+            ]
+            .concat(),
+            None,
+        )
+        .await?;
+    assert_inert("tunnel:open -r nosuch", &text(&out.stderr))?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ use serde_json::json;
 use tether_core::access::AccessError;
 use tether_core::api::{AppName, Deployment, Environment, EnvironmentId, ProjectId};
 use tether_core::catalog::{Catalog, CatalogError};
+use tether_core::escape::Shown;
 use tether_core::select::{
     default_environment, git_remote_names, project_of_git_remote, EnvironmentRef, ProjectRef,
     APP_VARIABLE, BRANCH_VARIABLE, PROJECT_VARIABLE,
@@ -34,7 +35,7 @@ pub fn choose<T: Clone>(what: &str, options: &[(String, T)]) -> Result<Option<T>
     let mut err = std::io::stderr();
     writeln!(err, "Choose {what}:")?;
     for (i, (label, _)) in options.iter().enumerate() {
-        writeln!(err, "  [{}] {label}", i + 1)?;
+        writeln!(err, "  [{}] {}", i + 1, Shown(label))?;
     }
     loop {
         write!(err, "Number (1-{}): ", options.len())?;
@@ -63,7 +64,7 @@ pub async fn pick_project(cat: &Catalog, given: Option<ProjectId>) -> Result<Pro
         .iter()
         .map(|p| {
             (
-                format!("{} ({}, {})", p.title, p.id, p.region),
+                format!("{} ({}, {})", Shown(&p.title), p.id, Shown(&p.region)),
                 p.id.clone(),
             )
         })
@@ -73,7 +74,7 @@ pub async fn pick_project(cat: &Catalog, given: Option<ProjectId>) -> Result<Pro
             "choose a project with -p: {}",
             projects
                 .iter()
-                .map(|p| format!("{} ({})", p.id, p.title))
+                .map(|p| format!("{} ({})", p.id, Shown(&p.title)))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -91,7 +92,12 @@ pub async fn pick_environment(
     let envs = cat.environments(project).await?;
     let options: Vec<(String, EnvironmentId)> = envs
         .iter()
-        .map(|e| (format!("{} ({}, {})", e.id, e.status, e.kind), e.id.clone()))
+        .map(|e| {
+            (
+                format!("{} ({}, {})", e.id, Shown(&e.status), Shown(&e.kind)),
+                e.id.clone(),
+            )
+        })
         .collect();
     let id = choose("an environment", &options)?.ok_or_else(|| {
         anyhow!(
@@ -244,7 +250,12 @@ pub async fn projects(ctx: &Ctx) -> Result<()> {
     print(ctx.format, &list, || {
         let mut t = format!("{:<16} {:<10} {}", "ID", "REGION", "TITLE");
         for p in &list {
-            t.push_str(&format!("\n{:<16} {:<10} {}", p.id, p.region, p.title));
+            t.push_str(&format!(
+                "\n{:<16} {:<10} {}",
+                p.id,
+                Shown(&p.region),
+                Shown(&p.title)
+            ));
         }
         t
     });
@@ -273,7 +284,10 @@ pub async fn environments(ctx: &Ctx, project: Option<ProjectId>) -> Result<()> {
         for e in &list {
             t.push_str(&format!(
                 "\n{:<20} {:<28} {:<10} {}",
-                e.id, e.machine_name, e.status, e.kind
+                e.id,
+                Shown(&e.machine_name),
+                Shown(&e.status),
+                Shown(&e.kind)
             ));
         }
         t
@@ -318,10 +332,10 @@ pub async fn apps(
         for r in &rows {
             t.push_str(&format!(
                 "\n{:<24} {:<8} {:<14} {:<6} {}",
-                r["name"].as_str().unwrap_or_default(),
-                r["kind"].as_str().unwrap_or_default(),
-                r["type"].as_str().unwrap_or_default(),
-                r["size"].as_str().unwrap_or_default(),
+                Shown(r["name"].as_str().unwrap_or_default()),
+                Shown(r["kind"].as_str().unwrap_or_default()),
+                Shown(r["type"].as_str().unwrap_or_default()),
+                Shown(r["size"].as_str().unwrap_or_default()),
                 r["instances"]
             ));
         }

@@ -5,6 +5,7 @@ use anyhow::{anyhow, Result};
 use serde_json::json;
 use tether_core::access::Ready;
 use tether_core::cert::CertInfo;
+use tether_core::escape::Shown;
 use tether_core::openssh::Edit;
 use tether_core::Profile;
 
@@ -62,11 +63,11 @@ fn info_text(info: &CertInfo) -> String {
     format!(
         "Certificate {}\n  key id:      {}\n  principals:  {}\n  valid until: {}\n  MFA:         {}\n  extensions:  {}\n  key:         {}",
         info.path.display(),
-        info.key_id,
-        info.principals.join(", "),
+        Shown(&info.key_id),
+        Shown(&info.principals.join(", ")),
         output::when(info.valid_before),
         if info.has_mfa { "yes" } else { "no" },
-        info.extensions.join(", "),
+        Shown(&info.extensions.join(", ")),
         info.fingerprint
     )
 }

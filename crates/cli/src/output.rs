@@ -1,11 +1,12 @@
 //! Rendering for people and for scripts.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use tether_core::access::AccessError;
 use tether_core::api::{ApiError, StepUp};
+use tether_core::escape::{terminal_text, Shown};
 use tether_core::problem::{Problem, StepUpNeed};
 
 use crate::Format;
@@ -20,7 +21,7 @@ pub fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> Str
         Format::Text => {
             let t = text();
             if !t.is_empty() {
-                println!("{t}");
+                println!("{}", terminal_text(&t));
             }
         }
     }
@@ -29,7 +30,7 @@ pub fn print<T: Serialize>(format: Format, value: &T, text: impl FnOnce() -> Str
 /// Progress for people, on stderr so that stdout stays clean for scripts.
 pub fn progress(format: Format, message: &str) {
     if format == Format::Text {
-        eprintln!("{message}");
+        eprintln!("{}", terminal_text(message));
     }
 }
 
@@ -94,24 +95,33 @@ pub fn error(format: Format, e: &anyhow::Error, code: u8, problem: Option<Proble
                 "remedy": remedy,
             } })
         ),
-        Format::Text => match remedy {
-            Some(r) => eprintln!("tether: {e:#}\n{r}"),
-            None => eprintln!("tether: {e:#}"),
-        },
+        Format::Text => {
+            let message = format!("{e:#}");
+            let message = terminal_text(&message);
+            match remedy {
+                Some(r) => eprintln!("tether: {message}\n{r}"),
+                None => eprintln!("tether: {message}"),
+            }
+        }
     }
 }
 
 /// The keys of a JSON object, for "try one of" messages.
 pub fn keys(v: &serde_json::Value) -> String {
     v.as_object()
-        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+        .map(|o| {
+            o.keys()
+                .map(|k| Shown(k).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
 }
 
 /// One property's value: strings bare for people, JSON otherwise.
 pub fn property(format: Format, v: &serde_json::Value) {
     match (format, v) {
-        (Format::Text, serde_json::Value::String(s)) => println!("{s}"),
+        (Format::Text, serde_json::Value::String(s)) => println!("{}", Shown(s)),
         (_, other) => println!("{other}"),
     }
 }
@@ -121,12 +131,13 @@ pub fn now() -> u64 {
     tether_core::Clock::unix(&tether_core::SystemClock)
 }
 
-/// `2026-11-24 13:05:00 UTC (in 59 min)`.
+/// `2026-11-24 13:05:00 UTC (in 59 min)`. Any time the platform names, even `u64::MAX`.
 pub fn when(unix: u64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix);
-    let relative = match t.duration_since(SystemTime::now()) {
-        Ok(d) => format!("in {}", human(d)),
-        Err(e) => format!("{} ago", human(e.duration())),
+    let now = now();
+    let relative = if unix >= now {
+        format!("in {}", human(Duration::from_secs(unix - now)))
+    } else {
+        format!("{} ago", human(Duration::from_secs(now - unix)))
     };
     format!("{} ({relative})", utc(unix))
 }
@@ -136,7 +147,9 @@ fn human(d: Duration) -> String {
     match s {
         0..=89 => format!("{s} s"),
         90..=5399 => format!("{} min", (s + 30) / 60),
-        _ => format!("{:.1} h", s as f64 / 3600.0),
+        5400..=172_799 => format!("{:.1} h", s as f64 / 3600.0),
+        172_800..=63_071_999 => format!("{} days", s / 86_400),
+        _ => format!("{} years", s / 31_557_600),
     }
 }
 
@@ -164,6 +177,14 @@ pub fn utc(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificate_valid_until_the_end_of_time_is_shown_without_overflow() {
+        let shown = when(u64::MAX);
+        assert!(shown.contains("years)"), "{shown}");
+        assert!(when(0).contains("years ago"), "{}", when(0));
+        assert_eq!(human(Duration::from_secs(7200)), "2.0 h");
+    }
 
     #[test]
     fn utc_dates_are_right() {

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use tether_core::access::Access;
 use tether_core::agent::{self, AgentClient, Reply, Request};
 use tether_core::api::AppName;
+use tether_core::escape::Shown;
 use tether_core::select::{EnvironmentRef, ProjectRef};
 use tether_core::tunnel::{
     local_relationships, AppKey, CloseRequest, OpenReport, OpenRequest, TunnelHost, TunnelInfo,
@@ -235,12 +236,16 @@ fn opened_text(report: &OpenReport, cli: &Cli) -> String {
         t.push_str(&format!(
             "SSH tunnel opened to {} at: {}\n  local address: {}\n",
             tunnel.relationship_label(),
-            tunnel.url,
+            Shown(&tunnel.url),
             tunnel.local
         ));
     }
     for f in &report.failed {
-        t.push_str(&format!("Not opened: {}: {}\n", f.relationship, f.message));
+        t.push_str(&format!(
+            "Not opened: {}: {}\n",
+            Shown(&f.relationship),
+            Shown(&f.message)
+        ));
     }
     if report.tunnels.is_empty() {
         return t.trim_end().to_string();
@@ -267,7 +272,7 @@ trait Label {
 impl Label for TunnelInfo {
     /// `database` of `proj/main/app`, as a person reads it.
     fn relationship_label(&self) -> String {
-        format!("{} of {}", self.endpoint_id(), self.app)
+        format!("{} of {}", Shown(&self.endpoint_id().to_string()), self.app)
     }
 }
 
@@ -330,7 +335,7 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
         format!(
             "SSH tunnel opened to {} at: {}\n  local address: {}\n\nQuit with Ctrl+C.",
             tunnel.relationship_label(),
-            tunnel.url,
+            Shown(&tunnel.url),
             tunnel.local
         )
     });
@@ -347,7 +352,11 @@ fn choose_relationship(names: &[String]) -> Result<String> {
         Some(name) => Ok(name),
         None => bail!(
             "this app has several relationships: choose one with -r ({})",
-            names.join(", ")
+            names
+                .iter()
+                .map(|n| Shown(n).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -390,7 +399,11 @@ fn list_text(tunnels: &[TunnelInfo]) -> String {
             x.app.project.as_str(),
             x.app.environment.as_str(),
             x.app.app.as_str(),
-            format!("{} → {}", x.endpoint_id(), x.remote),
+            format!(
+                "{} → {}",
+                Shown(&x.endpoint_id().to_string()),
+                Shown(&x.remote)
+            ),
             x.counters.connections,
             bytes(x.counters.bytes_sent),
             bytes(x.counters.bytes_received),
@@ -402,7 +415,7 @@ fn list_text(tunnels: &[TunnelInfo]) -> String {
 
 fn state_text(state: &TunnelState, last_error: Option<&str>) -> String {
     match (state, last_error) {
-        (TunnelState::Open, Some(e)) => format!("open (last connection failed: {e})"),
+        (TunnelState::Open, Some(e)) => format!("open (last connection failed: {})", Shown(e)),
         _ => state.to_string(),
     }
 }

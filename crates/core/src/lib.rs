@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cert;
 pub mod context;
+pub mod escape;
 pub mod memory;
 pub mod openssh;
 pub mod private_files;

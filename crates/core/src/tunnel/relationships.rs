@@ -96,7 +96,11 @@ fn unknown_relationship(name: &str, known: &[String]) -> String {
     } else {
         format!(
             "relationship {name:?} not found; this app's relationships are: {}",
-            known.join(", ")
+            known
+                .iter()
+                .map(|k| crate::escape::terminal(k))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -188,6 +192,36 @@ pub enum EndpointProblem {
     PortOutOfRange { port: String },
     #[error("\"port\" {port:?} is not a port number")]
     NotAPort { port: String },
+    #[error("the name {}", .0)]
+    BadName(NameFault),
+}
+
+/// Why a relationship's name cannot be used: it would be read as something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameFault {
+    #[error("is empty")]
+    Empty,
+    /// `db.1` would be endpoint 1 of `db`.
+    #[error("contains a \".\", which Tether reads as an endpoint index (name.N)")]
+    Dot,
+    /// It would reach a terminal as a command to it.
+    #[error("contains a control character")]
+    Control,
+}
+
+impl NameFault {
+    /// What is wrong with a relationship name the platform sent, if anything.
+    pub fn of(name: &str) -> Option<NameFault> {
+        if name.is_empty() {
+            Some(NameFault::Empty)
+        } else if name.contains('.') {
+            Some(NameFault::Dot)
+        } else if name.chars().any(char::is_control) {
+            Some(NameFault::Control)
+        } else {
+            None
+        }
+    }
 }
 
 /// One endpoint of one relationship: `database` is `database.0`. Printed the way the
@@ -607,6 +641,14 @@ fn decode_relationship(name: &str, entries: &Value) -> Relationship {
         endpoints: Vec::new(),
         problems: Vec::new(),
     };
+    if let Some(fault) = NameFault::of(name) {
+        relationship.problems.push(EndpointError {
+            relationship: name.to_string(),
+            index: None,
+            problem: EndpointProblem::BadName(fault),
+        });
+        return relationship;
+    }
     // The official export writes a relationship whose tunnelled indexes are not 0, 1, … as an
     // object keyed by index (`{"1": {…}}`); a value read back from it keeps those indexes.
     if let Value::Object(o) = entries {
@@ -1529,6 +1571,48 @@ mod tests {
     }
 
     #[test]
+    fn relationship_names_with_a_dot_or_a_control_character_are_refused_alone() {
+        let r = decode_value(&json!({
+            "db.1": [postgresql()],
+            "db": [postgresql()],
+            "cache\u{1b}[2J": [redis()],
+            "": [redis()],
+        }));
+        // Only `db` can be tunnelled, and `db.1` is no longer a name that could shadow it.
+        let ids: Vec<String> = r.endpoints().map(|e| e.id().to_string()).collect();
+        assert_eq!(ids, ["db"]);
+        let faults: Vec<(String, EndpointProblem)> = r
+            .problems()
+            .map(|p| (p.relationship.clone(), p.problem.clone()))
+            .collect();
+        assert_eq!(
+            faults,
+            [
+                ("db.1".to_string(), EndpointProblem::BadName(NameFault::Dot)),
+                (
+                    "cache\u{1b}[2J".to_string(),
+                    EndpointProblem::BadName(NameFault::Control)
+                ),
+                (String::new(), EndpointProblem::BadName(NameFault::Empty)),
+            ]
+        );
+        let e = r.get("cache\u{1b}[2J").unwrap().endpoint(0).unwrap_err();
+        assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        assert!(e.to_string().contains("control character"), "{e}");
+        // `db.1` is endpoint 1 of `db`, which has none.
+        assert!(matches!(
+            r.endpoint(&EndpointId::parse("db.1")),
+            Err(RelationshipsError::UnknownEndpoint { index: 1, .. })
+        ));
+        // Listing the names does not print the escape either.
+        let e = r.get("nosuch").unwrap_err().to_string();
+        assert!(
+            !e.contains('\u{1b}') && e.contains("cache\\u{1b}[2J"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_mongodb_replica_set_uri_in_host_becomes_its_first_host_as_the_official_client_does() {
         let uri = "mongodb://main:secret@mongo1.internal,mongo2.internal:27017/main?replicaSet=rs0";
         let endpoint = json!({"scheme": "mongodb", "host": uri, "port": 27017,
@@ -2009,7 +2093,7 @@ mod tests {
 
         #[test]
         fn the_export_keeps_every_field_it_does_not_rewrite(
-            endpoints in prop::collection::btree_map("[a-z_.]{1,10}", prop::collection::vec(any_endpoint(), 1..3), 1..4),
+            endpoints in prop::collection::btree_map("[a-z_]{1,10}", prop::collection::vec(any_endpoint(), 1..3), 1..4),
             first_port in 1u16..60000,
         ) {
             let value = Value::Object(endpoints.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect());
