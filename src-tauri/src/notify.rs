@@ -18,15 +18,31 @@ pub type Note = (String, String);
 /// Shows a notification, off the caller's thread (the D-Bus call blocks).
 pub fn show((summary, body): Note) {
     std::thread::spawn(move || {
+        // Unknown capabilities are taken to include markup: an entity shown as written is a
+        // lesser harm than a name read as a link.
+        let markup = notify_rust::get_capabilities()
+            .map_or(true, |caps| caps.iter().any(|c| c == "body-markup"));
         if let Err(e) = notify_rust::Notification::new()
             .appname("Tether")
             .summary(&summary)
-            .body(&body)
+            .body(&body_for(markup, &body))
             .show()
         {
             tracing::warn!(error = %e, "cannot show a notification");
         }
     });
+}
+
+/// The body as the server reads it. Servers with the `body-markup` capability read `<b>`,
+/// `<a href>` and entities, and notes carry names the platform chose (apps, relationships,
+/// reasons), so those servers get `<`, `>` and `&` escaped. The summary is plain text for
+/// every server.
+fn body_for(server_reads_markup: bool, body: &str) -> String {
+    if server_reads_markup {
+        tether_core::escape::markup(body).into_owned()
+    } else {
+        body.to_string()
+    }
 }
 
 /// Puts text on the clipboard and says so (without the text, which may be a password).
@@ -173,6 +189,16 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_for_markup_servers_escape_what_the_platform_named() {
+        let body = "Tunnel to <a href=\"https://evil\">db</a> & co is down";
+        assert_eq!(
+            body_for(true, body),
+            "Tunnel to &lt;a href=\"https://evil\"&gt;db&lt;/a&gt; &amp; co is down"
+        );
+        assert_eq!(body_for(false, body), body);
+    }
 
     fn tunnel(state: &str, down: bool) -> Event {
         Event::Tunnel {

@@ -1,5 +1,6 @@
 //! A notification server (`org.freedesktop.Notifications`) on a test's session bus, as a
-//! desktop's would be: it records every notification an app sends, in order.
+//! desktop's would be: it records every notification an app sends, in order. It advertises
+//! `body-markup` as common desktops do, so what it records is what such a server would parse.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,8 +44,9 @@ impl Server {
 
     async fn close_notification(&self, _id: u32) {}
 
+    /// As GNOME's and KDE's servers: bodies are read as markup, so an app must escape them.
     async fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".into()]
+        vec!["body".into(), "body-markup".into()]
     }
 
     async fn get_server_information(&self) -> (String, String, String, String) {
