@@ -107,7 +107,11 @@ pub fn check(cert: &Certificate, e: &Expectations<'_>) -> Result<(), CertProblem
     if cert.valid_after() > e.now {
         return Err(CertProblem::NotYetValid);
     }
-    if cert.valid_before() <= e.now + usable_margin(e.margin, cert, e.received) {
+    // Saturating: the times are the platform's, and may be anything up to `u64::MAX`.
+    if cert.valid_before()
+        <= e.now
+            .saturating_add(usable_margin(e.margin, cert, e.received))
+    {
         return Err(CertProblem::ExpiresSoon {
             valid_before: cert.valid_before(),
             now: e.now,
@@ -202,6 +206,46 @@ mod tests {
             .valid_principal("p")
             .unwrap();
         b.sign(&ca).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_valid_until_u64_max_is_usable_and_its_times_do_not_overflow() {
+        let c = cert(T0, u64::MAX);
+        assert_eq!(lifetime(&c, Some(T0 + 5)), u64::MAX - T0 - 5);
+        assert_eq!(usable_margin(120, &c, None), 120);
+        assert_eq!(useful_from(&c, Some(T0 + 5)), T0 + 5);
+        let forever = cert(0, u64::MAX);
+        assert_eq!(lifetime(&forever, None), u64::MAX);
+        assert_eq!(
+            usable_margin(u64::MAX, &forever, None),
+            u64::MAX.div_ceil(10)
+        );
+        let key = PrivateKey::from(Ed25519Keypair::from_seed(&[2; 32]));
+        let claims = Claims {
+            sub: "u".into(),
+            access_id: None,
+            jti: None,
+            amr: vec!["pwd".into()],
+            auth_time: None,
+            scp: None,
+            grant: None,
+            act: None,
+            exp: None,
+        };
+        let at = |now, margin| Expectations {
+            key: key.public_key(),
+            claims: &claims,
+            now,
+            margin,
+            received: None,
+            ca_keys: &[],
+        };
+        assert_eq!(check(&c, &at(T0 + 10, 120)), Ok(()));
+        // A clock or margin at the end of time does not wrap around into "valid".
+        assert!(matches!(
+            check(&forever, &at(u64::MAX - 1, u64::MAX)),
+            Err(CertProblem::ExpiresSoon { .. })
+        ));
     }
 
     #[test]
