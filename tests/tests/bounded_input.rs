@@ -281,3 +281,29 @@ async fn relationship_names_with_a_dot_or_a_control_character_are_refused_by_nam
     assert_inert("tunnel:open -r nosuch", &text(&out.stderr))?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_valid_until_the_end_of_time_is_loaded_and_shown() -> Result<()> {
+    let (echo, _) = echo_server().await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let options = SimOptions {
+        // valid_before within a minute of u64::MAX.
+        certificate_lifetime: std::time::Duration::from_secs(u64::MAX - now - 60),
+        ..SimOptions::default()
+    };
+    let sim = Sim::start(fixture(echo)?, options).await?;
+    let (user, _stop) = signed_in(&sim).await?;
+    let load = user.run(&["ssh-cert:load"], None).await?;
+    let err = text(&load.stderr);
+    ensure!(load.status.success(), "ssh-cert:load: {err}");
+    ensure!(!err.contains("panicked"), "{err}");
+    let info = user.run(&["ssh-cert:info"], None).await?;
+    let (out, err) = (text(&info.stdout), text(&info.stderr));
+    ensure!(info.status.success(), "ssh-cert:info: {err}");
+    ensure!(out.contains("years)"), "valid for years: {out}");
+    // And the certificate works: the agent opens a tunnel with it.
+    user.ok(&open_args("boundedproj1", "fine"), None).await?;
+    Ok(())
+}
