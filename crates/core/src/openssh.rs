@@ -49,7 +49,7 @@ pub enum OpensshError {
     NotAFile { path: PathBuf },
     #[error("{0}; Tether will not write it into an SSH configuration")]
     Profile(#[from] FieldError),
-    #[error("the path {0:?} has a quote, line break or other control character; Tether will not write it into an SSH configuration")]
+    #[error("the path {0:?} has something OpenSSH would read as syntax (a quote, a backslash, \"${{\", a control character, or a glob character in the directory Tether includes); Tether will not write it into an SSH configuration: use a data directory and home without them")]
     UnsafePath(PathBuf),
 }
 
@@ -95,11 +95,49 @@ pub struct RefreshHook {
     pub profile_arg: String,
 }
 
-/// Characters that would end or escape the hook's quoting: OpenSSH's own (double quotes,
-/// backslashes) and the shell's (single quotes); and anything that is no printable text.
+/// What no value Tether writes into an SSH config line may hold, whatever the line: what
+/// would end or escape OpenSSH's quoting (double and single quotes, backslashes; OpenSSH 8.7+
+/// reads all three) or the hook's shell quoting, `${`, which OpenSSH expands as an environment
+/// variable with no way to escape it, and anything that is no printable text. `%` is allowed:
+/// it is doubled where OpenSSH expands tokens ([`config_path`]).
 fn unquotable(s: &str) -> bool {
-    s.chars()
-        .any(|c| matches!(c, '\'' | '"' | '\\') || c.is_control())
+    s.contains("${")
+        || s.chars()
+            .any(|c| matches!(c, '\'' | '"' | '\\') || c.is_control())
+}
+
+/// A path checked for every SSH config line: UTF-8 and nothing [`unquotable`]. The one check
+/// every writer (session config, `~/.ssh/config` block, `ssh -o` options, hook) makes.
+pub fn check_path(p: &Path) -> Result<&str, OpensshError> {
+    p.to_str()
+        .filter(|s| !unquotable(s))
+        .ok_or_else(|| OpensshError::UnsafePath(p.to_path_buf()))
+}
+
+/// How OpenSSH reads a directive's argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directive {
+    /// `%` tokens are expanded (`CertificateFile`, `IdentityFile`, `UserKnownHostsFile`):
+    /// a literal `%` is written `%%`.
+    Tokens,
+    /// Neither tokens nor variables (`Include`, which globs instead): written as it is.
+    Literal,
+}
+
+/// A path (checked with [`check_path`]) as one ssh_config argument: `%` doubled where the
+/// directive expands tokens, in double quotes when it has whitespace or a `#` (which would
+/// split it or start a comment). Used by every line and `-o` option that names a path.
+pub fn config_path(p: &Path, directive: Directive) -> String {
+    let s = p.display().to_string();
+    let s = match directive {
+        Directive::Tokens => s.replace('%', "%%"),
+        Directive::Literal => s,
+    };
+    if s.contains(|c: char| c.is_whitespace() || c == '#') {
+        format!("\"{s}\"")
+    } else {
+        s
+    }
 }
 
 impl RefreshHook {
@@ -116,7 +154,7 @@ impl RefreshHook {
             ("profile", &*self.profile_arg),
         ] {
             if unquotable(value) {
-                tracing::warn!(%what, value = ?value, "a quote, backslash or control character cannot be written into the SSH config's refresh command: plain ssh will not renew the certificate");
+                tracing::warn!(%what, value = ?value, "a quote, backslash, \"${{\" or control character cannot be written into the SSH config's refresh command: plain ssh will not renew the certificate");
                 return None;
             }
         }
@@ -130,14 +168,9 @@ impl RefreshHook {
     }
 }
 
-/// Quotes a path for ssh_config when it has spaces.
+/// A file path for a directive that expands tokens.
 fn ssh_path(p: &Path) -> String {
-    let s = p.display().to_string();
-    if s.contains(char::is_whitespace) {
-        format!("\"{s}\"")
-    } else {
-        s
-    }
+    config_path(p, Directive::Tokens)
 }
 
 /// The session's config file for a profile. With a hook, a `Match host … exec` line comes
@@ -233,16 +266,12 @@ pub fn write_session_files(
 ) -> Result<(), OpensshError> {
     profile.validate()?;
     let written = [cert.certificate(), cert.key(), files.known_hosts.clone()];
-    if let Some(bad) = written
+    for path in written
         .iter()
         .chain(&files.default_identities)
         .chain(&files.user_known_hosts)
-        .find(|p| {
-            p.to_str()
-                .is_none_or(|s| s.contains('"') || s.chars().any(char::is_control))
-        })
     {
-        return Err(OpensshError::UnsafePath(bad.clone()));
+        check_path(path)?;
     }
     create_private_dir(&files.include_dir)?;
     write_atomic(
@@ -266,8 +295,18 @@ pub fn block(patterns: &BTreeSet<String>, files: &SshFiles) -> String {
     format!(
         "{BLOCK_BEGIN}\nHost {}\n  Include {}\nHost *\n{BLOCK_END}\n",
         hosts.join(" "),
-        ssh_path(&files.include_dir.join("*.config"))
+        config_path(&files.include_dir.join("*.config"), Directive::Literal)
     )
+}
+
+/// The directory the block includes, checked as every path is, and free of glob characters
+/// (`Include` globs its argument, so `[` in a home directory would change what it reads).
+fn check_include_dir(files: &SshFiles) -> Result<(), OpensshError> {
+    let dir = check_path(&files.include_dir)?;
+    if dir.contains(['*', '?', '[', ']']) {
+        return Err(OpensshError::UnsafePath(files.include_dir.clone()));
+    }
+    Ok(())
 }
 
 /// What the user's config looks like around the block.
@@ -435,6 +474,7 @@ pub fn install_block(
     files: &SshFiles,
     patterns: &[String],
 ) -> Result<Edit, OpensshError> {
+    check_include_dir(files)?;
     if !paths.ssh_dir.exists() {
         create_private_dir(&paths.ssh_dir)?;
     }
@@ -862,6 +902,78 @@ mod tests {
         let g = ssh_g(&files.config, "github.com");
         assert!(!g.contains("certificatefile"), "{g}");
         assert!(!record.exists(), "the hook ran for another host");
+    }
+
+    #[test]
+    fn paths_with_percent_space_and_hash_reach_openssh_as_they_are_everywhere() {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("Ann 100% #1");
+        std::fs::create_dir_all(&home).unwrap();
+        let paths = Paths::under_home(&home, None);
+        let p = Profile::platformsh();
+        let files = SshFiles::new(&paths, &p);
+        let cert = CertFiles::new(paths.session_dir(&p));
+        write_session_files(&p, &cert, &files, None).unwrap();
+        install_block(&paths, &files, &p.ssh_host_patterns).unwrap();
+        // Through ~/.ssh/config: the block's Include finds the session config (no token
+        // expansion there), and the known-hosts path comes back with its `%` (expanded there).
+        let g = ssh_g(&paths.ssh_config(), "ssh.eu-3.platform.sh");
+        let known = files.known_hosts.display().to_string();
+        assert!(
+            g.lines()
+                .any(|l| l.starts_with("userknownhostsfile ") && l.ends_with(&known)),
+            "{known} in {g}"
+        );
+        // `ssh -o` gets the same spelling as the config lines.
+        let o = crate::openssh::host_key_options(&files);
+        assert!(o[1].contains("Ann 100%% #1"), "{o:?}");
+        assert!(o[1].starts_with("UserKnownHostsFile=\""), "{o:?}");
+    }
+
+    #[test]
+    fn paths_openssh_would_read_as_syntax_are_refused_by_every_writer() {
+        for bad in [
+            "Ann ${HOME}",
+            "O'Brien",
+            "say \"hi\"",
+            "back\\slash",
+            "line\nbreak",
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            let home = root.path().join(bad);
+            std::fs::create_dir_all(&home).unwrap();
+            let paths = Paths::under_home(&home, None);
+            let p = Profile::platformsh();
+            let files = SshFiles::new(&paths, &p);
+            let cert = CertFiles::new(paths.session_dir(&p));
+            assert!(
+                matches!(
+                    write_session_files(&p, &cert, &files, None),
+                    Err(OpensshError::UnsafePath(_))
+                ),
+                "{bad:?}: session files"
+            );
+            // The block's Include was written without a check before.
+            assert!(
+                matches!(
+                    install_block(&paths, &files, &p.ssh_host_patterns),
+                    Err(OpensshError::UnsafePath(_))
+                ),
+                "{bad:?}: ~/.ssh/config block"
+            );
+            assert!(!paths.ssh_config().exists(), "{bad:?}: nothing written");
+            let hook = RefreshHook {
+                program: home.join("tether"),
+                profile_arg: "platformsh".into(),
+            };
+            assert_eq!(hook.command(), None, "{bad:?}: hook");
+        }
+        // `Include` globs: a `[` in the data directory would change what it reads.
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under_home(&root.path().join("a[1]"), None);
+        let files = SshFiles::new(&paths, &Profile::platformsh());
+        let e = install_block(&paths, &files, &["*.platform.sh".into()]).unwrap_err();
+        assert!(e.to_string().contains("glob character"), "{e}");
     }
 
     #[test]

@@ -9,13 +9,12 @@ use crate::profile::Profile;
 
 use super::url::SshUrl;
 
+/// `-o Name=path`, written as the session config writes it (`ssh -o` reads config lines).
 fn option(name: &str, value: &Path) -> String {
-    let v = value.display().to_string();
-    if v.contains(char::is_whitespace) {
-        format!("{name}=\"{v}\"")
-    } else {
-        format!("{name}={v}")
-    }
+    format!(
+        "{name}={}",
+        crate::openssh::config_path(value, crate::openssh::Directive::Tokens)
+    )
 }
 
 /// Arguments for `ssh` (without the program name): the session's certificate, identity and
