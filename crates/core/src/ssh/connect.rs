@@ -164,11 +164,30 @@ pub fn command_config(timeout: Duration) -> client::Config {
     }
 }
 
+/// How often an idle tunnel connection asks the gateway whether it is still there.
+const TUNNEL_KEEPALIVE: Duration = Duration::from_secs(5);
+/// Unanswered keepalives in a row before the connection counts as dead.
+const TUNNEL_KEEPALIVE_MAX: usize = 2;
+/// How long a tunnel connection can hear nothing from the gateway before it is dropped (and
+/// made again): a laptop that lost its network notices within this, with no traffic at all.
+pub const TUNNEL_DEAD_AFTER: Duration =
+    TUNNEL_KEEPALIVE.saturating_mul(TUNNEL_KEEPALIVE_MAX as u32 + 1);
+
+/// How long the TCP connect to a gateway may take. A silent network (a dropped SYN) gets no
+/// answer at all, and the kernel's own retries would wait minutes; giving up early and
+/// starting a fresh attempt means a network that comes back is used within about a second.
+pub const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the whole connection may take: TCP, the SSH handshake and authentication. A
+/// gateway that accepts TCP and then says nothing must not hold a tunnel (or anything
+/// waiting on it) forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The client settings for tunnels, tuned for throughput: wide channel windows so that a
 /// stream is never stalled waiting for window adjustments on a fast link, a deep per-channel
 /// queue, AES-GCM first (hardware AES makes it the fastest cipher a server
 /// offers) then chacha20-poly1305, and keepalives so that a dead network is noticed within
-/// a minute even when no data flows.
+/// [`TUNNEL_DEAD_AFTER`] even when no data flows (russh gives up once `keepalive_max`
+/// keepalives in a row went unanswered, one interval after the last).
 pub fn tunnel_config() -> client::Config {
     use russh::cipher;
     let preferred = russh::Preferred {
@@ -191,8 +210,8 @@ pub fn tunnel_config() -> client::Config {
         channel_buffer_size: 1024,
         preferred,
         inactivity_timeout: None,
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 3,
+        keepalive_interval: Some(TUNNEL_KEEPALIVE),
+        keepalive_max: TUNNEL_KEEPALIVE_MAX,
         nodelay: true,
         ..Default::default()
     }
@@ -214,12 +233,19 @@ async fn open_socket(
 ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static, ConnectError>
 {
     use tokio::io::AsyncWriteExt;
-    let tcp = tokio::net::TcpStream::connect((endpoint.address.as_str(), endpoint.port))
-        .await
-        .map_err(|e| ConnectError::Connect {
-            addr: endpoint.addr(),
-            message: e.to_string(),
-        })?;
+    let tcp = tokio::time::timeout(
+        TCP_CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((endpoint.address.as_str(), endpoint.port)),
+    )
+    .await
+    .map_err(|_| ConnectError::Connect {
+        addr: endpoint.addr(),
+        message: no_answer(TCP_CONNECT_TIMEOUT),
+    })?
+    .map_err(|e| ConnectError::Connect {
+        addr: endpoint.addr(),
+        message: e.to_string(),
+    })?;
     let _ = tcp.set_nodelay(true);
     let (read, mut write) = tcp.into_split();
     let (session_side, pump_side) = tokio::io::duplex(OUTBOX);
@@ -269,8 +295,33 @@ fn for_endpoint(base: &client::Config, endpoint: &Endpoint) -> client::Config {
     }
 }
 
-/// Connects to `endpoint` and authenticates as `url`'s user with the certificate.
+fn no_answer(after: Duration) -> String {
+    format!("no answer within {} s", after.as_secs())
+}
+
+/// Connects to `endpoint` and authenticates as `url`'s user with the certificate, giving up
+/// after [`CONNECT_TIMEOUT`].
 pub async fn connect(
+    config: Arc<client::Config>,
+    endpoint: &Endpoint,
+    url: &SshUrl,
+    key: PrivateKey,
+    cert: Certificate,
+) -> Result<Connection, ConnectError> {
+    tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        connect_unbounded(config, endpoint, url, key, cert),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ConnectError::Connect {
+            addr: endpoint.addr(),
+            message: no_answer(CONNECT_TIMEOUT),
+        })
+    })
+}
+
+async fn connect_unbounded(
     config: Arc<client::Config>,
     endpoint: &Endpoint,
     url: &SshUrl,

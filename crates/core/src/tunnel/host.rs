@@ -7,6 +7,14 @@
 //! link to come back (up to [`WAIT_FOR_LINK`]) instead of being refused, so a client that
 //! retries, or simply connects during a short outage, gets through. Closing a tunnel ends its
 //! connections and frees its port before [`TunnelHost::close`] returns.
+//!
+//! Each app has a lock of its own: opening an app's tunnels (or reading its relationships)
+//! waits only for other work on the same app, never for another app's gateway, and closing
+//! takes no lock at all, so it answers at once whatever a gateway does.
+//!
+//! Bytes through a tunnel are not a person's activity: a database client polling through a
+//! tunnel must not keep a session alive for ever. Commands, the ssh hook and the desktop's
+//! actions are, and they record it themselves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -46,8 +54,10 @@ const RELATIONSHIPS_TIMEOUT: Duration = Duration::from_secs(30);
 const BURST: usize = 32;
 /// How long after a burst's last connection its memory is given back.
 const RELEASE_DELAY: Duration = Duration::from_millis(500);
-/// Tunnel traffic counts as using the session, at most this often.
-const TOUCH_EVERY: u64 = 60;
+/// A channel that takes longer than this to open makes the connection prove that the gateway
+/// still answers ([`Carrier::probe`]): the arrival of a local connection is when a network
+/// that went silent is noticed.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// The app a tunnel belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -443,10 +453,10 @@ struct Inner {
     ports: PortBook,
     config: Arc<client::Config>,
     next_id: AtomicU64,
-    last_touch: AtomicU64,
-    /// Serializes `open` and `close`, so that two shells opening the same app at once do not
-    /// both bind it.
-    opening: tokio::sync::Mutex<()>,
+    /// One lock per app, held while its tunnels open or its relationships are read, so that
+    /// two shells opening the same app at once do not both bind it, and a read does not drop
+    /// the connection an open is about to use.
+    app_locks: Mutex<HashMap<AppKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The tunnels of one profile. Cheap to clone; every clone is the same host.
@@ -473,8 +483,7 @@ impl TunnelHost {
             ports,
             config: Arc::new(tunnel_config()),
             next_id: AtomicU64::new(1),
-            last_touch: AtomicU64::new(0),
-            opening: tokio::sync::Mutex::new(()),
+            app_locks: Mutex::new(HashMap::new()),
         });
         let mut events = inner.access.keeper().subscribe();
         let weak = Arc::downgrade(&inner);
@@ -510,6 +519,7 @@ impl TunnelHost {
 
     /// The relationships of an app's current deployment, read over SSH once per deployment.
     pub async fn relationships(&self, app: &AppKey) -> Result<Relationships, TunnelError> {
+        let _serial = self.inner.lock_app(app).await;
         let url = self.url(app).await?;
         let read = self.read_relationships(app, url).await;
         self.drop_link_if_unused(app).await;
@@ -572,6 +582,14 @@ impl TunnelHost {
                     reason: state.why_down(),
                 },
             })?;
+        // A connection that looks up may have gone silent: ask before waiting on a command.
+        if !carrier.probe().await {
+            link.lost(&carrier);
+            return Err(TunnelError::Unreachable {
+                app: app.clone(),
+                reason: "the gateway stopped answering".into(),
+            });
+        }
         let output = run_on(&carrier.handle, READ_RELATIONSHIPS)
             .await
             .map_err(|message| self.refused(app, message))?;
@@ -622,8 +640,8 @@ impl TunnelHost {
     /// Opens tunnels to an app's relationships (all, or those named). Returns once every
     /// listener accepts. Endpoints that cannot be opened are reported; the others open.
     pub async fn open(&self, req: &OpenRequest) -> Result<OpenReport, TunnelError> {
-        let _serial = self.inner.opening.lock().await;
         let app = &req.app;
+        let _serial = self.inner.lock_app(app).await;
         let url = self.url(app).await?;
         self.ensure_link(app, url.clone());
         let relationships = match self.read_relationships(app, url).await {
@@ -849,14 +867,17 @@ impl TunnelHost {
     /// Closes the tunnels `req` selects: their connections end and their ports are free when
     /// this returns. An app left without tunnels loses its SSH connection.
     pub async fn close(&self, req: &CloseRequest) -> Vec<TunnelInfo> {
-        let _serial = self.inner.opening.lock().await;
+        // No lock: an open in progress for an app finds its connection gone if this closes
+        // it, and says so; closing never waits for a gateway.
         let mut closing: Vec<Arc<Tunnel>> = Vec::new();
         let mut idle_links = Vec::new();
         {
             let mut apps = self.inner.lock_apps();
             let mut emptied = Vec::new();
+            let everything = *req == CloseRequest::default();
             for (key, app) in apps.iter_mut() {
                 let link = app.link.state();
+                let before = app.tunnels.len();
                 app.tunnels.retain(|t| {
                     if req.matches(&t.info(&link)) {
                         closing.push(t.clone());
@@ -865,7 +886,10 @@ impl TunnelHost {
                         true
                     }
                 });
-                if app.tunnels.is_empty() {
+                // An app whose tunnels are being opened has none yet: its connection is left
+                // to that open unless this closes everything.
+                let touched = app.tunnels.len() < before;
+                if app.tunnels.is_empty() && (touched || everything) {
                     emptied.push(key.clone());
                 }
             }
@@ -915,6 +939,18 @@ impl Inner {
         self.apps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits for, and holds, `app`'s own lock.
+    async fn lock_app(&self, app: &AppKey) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .app_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
     /// Publishes the tunnels of `app` whose state changed.
     fn announce(&self, app: &AppKey) {
         let apps = self.lock_apps();
@@ -937,20 +973,6 @@ impl Inner {
                     state: info.state.to_string(),
                 });
             }
-        }
-    }
-
-    /// Tunnel traffic is the user using the session.
-    fn touch(&self) {
-        let now = self.access.session().clock().unix();
-        let last = self.last_touch.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= TOUCH_EVERY
-            && self
-                .last_touch
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.access.touch();
         }
     }
 }
@@ -1039,9 +1061,7 @@ async fn serve(
                 continue;
             }
         };
-        if let Some(host) = host.upgrade() {
-            host.touch();
-        }
+        // Not the session's activity: see the module's doc.
         connections.spawn(carry(
             tunnel.clone(),
             stream,
@@ -1064,6 +1084,44 @@ async fn demanded_sign_in(carrier: &Carrier, host: Option<Arc<Inner>>) -> Option
     match host.access.after_refusal(&refusal, false) {
         crate::access::AfterRefusal::SignIn(_) => Some(refusal),
         _ => None,
+    }
+}
+
+/// What became of a request on a connection that may have gone silent.
+enum Answer<T> {
+    Done(T),
+    /// The gateway does not answer a probe: the connection is dead.
+    Silent,
+    /// The gateway answers probes but not this request, and the deadline passed.
+    Late,
+}
+
+/// Waits for `request` until `deadline`; when it takes longer than [`PROBE_AFTER`], probes the
+/// connection meanwhile, so that a dead one is found within seconds.
+async fn answered<T>(
+    carrier: &Carrier,
+    request: impl std::future::Future<Output = T>,
+    deadline: tokio::time::Instant,
+) -> Answer<T> {
+    tokio::pin!(request);
+    tokio::select! {
+        done = &mut request => return Answer::Done(done),
+        _ = tokio::time::sleep(PROBE_AFTER) => {}
+    }
+    let probe = carrier.probe();
+    tokio::pin!(probe);
+    let mut probing = true;
+    loop {
+        tokio::select! {
+            done = &mut request => return Answer::Done(done),
+            alive = &mut probe, if probing => {
+                if !alive {
+                    return Answer::Silent;
+                }
+                probing = false;
+            }
+            _ = tokio::time::sleep_until(deadline) => return Answer::Late,
+        }
     }
 }
 
@@ -1090,29 +1148,51 @@ async fn carry(
     let _ = stream.set_nodelay(true);
     let host = tunnel.endpoint.host().to_string();
     let port = u32::from(tunnel.endpoint.port().get());
+    // However the link fares, the local client hears within WAIT_FOR_LINK: carried, or closed.
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_LINK;
     let mut tries = 0;
     let channel = loop {
         tries += 1;
-        let Ok(Some(handle)) = tokio::time::timeout(WAIT_FOR_LINK, link.up()).await else {
+        let Ok(Some(handle)) = tokio::time::timeout_at(deadline, link.up()).await else {
             let why = match link.state() {
                 LinkState::NeedsSignIn { reason } => reason,
                 state => state.why_down(),
             };
             debug!(%peer, %why, "local connection dropped");
             tunnel.note_error(why);
-            return;
+            break None;
         };
-        match handle
-            .handle
-            .channel_open_direct_tcpip(
-                host.clone(),
-                port,
-                peer.ip().to_string(),
-                u32::from(peer.port()),
-            )
-            .await
-        {
-            Ok(c) => break (c, handle.hold()),
+        let opening = handle.handle.channel_open_direct_tcpip(
+            host.clone(),
+            port,
+            peer.ip().to_string(),
+            u32::from(peer.port()),
+        );
+        let opened = match answered(&handle, opening, deadline).await {
+            Answer::Done(opened) => opened,
+            Answer::Silent => {
+                debug!(%peer, "the gateway stopped answering; waiting for a new connection");
+                link.lost(&handle);
+                let mut state = link.watch();
+                let _ = tokio::time::timeout_at(
+                    deadline,
+                    state.wait_for(|s| !matches!(s, LinkState::Up(h) if Arc::ptr_eq(h, &handle))),
+                )
+                .await;
+                continue;
+            }
+            Answer::Late => {
+                let why = format!(
+                    "the gateway did not open the tunnel to {host}:{port} within {} s",
+                    WAIT_FOR_LINK.as_secs()
+                );
+                debug!(%peer, %why, "local connection dropped");
+                tunnel.note_error(why);
+                break None;
+            }
+        };
+        match opened {
+            Ok(c) => break Some((c, handle.hold())),
             Err(russh::Error::ChannelOpenFailure(failure)) => {
                 let message = match failure {
                     russh::ChannelOpenFailure::ConnectFailed => {
@@ -1136,30 +1216,44 @@ async fn carry(
                 };
                 debug!(%peer, %message, "local connection dropped");
                 tunnel.note_error(message);
-                return;
+                break None;
             }
             // The connection died under us; the supervisor is already reconnecting.
             Err(e) if tries < 3 => {
                 debug!(error = %e, "channel open failed; waiting for the connection");
                 let mut state = link.watch();
-                let _ = tokio::time::timeout(
-                    WAIT_FOR_LINK,
+                let _ = tokio::time::timeout_at(
+                    deadline,
                     state.wait_for(|s| !matches!(s, LinkState::Up(h) if Arc::ptr_eq(h, &handle))),
                 )
                 .await;
             }
             Err(e) => {
                 tunnel.note_error(format!("cannot open a channel: {e}"));
-                return;
+                break None;
             }
         }
     };
-    let (channel, _held) = channel;
+    let Some((channel, _held)) = channel else {
+        close_quietly(stream).await;
+        return;
+    };
     let (rx, tx) = channel.split();
     match pump(stream, rx, tx, counters).await {
         Ok(()) => debug!(%peer, "connection closed"),
         Err(e) => debug!(%peer, error = %e, "connection ended"),
     }
+}
+
+/// Ends a local connection that could not be carried with a plain end of stream: what it
+/// sent is read and dropped first, since closing a socket with unread data makes the kernel
+/// answer with a reset, which a client reports as an error rather than a closed connection.
+async fn close_quietly(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut sink = [0u8; 4096];
+    while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+    while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
 }
 
 /// Copies a local connection to its channel and back until both sides are done. Reading

@@ -3,13 +3,22 @@
 //! the connection drops it reconnects with capped exponential backoff and jitter, while the
 //! tunnels' listeners stay bound. When the platform demands a stronger sign-in it stops
 //! trying until the session changes (a sign-in, a renewal) and says so.
+//!
+//! A network can also fail silently (a laptop losing Wi-Fi, or asleep): nothing closes, the
+//! gateway just stops answering. Keepalives notice that within
+//! [`crate::ssh::connect::TUNNEL_DEAD_AFTER`] when nothing flows; a local connection that
+//! arrives asks the gateway at once ([`Carrier::probe`]) when its channel is slow to open, and
+//! so does the supervisor when its timer wakes up late (the process was stopped or the machine
+//! slept). A connection found dead is dropped and made again, with every attempt bounded in
+//! time, so nothing waits on a network that does not answer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client;
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::access::Access;
@@ -25,6 +34,16 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(3);
 /// While the platform demands a new sign-in, look again this often (and at once after a
 /// sign-in or renewal).
 const NEEDS_SIGN_IN_RETRY: Duration = Duration::from_secs(60);
+/// How long the gateway has to answer a probe before its connection counts as dead.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A probe answered this recently vouches for the connection; a burst of local connections
+/// does not probe once each.
+const PROBE_FRESH: Duration = Duration::from_secs(1);
+/// How often the supervisor of a live connection looks at the clocks.
+const CLOCK_TICK: Duration = Duration::from_secs(1);
+/// A tick this late (or a wall clock this far ahead of the monotonic one) means the process
+/// was stopped or the machine slept: the connection is checked at once.
+const CLOCK_JUMP: Duration = Duration::from_secs(5);
 
 /// Where the connection stands.
 #[derive(Clone)]
@@ -69,6 +88,22 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
     full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
 }
 
+/// The pause left after an attempt that took `spent`: the time an attempt waited for an
+/// answer counts toward its backoff. A gateway that refuses at once gets the whole pause;
+/// a silent network, where each attempt waits out its timeout, is tried again at once, so a
+/// network that comes back is used within about a second.
+pub fn pause_after(backoff: Duration, spent: Duration) -> Duration {
+    backoff.saturating_sub(spent)
+}
+
+/// Whether time jumped between two looks at the clocks `mono` (monotonic) and `wall` (the
+/// wall clock) apart, when they were meant to be `tick` apart: the monotonic gap is late
+/// when the process was stopped (SIGSTOP), the wall clock runs ahead when the machine slept
+/// (the monotonic clock stops during a suspend).
+pub fn clock_jumped(tick: Duration, mono: Duration, wall: Duration) -> bool {
+    mono.saturating_sub(tick) >= CLOCK_JUMP || wall.saturating_sub(mono) >= CLOCK_JUMP
+}
+
 pub struct Link {
     pub url: SshUrl,
     gateway: Endpoint,
@@ -81,12 +116,16 @@ pub struct Link {
     denied: Mutex<Option<String>>,
     /// Asks for a fresh connection (after a burst, see [`Link::renew`]).
     renew: Notify,
+    /// Says the current connection was found dead ([`Link::lost`]).
+    lost: Notify,
 }
 
 enum Event {
     Ended(String),
     Stop,
     Renew,
+    /// The timer woke up late: check the connection.
+    Check,
 }
 
 /// One SSH connection and the channels it carries.
@@ -94,6 +133,11 @@ pub struct Carrier {
     pub handle: client::Handle<Client>,
     channels: AtomicUsize,
     idle: Notify,
+    /// When a probe was last answered; held while one is in flight, so that concurrent
+    /// askers share it.
+    answered: tokio::sync::Mutex<Option<Instant>>,
+    /// Set once a probe went unanswered.
+    dead: AtomicBool,
 }
 
 impl Carrier {
@@ -102,7 +146,36 @@ impl Carrier {
             handle,
             channels: AtomicUsize::new(0),
             idle: Notify::new(),
+            answered: tokio::sync::Mutex::new(None),
+            dead: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the gateway still answers on this connection: a global request
+    /// (`keepalive@openssh.com`, which every server answers, if only with a refusal) that
+    /// must be answered within [`PROBE_TIMEOUT`]. A connection that answered within
+    /// [`PROBE_FRESH`] is not asked again.
+    pub async fn probe(&self) -> bool {
+        if self.dead.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut answered = self.answered.lock().await;
+        if self.dead.load(Ordering::Acquire) {
+            return false;
+        }
+        if answered.is_some_and(|at| at.elapsed() < PROBE_FRESH) {
+            return true;
+        }
+        let alive = matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.handle.send_ping()).await,
+            Ok(Ok(()))
+        ) && !self.handle.is_closed();
+        if alive {
+            *answered = Some(Instant::now());
+        } else {
+            self.dead.store(true, Ordering::Release);
+        }
+        alive
     }
 
     /// Counts a channel on this connection while the guard lives.
@@ -158,6 +231,7 @@ impl Link {
             retry: Notify::new(),
             denied: Mutex::new(None),
             renew: Notify::new(),
+            lost: Notify::new(),
         })
     }
 
@@ -219,9 +293,31 @@ impl Link {
         }
     }
 
+    /// `carrier` stopped answering (a probe timed out): drop it and connect again. Nothing
+    /// happens when the link has moved on to another connection already.
+    pub fn lost(&self, carrier: &Arc<Carrier>) {
+        if matches!(self.state(), LinkState::Up(ref c) if Arc::ptr_eq(c, carrier)) {
+            self.lost.notify_one();
+        }
+    }
+
     pub fn stop(&self) {
         self.stop.send_replace(true);
         self.retry.notify_one();
+    }
+
+    /// [`Link::connect`], given up when the link is stopped meanwhile (`None`), so that
+    /// closing a tunnel never waits for a gateway that does not answer.
+    async fn connect_unless_stopped(
+        &self,
+        access: &Access,
+        new_certificate: bool,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Result<crate::ssh::connect::Connection, Failure>> {
+        tokio::select! {
+            c = self.connect(access, new_certificate) => Some(c),
+            _ = stop.wait_for(|s| *s) => None,
+        }
     }
 
     /// Keeps the connection until [`Link::stop`]; `changed` is called after every change of
@@ -238,7 +334,14 @@ impl Link {
             if *stop.borrow() {
                 break;
             }
-            let pause = match self.connect(&access, new_certificate).await {
+            let started = Instant::now();
+            let Some(connected) = self
+                .connect_unless_stopped(&access, new_certificate, &mut stop)
+                .await
+            else {
+                break;
+            };
+            let pause = match connected {
                 Ok(conn) => {
                     new_certificate = false;
                     replaced_refused = false;
@@ -248,6 +351,8 @@ impl Link {
                     info!(url = %self.url, "tunnel connection up");
                     self.state.send_replace(LinkState::Up(carrier.clone()));
                     changed();
+                    let clock = access.session().clock().clone();
+                    let mut looked = (Instant::now(), clock.now());
                     let reason = loop {
                         let ended = async {
                             let reason = closed.wait_for(|c| c.is_some()).await;
@@ -260,14 +365,48 @@ impl Link {
                             r = ended => Event::Ended(r),
                             _ = stopping => Event::Stop,
                             _ = self.renew.notified() => Event::Renew,
+                            // A stale word about an older connection is ignored.
+                            _ = self.lost.notified() => if carrier.dead.load(Ordering::Acquire) {
+                                Event::Ended("the gateway stopped answering".to_string())
+                            } else {
+                                continue;
+                            },
+                            _ = tokio::time::sleep(CLOCK_TICK) => {
+                                let now = (Instant::now(), clock.now());
+                                let mono = now.0.duration_since(looked.0);
+                                let wall = now.1.duration_since(looked.1).unwrap_or_default();
+                                looked = now;
+                                if clock_jumped(CLOCK_TICK, mono, wall) {
+                                    info!(url = %self.url, after = ?mono, "the clock jumped: checking the tunnel connection");
+                                    Event::Check
+                                } else {
+                                    continue;
+                                }
+                            }
                         };
                         match event {
                             Event::Ended(reason) => break Some(reason),
                             Event::Stop => break None,
+                            Event::Check => {
+                                let stopping = async {
+                                    let _ = stop.wait_for(|s| *s).await;
+                                };
+                                tokio::select! {
+                                    alive = carrier.probe() => if !alive {
+                                        break Some("the gateway stopped answering (after a pause)".to_string());
+                                    },
+                                    _ = stopping => break None,
+                                }
+                                looked = (Instant::now(), clock.now());
+                            }
                             // A fresh connection takes the new channels; the old one goes once
                             // its last channel ends, and with it the buffers it grew.
-                            Event::Renew => match self.connect(&access, false).await {
-                                Ok(fresh) => {
+                            Event::Renew => match self
+                                .connect_unless_stopped(&access, false, &mut stop)
+                                .await
+                            {
+                                None => break None,
+                                Some(Ok(fresh)) => {
                                     debug!(url = %self.url, "renewed the tunnel connection");
                                     let old =
                                         std::mem::replace(&mut carrier, Carrier::new(fresh.handle));
@@ -275,19 +414,33 @@ impl Link {
                                     self.state.send_replace(LinkState::Up(carrier.clone()));
                                     tokio::spawn(old.retire());
                                 }
-                                Err(_) => {
+                                Some(Err(_)) => {
                                     debug!(url = %self.url, "keeping the tunnel connection: no new one")
                                 }
                             },
                         }
                     };
                     let Some(reason) = reason else {
-                        let _ = carrier
-                            .handle
-                            .disconnect(russh::Disconnect::ByApplication, "", "en")
-                            .await;
+                        let _ = tokio::time::timeout(
+                            PROBE_TIMEOUT,
+                            carrier
+                                .handle
+                                .disconnect(russh::Disconnect::ByApplication, "", "en"),
+                        )
+                        .await;
                         break;
                     };
+                    // A connection found dead may still look open to russh: end it, without
+                    // waiting on a network that does not answer.
+                    let old = carrier.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            PROBE_TIMEOUT,
+                            old.handle
+                                .disconnect(russh::Disconnect::ByApplication, "", "en"),
+                        )
+                        .await;
+                    });
                     let denied = self.denied.lock().ok().and_then(|mut d| d.take());
                     if let Some(reason) = denied {
                         self.needs_sign_in(&access, reason, &changed);
@@ -323,7 +476,7 @@ impl Link {
                         hopeless,
                     });
                     changed();
-                    backoff(attempt, rand::random())
+                    pause_after(backoff(attempt, rand::random()), started.elapsed())
                 }
             };
             let stopping = async {
@@ -425,5 +578,60 @@ mod tests {
             assert_eq!(backoff(attempt, 1.0), BACKOFF_CAP);
             assert_eq!(backoff(attempt, 0.0), BACKOFF_CAP / 2);
         }
+    }
+
+    #[test]
+    fn an_attempt_that_waited_for_an_answer_has_waited_its_backoff() {
+        let pause = Duration::from_secs(3);
+        // Refused at once: the whole pause.
+        assert_eq!(
+            pause_after(pause, Duration::from_millis(2)),
+            pause - Duration::from_millis(2)
+        );
+        // A silent network: the attempt waited out its timeout, so the next one starts now.
+        assert_eq!(
+            pause_after(pause, crate::ssh::connect::TCP_CONNECT_TIMEOUT),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            pause_after(pause, crate::ssh::connect::CONNECT_TIMEOUT),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_dead_network_is_noticed_within_twenty_seconds_without_traffic() {
+        assert!(crate::ssh::connect::TUNNEL_DEAD_AFTER <= Duration::from_secs(20));
+        // A probe answers within the five seconds a local connection may wait to learn that.
+        assert!(PROBE_TIMEOUT + PROBE_FRESH < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_late_tick_or_a_wall_clock_ahead_is_a_clock_jump() {
+        let tick = CLOCK_TICK;
+        let s = Duration::from_secs;
+        assert!(!clock_jumped(tick, tick, tick));
+        assert!(
+            !clock_jumped(tick, s(2), s(2)),
+            "a busy moment is not a jump"
+        );
+        // SIGSTOP for 90 s: both clocks moved, the tick is late.
+        assert!(clock_jumped(tick, s(91), s(91)));
+        // A suspend: the monotonic clock stood still, the wall clock did not.
+        assert!(clock_jumped(tick, tick, s(600)));
+        // The wall clock set back is not a reason to probe.
+        assert!(!clock_jumped(tick, tick, Duration::ZERO));
+    }
+
+    /// The supervisor's view of a late timer, with tokio's paused clock standing in for a
+    /// stopped process: a one-second tick that fires 90 s later is seen as a jump.
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_process_sees_its_tick_late() {
+        let before = tokio::time::Instant::now();
+        let tick = tokio::time::sleep(CLOCK_TICK);
+        tokio::time::advance(Duration::from_secs(90)).await;
+        tick.await;
+        let mono = before.elapsed();
+        assert!(clock_jumped(CLOCK_TICK, mono, mono));
     }
 }
