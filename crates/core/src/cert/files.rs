@@ -85,12 +85,34 @@ impl CertFiles {
         Certificate::from_openssh(text.trim()).ok()
     }
 
-    /// The session's key and certificate, for connecting in-process (tunnels, commands).
+    /// The session's key and certificate, for connecting in-process (tunnels, commands), as
+    /// one pair: the two files are replaced one after the other when the key changes, so a
+    /// reader between the two writes would see a new key with the old certificate (which the
+    /// gateway refuses, and which would look like a refused certificate). Such a read is made
+    /// again; the writer is a few milliseconds from done.
     pub fn read_pair(&self) -> Result<Option<(PrivateKey, Certificate)>, CertError> {
-        let Some((key, _)) = self.read_key()? else {
-            return Ok(None);
-        };
-        Ok(self.read_certificate().map(|cert| (key, cert)))
+        let mut tries = 0;
+        loop {
+            let Some((key, _)) = self.read_key()? else {
+                return Ok(None);
+            };
+            let Some(cert) = self.read_certificate() else {
+                return Ok(None);
+            };
+            if is_pair(&key, &cert) {
+                return Ok(Some((key, cert)));
+            }
+            tries += 1;
+            if tries >= PAIR_READS {
+                return Err(CertError::BadKey {
+                    path: self.certificate(),
+                    message: "the certificate is not for the session's key: load a new \
+                              certificate"
+                        .into(),
+                });
+            }
+            std::thread::sleep(PAIR_PAUSE);
+        }
     }
 
     pub(super) fn write(&self, key: &PrivateKey, cert: &Certificate) -> Result<(), CertError> {
@@ -98,6 +120,7 @@ impl CertFiles {
         let key_text = key.to_openssh(LineEnding::LF).map_err(protocol)?;
         let public = key.public_key().to_openssh().map_err(protocol)?;
         let cert_text = cert.to_openssh().map_err(protocol)?;
+        // Readers of the pair check that it is one (`read_pair`); writers hold the lock.
         write_atomic(&self.key(), key_text.as_bytes(), 0o600)?;
         write_atomic(&self.public_key(), format!("{public}\n").as_bytes(), 0o600)?;
         write_atomic(
@@ -107,6 +130,15 @@ impl CertFiles {
         )?;
         Ok(())
     }
+}
+
+/// How many times a mismatched key and certificate are read again, and how long apart.
+const PAIR_READS: u32 = 20;
+const PAIR_PAUSE: Duration = Duration::from_millis(5);
+
+/// Whether `cert` certifies `key`.
+fn is_pair(key: &PrivateKey, cert: &Certificate) -> bool {
+    cert.public_key() == key.public_key().key_data()
 }
 
 pub(super) fn new_key() -> Result<PrivateKey, CertError> {
@@ -144,5 +176,57 @@ impl CertInfo {
                 .fingerprint(HashAlg::Sha256)
                 .to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+    }
+
+    fn certify(key: &PrivateKey) -> Certificate {
+        let ca = PrivateKey::from(Ed25519Keypair::from_seed(&[9; 32]));
+        let mut builder = ssh_key::certificate::Builder::new(
+            vec![0; 16],
+            key.public_key().key_data().clone(),
+            0,
+            u64::MAX,
+        )
+        .expect("builder");
+        builder.valid_principal("tether").expect("principal");
+        builder.sign(&ca).expect("sign")
+    }
+
+    #[test]
+    fn a_reader_never_sees_a_new_key_with_the_old_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = CertFiles::new(dir.path().to_path_buf());
+        let (old, new) = (key(1), key(2));
+        files.write(&old, &certify(&old)).expect("write");
+        // The writer is between the key and the certificate: the pair is not one.
+        let text = new.to_openssh(LineEnding::LF).expect("openssh");
+        write_atomic(&files.key(), text.as_bytes(), 0o600).expect("key");
+        let err = files.read_pair().expect_err("a mismatched pair is refused");
+        assert!(
+            err.to_string().contains("not for the session's key"),
+            "{err}"
+        );
+        // A reader that comes meanwhile waits for the certificate and gets the new pair.
+        let reader = {
+            let files = files.clone();
+            std::thread::spawn(move || files.read_pair())
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        files.write(&new, &certify(&new)).expect("write");
+        let (k, c) = reader
+            .join()
+            .expect("reader")
+            .expect("read")
+            .expect("a pair");
+        assert_eq!(k.public_key(), new.public_key());
+        assert!(is_pair(&k, &c));
     }
 }
