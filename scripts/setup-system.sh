@@ -20,6 +20,8 @@ packages=(
   python3
   # the namespace tests (unshare, mount, ip): the gateway at its real name on port 22
   util-linux mount iproute2
+  # the network fault tests: silence, loss and resets on the path to the gateway
+  nftables
   # benchmarks (make bench)
   hyperfine
   # node (with npm) for the UI
