@@ -427,6 +427,16 @@ impl SimHandle {
             .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Makes renewals at the token endpoint (refresh and API-token exchanges) fail this way,
+    /// or answer again with `None`, while everything else carries on.
+    pub fn set_renewal_failure(&self, failure: Option<state::RenewalFailure>) {
+        *self
+            .state
+            .renewal_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = failure;
+    }
+
     /// Where the apps' commands run.
     pub fn scratch_dir(&self) -> &std::path::Path {
         &self.state.scratch_dir

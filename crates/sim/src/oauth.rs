@@ -417,6 +417,28 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
+fn renewal_failure(failure: crate::state::RenewalFailure) -> Response {
+    use crate::state::RenewalFailure;
+    match failure {
+        RenewalFailure::BadGateway => (
+            StatusCode::BAD_GATEWAY,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+            .into_response(),
+        RenewalFailure::TemporarilyUnavailable => oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The service is under maintenance.",
+        ),
+        RenewalFailure::InvalidGrant => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "The session has ended: log in again.",
+        ),
+    }
+}
+
 fn token_response(state: &State, grant_id: &str, with_refresh: bool) -> Response {
     let Some((access, claims)) = state.issue_access_token(grant_id) else {
         return oauth_error(
@@ -452,6 +474,15 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
             "invalid_client",
             "unknown client_id",
         );
+    }
+    if matches!(get("grant_type"), "refresh_token" | "api_token") {
+        if let Some(failure) = *state
+            .renewal_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            return renewal_failure(failure);
+        }
     }
     match get("grant_type") {
         "authorization_code" => {

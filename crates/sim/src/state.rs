@@ -144,9 +144,23 @@ pub struct Lifetimes {
     pub code: Duration,
 }
 
+/// How the token endpoint answers renewals (`refresh_token` and `api_token` grants) while a
+/// test makes it fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalFailure {
+    /// 502 with an HTML page, as a proxy in front of a dead server answers.
+    BadGateway,
+    /// 503 with the OAuth error `temporarily_unavailable`.
+    TemporarilyUnavailable,
+    /// 400 `invalid_grant`: the session is over.
+    InvalidGrant,
+}
+
 pub struct State {
     /// When set, the certifier answers 503 (an outage of that service alone).
     pub certifier_down: std::sync::atomic::AtomicBool,
+    /// When set, renewals at the token endpoint fail this way.
+    pub renewal_failure: Mutex<Option<RenewalFailure>>,
     fixture: RwLock<Arc<Fixture>>,
     inner: Mutex<Mutable>,
     pub lifetimes: Lifetimes,
@@ -186,6 +200,7 @@ impl State {
         rand::thread_rng().fill_bytes(&mut secret);
         State {
             certifier_down: std::sync::atomic::AtomicBool::new(false),
+            renewal_failure: Mutex::new(None),
             fixture: RwLock::new(Arc::new(fixture)),
             inner: Mutex::new(Mutable::default()),
             lifetimes,
