@@ -72,6 +72,13 @@ pub enum AuthError {
     Files(#[from] crate::private_files::WriteError),
 }
 
+fn description_suffix<T: ErrorResponseType>(e: &StandardErrorResponse<T>) -> String {
+    match e.error_description().filter(|d| !d.is_empty()) {
+        Some(d) => format!(", {d}"),
+        None => String::new(),
+    }
+}
+
 fn reason_suffix(s: &str) -> String {
     if s.is_empty() {
         String::new()
@@ -184,15 +191,41 @@ where
     }
 }
 
+/// The OAuth2 errors that mean the grant itself is gone (RFC 6749 §5.2): the session cannot be
+/// refreshed again, whatever happens. Every other refusal (`temporarily_unavailable`,
+/// `server_error`, a 5xx page) is the platform having a bad moment, and the session is kept.
+const SESSION_ENDING_ERRORS: [&str; 3] = ["invalid_grant", "invalid_client", "unauthorized_client"];
+
+fn ends_the_session(error: &str) -> bool {
+    SESSION_ENDING_ERRORS.contains(&error)
+}
+
+/// A refresh that failed without ending the session: said as the sign-in server being
+/// unreachable for now (retried by the agent; the next command tries again).
+fn outage(url: &Url, answer: impl std::fmt::Display) -> AuthError {
+    AuthError::Network {
+        url: url.to_string(),
+        message: format!(
+            "it answered {answer}, which is an outage, not a sign-out: your session is kept; \
+             try again in a moment"
+        ),
+    }
+}
+
+/// Pauses between tries of a refresh that met an outage.
+const REFRESH_RETRIES: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(1000)];
+
 fn tokens_from(t: &BasicTokenResponse, origin: Origin, now: u64) -> Tokens {
     Tokens {
         access: Sensitive::new(t.access_token().secret().clone()),
         refresh: t
             .refresh_token()
             .map(|r| Sensitive::new(r.secret().clone())),
-        expires_at: now
-            + t.expires_in()
+        // The platform's number: a huge `expires_in` must not wrap around to the past.
+        expires_at: now.saturating_add(
+            t.expires_in()
                 .map_or(DEFAULT_ACCESS_LIFETIME, |d| d.as_secs()),
+        ),
         origin,
     }
 }
@@ -260,12 +293,24 @@ impl Authority {
         let body = resp.bytes().await.map_err(network)?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<BasicErrorResponse>(&body) {
-                Ok(e) => AuthError::BadApiToken(
+                Ok(e) if ends_the_session(e.error().as_ref()) => AuthError::BadApiToken(
                     e.error_description()
                         .filter(|d| !d.is_empty())
                         .cloned()
                         .unwrap_or_else(|| e.error().to_string()),
                 ),
+                Ok(e) if status.is_server_error() || status.as_u16() == 429 => outage(
+                    url,
+                    format!("HTTP {status} ({}{})", e.error(), description_suffix(&e)),
+                ),
+                Ok(e) => AuthError::Refused {
+                    what: "API token",
+                    error: e.error().to_string(),
+                    description: e.error_description().cloned().unwrap_or_default(),
+                },
+                Err(_) if status.is_server_error() || status.as_u16() == 429 => {
+                    outage(url, format!("HTTP {status}"))
+                }
                 Err(_) => AuthError::Protocol(format!(
                     "API token: HTTP {status} with a body that is not an OAuth error"
                 )),
@@ -279,20 +324,57 @@ impl Authority {
         Ok(tokens_from(&t, Origin::ApiToken, now))
     }
 
+    /// Refreshes the session. Only a refusal that says the grant is gone ends it
+    /// ([`AuthError::SessionEnded`]); an outage (a 5xx page, `temporarily_unavailable`,
+    /// `server_error`) is tried again shortly and then reported as [`AuthError::Network`].
     pub async fn refresh(
         &self,
         refresh: &Sensitive<String>,
         now: u64,
     ) -> Result<Tokens, AuthError> {
+        let first = match self.refresh_once(refresh, now).await {
+            Err(e @ AuthError::Network { .. }) => e,
+            other => return other,
+        };
+        for pause in REFRESH_RETRIES {
+            tracing::info!(error = %first, "the refresh met an outage; trying again");
+            tokio::time::sleep(pause).await;
+            match self.refresh_once(refresh, now).await {
+                Err(AuthError::Network { .. }) => {}
+                other => return other,
+            }
+        }
+        // The first answer says what happened; later tries may only have timed out.
+        Err(first)
+    }
+
+    async fn refresh_once(
+        &self,
+        refresh: &Sensitive<String>,
+        now: u64,
+    ) -> Result<Tokens, AuthError> {
         let client = self.client()?;
+        let url = client.token_uri().url();
         let t = client
             .exchange_refresh_token(&RefreshToken::new(refresh.expose().clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| match classify("refresh", client.token_uri().url(), e) {
-                // 400/401 on refresh: the session is over, the user must sign in again.
-                AuthError::Refused { description, .. } => AuthError::SessionEnded(description),
-                other => other,
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(e) if ends_the_session(e.error().as_ref()) => {
+                    AuthError::SessionEnded(format!(
+                        "the sign-in server refused to refresh it: {}{}",
+                        e.error(),
+                        description_suffix(&e)
+                    ))
+                }
+                RequestTokenError::ServerResponse(e) => {
+                    outage(url, format!("{}{}", e.error(), description_suffix(&e)))
+                }
+                // A non-200 answer that is not an OAuth error: a proxy's 5xx page, or nothing.
+                RequestTokenError::Parse(_, _) | RequestTokenError::Other(_) => {
+                    outage(url, "something that is not an OAuth answer (an error page)")
+                }
+                other => classify("refresh", url, other),
             })?;
         let mut tokens = tokens_from(&t, Origin::Browser, now);
         // RFC 6749 §6: a server that issues no new refresh token leaves the old one valid.
@@ -474,7 +556,7 @@ impl Session {
     }
 
     fn fresh(&self, t: &Tokens) -> bool {
-        t.expires_at > self.clock.unix() + REFRESH_MARGIN
+        t.expires_at > self.clock.unix().saturating_add(REFRESH_MARGIN)
     }
 
     /// A valid access token, refreshing (once across processes) when it is about to expire.
@@ -497,11 +579,35 @@ impl Session {
             Some(_) => {}
             None => return Err(self.why_signed_out()),
         }
-        self.refresh_locked().await.map(|t| t.access)
+        self.refresh_locked(None).await.map(|t| t.access)
     }
 
-    /// Refreshes under the profile's lock; another process may have done it meanwhile.
-    async fn refresh_locked(&self) -> Result<Tokens, AuthError> {
+    /// A new access token after a service refused `refused` (the certifier's 401): the
+    /// platform may end an access token before it expires, and only a refresh says whether
+    /// the session is over. A newer token another process stored meanwhile is taken as is.
+    pub async fn access_token_after_refusal(
+        &self,
+        refused: &Sensitive<String>,
+    ) -> Result<Sensitive<String>, AuthError> {
+        if let Some(api_token) = &self.env_api_token {
+            let mut memory = self.memory.lock().await;
+            let t = self
+                .authority
+                .exchange_api_token(api_token, self.clock.unix())
+                .await?;
+            let access = t.access.clone();
+            *memory = Some(t);
+            return Ok(access);
+        }
+        self.refresh_locked(Some(refused)).await.map(|t| t.access)
+    }
+
+    /// Refreshes under the profile's lock; another process may have done it meanwhile. A
+    /// fresh stored token is used unless it is the `refused` one.
+    async fn refresh_locked(
+        &self,
+        refused: Option<&Sensitive<String>>,
+    ) -> Result<Tokens, AuthError> {
         let dir = self.session_dir();
         create_private_dir(&dir)?;
         let lock_path = dir.join("refresh.lock");
@@ -509,7 +615,8 @@ impl Session {
             .await
             .map_err(|e| AuthError::Protocol(e.to_string()))??;
         let current = self.load().await?.ok_or(AuthError::NotSignedIn)?;
-        if self.fresh(&current) {
+        let was_refused = refused.is_some_and(|r| r.expose() == current.access.expose());
+        if self.fresh(&current) && !was_refused {
             return Ok(current);
         }
         let now = self.clock.unix();
@@ -672,7 +779,7 @@ mod tests {
         .await;
         let err = authority.refresh(&secret("r-1"), 100).await.unwrap_err();
         assert!(
-            matches!(&err, AuthError::SessionEnded(d) if d == "The SSO session has expired."),
+            matches!(&err, AuthError::SessionEnded(d) if d.contains("invalid_grant") && d.contains("The SSO session has expired.")),
             "{err:?}"
         );
         let request = server.await.unwrap();
@@ -684,6 +791,88 @@ mod tests {
         ] {
             assert!(request.contains(field), "{field} missing: {request}");
         }
+    }
+
+    #[tokio::test]
+    async fn only_a_refusal_of_the_grant_or_client_ends_the_session() {
+        for error in ["invalid_client", "unauthorized_client"] {
+            let body: &'static str =
+                Box::leak(format!(r#"{{"error":"{error}"}}"#).into_boxed_str());
+            let (authority, _server) =
+                answering_once("401 Unauthorized", "application/json", body).await;
+            let err = authority.refresh(&secret("r-1"), 100).await.unwrap_err();
+            assert!(
+                matches!(&err, AuthError::SessionEnded(d) if d.contains(error)),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_platform_outage_on_refresh_is_not_a_sign_out() {
+        for (status, content_type, body, says) in [
+            (
+                "503 Service Unavailable",
+                "application/json",
+                r#"{"error":"temporarily_unavailable","error_description":"maintenance"}"#,
+                "temporarily_unavailable",
+            ),
+            (
+                "500 Internal Server Error",
+                "application/json",
+                r#"{"error":"server_error"}"#,
+                "server_error",
+            ),
+            (
+                "502 Bad Gateway",
+                "text/html",
+                "<html>502</html>",
+                "error page",
+            ),
+            ("504 Gateway Timeout", "text/plain", "", "error page"),
+        ] {
+            let (authority, _server) = answering_once(status, content_type, body).await;
+            let err = authority.refresh(&secret("r-1"), 100).await.unwrap_err();
+            assert!(
+                matches!(&err, AuthError::Network { .. }),
+                "{status}: {err:?}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("not a sign-out"), "{text}");
+            // The first answer is quoted, though the retries met a closed port.
+            assert!(text.contains(says), "{status}: {text}");
+            assert!(!text.contains("<html>"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_token_exchange_during_an_outage_keeps_the_token() {
+        let (authority, _server) = answering_once(
+            "503 Service Unavailable",
+            "application/json",
+            r#"{"error":"temporarily_unavailable"}"#,
+        )
+        .await;
+        let err = authority
+            .exchange_api_token(&secret("tok"), 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Network { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_huge_expires_in_saturates_instead_of_wrapping() {
+        let (authority, _server) = answering_once(
+            "200 OK",
+            "application/json",
+            r#"{"access_token":"a-2","token_type":"bearer","expires_in":18446744073709551615}"#,
+        )
+        .await;
+        let t = authority
+            .refresh(&secret("r-1"), u64::MAX - 10)
+            .await
+            .unwrap();
+        assert_eq!(t.expires_at, u64::MAX);
     }
 
     #[tokio::test]

@@ -213,7 +213,26 @@ impl CertKeeper {
             Some((key, true)) if !force_key => key,
             _ => new_key()?,
         };
-        let cert = self.request(&token, key.public_key()).await?;
+        let (cert, claims) = match self.request(&token, key.public_key()).await? {
+            Some(cert) => (cert, claims),
+            None => {
+                // The certifier refused the token: the platform may have ended it early. A
+                // refresh says whether the session is over (it ends it then) or goes on.
+                info!("the certifier refused the access token; refreshing it");
+                let token = self.session.access_token_after_refusal(&token).await?;
+                let claims = Claims::from_jwt(token.expose())
+                    .map_err(|e| CertError::Protocol(e.to_string()))?;
+                match self.request(&token, key.public_key()).await? {
+                    Some(cert) => (cert, claims),
+                    None => {
+                        return Err(CertError::Auth(AuthError::SessionEnded(
+                            "the certifier refused the session's token, also after a refresh"
+                                .into(),
+                        )))
+                    }
+                }
+            }
+        };
         let received = self.session.clock().unix();
         check(
             &cert,
@@ -244,11 +263,12 @@ impl CertKeeper {
         }
     }
 
+    /// Asks the certifier for a certificate of `key`; `None` when it refused the token (401).
     async fn request(
         &self,
         token: &Sensitive<String>,
         key: &PublicKey,
-    ) -> Result<Certificate, CertError> {
+    ) -> Result<Option<Certificate>, CertError> {
         let url = self
             .session
             .profile
@@ -281,9 +301,7 @@ impl CertKeeper {
                 return Err(CertError::StepUp(s));
             }
             if status == 401 {
-                return Err(CertError::Auth(AuthError::SessionEnded(
-                    "the certifier refused the token".into(),
-                )));
+                return Ok(None);
             }
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -294,6 +312,7 @@ impl CertKeeper {
         let parsed: CertResponse = serde_json::from_slice(&body)
             .map_err(|e| CertError::Protocol(format!("not JSON with a \"certificate\" ({e})")))?;
         Certificate::from_openssh(parsed.certificate.trim())
+            .map(Some)
             .map_err(|e| CertError::Invalid(super::CertProblem::Malformed(e.to_string())))
     }
 
