@@ -46,6 +46,7 @@ async fn start_agent(user: &User, args: &[&str]) -> Result<Child> {
 
 /// `tether events --format json`, read line by line.
 struct Events {
+    home: std::path::PathBuf,
     _child: Child,
     lines: Lines<BufReader<ChildStdout>>,
 }
@@ -59,6 +60,7 @@ impl Events {
         let mut child = cmd.spawn()?;
         let lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
         Ok(Events {
+            home: user.home().to_path_buf(),
             _child: child,
             lines,
         })
@@ -373,5 +375,179 @@ async fn the_control_socket_is_private_single_and_robust() -> Result<()> {
         reply.contains(&format!("\"pid\":{}", second.id().context("no pid")?)),
         "{reply}"
     );
+    Ok(())
+}
+
+/// The agent logs under `home`, for a failure's message.
+fn walk_logs(home: &Path) -> String {
+    let mut out = String::new();
+    let mut dirs = vec![home.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "log") {
+                out += &format!(
+                    "--- {}\n{}",
+                    p.display(),
+                    std::fs::read_to_string(&p).unwrap_or_default()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Relationship → local port of the agent's tunnels.
+async fn tunnel_ports(user: &User) -> Result<std::collections::BTreeMap<String, u16>> {
+    let out = user.ok(&["tunnel:list", "--format", "json"], None).await?;
+    let v: serde_json::Value = serde_json::from_str(&out).with_context(|| out.clone())?;
+    Ok(v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            let port = t["local"].as_str()?.parse::<std::net::SocketAddr>().ok()?;
+            Some((t["relationship"].as_str()?.to_string(), port.port()))
+        })
+        .collect())
+}
+
+/// Reads events until `wanted` says yes; fails with what it saw.
+async fn until(
+    events: &mut Events,
+    timeout: Duration,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match events.next(left).await {
+            Ok(e) if wanted(&e) => return Ok(e),
+            Ok(e) => seen.push(e),
+            Err(err) => {
+                let logs = walk_logs(events.home.as_path());
+                bail!("{err}; saw {seen:?}\n{logs}")
+            }
+        }
+    }
+}
+
+/// After `signed_out`, both tunnels are announced `closed (signed out)`, their ports are free,
+/// and the agent remembers them for a reopen.
+async fn tunnels_closed_by_the_end_of_the_session(
+    user: &User,
+    events: &mut Events,
+    ports: &std::collections::BTreeMap<String, u16>,
+    reason: &str,
+) -> Result<()> {
+    let signed_out = until(events, Duration::from_secs(30), |e| {
+        e["event"] == "signed_out"
+    })
+    .await?;
+    assert!(
+        signed_out["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(reason)),
+        "{signed_out}"
+    );
+    for _ in 0..ports.len() {
+        let closed = until(events, Duration::from_secs(10), |e| e["event"] == "tunnel").await?;
+        assert_eq!(closed["state"], "closed (signed out)", "{closed}");
+    }
+    assert!(tunnel_ports(user).await?.is_empty());
+    for port in ports.values() {
+        std::net::TcpListener::bind(("127.0.0.1", *port))
+            .with_context(|| format!("port {port} is still held after the sign-out"))?;
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
+    assert_eq!(status["session"], "signed_out", "{status}");
+    assert_eq!(status["reopenable"], ports.len(), "{status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_close_whenever_the_session_ends_and_an_outage_is_not_an_end() -> Result<()> {
+    // Renewals every 3 s, each exchanging the API token again (access tokens are shorter than
+    // the refresh margin), so the token endpoint's answers reach the agent quickly.
+    let sim = demo_sim(SimOptions {
+        certificate_lifetime: Duration::from_secs(4),
+        access_token_lifetime: Duration::from_secs(30),
+        ..SimOptions::default()
+    })
+    .await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let _agent = start_agent(&user, &[]).await?;
+    let socket = user.runtime_dir().join("tether").join("tether-sim.sock");
+    let mut events = Events::start(&user).await?;
+    // Subscribed once an event comes through (the subscriber may take a while to start).
+    let mut subscribed = false;
+    for _ in 0..20 {
+        exchange(&socket, b"{\"v\":1,\"op\":\"signed_in\"}\n", false).await?;
+        if events.next(Duration::from_secs(1)).await.is_ok() {
+            subscribed = true;
+            break;
+        }
+    }
+    assert!(subscribed, "tether events showed nothing");
+    let app = ["-p", DEMO_PROJECT, "-e", "main", "-A", "app"];
+    user.ok(&[&["tunnel:open"][..], &app].concat(), None)
+        .await?;
+    let ports = tunnel_ports(&user).await?;
+    assert_eq!(ports.len(), 2, "{ports:?}");
+
+    // An outage of the sign-in server is not a sign-out: renewals fail and say so, the
+    // session and its tunnels stay.
+    for failure in [
+        tether_sim::state::RenewalFailure::TemporarilyUnavailable,
+        tether_sim::state::RenewalFailure::BadGateway,
+    ] {
+        sim.set_renewal_failure(Some(failure));
+        // A sign-in notice makes the keeper look at once, not after its backoff.
+        exchange(&socket, b"{\"v\":1,\"op\":\"signed_in\"}\n", false).await?;
+        let failed = until(&mut events, Duration::from_secs(30), |e| {
+            !matches!(
+                e["event"].as_str(),
+                Some("renewed" | "tunnel" | "signed_in")
+            )
+        })
+        .await?;
+        assert_eq!(failed["event"], "renewal_failed", "{failure:?}: {failed}");
+        assert!(
+            failed["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not a sign-out")),
+            "{failed}"
+        );
+        assert_eq!(tunnel_ports(&user).await?, ports);
+    }
+    sim.set_renewal_failure(None);
+    exchange(&socket, b"{\"v\":1,\"op\":\"signed_in\"}\n", false).await?;
+    until(&mut events, Duration::from_secs(30), |e| {
+        e["event"] == "renewed"
+    })
+    .await?;
+
+    // The platform refuses the grant: the session ends, and its tunnels with it.
+    sim.set_renewal_failure(Some(tether_sim::state::RenewalFailure::InvalidGrant));
+    tunnels_closed_by_the_end_of_the_session(&user, &mut events, &ports, "API token").await?;
+
+    // After a new sign-in the tunnels open again on their old ports.
+    sim.set_renewal_failure(None);
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let reply = exchange(&socket, b"{\"v\":1,\"op\":\"tunnel_reopen\"}\n", false).await?;
+    assert!(reply.contains("\"reply\":\"opened\""), "{reply}");
+    assert_eq!(tunnel_ports(&user).await?, ports);
+
+    // The API token is revoked: the certifier refuses the session's token, the refresh that
+    // follows is refused, and the tunnels close again.
+    assert!(sim.revoke_api_token(ALICE_TOKEN));
+    tunnels_closed_by_the_end_of_the_session(&user, &mut events, &ports, "API token").await?;
     Ok(())
 }

@@ -47,6 +47,8 @@ pub enum Request {
     TunnelList,
     /// Close the tunnels a request selects.
     TunnelClose(crate::tunnel::CloseRequest),
+    /// Open again the tunnels that the end of the last session closed, on their ports.
+    TunnelReopen,
     /// An app's relationships as the app sees them (connection details for tools that open
     /// their own SSH tunnel), read over the app's connection.
     Relationships(crate::tunnel::AppKey),
@@ -70,6 +72,9 @@ pub struct Status {
     pub tunnels: usize,
     #[serde(default)]
     pub tunnels_down: usize,
+    /// Tunnels the end of the last session closed, which `tunnel_reopen` opens again.
+    #[serde(default)]
+    pub reopenable: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

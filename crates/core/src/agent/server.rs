@@ -21,7 +21,7 @@ use crate::cert::Event;
 use crate::cert::Stopped;
 use crate::private_files::create_private_dir;
 use crate::problem::classify;
-use crate::tunnel::TunnelHost;
+use crate::tunnel::{OpenReport, OpenRequest, TunnelHost, TunnelInfo};
 
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
@@ -122,6 +122,8 @@ struct Host {
     /// Set by a `stop` request.
     stop: watch::Sender<bool>,
     hosted_by: Option<String>,
+    /// The tunnels the end of the last session closed, to open again after the next sign-in.
+    reopen: Mutex<Vec<OpenRequest>>,
 }
 
 impl Host {
@@ -152,6 +154,7 @@ impl Host {
             inactivity_limit_secs: keeper.policy().inactivity_limit.as_secs(),
             tunnels: tunnels.len(),
             tunnels_down: tunnels.iter().filter(|t| t.state.is_down()).count(),
+            reopenable: self.reopen.lock().map(|r| r.len()).unwrap_or(0),
         }
     }
 
@@ -188,8 +191,7 @@ impl Host {
                 };
                 match self.access.sign_out(scope).await {
                     Ok(report) => {
-                        // The user revoked this access: its tunnels end with it.
-                        self.tunnels.close_all().await;
+                        self.close_tunnels_of_ended_session().await;
                         self.set_state(SessionState::SignedOut);
                         keeper.emit(Event::SignedOut {
                             by_user: true,
@@ -227,6 +229,10 @@ impl Host {
             Request::TunnelClose(req) => Reply::Tunnels {
                 tunnels: self.tunnels.close(&req).await,
             },
+            Request::TunnelReopen => {
+                keeper.touch();
+                self.reopen_tunnels().await
+            }
             Request::Relationships(app) => {
                 keeper.touch();
                 match self.tunnels.relationships(&app).await {
@@ -258,7 +264,12 @@ impl Host {
             };
             let state = match stopped {
                 Stopped::Shutdown => return,
-                Stopped::NoSession => SessionState::SignedOut,
+                Stopped::NoSession => {
+                    // Nothing outlives the session, whatever ended it (inactivity, a revoked
+                    // token, a refused refresh, a sign-out in another process).
+                    self.close_tunnels_of_ended_session().await;
+                    SessionState::SignedOut
+                }
                 Stopped::NeedsSignIn => SessionState::NeedsSignIn,
             };
             info!(?state, "waiting for a sign-in");
@@ -268,6 +279,78 @@ impl Host {
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
+    }
+}
+
+impl Host {
+    /// Closes every tunnel because the session ended, and remembers them for
+    /// [`Request::TunnelReopen`] after the next sign-in.
+    async fn close_tunnels_of_ended_session(&self) {
+        let closed = self.tunnels.close_all_signed_out().await;
+        if closed.is_empty() {
+            return;
+        }
+        info!(
+            count = closed.len(),
+            "the session ended: closed its tunnels"
+        );
+        if let Ok(mut reopen) = self.reopen.lock() {
+            *reopen = closed.iter().map(reopen_request).collect();
+        }
+    }
+
+    /// Opens the remembered tunnels again, each on its old port; what cannot be opened is
+    /// reported and forgotten.
+    async fn reopen_tunnels(&self) -> Reply {
+        let requests = self
+            .reopen
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        let mut all = OpenReport {
+            tunnels: Vec::new(),
+            failed: Vec::new(),
+        };
+        for req in requests {
+            match self.tunnels.open(&req).await {
+                Ok(report) => {
+                    all.tunnels.extend(report.tunnels);
+                    all.failed.extend(report.failed);
+                }
+                Err(e) => {
+                    if all.tunnels.is_empty()
+                        && matches!(
+                            classify(&e),
+                            Some(
+                                crate::problem::Problem::SignIn
+                                    | crate::problem::Problem::StepUp(_)
+                            )
+                        )
+                    {
+                        // Still signed out: keep them for the sign-in that comes.
+                        if let Ok(mut reopen) = self.reopen.lock() {
+                            reopen.push(req);
+                        }
+                        return error_reply(&e);
+                    }
+                    all.failed.push(crate::tunnel::OpenFailure {
+                        relationship: req.relationships.join(","),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Reply::Opened(all)
+    }
+}
+
+/// What opens a closed tunnel again: the same endpoint, on the same port and address.
+fn reopen_request(t: &TunnelInfo) -> OpenRequest {
+    OpenRequest {
+        app: t.app.clone(),
+        relationships: vec![t.endpoint_id().to_string()],
+        port: Some(t.local.port()),
+        bind: Some(t.local.ip()),
     }
 }
 
@@ -331,6 +414,7 @@ pub async fn serve(bound: Bound, access: Arc<Access>, outer: watch::Receiver<boo
         restart: Notify::new(),
         stop,
         hosted_by: bound.hosted_by.clone(),
+        reopen: Mutex::new(Vec::new()),
     });
     info!(socket = %bound.socket.display(), pid = std::process::id(), "agent ready");
     let keeping = tokio::spawn({

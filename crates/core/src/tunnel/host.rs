@@ -91,6 +91,9 @@ impl std::fmt::Display for AppKey {
     }
 }
 
+/// Why tunnels close when the session ends, as their closed state says it.
+pub const SIGNED_OUT: &str = "signed out";
+
 /// Where a tunnel stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -867,6 +870,17 @@ impl TunnelHost {
     /// Closes the tunnels `req` selects: their connections end and their ports are free when
     /// this returns. An app left without tunnels loses its SSH connection.
     pub async fn close(&self, req: &CloseRequest) -> Vec<TunnelInfo> {
+        self.close_because(req, None).await
+    }
+
+    /// Closes every tunnel because the session ended (whatever ended it): the ports are freed,
+    /// the links dropped, and each tunnel is announced `closed (signed out)`.
+    pub async fn close_all_signed_out(&self) -> Vec<TunnelInfo> {
+        self.close_because(&CloseRequest::default(), Some(SIGNED_OUT))
+            .await
+    }
+
+    async fn close_because(&self, req: &CloseRequest, why: Option<&str>) -> Vec<TunnelInfo> {
         // No lock: an open in progress for an app finds its connection gone if this closes
         // it, and says so; closing never waits for a gateway.
         let mut closing: Vec<Arc<Tunnel>> = Vec::new();
@@ -912,7 +926,10 @@ impl TunnelHost {
                 app: t.app.to_string(),
                 relationship: t.endpoint.id().to_string(),
                 port: t.local.port(),
-                state: TunnelState::Closed.to_string(),
+                state: match why {
+                    Some(why) => format!("{} ({why})", TunnelState::Closed),
+                    None => TunnelState::Closed.to_string(),
+                },
                 down: false,
                 needs_sign_in: false,
             });
