@@ -122,7 +122,8 @@ pub struct OpenFlags {
     /// tunnel).
     #[arg(long, value_name = "ADDRESS")]
     pub bind: Option<IpAddr>,
-    /// Do not ask before opening tunnels to a production environment.
+    /// Do not ask before opening tunnels to a production environment, or before listening on
+    /// every address (--bind 0.0.0.0 or ::).
     #[arg(short = 'y', long)]
     pub yes: bool,
 }
@@ -145,6 +146,7 @@ pub async fn open(ctx: &Ctx, cli: &Cli, args: OpenArgs) -> Result<()> {
     )
     .await?;
     let bind = args.bind.bind;
+    confirm_wildcard(bind, args.bind.yes)?;
     warn_about_bind(ctx, bind);
     let mut client = agent(ctx, cli).await?;
     let request = OpenRequest {
@@ -219,6 +221,33 @@ async fn confirm_production(
     }
 }
 
+/// Asks the person at a terminal before listening on every address (`0.0.0.0`, `::`): the
+/// tunnels then carry anyone on any network this machine is on to the service, with its
+/// credentials. Default no. Without a terminal (a script) the warning below is all, as for a
+/// production environment; `-y` answers yes.
+fn confirm_wildcard(bind: Option<IpAddr>, yes: bool) -> Result<()> {
+    let Some(ip) = bind.filter(IpAddr::is_unspecified) else {
+        return Ok(());
+    };
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr();
+    write!(
+        err,
+        "Listen on every address ({ip})? Anyone who can reach this machine on any network could          use the tunnels, with the services' credentials. [y/N] "
+    )?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    match line.trim() {
+        "y" | "Y" | "yes" | "Yes" => Ok(()),
+        _ => bail!(UsageError(format!(
+            "nothing opened: you chose not to listen on {ip}; leave out --bind to listen on              127.0.0.1 only"
+        ))),
+    }
+}
+
 fn warn_about_bind(ctx: &Ctx, bind: Option<IpAddr>) {
     if let Some(ip) = bind.filter(|ip| !ip.is_loopback()) {
         progress(
@@ -239,6 +268,9 @@ fn opened_text(report: &OpenReport, cli: &Cli) -> String {
             Shown(&tunnel.url),
             tunnel.local
         ));
+        if let Some(displaced) = &tunnel.displaced {
+            t.push_str(&format!("  Note: {displaced}.\n"));
+        }
     }
     for f in &report.failed {
         t.push_str(&format!(
@@ -288,6 +320,7 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
     let app = args.app.resolve(&ctx).await?;
     let yes = args.bind.yes;
     let bind = args.bind.bind;
+    confirm_wildcard(bind, yes)?;
     warn_about_bind(&ctx, bind);
     let format = ctx.format;
     let access = Arc::new(ctx.access);
@@ -333,10 +366,15 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
     };
     print(format, tunnel, || {
         format!(
-            "SSH tunnel opened to {} at: {}\n  local address: {}\n\nQuit with Ctrl+C.",
+            "SSH tunnel opened to {} at: {}\n  local address: {}\n{}\nQuit with Ctrl+C.",
             tunnel.relationship_label(),
             Shown(&tunnel.url),
-            tunnel.local
+            tunnel.local,
+            tunnel
+                .displaced
+                .as_ref()
+                .map(|d| format!("  Note: {d}.\n"))
+                .unwrap_or_default()
         )
     });
     let _ = std::io::stdout().flush();

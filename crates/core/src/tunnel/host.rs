@@ -217,6 +217,9 @@ pub struct TunnelInfo {
     pub opened_at: u64,
     /// Why the last local connection could not be carried, if one could not.
     pub last_error: Option<String>,
+    /// The port this tunnel had last time, when another process held it as it opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub displaced: Option<ports::Displaced>,
 }
 
 impl std::fmt::Debug for TunnelInfo {
@@ -393,6 +396,7 @@ struct Tunnel {
     announced: Mutex<TunnelState>,
     closed: watch::Sender<bool>,
     serving: Mutex<Option<JoinHandle<()>>>,
+    displaced: Option<ports::Displaced>,
 }
 
 impl Tunnel {
@@ -413,15 +417,21 @@ impl Tunnel {
             remote: format!("{}:{}", self.endpoint.host(), self.endpoint.port()),
             local: self.local,
             url: port
-                .map(|p| self.endpoint.local_url(p).expose().to_string())
+                .map(|p| {
+                    self.endpoint
+                        .local_url_at(self.local.ip(), p)
+                        .expose()
+                        .to_string()
+                })
                 .unwrap_or_default(),
             fields: port
-                .map(|p| self.endpoint.local_fields(p))
+                .map(|p| self.endpoint.local_fields_at(self.local.ip(), p))
                 .unwrap_or_default(),
             state,
             counters: self.counters.snapshot(),
             opened_at: self.opened_at,
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            displaced: self.displaced.clone(),
         }
     }
 
@@ -824,7 +834,14 @@ impl TunnelHost {
             (None, Some(p)) => PortChoice::Prefer(p),
             (None, None) => PortChoice::Any,
         };
-        let (listener, port) = ports::bind(ip, choice, &self.inner.ports.others(&book_key))?;
+        let ports::Bound {
+            listener,
+            port,
+            displaced,
+        } = ports::bind(ip, choice, &self.inner.ports.others(&book_key))?;
+        if let Some(d) = &displaced {
+            warn!(app = %app, relationship = %endpoint.id(), old = d.port, holder = ?d.holder, new = port.get(), "the tunnel's remembered port is held by another process");
+        }
         self.inner.ports.remember(&book_key, port);
         let tunnel = Arc::new(Tunnel {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
@@ -837,6 +854,7 @@ impl TunnelHost {
             announced: Mutex::new(TunnelState::Closed),
             closed: watch::channel(false).0,
             serving: Mutex::new(None),
+            displaced,
         });
         let mut apps = self.inner.lock_apps();
         let Some(entry) = apps.get_mut(app) else {

@@ -2,7 +2,9 @@
 //! names the port and, where the OS tells, the process holding it: never a silent switch);
 //! else the port this relationship had last time, remembered per profile, project,
 //! environment, app and relationship, so that a database tool's saved connection keeps
-//! working; else the first free port from 30000 up, as the official client.
+//! working; else the first free port from 30000 up, as the official client. When another
+//! process holds the remembered port, a new one is chosen and the tunnel says so
+//! ([`Displaced`]): a saved connection would otherwise reach that process instead.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -53,34 +55,72 @@ pub enum PortChoice {
     Any,
 }
 
+/// The port a tunnel had last time, held by another process when it opened again: the tunnel
+/// listens elsewhere, and a client still pointed at the old port would reach that process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Displaced {
+    pub port: u16,
+    /// "name (pid N)", where the OS tells.
+    pub holder: Option<String>,
+}
+
+impl std::fmt::Display for Displaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "port {}, this tunnel's port last time, is in use",
+            self.port
+        )?;
+        if let Some(holder) = &self.holder {
+            write!(f, " by {}", crate::escape::terminal(holder))?;
+        }
+        f.write_str(", so another was chosen: point clients at the new port, or stop what holds the old one and reopen")
+    }
+}
+
+/// A tunnel's listener, its port, and the remembered port it could not have.
+#[derive(Debug)]
+pub struct Bound {
+    pub listener: TcpListener,
+    pub port: LocalPort,
+    pub displaced: Option<Displaced>,
+}
+
 /// Binds a tunnel's listener. Ports in `avoid` (remembered for other tunnels) are skipped by
 /// the automatic choice so that one tunnel does not take another's usual port.
-pub fn bind(
-    ip: IpAddr,
-    choice: PortChoice,
-    avoid: &[u16],
-) -> Result<(TcpListener, LocalPort), PortError> {
+pub fn bind(ip: IpAddr, choice: PortChoice, avoid: &[u16]) -> Result<Bound, PortError> {
+    let bound = |(listener, port)| Bound {
+        listener,
+        port,
+        displaced: None,
+    };
     match choice {
-        PortChoice::Exact(port) => bind_one(ip, port.get()),
+        PortChoice::Exact(port) => bind_one(ip, port.get()).map(bound),
         PortChoice::Prefer(port) => match bind_one(ip, port.get()) {
-            Ok(bound) => Ok(bound),
-            Err(PortError::Busy { .. }) => bind(ip, PortChoice::Any, avoid),
+            Ok(done) => Ok(bound(done)),
+            Err(PortError::Busy { port, holder, .. }) => {
+                let mut anew = bind(ip, PortChoice::Any, avoid)?;
+                anew.displaced = Some(Displaced { port, holder });
+                Ok(anew)
+            }
             Err(e) => Err(e),
         },
-        PortChoice::Any => {
-            for port in FIRST_PORT..=u16::MAX {
-                if avoid.contains(&port) {
-                    continue;
-                }
-                match bind_one(ip, port) {
-                    Ok(bound) => return Ok(bound),
-                    Err(PortError::Busy { .. }) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(PortError::NoneFree { ip })
+        PortChoice::Any => bind_any(ip, avoid).map(bound),
+    }
+}
+
+fn bind_any(ip: IpAddr, avoid: &[u16]) -> Result<(TcpListener, LocalPort), PortError> {
+    for port in FIRST_PORT..=u16::MAX {
+        if avoid.contains(&port) {
+            continue;
+        }
+        match bind_one(ip, port) {
+            Ok(done) => return Ok(done),
+            Err(PortError::Busy { .. }) => continue,
+            Err(e) => return Err(e),
         }
     }
+    Err(PortError::NoneFree { ip })
 }
 
 fn bind_one(ip: IpAddr, port: u16) -> Result<(TcpListener, LocalPort), PortError> {
@@ -234,7 +274,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_chosen_port_is_an_error_naming_it_and_its_holder() {
-        let (held, port) = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        let Bound {
+            listener: held,
+            port,
+            ..
+        } = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
         let err = bind(LOOPBACK, PortChoice::Exact(port), &[]).unwrap_err();
         let PortError::Busy {
             port: p, holder, ..
@@ -255,20 +299,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_busy_remembered_port_gives_way_to_the_next_free_one() {
-        let (held, port) = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
-        let (_l, other) = bind(LOOPBACK, PortChoice::Prefer(port), &[]).unwrap();
-        assert_ne!(other, port);
-        assert!(other.get() >= FIRST_PORT);
+    async fn a_remembered_port_held_by_another_process_is_replaced_and_said_so() {
+        let held = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        let port = held.port;
+        let anew = bind(LOOPBACK, PortChoice::Prefer(port), &[]).unwrap();
+        assert_ne!(anew.port, port);
+        assert!(anew.port.get() >= FIRST_PORT);
+        let displaced = anew.displaced.expect("the move is reported");
+        assert_eq!(displaced.port, port.get());
+        if cfg!(target_os = "linux") {
+            let holder = displaced.holder.clone().unwrap_or_default();
+            assert!(
+                holder.contains(&format!("pid {}", std::process::id())),
+                "{holder}"
+            );
+        }
+        let said = displaced.to_string();
+        assert!(said.contains(&format!("port {port}")), "{said}");
+        assert!(said.contains("another was chosen"), "{said}");
+        // A free remembered port is simply taken.
         drop(held);
+        let again = bind(LOOPBACK, PortChoice::Prefer(port), &[]).unwrap();
+        assert_eq!((again.port, again.displaced), (port, None));
     }
 
     #[tokio::test]
     async fn automatic_choice_skips_ports_remembered_for_other_tunnels() {
-        let (first, port) = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        let first = bind(LOOPBACK, PortChoice::Any, &[]).unwrap();
+        let port = first.port;
         drop(first);
-        let (_l, next) = bind(LOOPBACK, PortChoice::Any, &[port.get()]).unwrap();
-        assert_ne!(next, port);
+        let next = bind(LOOPBACK, PortChoice::Any, &[port.get()]).unwrap();
+        assert_ne!(next.port, port);
     }
 
     #[test]

@@ -34,6 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU16;
 
 use base64::alphabet;
@@ -45,8 +46,19 @@ use super::LocalPort;
 use crate::problem::{Classify, Problem};
 use crate::secret::Sensitive;
 
-/// The address every exported endpoint points at: tunnels listen on loopback.
-const LOCAL_IP: &str = "127.0.0.1";
+/// The address every exported endpoint points at when tunnels listen on loopback (or on
+/// every address).
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The address a tunnel listening on `ip` is reached at from here: `ip` itself, or loopback
+/// for a wildcard, which is no address to connect to.
+fn exported_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => LOOPBACK,
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    }
+}
 
 /// The platform's variable holds standard base64; `echo` adds a newline and some tools drop
 /// the padding, neither of which makes the value ambiguous.
@@ -357,6 +369,14 @@ impl Endpoint {
     /// (`legacy/src/Command/Tunnel/TunnelInfoCommand.php`, `execute`). The key is the
     /// integer index, as `tunnel:open` writes it.
     pub fn local_fields(&self, port: LocalPort) -> Map<String, Value> {
+        self.local_fields_at(LOOPBACK, port)
+    }
+
+    /// [`Endpoint::local_fields`] for a tunnel listening on `ip`: a tunnel bound to another
+    /// address than loopback is reached at that address, so that is what it exports; one bound
+    /// to every address (`0.0.0.0`, `::`) is reached here at loopback.
+    pub fn local_fields_at(&self, ip: IpAddr, port: LocalPort) -> Map<String, Value> {
+        let host = Value::from(exported_ip(ip).to_string());
         let mut fields = self.fields.clone();
         fields.insert(
             "_relationship_name".to_string(),
@@ -364,8 +384,8 @@ impl Endpoint {
         );
         fields.insert("_relationship_key".to_string(), Value::from(self.id.index));
         for (key, value) in [
-            ("host", Value::from(LOCAL_IP)),
-            ("ip", Value::from(LOCAL_IP)),
+            ("host", host.clone()),
+            ("ip", host),
             ("port", Value::from(port.get())),
         ] {
             if let Some(slot) = fields.get_mut(key) {
@@ -379,8 +399,14 @@ impl Endpoint {
 
     /// The URL to reach the service through a tunnel on `port`.
     pub fn local_url(&self, port: LocalPort) -> Sensitive<String> {
+        self.local_url_at(LOOPBACK, port)
+    }
+
+    /// The URL to reach the service through a tunnel listening on `ip` (see
+    /// [`Endpoint::local_fields_at`]).
+    pub fn local_url_at(&self, ip: IpAddr, port: LocalPort) -> Sensitive<String> {
         let mut fields = self.fields.clone();
-        fields.insert("host".to_string(), Value::from(LOCAL_IP));
+        fields.insert("host".to_string(), Value::from(exported_ip(ip).to_string()));
         fields.insert("port".to_string(), Value::from(port.get()));
         Sensitive::new(build_url(&fields))
     }
@@ -1613,6 +1639,44 @@ mod tests {
     }
 
     #[test]
+    fn a_tunnel_bound_beyond_loopback_exports_its_address_and_a_wildcard_exports_loopback() {
+        let r = decode_value(&json!({ "database": [postgresql()] }));
+        let e = r.endpoints().next().unwrap();
+        let lan: IpAddr = "192.168.1.7".parse().unwrap();
+        let fields = e.local_fields_at(lan, port(30000));
+        assert_eq!(fields["host"], "192.168.1.7");
+        assert_eq!(fields["ip"], "192.168.1.7");
+        assert!(
+            fields["url"]
+                .as_str()
+                .unwrap()
+                .contains("@192.168.1.7:30000/"),
+            "{}",
+            fields["url"]
+        );
+        assert!(e
+            .local_url_at(lan, port(30000))
+            .expose()
+            .contains("@192.168.1.7:30000/"));
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert_eq!(e.local_fields_at(any, port(30000))["host"], "127.0.0.1");
+        assert!(e
+            .local_url_at(any, port(30000))
+            .expose()
+            .contains("@127.0.0.1:30000/"));
+        let any6: IpAddr = "::".parse().unwrap();
+        assert!(e
+            .local_url_at(any6, port(30000))
+            .expose()
+            .contains("@[::1]:30000/"));
+        // Loopback as before.
+        assert_eq!(
+            e.local_fields(port(30000)),
+            e.local_fields_at(LOOPBACK, port(30000))
+        );
+    }
+
+    #[test]
     fn a_mongodb_replica_set_uri_in_host_becomes_its_first_host_as_the_official_client_does() {
         let uri = "mongodb://main:secret@mongo1.internal,mongo2.internal:27017/main?replicaSet=rs0";
         let endpoint = json!({"scheme": "mongodb", "host": uri, "port": 27017,
@@ -2113,7 +2177,7 @@ mod tests {
                 let after = back.endpoint(id).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 for (key, value) in before.fields() {
                     match key.as_str() {
-                        "host" | "ip" => prop_assert_eq!(&after.fields()[key], LOCAL_IP),
+                        "host" | "ip" => prop_assert_eq!(&after.fields()[key], "127.0.0.1"),
                         "port" => prop_assert_eq!(after.port().get(), local_port.get()),
                         "url" => {}
                         // As PHP's json_decode/json_encode round trip leaves it.
