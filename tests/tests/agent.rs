@@ -249,12 +249,25 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
     let out = run_async(rsync).await?;
     assert!(out.status.success(), "rsync: {}", text(&out.stderr));
 
-    // Without an agent the inactivity limit still holds: the next command after it ends the
-    // session and asks to sign in again.
+    // Without an agent the inactivity limit still holds, and it is the session's (recorded as
+    // it signed in), not the command's: the next command after it ends the session and asks
+    // to sign in again.
+    let mut login = user.tether(&["auth:api-token-login"])?;
+    login
+        .env("TETHER_INACTIVITY_LIMIT", "2s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut login = tokio::process::Command::from(login).spawn()?;
+    login
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(ALICE_TOKEN.as_bytes())
+        .await?;
+    assert!(login.wait().await?.success());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut load = user.tether(&["ssh-cert:load"])?;
-    load.env("TETHER_INACTIVITY_LIMIT", "2s");
-    let out = run_async(load).await?;
+    let out = user.run(&["ssh-cert:load"], None).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("without activity"),
@@ -549,5 +562,24 @@ async fn tunnels_close_whenever_the_session_ends_and_an_outage_is_not_an_end() -
     // follows is refused, and the tunnels close again.
     assert!(sim.revoke_api_token(ALICE_TOKEN));
     tunnels_closed_by_the_end_of_the_session(&user, &mut events, &ports, "API token").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_a_shorter_limit_does_not_cut_the_agents_session() -> Result<()> {
+    // The desktop keeps a 12 h session; a command run with a shorter limit of its own must not
+    // end it: the session's limit is the agent's, and the agent decides.
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let _agent = start_agent(&user, &["--inactivity-limit", "12h"]).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut load = user.tether(&["ssh-cert:load"])?;
+    load.env("TETHER_INACTIVITY_LIMIT", "2s");
+    let out = run_async(load).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: serde_json::Value =
+        serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
+    assert_eq!(status["session"], "active", "{status}");
+    assert_eq!(status["inactivity_limit_secs"], 12 * 3600, "{status}");
     Ok(())
 }

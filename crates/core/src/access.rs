@@ -306,24 +306,38 @@ impl Access {
         Ok(())
     }
 
-    async fn announce_sign_in_quietly(&self) {
-        if let Err(e) = self.announce_sign_in().await {
-            tracing::warn!(error = %e, "the agent did not take the new session");
-        }
-    }
-
     /// Ends the session after the inactivity limit, so that the user signs in again: what the
-    /// agent does on a timer, checked here for when no agent runs.
+    /// agent does on a timer, checked here for when no agent runs (with a running agent, the
+    /// agent decides). The limit is the session's, not this process's.
     async fn end_if_idle(&self) -> Result<(), AccessError> {
         if self.session.uses_env_token() || self.keeper.idle_left() > 0 {
             return Ok(());
         }
         if self.session.has_session().await? {
             self.keeper.end_for_inactivity().await;
-            let limit = self.keeper.policy().inactivity_limit;
+            let limit = self.keeper.inactivity_limit();
             return Err(CertError::Inactive(limit).into());
         }
         Ok(())
+    }
+
+    /// After a sign-in: a running agent keeps the new session (and records its limit with
+    /// it); without one, this process's limit becomes the session's.
+    async fn keep_new_session(&self) {
+        #[cfg(unix)]
+        if self.use_agent {
+            match self.agent().await {
+                Ok(Some(mut agent)) => {
+                    if let Err(e) = agent.request(&crate::agent::Request::SignedIn).await {
+                        tracing::warn!(error = %e, "the agent did not take the new session");
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the agent did not take the new session"),
+            }
+        }
+        self.keeper.record_inactivity_limit();
     }
 
     /// Starts a browser sign-in: the page to show and the listener that waits for it.
@@ -338,7 +352,7 @@ impl Access {
     pub async fn finish_sign_in(&self, code: AuthCode) -> Result<(User, Ready), AccessError> {
         let tokens = self.session.complete_login(code).await?;
         self.touch();
-        self.announce_sign_in_quietly().await;
+        self.keep_new_session().await;
         let user = self.api.me(&tokens.access).await?;
         let ready = self.ready(false).await?;
         Ok((user, ready))
@@ -353,7 +367,7 @@ impl Access {
     ) -> Result<(User, Result<Ready, AccessError>), AccessError> {
         let tokens = self.session.login_with_api_token(token).await?;
         self.touch();
-        self.announce_sign_in_quietly().await;
+        self.keep_new_session().await;
         let user = self.api.me(&tokens.access).await?;
         Ok((user, self.ready(false).await))
     }
@@ -371,8 +385,7 @@ impl Access {
     /// Be ready to connect: a usable certificate (a new one with `new`) and the session's
     /// OpenSSH files written.
     pub async fn ready(&self, new: bool) -> Result<Ready, AccessError> {
-        self.end_if_idle().await?;
-        self.touch();
+        // A running agent decides about inactivity (it checks before it records this use).
         #[cfg(unix)]
         if let Some(mut agent) = self.agent().await? {
             return match agent.request(&crate::agent::Request::Ready { new }).await? {
@@ -380,6 +393,8 @@ impl Access {
                 other => Err(unexpected(&other)),
             };
         }
+        self.end_if_idle().await?;
+        self.touch();
         let ensured = self.keeper.ensure(new).await?;
         openssh::write_session_files(
             &self.profile,

@@ -5,10 +5,17 @@
 //! The record is a small file in the session directory holding Unix seconds. It is rewritten
 //! with a rename (never half-written) and without `fsync`: it is a hint, and the hook that
 //! writes it runs before every connection, so it must stay cheap.
+//!
+//! The inactivity limit is stored with the session too, so that every process measures the
+//! same session against the same limit: the one that keeps the session (the running agent, or
+//! the command that signed in when none runs) records it, and the others read it instead of
+//! applying their own.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FILE: &str = "last-activity";
+const LIMIT_FILE: &str = "inactivity-limit";
 
 fn path(session_dir: &Path) -> PathBuf {
     session_dir.join(FILE)
@@ -21,26 +28,54 @@ pub fn touch(session_dir: &Path, now: u64) {
         return;
     }
     let tmp = session_dir.join(format!(".{FILE}.{}", std::process::id()));
-    let mut written = std::fs::write(&tmp, format!("{now}\n"));
+    let mut written = write_private(&tmp, now);
     if written
         .as_ref()
         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         && crate::private_files::create_private_dir(session_dir).is_ok()
     {
-        written = std::fs::write(&tmp, format!("{now}\n"));
+        written = write_private(&tmp, now);
     }
     if written.is_ok() && std::fs::rename(&tmp, path(session_dir)).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }
 
+/// Writes `value` to a new file readable only by its owner, whatever the umask.
+fn write_private(path: &Path, value: u64) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{value}")
+}
+
+fn read_number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// The last recorded activity, if any.
 pub fn last(session_dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(path(session_dir))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    read_number(&path(session_dir))
+}
+
+/// Records the session's inactivity limit (seconds).
+pub fn set_limit(session_dir: &Path, secs: u64) -> Result<(), crate::private_files::WriteError> {
+    if limit(session_dir) == Some(secs) {
+        return Ok(());
+    }
+    crate::private_files::create_private_dir(session_dir)?;
+    crate::private_files::write_atomic(
+        &session_dir.join(LIMIT_FILE),
+        format!("{secs}\n").as_bytes(),
+        0o600,
+    )
+}
+
+/// The session's inactivity limit (seconds), when one was recorded.
+pub fn limit(session_dir: &Path) -> Option<u64> {
+    read_number(&session_dir.join(LIMIT_FILE)).filter(|s| *s > 0)
 }
 
 #[cfg(test)]
@@ -57,8 +92,27 @@ mod tests {
         assert_eq!(last(dir.path()), Some(100));
         touch(dir.path(), 150);
         assert_eq!(last(dir.path()), Some(150));
-        // Nothing but the record is left behind.
+        // Nothing but the record is left behind, and only its owner reads it.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn the_session_keeps_one_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(limit(dir.path()), None);
+        set_limit(dir.path(), 12 * 3600).unwrap();
+        assert_eq!(limit(dir.path()), Some(12 * 3600));
+        set_limit(dir.path(), 30).unwrap();
+        assert_eq!(limit(dir.path()), Some(30));
     }
 
     #[test]

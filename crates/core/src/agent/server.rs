@@ -151,7 +151,7 @@ impl Host {
             session: self.state(),
             certificate: self.access.certificate(),
             last_activity: keeper.last_activity(),
-            inactivity_limit_secs: keeper.policy().inactivity_limit.as_secs(),
+            inactivity_limit_secs: keeper.inactivity_limit().as_secs(),
             tunnels: tunnels.len(),
             tunnels_down: tunnels.iter().filter(|t| t.state.is_down()).count(),
             reopenable: self.reopen.lock().map(|r| r.len()).unwrap_or(0),

@@ -327,12 +327,28 @@ impl CertKeeper {
         Duration::from_secs(renew_at.min(latest).saturating_sub(now))
     }
 
+    /// The session's inactivity limit: the one stored with the session by whoever keeps it
+    /// (the running agent), else this process's own.
+    pub fn inactivity_limit(&self) -> Duration {
+        crate::activity::limit(&self.session.session_dir())
+            .map_or(self.policy.inactivity_limit, Duration::from_secs)
+    }
+
+    /// Makes this process's limit the session's: called by whoever keeps the session (the
+    /// agent as it starts keeping it, or a sign-in when no agent runs).
+    pub fn record_inactivity_limit(&self) {
+        let secs = self.policy.inactivity_limit.as_secs();
+        if let Err(e) = crate::activity::set_limit(&self.session.session_dir(), secs) {
+            warn!(error = %e, "cannot store the session's inactivity limit");
+        }
+    }
+
     /// Seconds until the inactivity limit is reached (zero when it has been). Without any
     /// record of activity the whole limit is left.
     pub fn idle_left(&self) -> u64 {
         let now = self.session.clock().unix();
         let idle = self.last_activity().map_or(0, |t| now.saturating_sub(t));
-        self.policy.inactivity_limit.as_secs().saturating_sub(idle)
+        self.inactivity_limit().as_secs().saturating_sub(idle)
     }
 
     fn inactive(&self) -> bool {
@@ -345,7 +361,7 @@ impl CertKeeper {
     pub async fn end_for_inactivity(&self) -> String {
         let reason = format!(
             "signed out after {} without activity",
-            human(self.policy.inactivity_limit)
+            human(self.inactivity_limit())
         );
         if let Err(e) = self.session.end_locally(&reason).await {
             warn!(error = %e, "cannot end the idle session");
@@ -360,6 +376,10 @@ impl CertKeeper {
         let mut failures = 0u32;
         // The first pass takes a usable stored certificate; later passes renew when due.
         let mut due = false;
+        // The keeper of the session decides its inactivity limit for every process.
+        if self.session.has_session().await.unwrap_or(false) {
+            self.record_inactivity_limit();
+        }
         loop {
             if self.inactive() {
                 let reason = self.end_for_inactivity().await;
