@@ -115,7 +115,8 @@ pub fn break_port(port: u16, fault: Fault) -> Result<()> {
     let verdict = match fault {
         Fault::Silence => "drop".to_string(),
         Fault::Loss(percent) => format!("numgen random mod 100 < {percent} drop"),
-        Fault::Reset => "reject with tcp reset".to_string(),
+        // Not a reset itself: the resets nft sends cross the same hook.
+        Fault::Reset => "tcp flags & rst == 0 reject with tcp reset".to_string(),
     };
     let script = format!(
         "table inet {FAULT_TABLE} {{\n\

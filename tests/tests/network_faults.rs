@@ -466,6 +466,11 @@ members = ["alice"]
             "measured: after 6 s of resets: attempts {attempts:?}, saying {:?}",
             down[0].3
         );
+        ensure!(
+            down.iter()
+                .all(|t| t.3.contains("refused") || t.3.contains("reset")),
+            "the reason names the reset: {down:?}"
+        );
         // Backoff: 125 ms doubling to a 3 s cap is at most a handful of attempts in ~7 s, not
         // one per connect.
         ensure!(
