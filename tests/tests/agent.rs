@@ -275,6 +275,10 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
         text(&out.stderr)
     );
     assert!(!user.session_dir().join("id_ed25519-cert.pub").exists());
+    // The session ended here forgets the API token that opened it, as a sign-out does.
+    let stored = std::fs::read_to_string(user.session_dir().join("tokens.json"))?;
+    assert!(!stored.contains(ALICE_TOKEN), "{stored}");
+    assert!(!stored.contains("api-token"), "{stored}");
     Ok(())
 }
 

@@ -311,3 +311,34 @@ async fn bad_tokens_and_missing_sessions_say_what_to_do() -> Result<()> {
     let _ = Duration::ZERO;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_stored_session_can_still_be_signed_out_of() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let tokens = user.session_dir().join("tokens.json");
+    let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tokens)?)?;
+    stored["session"] = "{half a session".into();
+    std::fs::write(&tokens, serde_json::to_vec(&stored)?)?;
+
+    let out = user.run(&["ssh-cert:load"], None).await?;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unreadable") && text(&out.stderr).contains("tether logout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = user.run(&["logout"], None).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unreadable"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Everything went: the session, the API token that opened it, the session's files.
+    assert!(!tokens.exists());
+    assert!(!user.session_dir().exists());
+    let out = user.run(&["auth:info"], None).await?;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    Ok(())
+}

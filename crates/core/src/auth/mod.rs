@@ -511,7 +511,7 @@ impl Session {
         };
         let p: Persisted = serde_json::from_str(raw.expose()).map_err(|e| {
             AuthError::Protocol(format!(
-                "the stored session is unreadable ({e}); sign in again"
+                "the stored session is unreadable ({e}); sign out (tether logout) and sign in again"
             ))
         })?;
         Ok(Some(Tokens::from_persisted(p)))
@@ -638,8 +638,10 @@ impl Session {
                 Ok(t)
             }
             Err(e @ (AuthError::SessionEnded(_) | AuthError::BadApiToken(_))) => {
-                // The session cannot come back: forget it so nothing keeps using it.
+                // The session cannot come back: forget it, and the API token that opened it,
+                // so nothing keeps using them.
                 self.store.delete(SESSION_KEY).await?;
+                self.store.delete(API_TOKEN_KEY).await?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -655,10 +657,12 @@ impl Session {
         }
     }
 
-    /// Ends the session on this machine only (after long inactivity): the tokens are deleted
-    /// and the reason is kept for the next command to show.
+    /// Ends the session on this machine only (after long inactivity): the tokens are deleted,
+    /// the stored API token too (signing in again means giving it again, as after a
+    /// sign-out), and the reason is kept for the next command to show.
     pub async fn end_locally(&self, reason: &str) -> Result<(), AuthError> {
         self.store.delete(SESSION_KEY).await?;
+        self.store.delete(API_TOKEN_KEY).await?;
         let dir = self.session_dir();
         create_private_dir(&dir)?;
         crate::private_files::write_atomic(&dir.join(ENDED_MARKER), reason.as_bytes(), 0o600)?;
@@ -668,17 +672,25 @@ impl Session {
 
     /// Revokes the session at the platform and deletes its tokens, stored API token and files.
     /// Revocation is best effort (the platform may be unreachable); local deletion is not.
+    /// A stored session that cannot be read is deleted all the same (it cannot be revoked).
     pub async fn logout(&self) -> Result<LogoutReport, AuthError> {
         let mut report = LogoutReport::default();
-        if let Some(t) = self.load().await? {
-            let (token, hint) = match &t.refresh {
-                Some(r) => (r.clone(), "refresh_token"),
-                None => (t.access.clone(), "access_token"),
-            };
-            match self.authority.revoke(&token, hint).await {
-                Ok(()) => report.revoked = true,
-                Err(e) => report.revoke_error = Some(e.to_string()),
+        match self.load().await {
+            Ok(Some(t)) => {
+                let (token, hint) = match &t.refresh {
+                    Some(r) => (r.clone(), "refresh_token"),
+                    None => (t.access.clone(), "access_token"),
+                };
+                match self.authority.revoke(&token, hint).await {
+                    Ok(()) => report.revoked = true,
+                    Err(e) => report.revoke_error = Some(e.to_string()),
+                }
             }
+            Ok(None) => {}
+            Err(AuthError::Protocol(_)) => {
+                report.revoke_error = Some("the stored session was unreadable".into());
+            }
+            Err(e) => return Err(e),
         }
         self.store.delete(SESSION_KEY).await?;
         self.store.delete(API_TOKEN_KEY).await?;
