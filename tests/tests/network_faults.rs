@@ -450,7 +450,7 @@ members = ["alice"]
         let five = w.ports(&key("five")).await?;
         break_port(w.gateway(), Fault::Reset)?;
         // The next packet meets a reset: a local connection sends one.
-        let _ = tokio::spawn(held_then_closed(five[0]));
+        let _arrival = tokio::spawn(held_then_closed(five[0]));
         w.until(&key("five"), "reconnecting", Duration::from_secs(5))
             .await?;
         tokio::time::sleep(Duration::from_secs(6)).await;
