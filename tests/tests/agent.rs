@@ -308,6 +308,31 @@ async fn the_control_socket_is_private_single_and_robust() -> Result<()> {
     let mode = |p: &Path| -> Result<u32> { Ok(std::fs::metadata(p)?.permissions().mode() & 0o777) };
     assert_eq!(mode(&dir)?, 0o700);
     assert_eq!(mode(&socket)?, 0o600);
+    // Every file the agent writes is its user's alone: the pid file and the log too.
+    assert_eq!(mode(&dir.join("tether-sim.pid"))?, 0o600);
+    let log = user
+        .home()
+        .join(".local/share/tether/logs/agent-tether-sim.log");
+    assert_eq!(mode(&log)?, 0o600, "{}", log.display());
+
+    // Connections that say nothing cannot hold every slot: the agent closes them, and answers
+    // the next command.
+    let mut idle = Vec::new();
+    for _ in 0..70 {
+        idle.push(UnixStream::connect(&socket).await?);
+    }
+    let started = std::time::Instant::now();
+    let out = user.run(&["agent:status"], None).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "agent:status took {:?} behind idle connections",
+        started.elapsed()
+    );
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), idle[0].read(&mut buf)).await??;
+    assert_eq!(n, 0, "the agent closed the idle connection");
+    drop(idle);
 
     // A second agent for the same profile refuses and names the running one.
     let out = user.run(&["agent"], None).await?;

@@ -1,6 +1,5 @@
 //! `tether agent` (the agent in the foreground), `agent:status` and `events`.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -20,14 +19,10 @@ pub fn log_path(cli: &Cli) -> Result<std::path::PathBuf> {
 }
 
 /// The agent's log file, appended to.
-pub fn log_file(cli: &Cli) -> Option<File> {
+pub fn log_file(cli: &Cli) -> Option<agent::AgentLog> {
     let path = log_path(cli).ok()?;
     tether_core::private_files::create_private_dir(path.parent()?).ok()?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ok()
+    agent::AgentLog::open(&path).ok()
 }
 
 /// Runs the agent until SIGINT or SIGTERM, or `agent:stop`.

@@ -1,7 +1,9 @@
 //! A shell's side of the control socket.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -13,9 +15,16 @@ use super::AgentError;
 /// How long a request may take: a renewal goes to the platform and back.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// A connection left unused this long is made again before the next request: the agent
+/// closes connections that stay silent ([`super::server`]'s idle timeout), and a shell may
+/// wait between two requests (a question at the terminal).
+const REUSE_WITHIN: Duration = Duration::from_secs(3);
+
 /// A connection to a running agent.
 pub struct AgentClient {
     stream: BufReader<UnixStream>,
+    socket: PathBuf,
+    last_used: Instant,
 }
 
 impl AgentClient {
@@ -25,6 +34,8 @@ impl AgentClient {
         match UnixStream::connect(socket).await {
             Ok(stream) => Ok(Some(AgentClient {
                 stream: BufReader::new(stream),
+                socket: socket.to_path_buf(),
+                last_used: Instant::now(),
             })),
             Err(e)
                 if matches!(
@@ -41,6 +52,12 @@ impl AgentClient {
     /// Sends a request and waits for its reply. An error reply becomes
     /// [`AgentError::Remote`], classified as core classified it in the agent.
     pub async fn request(&mut self, request: &Request) -> Result<Reply, AgentError> {
+        if self.last_used.elapsed() >= REUSE_WITHIN {
+            let stream = UnixStream::connect(&self.socket)
+                .await
+                .map_err(|e| AgentError::io(&self.socket, e))?;
+            self.stream = BufReader::new(stream);
+        }
         // An agent that refuses the connection may answer and hang up before the request is
         // written: its answer is still read.
         let _ = self
@@ -52,6 +69,7 @@ impl AgentClient {
             .await
             .map_err(|_| AgentError::Timeout)??
             .ok_or(AgentError::Closed)?;
+        self.last_used = Instant::now();
         match reply {
             Reply::Error {
                 code,

@@ -8,12 +8,14 @@
 //! [`CertKeeper`]: crate::cert::CertKeeper
 
 mod client;
+pub mod log;
 pub mod protocol;
 mod server;
 
 use std::path::PathBuf;
 
 pub use client::AgentClient;
+pub use log::AgentLog;
 pub use protocol::{EndpointFields, Reply, Request, SessionState, Status};
 pub use server::{serve, Bound};
 

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +25,11 @@ use crate::tunnel::{OpenReport, OpenRequest, TunnelHost, TunnelInfo};
 
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection may stay silent while the agent waits for its next request; then it
+/// is closed, so that idle connections cannot hold every slot. Clients send their request as
+/// they connect; subscribers are not waited on (they only listen).
+const IDLE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A control socket bound for one profile, with the lock that makes its agent the only one.
 pub struct Bound {
@@ -50,7 +55,6 @@ impl Bound {
     pub fn bind(paths: &crate::Paths, profile: &crate::Profile) -> Result<Bound, AgentError> {
         let dir = &paths.runtime_dir;
         create_private_dir(dir).map_err(|e| AgentError::io(dir, e.source))?;
-        let meta = std::fs::metadata(dir).map_err(|e| AgentError::io(dir, e))?;
         let socket = socket_path(paths, profile);
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
@@ -62,7 +66,11 @@ impl Bound {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock)
+            .map_err(|e| AgentError::io(&lock, e))?;
+        // One left by an older version may be readable by others.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| AgentError::io(&lock, e))?;
         if let Err(e) = file.try_lock() {
             return match e {
@@ -95,7 +103,8 @@ impl Bound {
         Ok(Bound {
             listener,
             socket,
-            uid: meta.uid(),
+            // The agent serves the user it runs as, whoever owns the directory.
+            uid: rustix::process::geteuid().as_raw(),
             _lock: file,
             hosted_by: None,
         })
@@ -489,7 +498,12 @@ async fn connection(host: Arc<Host>, stream: UnixStream, shutdown: watch::Receiv
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     loop {
-        let line = match read_line(&mut r, MAX_LINE).await {
+        let read = tokio::time::timeout(IDLE_READ_TIMEOUT, read_line(&mut r, MAX_LINE));
+        let Ok(read) = read.await else {
+            info!("closing a connection that sent nothing");
+            return;
+        };
+        let line = match read {
             Ok(Some(line)) => line,
             Ok(None) => return,
             Err(LineError::Io) => return,
