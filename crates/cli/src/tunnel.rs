@@ -209,7 +209,11 @@ async fn confirm_production(
         return Ok(());
     }
     let mut err = std::io::stderr();
-    write!(err, "{question} {label}? [Y/n] ")?;
+    write!(
+        err,
+        "{} ",
+        tether_core::escape::terminal(&format!("{question} {label}? [Y/n]"))
+    )?;
     err.flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
