@@ -55,6 +55,7 @@ async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Re
         }
         TrayAction::SignOut => desktop.sign_out().await,
         TrayAction::CloseAllTunnels => desktop.close_all_tunnels().await,
+        TrayAction::ReopenTunnels => desktop.reopen_tunnels().await.map(|_| ()),
         TrayAction::App(AppAction::Terminal, key) => desktop.open_terminal(&key).await,
         TrayAction::App(AppAction::CopySsh, key) => {
             let url = desktop.address(&key).await?;

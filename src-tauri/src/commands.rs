@@ -115,6 +115,11 @@ pub async fn close_tunnel(desktop: Shared<'_>, id: u32) -> Result<(), IpcError> 
 }
 
 #[tauri::command]
+pub async fn reopen_tunnels(desktop: Shared<'_>) -> Result<OpenedView, IpcError> {
+    desktop.reopen_tunnels().await
+}
+
+#[tauri::command]
 pub async fn close_all_tunnels(desktop: Shared<'_>) -> Result<(), IpcError> {
     desktop.close_all_tunnels().await
 }

@@ -315,6 +315,7 @@ impl Desktop {
             can_sign_in: self.access.can_sign_in(),
             headless_agent: headless.flatten(),
             using_headless_agent: headless.is_some(),
+            reopenable_tunnels: status.reopenable,
         })
     }
 
@@ -591,6 +592,24 @@ impl Desktop {
             self.request(&Request::TunnelClose(request)).await?;
         }
         Ok(())
+    }
+
+    /// Opens again, on their old ports, the tunnels the end of the last session closed.
+    pub async fn reopen_tunnels(&self) -> Result<OpenedView, IpcError> {
+        match self.request(&Request::TunnelReopen).await? {
+            Reply::Opened(report) => Ok(OpenedView {
+                tunnels: report.tunnels.iter().map(tunnel_view).collect(),
+                failed: report
+                    .failed
+                    .into_iter()
+                    .map(|f| OpenFailureView {
+                        relationship: f.relationship,
+                        message: f.message,
+                    })
+                    .collect(),
+            }),
+            other => Err(IpcError::other(format!("unexpected reply {other:?}"))),
+        }
     }
 
     pub async fn close_all_tunnels(&self) -> Result<(), IpcError> {

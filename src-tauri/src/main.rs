@@ -45,6 +45,7 @@ fn main() {
             commands::tunnels,
             commands::close_tunnel,
             commands::close_all_tunnels,
+            commands::reopen_tunnels,
             commands::tunnel_export,
             commands::copy_text,
             commands::set_pinned,

@@ -50,6 +50,7 @@ pub enum TrayAction {
     SignIn,
     SignInMfa,
     SignOut,
+    ReopenTunnels,
     CloseAllTunnels,
     Quit,
     App(AppAction, AppKey),
@@ -71,13 +72,14 @@ const TUNNEL_ACTIONS: [(TunnelAction, &str); 4] = [
     (TunnelAction::Close, "close"),
 ];
 
-const PLAIN: [(TrayAction, &str); 8] = [
+const PLAIN: [(TrayAction, &str); 9] = [
     (TrayAction::OpenWindow, "open-window"),
     (TrayAction::Settings, "settings"),
     (TrayAction::Browse, "browse"),
     (TrayAction::SignIn, "sign-in"),
     (TrayAction::SignInMfa, "sign-in-mfa"),
     (TrayAction::SignOut, "sign-out"),
+    (TrayAction::ReopenTunnels, "reopen-tunnels"),
     (TrayAction::CloseAllTunnels, "close-all-tunnels"),
     (TrayAction::Quit, "quit"),
 ];
@@ -350,6 +352,16 @@ pub fn lines(profile: &str, snapshot: Option<&Snapshot>, settings: &DesktopSetti
     }
 
     out.push(Line::Separator);
+    if account.session == SessionView::Active && account.reopenable_tunnels > 0 {
+        let n = account.reopenable_tunnels;
+        out.push(Line::action(
+            TrayAction::ReopenTunnels,
+            format!(
+                "Reopen {n} tunnel{} closed at sign-out",
+                if n == 1 { "" } else { "s" }
+            ),
+        ));
+    }
     if snapshot.tunnels.is_empty() {
         out.push(Line::info("info-no-tunnels", "No tunnels open"));
     } else {
@@ -619,6 +631,7 @@ mod tests {
                 can_sign_in: true,
                 using_headless_agent: false,
                 headless_agent: None,
+                reopenable_tunnels: 0,
             }),
             tunnels_down: 0,
             tunnels,
@@ -714,6 +727,32 @@ mod tests {
         };
         assert_eq!(labels(children)[0], "Copy 127.0.0.1:30000");
         assert_eq!(icon_state(&snap), IconState::Ready);
+    }
+
+    #[test]
+    fn tunnels_closed_at_sign_out_can_be_reopened_once_signed_in_again() {
+        let mut snap = signed_in(vec![]);
+        let settings = DesktopSettings::default();
+        let reopen = TrayAction::ReopenTunnels.id();
+        let has_reopen = |snap: &Snapshot| {
+            lines("Local", Some(snap), &settings)
+                .iter()
+                .any(|l| matches!(l, Line::Item { id, .. } if *id == reopen))
+        };
+        assert!(!has_reopen(&snap));
+        if let Some(a) = snap.account.as_mut() {
+            a.reopenable_tunnels = 2;
+            a.session = SessionView::SignedOut;
+        }
+        // Not while signed out: they would only fail again.
+        assert!(!has_reopen(&snap));
+        if let Some(a) = snap.account.as_mut() {
+            a.session = SessionView::Active;
+        }
+        assert!(has_reopen(&snap));
+        let l = lines("Local", Some(&snap), &settings);
+        assert!(labels(&l).contains(&"Reopen 2 tunnels closed at sign-out".to_string()));
+        assert_eq!(TrayAction::parse(&reopen), Some(TrayAction::ReopenTunnels));
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct Account {
     pub using_headless_agent: bool,
     /// That agent's pid, when known.
     pub headless_agent: Option<u32>,
+    /// Tunnels the end of the last session closed, which "Reopen tunnels" opens again.
+    #[ts(type = "number")]
+    pub reopenable_tunnels: usize,
 }
 
 /// An app, worker or instance of an environment, by the names `tether ssh -p -e -A` takes.

@@ -191,6 +191,7 @@ export class App {
     this.account = account;
     this.skew = account.now * 1000 - Date.now();
     const label = SESSION_LABELS[account.session] ?? SESSION_LABELS.signed_out;
+    this.tunnels.setReopenable(account.session === "active" ? account.reopenable_tunnels : 0);
     this.state.textContent = label.text;
     this.state.className = label.cls;
     const focused = document.activeElement?.id === "sign-out";

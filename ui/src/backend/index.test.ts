@@ -30,6 +30,7 @@ describe("tauriBackend commands", () => {
     ["tunnels", () => tauriBackend.tunnels(), "tunnels", undefined],
     ["closeTunnel", () => tauriBackend.closeTunnel(7), "close_tunnel", { id: 7 }],
     ["closeAllTunnels", () => tauriBackend.closeAllTunnels(), "close_all_tunnels", undefined],
+    ["reopenTunnels", () => tauriBackend.reopenTunnels(), "reopen_tunnels", undefined],
     ["tunnelExport", () => tauriBackend.tunnelExport(null), "tunnel_export", { app: null }],
     ["tunnelExport(app)", () => tauriBackend.tunnelExport(app), "tunnel_export", { app }],
     ["copy", () => tauriBackend.copy("ssh x@y", "SSH command"), "copy_text", { text: "ssh x@y", label: "SSH command" }],

@@ -49,6 +49,7 @@ export const tauriBackend: Backend = {
   tunnels: () => call<TunnelView[]>("tunnels"),
   closeTunnel: (id: number) => call<void>("close_tunnel", { id }),
   closeAllTunnels: () => call<void>("close_all_tunnels"),
+  reopenTunnels: () => call<OpenedView>("reopen_tunnels"),
   tunnelExport: (app: AppRef | null) => call<string>("tunnel_export", { app }),
   copy: (text: string, label: string) => call<void>("copy_text", { text, label }),
   setPinned: (app: AppRef, pinned: boolean) => call<void>("set_pinned", { app, pinned }),

@@ -37,6 +37,7 @@ export function sampleAccount(overrides: Partial<Account> = {}): Account {
     can_sign_in: true,
     using_headless_agent: false,
     headless_agent: null,
+    reopenable_tunnels: 0,
     ...overrides,
   };
 }
@@ -172,6 +173,7 @@ export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
     tunnels: async () => [sampleTunnel()],
     closeTunnel: async () => {},
     closeAllTunnels: async () => {},
+    reopenTunnels: async () => ({ tunnels: [], failed: [] }),
     tunnelExport: async () => "export PLATFORM_RELATIONSHIPS=e30=",
     copy: async () => {},
     setPinned: async () => {},

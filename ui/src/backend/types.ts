@@ -48,6 +48,8 @@ export interface Backend {
   tunnels(): Promise<TunnelView[]>;
   closeTunnel(id: number): Promise<void>;
   closeAllTunnels(): Promise<void>;
+  /** Opens again, on their old ports, the tunnels the end of the last session closed. */
+  reopenTunnels(): Promise<OpenedView>;
   /** A line `export PLATFORM_RELATIONSHIPS=...` for the open tunnels (of one app, or all). */
   tunnelExport(app: AppRef | null): Promise<string>;
   /** Rust writes the clipboard and notifies "Copied"; `label` says what was copied. */

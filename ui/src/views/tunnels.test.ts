@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { TunnelView } from "../backend/types";
-import { sampleTunnel } from "../backend/mock";
+import { sampleAccount, sampleTunnel } from "../backend/mock";
 import { $, click, mount, settle, type Mounted } from "../test-utils";
 import { countersText, EMPTY_TUNNELS, POLL_MS } from "./tunnels";
 
@@ -76,6 +76,37 @@ describe("tunnels view", () => {
     expect(m.backend.callsTo("closeTunnel")).toEqual([[1]]);
     expect(m.root.querySelector('[data-tunnel="1"]')).toBeNull();
     expect(m.root.querySelector('[data-tunnel="2"]')).not.toBeNull();
+  });
+
+  it("reopens the tunnels closed at sign-out, once signed in again", async () => {
+    let list: TunnelView[] = [];
+    let reopenable = 2;
+    m = await mount({
+      tunnels: async () => list,
+      account: async () => sampleAccount({ reopenable_tunnels: reopenable }),
+      reopenTunnels: async () => {
+        list = two();
+        reopenable = 0;
+        return { tunnels: list, failed: [] };
+      },
+    });
+    await click(m.root, "#nav-tunnels");
+    const reopen = $(m.root, "#reopen-tunnels") as HTMLButtonElement;
+    expect(reopen.hidden).toBe(false);
+    expect(reopen.textContent).toBe("Reopen 2 tunnels");
+    await click(m.root, "#reopen-tunnels");
+    expect(m.backend.callsTo("reopenTunnels")).toHaveLength(1);
+    expect(m.root.querySelector('[data-tunnel="1"]')).not.toBeNull();
+    expect(reopen.hidden).toBe(true);
+  });
+
+  it("does not offer to reopen tunnels while signed out", async () => {
+    m = await mount({
+      tunnels: async () => [],
+      account: async () => sampleAccount({ session: "signed_out", reopenable_tunnels: 2 }),
+    });
+    await click(m.root, "#nav-tunnels");
+    expect(($(m.root, "#reopen-tunnels") as HTMLButtonElement).hidden).toBe(true);
   });
 
   it("closes all tunnels", async () => {

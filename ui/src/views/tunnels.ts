@@ -42,6 +42,7 @@ export class TunnelsView {
   private readonly empty: HTMLElement;
   private readonly failures: HTMLElement;
   private readonly closeAll: HTMLButtonElement;
+  private readonly reopen: HTMLButtonElement;
   private readonly copyExport: HTMLButtonElement;
   private rows = new Map<number, RowParts>();
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -52,6 +53,11 @@ export class TunnelsView {
   onCount: (count: number) => void = () => {};
 
   constructor(private ctx: Context) {
+    this.reopen = button(
+      "Reopen tunnels",
+      { id: "reopen-tunnels", class: "btn btn-small", hidden: true, title: "Open again the tunnels that were closed when the session ended" },
+      () => void this.reopenTunnels(),
+    );
     this.closeAll = button("Close all", { id: "close-all-tunnels", class: "btn btn-small btn-danger", disabled: true }, () => void this.closeAllTunnels());
     this.copyExport = button(
       "Copy export",
@@ -64,7 +70,7 @@ export class TunnelsView {
     this.element = el(
       "section",
       { class: "view view-tunnels", id: "view-tunnels", "aria-label": "Tunnels" },
-      el("div", { class: "toolbar" }, el("h2", { class: "view-title", tabindex: "-1" }, "Tunnels"), el("span", { class: "spacer" }), this.copyExport, this.closeAll),
+      el("div", { class: "toolbar" }, el("h2", { class: "view-title", tabindex: "-1" }, "Tunnels"), el("span", { class: "spacer" }), this.reopen, this.copyExport, this.closeAll),
       this.failures,
       this.empty,
       this.list,
@@ -244,6 +250,28 @@ export class TunnelsView {
       const next = this.list.querySelector<HTMLElement>("[data-action=close]") ?? this.element.querySelector<HTMLElement>(".view-title");
       next?.focus();
     }
+  }
+
+  /**
+   * Offers to reopen the `count` tunnels the end of the last session closed (the shell says
+   * how many with each account it reads; zero while signed out, when they would only fail).
+   */
+  setReopenable(count: number): void {
+    this.reopen.hidden = count === 0;
+    setText(this.reopen, count === 1 ? "Reopen 1 tunnel" : `Reopen ${count} tunnels`);
+  }
+
+  private async reopenTunnels(): Promise<void> {
+    this.reopen.disabled = true;
+    try {
+      const opened = await this.ctx.backend.reopenTunnels();
+      this.setReopenable(0);
+      this.setFailures(opened.failed);
+    } catch (e) {
+      this.ctx.showError(e);
+    }
+    this.reopen.disabled = false;
+    await this.refresh();
   }
 
   private async closeAllTunnels(): Promise<void> {

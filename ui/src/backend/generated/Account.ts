@@ -26,4 +26,8 @@ using_headless_agent: boolean,
 /**
  * That agent's pid, when known.
  */
-headless_agent: number | null, };
+headless_agent: number | null, 
+/**
+ * Tunnels the end of the last session closed, which "Reopen tunnels" opens again.
+ */
+reopenable_tunnels: number, };
