@@ -13,7 +13,9 @@ use tether_e2e::desktop::{desktop_binary, Desktop};
 use tether_e2e::notifications::Notifications;
 use tether_e2e::tray::{TrayItem, TrayWatcher};
 use tether_e2e::webdriver::WebDriver;
-use tether_e2e::{backend, demo_sim, run_async, Postgres, Redis, ALICE_TOKEN};
+use tether_e2e::{
+    backend, demo_sim, run_async, Postgres, Redis, ALICE_MFA_TOKEN, ALICE_TOKEN, DEMO_PROJECT,
+};
 
 const STOREFRONT: &str = "jyu7waly36ncj";
 const MARKETING: &str = "rjify4yjcwxaa";
@@ -1171,18 +1173,37 @@ impl ShortCertificates {
 }
 
 /// The session ends at the platform (its API token revoked): at the next renewal the user is
-/// told once to sign in again, and the tray says signed out and offers the sign-in.
+/// told once to sign in again, and the tray says signed out and offers the sign-in. The
+/// session's tunnels closed with it; after the next sign-in the tray offers to reopen them,
+/// and they come back on their old ports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<()> {
     let t = ShortCertificates::start().await?;
-    let (sim, notes, w, item) = (&t.sim, &t.notes, &t.desktop.watcher, &t.item);
+    let (sim, user, notes, w, item) = (&t.sim, &t.user, &t.notes, &t.desktop.watcher, &t.item);
+    let ports = |tunnels: &[Value]| -> Vec<String> {
+        let mut p: Vec<String> = tunnels
+            .iter()
+            .map(|t| t["local"].as_str().unwrap_or_default().to_string())
+            .collect();
+        p.sort();
+        p
+    };
+    user.ok(
+        &["tunnel:open", "-p", DEMO_PROJECT, "-e", "main", "-A", "app"],
+        None,
+    )
+    .await?;
+    let opened = ports(&tunnel_list(user).await?);
+    assert_eq!(opened.len(), 2, "{opened:?}");
 
     assert!(sim.revoke_api_token(ALICE_TOKEN));
     let note = notes
         .wait_for("Sign in to Tether again", Duration::from_secs(30))
         .await?;
     assert!(
-        note.body.starts_with("Your session has ended") && note.body.contains("refused"),
+        // The certifier refused the token; the refresh that followed says why: the API token
+        // itself was revoked.
+        note.body.starts_with("The API token was refused"),
         "{note:?}"
     );
     wait_for_icon(w, item, include_bytes!("../../icons/tray-signed-out.png")).await?;
@@ -1191,6 +1212,31 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
     tokio::time::sleep(Duration::from_secs(2)).await;
     notes.assert_count("Sign in to Tether again", 1);
     notes.assert_count("Certificate renewal", 0);
+
+    // Nothing outlived the session: no tunnel, every port free.
+    assert!(tunnel_list(user).await?.is_empty());
+    for local in &opened {
+        std::net::TcpListener::bind(local.as_str())
+            .with_context(|| format!("{local} is still held after the session ended"))?;
+    }
+    // Signed in again, the tray offers to reopen them; they come back where they were.
+    user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))
+        .await?;
+    let reopen = "Reopen 2 tunnels closed at sign-out";
+    w.wait_for_menu_entry(item, reopen, Duration::from_secs(20))
+        .await?;
+    w.click(item, reopen).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = ports(&tunnel_list(user).await?);
+        if now == opened {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the tunnels did not come back on {opened:?}: {now:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }
 
