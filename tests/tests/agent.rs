@@ -579,6 +579,13 @@ async fn tunnels_close_whenever_the_session_ends_and_an_outage_is_not_an_end() -
     sim.set_renewal_failure(Some(tether_sim::state::RenewalFailure::InvalidGrant));
     tunnels_closed_by_the_end_of_the_session(&user, &mut events, &ports, "API token").await?;
 
+    // Reopening asks for a sign-in first, and keeps them for it.
+    let reply = exchange(&socket, b"{\"v\":1,\"op\":\"tunnel_reopen\"}\n", false).await?;
+    assert!(reply.contains("\"code\":\"sign_in\""), "{reply}");
+    let status: serde_json::Value =
+        serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
+    assert_eq!(status["reopenable"], ports.len(), "{status}");
+
     // After a new sign-in the tunnels open again on their old ports.
     sim.set_renewal_failure(None);
     user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))

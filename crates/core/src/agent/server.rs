@@ -320,7 +320,8 @@ impl Host {
             tunnels: Vec::new(),
             failed: Vec::new(),
         };
-        for req in requests {
+        let mut pending = requests.into_iter();
+        while let Some(req) = pending.next() {
             match self.tunnels.open(&req).await {
                 Ok(report) => {
                     all.tunnels.extend(report.tunnels);
@@ -336,9 +337,9 @@ impl Host {
                             )
                         )
                     {
-                        // Still signed out: keep them for the sign-in that comes.
+                        // Still signed out: keep them all for the sign-in that comes.
                         if let Ok(mut reopen) = self.reopen.lock() {
-                            reopen.push(req);
+                            reopen.extend(std::iter::once(req).chain(pending));
                         }
                         return error_reply(&e);
                     }
@@ -359,7 +360,8 @@ fn reopen_request(t: &TunnelInfo) -> OpenRequest {
         app: t.app.clone(),
         relationships: vec![t.endpoint_id().to_string()],
         port: Some(t.local.port()),
-        bind: Some(t.local.ip()),
+        // The default (loopback) is asked for as the default, as the shells ask for it.
+        bind: Some(t.local.ip()).filter(|ip| *ip != std::net::Ipv4Addr::LOCALHOST),
     }
 }
 
