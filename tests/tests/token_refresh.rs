@@ -76,3 +76,73 @@ async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
     assert_eq!(resp.status().as_u16(), 400);
     Ok(())
 }
+
+/// The stored session, as the file store keeps it.
+fn stored_keys(user: &User) -> Result<Vec<String>> {
+    let path = user.session_dir().join("tokens.json");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    Ok(v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_outage_is_not_a_sign_out_but_a_refused_refresh_is() -> Result<()> {
+    use tether_sim::state::RenewalFailure;
+    // Every command refreshes (access tokens shorter than the refresh margin).
+    let sim = demo_sim(SimOptions {
+        access_token_lifetime: Duration::from_secs(30),
+        ..SimOptions::default()
+    })
+    .await?;
+    let user = User::new(&sim.info, false)?;
+    let browser = tether_e2e::webdriver::Chromium::start().await?;
+    let out = user
+        .browser_login(
+            &browser.driver,
+            "alice",
+            ALICE_PASSWORD,
+            Some(ALICE_TOTP),
+            &[],
+        )
+        .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    browser.driver.quit().await?;
+    let info = || user.run(&["auth:info", "-P", "username"], None);
+
+    // The sign-in server has a bad moment: the command says it is unreachable (exit 5) and
+    // why, and the session is kept for when it is back.
+    for failure in [
+        RenewalFailure::TemporarilyUnavailable,
+        RenewalFailure::BadGateway,
+    ] {
+        sim.set_renewal_failure(Some(failure));
+        let out = info().await?;
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(5), "{failure:?}: {err}");
+        assert!(err.contains("not a sign-out"), "{err}");
+        assert!(stored_keys(&user)?.contains(&"session".to_string()));
+    }
+    sim.set_renewal_failure(None);
+    let out = info().await?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alice");
+
+    // The platform refuses the grant: the session is over, and the command says so.
+    sim.set_renewal_failure(Some(RenewalFailure::InvalidGrant));
+    let out = info().await?;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("session has ended") && err.contains("invalid_grant"),
+        "{err}"
+    );
+    assert!(stored_keys(&user)?.is_empty(), "{:?}", stored_keys(&user)?);
+    Ok(())
+}
