@@ -146,3 +146,33 @@ async fn a_platform_outage_is_not_a_sign_out_but_a_refused_refresh_is() -> Resul
     assert!(stored_keys(&user)?.is_empty(), "{:?}", stored_keys(&user)?);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certifier_that_refuses_the_token_gets_a_refreshed_one_and_the_session_goes_on(
+) -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
+    let access_token = || -> Result<String> {
+        let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            user.session_dir().join("tokens.json"),
+        )?)?;
+        let session: serde_json::Value =
+            serde_json::from_str(stored["session"].as_str().context("no session")?)?;
+        Ok(session["access_token"]
+            .as_str()
+            .context("no access token")?
+            .to_string())
+    };
+    // The platform ends the access token early; it has not expired, so nothing refreshes it
+    // before the certifier answers 401.
+    let before = access_token()?;
+    assert!(sim.end_access_token(&before));
+    let out = user.run(&["ssh-cert:load", "--new"], None).await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(access_token()?, before, "the refusal refreshed the token");
+    Ok(())
+}

@@ -437,6 +437,12 @@ impl SimHandle {
             .unwrap_or_else(|p| p.into_inner()) = failure;
     }
 
+    /// Ends one access token early (the API and the certifier refuse it), while its session
+    /// goes on: a refresh gets a new one. Says whether the token was the simulator's.
+    pub fn end_access_token(&self, token: &str) -> bool {
+        self.state.end_access_token(token)
+    }
+
     /// Where the apps' commands run.
     pub fn scratch_dir(&self) -> &std::path::Path {
         &self.state.scratch_dir

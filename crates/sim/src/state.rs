@@ -161,6 +161,8 @@ pub struct State {
     pub certifier_down: std::sync::atomic::AtomicBool,
     /// When set, renewals at the token endpoint fail this way.
     pub renewal_failure: Mutex<Option<RenewalFailure>>,
+    /// Access tokens (by `jti`) ended before they expire, their session going on.
+    ended_access_tokens: Mutex<std::collections::HashSet<String>>,
     fixture: RwLock<Arc<Fixture>>,
     inner: Mutex<Mutable>,
     pub lifetimes: Lifetimes,
@@ -201,6 +203,7 @@ impl State {
         State {
             certifier_down: std::sync::atomic::AtomicBool::new(false),
             renewal_failure: Mutex::new(None),
+            ended_access_tokens: Mutex::new(std::collections::HashSet::new()),
             fixture: RwLock::new(Arc::new(fixture)),
             inner: Mutex::new(Mutable::default()),
             lifetimes,
@@ -367,10 +370,28 @@ impl State {
             .get(&claims.sid)
             .map(|g| g.revoked)
             .unwrap_or(true);
-        if revoked {
+        let ended = self
+            .ended_access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&claims.jti);
+        if revoked || ended {
             return Err(TokenError::Revoked);
         }
         Ok(claims)
+    }
+
+    /// Ends one access token before it expires (as a platform may, after a password change),
+    /// while its session and refresh token go on. Says whether it was one of ours.
+    pub fn end_access_token(&self, token: &str) -> bool {
+        let Ok(claims) = self.decode_access_token(token, false) else {
+            return false;
+        };
+        self.ended_access_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(claims.jti);
+        true
     }
 
     /// Decodes an access token; `check_expiry` false is for revocation of expired tokens.
