@@ -103,6 +103,24 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
         .await?;
     user.ok(&["config:ssh", "--write"], None).await?;
     let _agent = start_agent(&user, &["--inactivity-limit", "30s"]).await?;
+    // A tunnel, opened before anyone listens to events: the sign-out after inactivity closes it.
+    user.ok(
+        &[
+            "tunnel:open",
+            "-p",
+            DEMO_PROJECT,
+            "-e",
+            "main",
+            "-A",
+            "app",
+            "-r",
+            "rediscache",
+        ],
+        None,
+    )
+    .await?;
+    let tunnels = tunnel_ports(&user).await?;
+    assert_eq!(tunnels.len(), 1, "{tunnels:?}");
     let mut events = Events::start(&user).await?;
 
     // A long session and a forwarded connection, both opened with the first certificate.
@@ -180,6 +198,13 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
     let status: serde_json::Value =
         serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
     assert_eq!(status["session"], "signed_out", "{status}");
+    // The tunnel closed with the session: announced so, and its port is free.
+    let closed = events.next(Duration::from_secs(10)).await?;
+    assert_eq!(closed["event"], "tunnel", "{closed}");
+    assert_eq!(closed["state"], "closed (signed out)", "{closed}");
+    assert!(tunnel_ports(&user).await?.is_empty());
+    std::net::TcpListener::bind(("127.0.0.1", tunnels["rediscache"]))
+        .context("the tunnel's port is still held after the idle sign-out")?;
     // Plain ssh no longer gets in: the key and certificate went with the session.
     let mut plain = user.ssh(APP_HOST);
     plain.arg("echo plain");
