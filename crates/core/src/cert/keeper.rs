@@ -620,4 +620,22 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert!(k.inactive());
     }
+
+    #[test]
+    fn the_limit_stored_with_the_session_wins_over_this_processs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        // The agent keeping the session decided 12 h; this process (a command) would say 1 h.
+        let k = keeper(&clock, dir.path());
+        crate::activity::set_limit(&k.session.session_dir(), 12 * 3600).unwrap();
+        assert_eq!(k.inactivity_limit(), Duration::from_secs(12 * 3600));
+        k.touch();
+        clock.advance(Duration::from_secs(2 * 3600));
+        assert!(!k.inactive());
+        clock.advance(Duration::from_secs(10 * 3600));
+        assert!(k.inactive());
+        // The keeper of a new session records its own.
+        k.record_inactivity_limit();
+        assert_eq!(k.inactivity_limit(), Duration::from_secs(3600));
+    }
 }
