@@ -84,3 +84,42 @@ async fn commands_run_over_russh_and_unknown_host_keys_are_refused() -> Result<(
     assert!(err.to_string().contains("ssh-ed25519"), "{err}");
     Ok(())
 }
+
+/// A certificate the gateway refused is replaced for the same key: the refusal says nothing
+/// against the key, and rotating it on every refusal would churn the files plain ssh reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_certificate_is_renewed_without_rotating_the_key() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let home = tempfile::tempdir()?;
+    let profile = Profile::from_toml(&sim.info.profile_toml(), std::path::Path::new("sim.toml"))?;
+    let session = Session::new(
+        profile,
+        TokenStore::File {
+            path: home.path().join("t.json"),
+        },
+        Paths::under_home(home.path(), None),
+        Arc::new(SystemClock),
+        reqwest::Client::new(),
+        Some(Sensitive::new(ALICE_TOKEN.to_string())),
+    );
+    let keeper = CertKeeper::new(session, RenewalPolicy::default());
+    let first = keeper.ensure(false).await?.cert;
+    let key = std::fs::read(keeper.files().key())?;
+    let renewed = keeper.renew_certificate().await?;
+    assert!(renewed.renewed, "a new certificate was asked for");
+    assert_ne!(
+        renewed.cert.nonce(),
+        first.nonce(),
+        "the certificate is new"
+    );
+    assert_eq!(
+        std::fs::read(keeper.files().key())?,
+        key,
+        "the key was kept"
+    );
+    assert_eq!(renewed.cert.public_key(), first.public_key());
+    // Asking for a new certificate and key still rotates the key.
+    keeper.ensure(true).await?;
+    assert_ne!(std::fs::read(keeper.files().key())?, key);
+    Ok(())
+}

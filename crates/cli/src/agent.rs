@@ -168,7 +168,8 @@ async fn stream(ctx: &Ctx, mut client: AgentClient) -> Result<()> {
                 out,
                 "{}  {}",
                 output::utc(output::now()),
-                agent::describe(&event, output::when)
+                // Events carry names and reasons that come from the platform.
+                tether_core::escape::terminal(&agent::describe(&event, output::when))
             )?,
         }
         out.flush()?;

@@ -332,24 +332,8 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-/// `ssh` runs the refresh hook (and people run tether) in whatever directory they are in,
-/// which may have been deleted since; reading the profile then failed on the missing current
-/// directory though nothing needed it. A built-in profile or a profile file named by absolute
-/// path (what the hook passes) does not depend on the current directory, so for those a
-/// deleted one is left for `/`. A relative profile path still needs it, and says so.
-fn leave_a_deleted_directory(profile: &str) {
-    let independent = std::path::Path::new(profile).is_absolute()
-        || tether_core::Profile::builtins()
-            .iter()
-            .any(|p| p.name == profile);
-    if independent && std::env::current_dir().is_err() {
-        let _ = std::env::set_current_dir("/");
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    leave_a_deleted_directory(&cli.profile);
     // The refresh hook runs before every plain ssh connection: answer from two small files
     // when the certificate is fresh, before logging, a runtime or an HTTP client exist.
     if let Command::SshCertLoad {

@@ -90,6 +90,14 @@ fn store_kind() -> Result<StoreKind, SetupError> {
 /// The profile `selector` names (a built-in name or a profile file, relative to the current
 /// directory), and the argument that selects it again from anywhere.
 pub fn profile(selector: &str) -> Result<(Profile, String), SetupError> {
+    // A built-in name or an absolute path (what the refresh hook passes) does not depend on
+    // the current directory, which ssh may run the hook in after it was deleted.
+    if Profile::builtins().iter().any(|p| p.name == selector)
+        || std::path::Path::new(selector).is_absolute()
+    {
+        let profile = Profile::select(selector, std::path::Path::new("/"))?;
+        return Ok((profile, selector.to_string()));
+    }
     let cwd = std::env::current_dir().map_err(|e| SetupError::Cwd(e.to_string()))?;
     let profile = Profile::select(selector, &cwd)?;
     let arg = if Profile::builtins().iter().any(|p| p.name == selector) {

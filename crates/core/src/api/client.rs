@@ -32,16 +32,6 @@ pub(crate) enum ReadError {
 }
 
 impl Reply {
-    /// Reads a response, its body bounded by [`BODY_LIMIT`]: a larger body is cut there, so
-    /// it no longer parses (callers that can say why use [`Reply::read_bounded`]).
-    pub async fn read(resp: reqwest::Response) -> Result<Reply, reqwest::Error> {
-        match Reply::read_within(resp, BODY_LIMIT).await {
-            Ok(reply) => Ok(reply),
-            Err((ReadError::Network(e), _)) => Err(e),
-            Err((ReadError::TooLarge, reply)) => Ok(reply),
-        }
-    }
-
     /// Reads a response; a body past [`BODY_LIMIT`] is [`ReadError::TooLarge`].
     pub async fn read_bounded(resp: reqwest::Response) -> Result<Reply, ReadError> {
         Reply::read_within(resp, BODY_LIMIT)

@@ -10,8 +10,8 @@ mod client;
 mod model;
 mod step_up;
 
-pub(crate) use client::Reply;
 pub use client::{Api, BODY_LIMIT};
+pub(crate) use client::{ReadError, Reply};
 pub use model::{
     App, AppName, Deployment, Environment, EnvironmentId, IdError, Project, ProjectId, User,
 };

@@ -181,6 +181,17 @@ impl CertKeeper {
         Ok(ensured)
     }
 
+    /// A new certificate for the current key (a new key only when the stored one is too old
+    /// or unreadable): what a refused certificate calls for. A refusal says nothing against the
+    /// key, and replacing it on every refusal would churn the key files under plain ssh.
+    pub async fn renew_certificate(&self) -> Result<Ensured, CertError> {
+        let ensured = self.obtain(true, false).await?;
+        if ensured.renewed {
+            self.emit(renewed(&ensured.cert));
+        }
+        Ok(ensured)
+    }
+
     async fn obtain(&self, force_cert: bool, force_key: bool) -> Result<Ensured, CertError> {
         let token = self.session.access_token().await?;
         let claims =
@@ -295,7 +306,15 @@ impl CertKeeper {
             status,
             www_authenticate: header,
             body,
-        } = crate::api::Reply::read(resp).await.map_err(network)?;
+        } = crate::api::Reply::read_bounded(resp)
+            .await
+            .map_err(|e| match e {
+                crate::api::ReadError::Network(e) => network(e),
+                crate::api::ReadError::TooLarge => CertError::Protocol(format!(
+                    "an answer larger than {} MiB, which no certificate is",
+                    crate::api::BODY_LIMIT / (1024 * 1024)
+                )),
+            })?;
         if !(200..300).contains(&status) {
             if let Some(s) = crate::api::parse_step_up(header.as_deref(), &body) {
                 return Err(CertError::StepUp(s));
@@ -320,10 +339,11 @@ impl CertKeeper {
     fn renew_in(&self, cert: &Certificate, received: Option<u64>) -> Duration {
         let now = self.session.clock().unix();
         let lifetime = lifetime(cert, received) as f64;
-        let renew_at = useful_from(cert, received) + (lifetime * self.policy.renew_at) as u64;
-        let latest = cert
-            .valid_before()
-            .saturating_sub(usable_margin(self.policy.margin.as_secs(), cert, received) + 1);
+        let renew_at =
+            useful_from(cert, received).saturating_add((lifetime * self.policy.renew_at) as u64);
+        let latest = cert.valid_before().saturating_sub(
+            usable_margin(self.policy.margin.as_secs(), cert, received).saturating_add(1),
+        );
         Duration::from_secs(renew_at.min(latest).saturating_sub(now))
     }
 
@@ -557,6 +577,12 @@ mod tests {
         // Overdue: now.
         clock.advance(Duration::from_secs(5000));
         assert_eq!(k.renew_in(&cert(T0, T0 + 3600), None), Duration::ZERO);
+        // A certificate the platform says is valid forever does not overflow the arithmetic.
+        let forever = k.renew_in(&cert(T0, u64::MAX), None);
+        assert!(
+            forever > Duration::from_secs(3600 * 24 * 365),
+            "{forever:?}"
+        );
     }
 
     /// Puts a keeper to sleep until a renewal due in 45 minutes, moves the wall clock by

@@ -508,11 +508,14 @@ impl Link {
     ) -> Result<crate::ssh::connect::Connection, Failure> {
         // The keeper's certificate, renewed here only when it is due (or refused): a tunnel
         // reconnecting is not the user's activity, so this does not touch the session.
-        access
-            .keeper()
-            .ensure(new_certificate)
-            .await
-            .map_err(|e| Failure::from_error(&e))?;
+        let keeper = access.keeper();
+        let ensured = if new_certificate {
+            // The gateway refused the certificate: a new one, for the same key.
+            keeper.renew_certificate().await
+        } else {
+            keeper.ensure(false).await
+        };
+        ensured.map_err(|e| Failure::from_error(&e))?;
         let (key, cert) = access
             .keeper()
             .files()
