@@ -12,6 +12,7 @@ use std::time::Duration;
 use oauth2::{CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use url::Url;
 
 use super::{oauth_client, AuthError};
@@ -24,6 +25,11 @@ pub const REDIRECT_PORTS: std::ops::RangeInclusive<u16> = 5000..=5010;
 const STATE_BYTES: u32 = 24;
 /// Random bytes in the PKCE verifier (64 URL-safe characters; RFC 7636 allows 43 to 128).
 const VERIFIER_BYTES: u32 = 48;
+/// How long one connection to the redirect listener may take to send its request.
+const CONNECTION_READ_LIMIT: Duration = Duration::from_secs(3);
+/// How long a reply to the browser may take: a peer that does not read must not hold the
+/// sign-in's answer.
+const REPLY_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the sign-in must prove (step-up asks for more).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -138,6 +144,12 @@ impl PendingLogin {
         timeout: Duration,
     ) -> Result<AuthCode, AuthError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Each connection is read in its own task, so a connection that says nothing (a
+        // browser's preconnect, or a local user holding the port open) delays only itself:
+        // the redirect that arrives beside it is judged at once. Dropped with this future, so
+        // no reader outlives the sign-in.
+        let mut reading: JoinSet<(TcpStream, Vec<(String, String)>)> = JoinSet::new();
+        let mut replying: JoinSet<()> = JoinSet::new();
         loop {
             let window = async {
                 match intercepted.as_mut() {
@@ -161,38 +173,50 @@ impl PendingLogin {
                     }
                 }
                 accepted = self.listener.accept() => {
-                    let mut sock = match accepted {
-                        Err(e) => {
-                            return Err(AuthError::Protocol(format!(
-                                "the redirect listener failed: {e}"
-                            )))
+                    match accepted {
+                        Ok((mut sock, _)) => {
+                            reading.spawn(async move {
+                                // Bounded: a silent connection is answered 404 and closed.
+                                let query = tokio::time::timeout(
+                                    CONNECTION_READ_LIMIT,
+                                    read_request_query(&mut sock),
+                                )
+                                .await
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default();
+                                (sock, query)
+                            });
                         }
-                        Ok((s, _)) => s,
-                    };
-                    // Bounded: a silent connection (a browser's preconnect) must not keep the
-                    // intercepted redirect or the deadline waiting.
-                    let query = tokio::time::timeout(
-                        Duration::from_secs(3),
-                        read_request_query(&mut sock),
-                    )
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                        // Out of descriptors (many connections held open) or a connection reset
+                        // before it was accepted: the listener itself is fine, and the held
+                        // connections are let go within their read limit.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "the redirect listener could not accept a connection");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+                Some(read) = reading.join_next() => {
+                    let Ok((mut sock, query)) = read else { continue };
                     match self.judge(&query) {
                         Callback::Other => {
-                            respond(&mut sock, 404, "Not found", "This is Tether's sign-in listener.")
-                                .await;
+                            replying.spawn(async move {
+                                respond(&mut sock, 404, "Not found", "This is Tether's sign-in listener.")
+                                    .await;
+                            });
                         }
                         Callback::NotOurs => {
-                            respond(
-                                &mut sock,
-                                400,
-                                "Not this sign-in",
-                                "This sign-in link is not the one Tether is waiting for, so Tether ignored it. \
-                                 If you are signing in, finish in the window Tether opened.",
-                            )
-                            .await;
+                            replying.spawn(async move {
+                                respond(
+                                    &mut sock,
+                                    400,
+                                    "Not this sign-in",
+                                    "This sign-in link is not the one Tether is waiting for, so Tether ignored it. \
+                                     If you are signing in, finish in the window Tether opened.",
+                                )
+                                .await;
+                            });
                         }
                         Callback::Denied(e) => {
                             respond(&mut sock, 200, "Sign-in cancelled", "You can close this window.")
@@ -211,6 +235,7 @@ impl PendingLogin {
                         }
                     }
                 }
+                Some(_) = replying.join_next() => {}
             }
         }
     }
@@ -290,8 +315,11 @@ async fn respond(sock: &mut TcpStream, status: u16, title: &str, message: &str) 
          cache-control: no-store\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = sock.write_all(response.as_bytes()).await;
-    let _ = sock.shutdown().await;
+    let _ = tokio::time::timeout(REPLY_LIMIT, async {
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -449,6 +477,40 @@ mod tests {
         assert!(body.contains("Signed in"), "{body}");
         let code = waiting.await.unwrap().unwrap();
         assert_eq!(code.code.expose(), "the-real-one");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_held_open_do_not_starve_the_redirect() {
+        let pending = pending_sign_in().await;
+        let (redirect, state) = (pending.redirect_uri().to_string(), state_of(&pending));
+        let waiting = tokio::spawn(pending.wait_for_code(Duration::from_secs(20)));
+        // A local user (or a browser's preconnects) holds connections open and says nothing;
+        // one more sends half a request and stops.
+        let addr = redirect.trim_start_matches("http://").to_string();
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            held.push(TcpStream::connect(&addr).await.unwrap());
+        }
+        let mut half = TcpStream::connect(&addr).await.unwrap();
+        half.write_all(b"GET /?code=").await.unwrap();
+        held.push(half);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let started = std::time::Instant::now();
+        let (status, body) = get(&redirect, &format!("/?code=the-code&state={state}")).await;
+        assert_eq!(status, 200, "{body}");
+        let code = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the held connections kept the sign-in waiting")
+            .unwrap()
+            .unwrap();
+        assert_eq!(code.code.expose(), "the-code");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the redirect waited {:?} behind idle connections",
+            started.elapsed()
+        );
+        drop(held);
     }
 
     #[test]
