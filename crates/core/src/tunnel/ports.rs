@@ -9,10 +9,13 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
 use super::LocalPort;
+use crate::context::{Clock, SystemClock};
 use crate::private_files::{create_private_dir, write_atomic, FileLock};
 use crate::problem::{Classify, Problem};
 
@@ -210,26 +213,75 @@ fn listening_inode(table: &str, port: u16) -> Option<String> {
     })
 }
 
+/// How long a port stays remembered after its tunnel last opened: the book forgets apps (and
+/// relationships, environments, projects) nobody has opened for this long, so it does not grow
+/// forever.
+pub const FORGET_AFTER: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+/// A remembered port's last use is written again only when it is older than this, so opening
+/// a tunnel does not rewrite the file every time.
+const TOUCH_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One remembered port and when its tunnel last opened (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Used {
+        port: u16,
+        used: u64,
+    },
+    /// A book written before ports had a last use: counted as used when first read again.
+    Bare(u16),
+}
+
+impl Entry {
+    fn port(self) -> u16 {
+        match self {
+            Entry::Used { port, .. } | Entry::Bare(port) => port,
+        }
+    }
+
+    /// Whether the entry is still remembered at `now`; a bare entry is, until next written.
+    fn kept(self, now: u64) -> bool {
+        match self {
+            Entry::Used { used, .. } => now.saturating_sub(used) < FORGET_AFTER.as_secs(),
+            Entry::Bare(_) => true,
+        }
+    }
+}
+
 /// The ports tunnels had, remembered across agent restarts in a small file of the profile.
+/// Entries unused for [`FORGET_AFTER`] are forgotten.
 pub struct PortBook {
     path: PathBuf,
+    clock: Arc<dyn Clock>,
 }
 
 impl PortBook {
     pub fn new(path: PathBuf) -> PortBook {
-        PortBook { path }
+        PortBook::with_clock(path, Arc::new(SystemClock))
     }
 
-    fn read(&self) -> BTreeMap<String, u16> {
-        std::fs::read(&self.path)
+    pub fn with_clock(path: PathBuf, clock: Arc<dyn Clock>) -> PortBook {
+        PortBook { path, clock }
+    }
+
+    /// The entries still remembered now.
+    fn read(&self) -> BTreeMap<String, Entry> {
+        let now = self.clock.unix();
+        let mut all: BTreeMap<String, Entry> = std::fs::read(&self.path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        all.retain(|_, e| e.kept(now));
+        all
     }
 
     /// The port remembered for a tunnel.
     pub fn get(&self, key: &str) -> Option<LocalPort> {
-        self.read().get(key).copied().and_then(LocalPort::new)
+        self.read()
+            .get(key)
+            .map(|e| e.port())
+            .and_then(LocalPort::new)
     }
 
     /// Ports remembered for other tunnels than `key`.
@@ -237,11 +289,12 @@ impl PortBook {
         self.read()
             .into_iter()
             .filter(|(k, _)| k != key)
-            .map(|(_, p)| p)
+            .map(|(_, e)| e.port())
             .collect()
     }
 
-    /// Remembers a tunnel's port (best effort: a tunnel works without it).
+    /// Remembers a tunnel's port and that it was used now, forgetting entries unused for
+    /// [`FORGET_AFTER`] (best effort: a tunnel works without it).
     pub fn remember(&self, key: &str, port: LocalPort) {
         let Some(dir) = self.path.parent() else {
             return;
@@ -252,11 +305,40 @@ impl PortBook {
         let Ok(_lock) = FileLock::acquire(&self.path.with_extension("lock")) else {
             return;
         };
-        let mut all = self.read();
-        if all.get(key) == Some(&port.get()) {
+        let now = self.clock.unix();
+        let on_file: BTreeMap<String, Entry> = std::fs::read(&self.path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let fresh = |e: &Entry| match *e {
+            Entry::Used { port: p, used } => {
+                p == port.get() && now.saturating_sub(used) < TOUCH_AFTER.as_secs()
+            }
+            Entry::Bare(_) => false,
+        };
+        let forgets = on_file.values().any(|e| !e.kept(now));
+        if on_file.get(key).is_some_and(fresh) && !forgets {
             return;
         }
-        all.insert(key.to_string(), port.get());
+        let mut all: BTreeMap<String, Entry> = on_file
+            .into_iter()
+            .filter(|(_, e)| e.kept(now))
+            .map(|(k, e)| {
+                // Old entries get a last use of now, so that they too are forgotten in time.
+                let e = match e {
+                    Entry::Bare(port) => Entry::Used { port, used: now },
+                    used => used,
+                };
+                (k, e)
+            })
+            .collect();
+        all.insert(
+            key.to_string(),
+            Entry::Used {
+                port: port.get(),
+                used: now,
+            },
+        );
         if let Ok(bytes) = serde_json::to_vec_pretty(&all) {
             if let Err(e) = write_atomic(&self.path, &bytes, 0o600) {
                 tracing::warn!(error = %e, "cannot remember the tunnel's port");
@@ -341,6 +423,35 @@ mod tests {
         book.remember("b", LocalPort::new(30002).unwrap());
         assert_eq!(book.get("a"), LocalPort::new(30001));
         assert_eq!(book.others("a"), vec![30002]);
+    }
+
+    #[test]
+    fn the_book_forgets_tunnels_unused_for_90_days() {
+        use crate::context::ManualClock;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ports.json");
+        // A book from before ports had a last use still reads, and its entries age from now.
+        std::fs::write(&path, br#"{"old": 30009}"#).unwrap();
+        let clock = ManualClock::new(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let book = PortBook::with_clock(path.clone(), Arc::new(clock.clone()));
+        assert_eq!(book.get("old"), LocalPort::new(30009));
+        book.remember("a", LocalPort::new(30001).unwrap());
+        book.remember("b", LocalPort::new(30002).unwrap());
+
+        // "a" is opened again after 60 days; "b" and "old" are not.
+        clock.advance(Duration::from_secs(60 * 24 * 3600));
+        book.remember("a", LocalPort::new(30001).unwrap());
+        clock.advance(Duration::from_secs(31 * 24 * 3600));
+        assert_eq!(book.get("a"), LocalPort::new(30001));
+        assert_eq!(book.get("b"), None, "unused for 91 days");
+        assert_eq!(book.get("old"), None, "unused for 91 days");
+        assert_eq!(book.others("c"), vec![30001]);
+
+        // The next write drops them from the file too: the book does not grow forever.
+        book.remember("c", LocalPort::new(30003).unwrap());
+        let on_file: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(on_file.keys().collect::<Vec<_>>(), ["a", "c"]);
     }
 
     #[test]
