@@ -13,13 +13,14 @@ use crate::tray::TrayWatcher;
 use crate::{free_port, spawn_on_free_port, wait_for_port, ChildGuard};
 
 pub struct Desktop {
-    /// Where the app keeps its files and its agent's socket (never the real home's).
-    pub state: tempfile::TempDir,
     pub display: String,
     pub bus_address: String,
     pub watcher: TrayWatcher,
     _dbus: ChildGuard,
     _xvfb: ChildGuard,
+    /// Where the app keeps its files and its agent's socket (never the real home's); declared
+    /// last, so it is removed after the processes above have ended.
+    pub state: tempfile::TempDir,
 }
 
 /// Reads the first line a child prints on stdout (Xvfb's display number, dbus's address).

@@ -23,24 +23,119 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use tether_sim::{Fixture, ReadyInfo, Sim, SimHandle, SimOptions};
 
-/// Kills the process when dropped.
+/// Kills the process, and every process it started, when dropped: the child runs in a process
+/// group of its own (a browser's renderers, tauri-driver's WebKitWebDriver and app, the server
+/// `runuser` starts), and the whole group is asked to stop (SIGTERM), killed if it has not within
+/// two seconds (SIGKILL), and waited for, so nothing of it outlives the guard or writes into a
+/// directory removed after it.
 pub struct ChildGuard {
     pub child: Child,
 }
 
 impl ChildGuard {
     pub fn spawn(name: &str, cmd: &mut Command) -> Result<ChildGuard> {
-        let child = cmd.spawn().with_context(|| {
+        use std::os::unix::process::CommandExt;
+        let child = cmd.process_group(0).spawn().with_context(|| {
             format!("cannot start {name}: is it installed? (make test installs it)")
         })?;
         Ok(ChildGuard { child })
+    }
+
+    /// Stops the child's process group now (what dropping the guard does).
+    pub fn stop(&mut self) {
+        let group = self.child.id();
+        let reap = |child: &mut Child| {
+            let _ = child.try_wait();
+        };
+        if group_alive(group) {
+            signal_group(group, "TERM");
+            let start = Instant::now();
+            while group_alive(group) && start.elapsed() < Duration::from_secs(2) {
+                reap(&mut self.child);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if group_alive(group) {
+                signal_group(group, "KILL");
+                let start = Instant::now();
+                while group_alive(group) && start.elapsed() < Duration::from_secs(5) {
+                    reap(&mut self.child);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+/// The processes, not yet exited (zombies excluded), whose `/proc/<pid>/stat` satisfies `keep`
+/// given (pid, process group).
+fn processes(keep: impl Fn(u32, u32) -> bool) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command's name, which may hold spaces and parentheses: state, ppid, pgrp.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            state != "Z" && state != "X" && pgrp.is_some_and(|g| keep(pid, g))
+        })
+        .collect()
+}
+
+/// Whether a process of group `group` still runs.
+fn group_alive(group: u32) -> bool {
+    !processes(|_, g| g == group).is_empty()
+}
+
+fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Ends every process whose command line holds `marker` (a test's private directory), SIGTERM
+/// then SIGKILL after two seconds, and waits until none runs: for processes a test's children
+/// start in groups of their own.
+pub fn kill_processes_mentioning(marker: &str) {
+    let matching = || {
+        processes(|pid, _| {
+            pid != std::process::id()
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+    };
+    for (signal, patience) in [("TERM", 2), ("KILL", 5)] {
+        let pids = matching();
+        if pids.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(pids.iter().map(u32::to_string))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let start = Instant::now();
+        while !matching().is_empty() && start.elapsed() < Duration::from_secs(patience) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -237,7 +237,9 @@ impl WebDriver {
         Ok(v.as_str().unwrap_or_default().to_string())
     }
 
-    pub async fn quit(self) -> Result<()> {
+    /// Ends the session (the browser or app closes); the guard that started the driver ends
+    /// whatever remains.
+    pub async fn quit(&self) -> Result<()> {
         self.http
             .delete(format!("{}/session/{}", self.base, self.session))
             .send()
@@ -247,26 +249,41 @@ impl WebDriver {
 }
 
 /// Headless Chromium driven by chromedriver, with a fresh profile and no background traffic.
+/// Everything of it lives in its temporary directory (profile, crash dumps, HOME and XDG
+/// directories), and dropping it ends chromedriver, the browser and every process of theirs
+/// (even when the test fails before it quits the session), then removes the directory.
 pub struct Chromium {
     pub driver: WebDriver,
-    _chromedriver: ChildGuard,
-    _profile: tempfile::TempDir,
+    chromedriver: ChildGuard,
+    dir: tempfile::TempDir,
 }
 
 impl Chromium {
     pub async fn start() -> Result<Chromium> {
+        let dir = tempfile::Builder::new()
+            .prefix("tether-chromium-")
+            .tempdir()?;
+        let profile = dir.path().join("profile");
+        let home = dir.path().join("home");
+        let crashes = dir.path().join("crashes");
+        for d in [&profile, &home, &crashes] {
+            std::fs::create_dir_all(d)?;
+        }
         let (chromedriver, port) =
             spawn_on_free_port("chromedriver", Duration::from_secs(20), |port| {
                 let mut cmd = Command::new("chromedriver");
                 cmd.arg(format!("--port={port}"))
                     .arg("--allowed-ips=127.0.0.1")
+                    // The browser inherits these: nothing under the real home's ~/.config.
+                    .env("HOME", &home)
+                    .env("XDG_CONFIG_HOME", home.join(".config"))
+                    .env("XDG_CACHE_HOME", home.join(".cache"))
+                    .env("XDG_DATA_HOME", home.join(".local/share"))
+                    .env("BREAKPAD_DUMP_LOCATION", &crashes)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null());
                 Ok(cmd)
             })?;
-        let profile = tempfile::Builder::new()
-            .prefix("tether-chromium-")
-            .tempdir()?;
         let binary = [
             "/usr/bin/chromium",
             "/usr/bin/chromium-browser",
@@ -283,16 +300,26 @@ impl Chromium {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-dev-shm-usage", "--window-size=900,900",
-                    format!("--user-data-dir={}", profile.path().display()),
+                    "--disable-crash-reporter", "--disable-breakpad",
+                    format!("--crash-dumps-dir={}", crashes.display()),
+                    format!("--user-data-dir={}", profile.display()),
                 ],
             },
         });
         let driver = WebDriver::new_session(&format!("http://127.0.0.1:{port}"), caps).await?;
         Ok(Chromium {
             driver,
-            _chromedriver: chromedriver,
-            _profile: profile,
+            chromedriver,
+            dir,
         })
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        self.chromedriver.stop();
+        // A browser outside chromedriver's process group still names its directory.
+        crate::kill_processes_mentioning(&self.dir.path().display().to_string());
     }
 }
 
