@@ -119,6 +119,17 @@ pub async fn start_headless(
     profile: &Profile,
     log: &std::path::Path,
 ) -> Result<AgentClient, AgentError> {
+    start_headless_within(program, args, paths, profile, log, START_TIMEOUT).await
+}
+
+async fn start_headless_within(
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    paths: &Paths,
+    profile: &Profile,
+    log: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<AgentClient, AgentError> {
     use std::os::unix::process::CommandExt;
     let socket = socket_path(paths, profile);
     let mut child = std::process::Command::new(program)
@@ -129,7 +140,7 @@ pub async fn start_headless(
         .process_group(0)
         .spawn()
         .map_err(|e| AgentError::io(program, e))?;
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(client) = AgentClient::connect(&socket).await? {
             // Reap it when it ends, whenever that is.
@@ -147,8 +158,12 @@ pub async fn start_headless(
             });
         }
         if tokio::time::Instant::now() > deadline {
+            // Given up on: stopped and reaped, so that neither a zombie nor an agent nobody
+            // knows about (one that would start listening later) is left behind.
+            let _ = child.kill();
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
             return Err(AgentError::StartFailed {
-                status: format!("not listening after {} s", START_TIMEOUT.as_secs()),
+                status: format!("not listening after {} s", timeout.as_secs_f32()),
                 log: log.to_path_buf(),
             });
         }
@@ -178,5 +193,42 @@ pub fn describe(event: &Event, when: impl Fn(u64) -> String) -> String {
             state,
             ..
         } => format!("tunnel {relationship} of {app} on port {port}: {state}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_headless_agent_that_never_listens_is_stopped_and_reaped_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under_home(dir.path(), None);
+        let pid_file = dir.path().join("pid");
+        let args: Vec<std::ffi::OsString> = vec![
+            "-c".into(),
+            format!("echo $$ > {}; exec sleep 600", pid_file.display()).into(),
+        ];
+        let started = start_headless_within(
+            std::path::Path::new("/bin/sh"),
+            &args,
+            &paths,
+            &Profile::platformsh(),
+            &dir.path().join("agent.log"),
+            std::time::Duration::from_millis(500),
+        )
+        .await;
+        let Err(e) = started else {
+            panic!("`sh` became an agent")
+        };
+        assert!(matches!(e, AgentError::StartFailed { .. }), "{e}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        // Reaped: not even a zombie is left under /proc.
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+        assert!(
+            !proc_dir.exists(),
+            "the agent that never listened is still there: {:?}",
+            std::fs::read_to_string(proc_dir.join("stat"))
+        );
     }
 }
