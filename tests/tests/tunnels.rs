@@ -646,6 +646,40 @@ fn private_kib(pid: u32) -> Result<u64> {
         .context("no Anonymous in smaps_rollup")
 }
 
+/// The least load the thousand-connection test runs with.
+const MIN_LOAD_CONNECTIONS: usize = 1000;
+
+/// How many connections the load test makes: a thousand, or more when
+/// `TETHER_LOAD_CONNECTIONS` asks for more. The variable can only raise the load: a smaller or
+/// unreadable value is refused, so that no setting turns the test into one that proves less
+/// than its name says.
+fn load_connections(var: Option<&str>) -> Result<usize> {
+    let Some(var) = var else {
+        return Ok(MIN_LOAD_CONNECTIONS);
+    };
+    let n: usize = var
+        .trim()
+        .parse()
+        .with_context(|| format!("TETHER_LOAD_CONNECTIONS={var:?} is not a number"))?;
+    ensure!(
+        n >= MIN_LOAD_CONNECTIONS,
+        "TETHER_LOAD_CONNECTIONS={n} would lower the load below {MIN_LOAD_CONNECTIONS} connections; it can only raise it"
+    );
+    Ok(n)
+}
+
+#[test]
+fn the_load_cannot_be_lowered_by_the_environment() {
+    assert_eq!(load_connections(None).ok(), Some(MIN_LOAD_CONNECTIONS));
+    assert_eq!(load_connections(Some("5000")).ok(), Some(5000));
+    for refused in ["0", "1", "999", "", "-1", "many"] {
+        assert!(
+            load_connections(Some(refused)).is_err(),
+            "TETHER_LOAD_CONNECTIONS={refused:?} was accepted"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -> Result<()> {
     let (sim, accepted) = tunnel_sim(SimOptions::default()).await?;
@@ -671,10 +705,7 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
     echo_once(port, 64 * 1024, 1).await?;
     let before = private_kib(pid)?;
 
-    let connections: usize = std::env::var("TETHER_LOAD_CONNECTIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1000);
+    let connections = load_connections(std::env::var("TETHER_LOAD_CONNECTIONS").ok().as_deref())?;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..connections {
