@@ -15,22 +15,68 @@ use crate::view::IpcError;
 /// What the user is told: a summary and a body.
 pub type Note = (String, String);
 
-/// Shows a notification, off the caller's thread (the D-Bus call blocks).
-pub fn show((summary, body): Note) {
-    std::thread::spawn(move || {
-        // Unknown capabilities are taken to include markup: an entity shown as written is a
-        // lesser harm than a name read as a link.
-        let markup = notify_rust::get_capabilities()
-            .map_or(true, |caps| caps.iter().any(|c| c == "body-markup"));
-        if let Err(e) = notify_rust::Notification::new()
-            .appname("Tether")
-            .summary(&summary)
-            .body(&body_for(markup, &body))
-            .show()
-        {
-            tracing::warn!(error = %e, "cannot show a notification");
+/// Notes waiting to be shown; past this many (a flood of events, or a notification server
+/// that does not answer) new ones are dropped rather than queued without end.
+const QUEUED_NOTES: usize = 64;
+
+/// Shows a notification, off the caller's thread (the D-Bus call blocks). One thread shows
+/// them all, in order: a thread per note would pile up while the server is slow.
+pub fn show(note: Note) {
+    static COURIER: std::sync::OnceLock<Option<Courier<Note>>> = std::sync::OnceLock::new();
+    let courier = COURIER.get_or_init(|| Courier::start("tether-notify", QUEUED_NOTES, deliver));
+    match courier {
+        Some(c) => {
+            if !c.send(note) {
+                tracing::warn!("too many notifications waiting: one was dropped");
+            }
         }
-    });
+        None => tracing::warn!("cannot start the notification thread"),
+    }
+}
+
+fn deliver((summary, body): Note) {
+    // Unknown capabilities are taken to include markup: an entity shown as written is a
+    // lesser harm than a name read as a link.
+    let markup = notify_rust::get_capabilities()
+        .map_or(true, |caps| caps.iter().any(|c| c == "body-markup"));
+    if let Err(e) = notify_rust::Notification::new()
+        .appname("Tether")
+        .summary(&summary)
+        .body(&body_for(markup, &body))
+        .show()
+    {
+        tracing::warn!(error = %e, "cannot show a notification");
+    }
+}
+
+/// One thread that hands what it is sent to `deliver`, in order, with a bounded queue. The
+/// thread ends when the courier is dropped.
+struct Courier<T> {
+    queue: std::sync::mpsc::SyncSender<T>,
+}
+
+impl<T: Send + 'static> Courier<T> {
+    fn start(
+        name: &str,
+        capacity: usize,
+        mut deliver: impl FnMut(T) + Send + 'static,
+    ) -> Option<Courier<T>> {
+        let (queue, waiting) = std::sync::mpsc::sync_channel::<T>(capacity);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Ok(item) = waiting.recv() {
+                    deliver(item);
+                }
+            })
+            .ok()?;
+        Some(Courier { queue })
+    }
+
+    /// Queues `item`; false when the queue is full and it was dropped.
+    fn send(&self, item: T) -> bool {
+        self.queue.try_send(item).is_ok()
+    }
 }
 
 /// The body as the server reads it. Servers with the `body-markup` capability read `<b>`,
@@ -189,6 +235,32 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications_are_shown_by_one_thread_in_order_and_a_flood_is_bounded() {
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let (go_tx, go) = std::sync::mpsc::channel::<()>();
+        let courier = Courier::start("test-notify", 4, move |n: u32| {
+            // The first delivery blocks, as a notification server that does not answer does.
+            if n == 0 {
+                let _ = go.recv();
+            }
+            let _ = seen_tx.send((n, std::thread::current().id()));
+        })
+        .unwrap();
+        let sent: Vec<bool> = (0..100).map(|n| courier.send(n)).collect();
+        // One in delivery, four queued: the rest dropped, not piled up in threads.
+        assert!(sent.iter().filter(|s| **s).count() <= 5, "{sent:?}");
+        go_tx.send(()).unwrap();
+        drop(courier);
+        let seen: Vec<(u32, std::thread::ThreadId)> = seen.iter().collect();
+        let order: Vec<u32> = seen.iter().map(|(n, _)| *n).collect();
+        assert_eq!(order, (0..order.len() as u32).collect::<Vec<_>>());
+        assert!(
+            seen.windows(2).all(|w| w[0].1 == w[1].1),
+            "more than one thread"
+        );
+    }
 
     #[test]
     fn bodies_for_markup_servers_escape_what_the_platform_named() {
