@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tauri::AppHandle;
 use tether_core::auth::LoginRequest;
 
+use crate::clipboard::Secrecy;
 use crate::desktop::{app_ref, Desktop};
 use crate::tray::{AppAction, TrayAction, TunnelAction};
 use crate::view::{IpcError, SignInMethod};
@@ -60,12 +61,12 @@ async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Re
         TrayAction::App(AppAction::CopySsh, key) => {
             let url = desktop.address(&key).await?;
             desktop.used(&key);
-            crate::notify::copy(app, &format!("ssh {url}"), "SSH command")
+            crate::notify::copy(app, &format!("ssh {url}"), "SSH command", Secrecy::Plain)
         }
         TrayAction::App(AppAction::CopyAddress, key) => {
             let url = desktop.address(&key).await?;
             desktop.used(&key);
-            crate::notify::copy(app, &url.to_string(), "SSH address")
+            crate::notify::copy(app, &url.to_string(), "SSH address", Secrecy::Plain)
         }
         TrayAction::App(AppAction::OpenTunnels, key) => {
             let opened =
@@ -89,12 +90,22 @@ async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Re
                 return Err(IpcError::usage("that tunnel is closed"));
             };
             match action {
-                TunnelAction::CopyAddress => crate::notify::copy(app, &t.address, "tunnel address"),
-                TunnelAction::CopyUrl => crate::notify::copy(app, &t.url, "tunnel URL"),
+                TunnelAction::CopyAddress => {
+                    crate::notify::copy(app, &t.address, "tunnel address", Secrecy::Plain)
+                }
+                // The URL carries the relationship's credentials.
+                TunnelAction::CopyUrl => {
+                    crate::notify::copy(app, &t.url, "tunnel URL", Secrecy::Secret)
+                }
                 TunnelAction::CopyExport => {
                     let key = crate::desktop::app_key(&t.app)?;
                     let line = desktop.tunnel_export(Some(&key)).await?;
-                    crate::notify::copy(app, &line, "PLATFORM_RELATIONSHIPS export")
+                    crate::notify::copy(
+                        app,
+                        &line,
+                        "PLATFORM_RELATIONSHIPS export",
+                        Secrecy::Secret,
+                    )
                 }
                 TunnelAction::Close => desktop.close_tunnels(|x| x.id == u64::from(id)).await,
             }

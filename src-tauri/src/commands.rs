@@ -11,6 +11,7 @@ use tether_core::api::{StepUp, StepUpKind};
 use tether_core::auth::LoginRequest;
 use tether_core::settings::DesktopSettings;
 
+use crate::clipboard::Secrecy;
 use crate::desktop::{app_key, Desktop};
 use crate::view::*;
 
@@ -131,7 +132,12 @@ pub async fn tunnel_export(desktop: Shared<'_>, app: Option<AppRef>) -> Result<S
 }
 
 #[tauri::command]
-pub fn copy_text(app: AppHandle, text: String, label: String) -> Result<(), IpcError> {
+pub fn copy_text(
+    app: AppHandle,
+    text: String,
+    label: String,
+    secret: Option<bool>,
+) -> Result<(), IpcError> {
     if text.is_empty() || text.len() > MAX_COPY {
         return Err(IpcError::usage(format!(
             "nothing to copy, or more than {} KiB",
@@ -139,7 +145,12 @@ pub fn copy_text(app: AppHandle, text: String, label: String) -> Result<(), IpcE
         )));
     }
     let label: String = label.chars().filter(|c| !c.is_control()).take(80).collect();
-    crate::notify::copy(&app, &text, &label)
+    let secrecy = if secret.unwrap_or(false) {
+        Secrecy::Secret
+    } else {
+        Secrecy::Plain
+    };
+    crate::notify::copy(&app, &text, &label, secrecy)
 }
 
 #[tauri::command]

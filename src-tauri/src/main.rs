@@ -6,6 +6,7 @@
 
 mod actions;
 mod autostart;
+mod clipboard;
 mod commands;
 mod desktop;
 mod notify;
@@ -67,6 +68,7 @@ fn main() {
                 }
             });
             app.manage(desktop.clone());
+            app.manage(clipboard::Clipboard::from_env());
             tray::install(app.handle(), desktop)?;
             if !hidden {
                 windows::show(app.handle(), None);

@@ -6,10 +6,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use tauri::AppHandle;
-use tauri_plugin_clipboard_manager::ClipboardExt;
+use tauri::{AppHandle, Manager};
 use tether_core::cert::Event;
 
+use crate::clipboard::{Clipboard, Secrecy};
 use crate::view::IpcError;
 
 /// What the user is told: a summary and a body.
@@ -91,15 +91,21 @@ fn body_for(server_reads_markup: bool, body: &str) -> String {
     }
 }
 
-/// Puts text on the clipboard and says so (without the text, which may be a password).
-pub fn copy(app: &AppHandle, text: &str, label: &str) -> Result<(), IpcError> {
-    app.clipboard()
-        .write_text(text.to_string())
+/// Puts text on the clipboard and says so (without the text, which may be a password). A
+/// secret is cleared after a while (see [`crate::clipboard`]), and the note says when.
+pub fn copy(app: &AppHandle, text: &str, label: &str, secrecy: Secrecy) -> Result<(), IpcError> {
+    let clipboard = app.state::<Clipboard>();
+    clipboard
+        .write(text, secrecy)
         .map_err(|e| IpcError::other(format!("cannot write the clipboard: {e}")))?;
-    show((
-        format!("Copied {label}"),
-        "Paste it where you need it.".into(),
-    ));
+    let body = match secrecy {
+        Secrecy::Plain => "Paste it where you need it.".to_string(),
+        Secrecy::Secret => format!(
+            "Paste it where you need it: Tether clears it from the clipboard in {} s.",
+            clipboard.clear_after().as_secs()
+        ),
+    };
+    show((format!("Copied {label}"), body));
     Ok(())
 }
 

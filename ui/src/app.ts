@@ -58,7 +58,7 @@ export class App {
       toast: (m) => this.toast(m),
       showError: (e) => this.showError(e),
       clearError: () => this.clearError(),
-      copy: (text, label) => this.copy(text, label),
+      copy: (text, label, secret) => this.copy(text, label, secret),
       navigate: (v) => this.navigate(v),
       showOpened: (o) => this.showOpened(o),
       openDetails: (app, from) => this.openDetails(app, from),
@@ -286,9 +286,9 @@ export class App {
     setTimeout(() => t.remove(), TOAST_MS);
   }
 
-  async copy(text: string, label: string): Promise<void> {
+  async copy(text: string, label: string, secret = false): Promise<void> {
     try {
-      await this.backend.copy(text, label);
+      await this.backend.copy(text, label, secret);
       this.toast(`Copied ${label}`);
     } catch (e) {
       this.showError(e);

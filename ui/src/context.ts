@@ -11,7 +11,8 @@ export interface Context {
   showError(e: unknown): void;
   clearError(): void;
   /** Copies through Rust, confirms with "Copied <label>", shows a failure. */
-  copy(text: string, label: string): Promise<void>;
+  /** `secret`: a password, a URL with credentials or the export line, cleared from the clipboard after a while. */
+  copy(text: string, label: string, secret?: boolean): Promise<void>;
   navigate(view: ViewName): void;
   /** Tunnels were opened for an app: show them, and what could not be opened. */
   showOpened(opened: OpenedView): void;

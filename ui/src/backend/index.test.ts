@@ -33,7 +33,7 @@ describe("tauriBackend commands", () => {
     ["reopenTunnels", () => tauriBackend.reopenTunnels(), "reopen_tunnels", undefined],
     ["tunnelExport", () => tauriBackend.tunnelExport(null), "tunnel_export", { app: null }],
     ["tunnelExport(app)", () => tauriBackend.tunnelExport(app), "tunnel_export", { app }],
-    ["copy", () => tauriBackend.copy("ssh x@y", "SSH command"), "copy_text", { text: "ssh x@y", label: "SSH command" }],
+    ["copy", () => tauriBackend.copy("ssh x@y", "SSH command", false), "copy_text", { text: "ssh x@y", label: "SSH command", secret: false }],
     ["setPinned", () => tauriBackend.setPinned(app, true), "set_pinned", { app, pinned: true }],
     ["settings", () => tauriBackend.settings(), "settings", undefined],
   ];

@@ -52,8 +52,9 @@ export interface Backend {
   reopenTunnels(): Promise<OpenedView>;
   /** A line `export PLATFORM_RELATIONSHIPS=...` for the open tunnels (of one app, or all). */
   tunnelExport(app: AppRef | null): Promise<string>;
-  /** Rust writes the clipboard and notifies "Copied"; `label` says what was copied. */
-  copy(text: string, label: string): Promise<void>;
+  /** Rust writes the clipboard and notifies "Copied"; `label` says what was copied. A `secret` is
+   * marked for clipboard managers and cleared after 45 s if the clipboard still holds it. */
+  copy(text: string, label: string, secret: boolean): Promise<void>;
   setPinned(app: AppRef, pinned: boolean): Promise<void>;
   settings(): Promise<SettingsView>;
   saveSettings(settings: DesktopSettings): Promise<SettingsView>;

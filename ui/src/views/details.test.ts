@@ -41,12 +41,12 @@ describe("connection details panel", () => {
     expect(d.textContent).not.toContain("s3cret");
     const row = password.closest(".detail-row")!;
     await click(row, "[data-action=copy]");
-    expect(m!.backend.callsTo("copy")).toEqual([["s3cret", "database password"]]);
+    expect(m!.backend.callsTo("copy")).toEqual([["s3cret", "database password", true]]);
     await click(row, "[data-action=reveal]");
     expect(password.textContent).toBe("s3cret");
     expect($(row, "[data-action=reveal]").getAttribute("aria-pressed")).toBe("true");
     await click(row, "[data-action=copy]");
-    expect(m!.backend.callsTo("copy")[1]).toEqual(["s3cret", "database password"]);
+    expect(m!.backend.callsTo("copy")[1]).toEqual(["s3cret", "database password", true]);
     await click(row, "[data-action=reveal]");
     expect(password.textContent).toBe(MASK);
   });
@@ -56,8 +56,8 @@ describe("connection details panel", () => {
     await click($(d, "[data-field=ssh_host]").closest(".detail-row")!, "[data-action=copy]");
     await click($(d, "[data-field=ssh_port]").closest(".detail-row")!, "[data-action=copy]");
     expect(m!.backend.callsTo("copy")).toEqual([
-      ["ssh.eu-3.platform.sh", "SSH host"],
-      ["22", "SSH port"],
+      ["ssh.eu-3.platform.sh", "SSH host", false],
+      ["22", "SSH port", false],
     ]);
     expect([...m!.root.querySelectorAll("[role=status]")].map((s) => s.textContent)).toContain("Copied SSH host");
   });

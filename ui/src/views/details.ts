@@ -33,7 +33,7 @@ function detailRow(ctx: Context, row: Row): HTMLElement {
   }
   actions.push(
     button("Copy", { class: "btn btn-small", "data-action": "copy", "aria-label": `Copy ${row.copyLabel}` }, () =>
-      void ctx.copy(row.value, row.copyLabel),
+      void ctx.copy(row.value, row.copyLabel, row.secret === true),
     ),
   );
   return el(

@@ -93,8 +93,8 @@ describe("environments view", () => {
     await click(row(m.root, "abc123/main/web"), "[data-action=copy-ssh]");
     await click(row(m.root, "abc123/main/web"), "[data-action=copy-address]");
     expect(m.backend.callsTo("copy")).toEqual([
-      ["ssh abc123-main--web@ssh.eu-3.platform.sh", "SSH command"],
-      ["abc123-main--web@ssh.eu-3.platform.sh", "SSH address"],
+      ["ssh abc123-main--web@ssh.eu-3.platform.sh", "SSH command", false],
+      ["abc123-main--web@ssh.eu-3.platform.sh", "SSH address", false],
     ]);
     const toasts = [...m.root.querySelectorAll("[role=status]")].map((t) => t.textContent);
     expect(toasts).toContain("Copied SSH command");

@@ -57,8 +57,8 @@ describe("tunnels view", () => {
     await click($(root, '[data-tunnel="2"]'), "[data-action=copy-address]");
     await click($(root, '[data-tunnel="2"]'), "[data-action=copy-url]");
     expect(backend.callsTo("copy")).toEqual([
-      ["127.0.0.1:30001", "tunnel address"],
-      ["redis://127.0.0.1:30001", "tunnel URL"],
+      ["127.0.0.1:30001", "tunnel address", false],
+      ["redis://127.0.0.1:30001", "tunnel URL", true],
     ]);
     expect([...root.querySelectorAll("[role=status]")].map((s) => s.textContent)).toContain("Copied tunnel address");
   });
@@ -129,7 +129,7 @@ describe("tunnels view", () => {
     const { root, backend } = await showTunnels();
     await click(root, "#copy-export");
     expect(backend.callsTo("tunnelExport")).toEqual([[null]]);
-    expect(backend.callsTo("copy")).toEqual([["export PLATFORM_RELATIONSHIPS=e30=", "PLATFORM_RELATIONSHIPS export"]]);
+    expect(backend.callsTo("copy")).toEqual([["export PLATFORM_RELATIONSHIPS=e30=", "PLATFORM_RELATIONSHIPS export", true]]);
   });
 
   it("says how to open tunnels when there are none", async () => {

@@ -228,7 +228,7 @@ export class TunnelsView {
         void this.ctx.copy(t.address, "tunnel address");
         break;
       case "copy-url":
-        void this.ctx.copy(t.url, "tunnel URL");
+        void this.ctx.copy(t.url, "tunnel URL", true);
         break;
       case "close":
         void this.closeTunnel(t.id, target);
@@ -287,7 +287,7 @@ export class TunnelsView {
   private async copyExportLine(): Promise<void> {
     try {
       const line = await this.ctx.backend.tunnelExport(null);
-      await this.ctx.copy(line, "PLATFORM_RELATIONSHIPS export");
+      await this.ctx.copy(line, "PLATFORM_RELATIONSHIPS export", true);
     } catch (e) {
       this.ctx.showError(e);
     }
