@@ -89,7 +89,10 @@ step "cargo test (unit and end-to-end)"
 export TETHER_SCREENSHOTS="${TETHER_SCREENSHOTS:-$PWD/target/screenshots}"
 # Every temporary file or directory the suite makes lands in a directory of this run's own,
 # which is how the check below knows exactly what is the suite's.
+# Open to all as /tmp is (sticky): servers the suite runs as another user (PostgreSQL as
+# postgres) and tests run as nobody need to reach or create their own directories in it.
 suite_tmp=$(mktemp -d "${TMPDIR:-/tmp}/tether-suite.XXXXXX")
+chmod 1777 "$suite_tmp"
 tests=0
 TMPDIR="$suite_tmp" cargo test --workspace --locked --no-fail-fast -- --test-threads="${TETHER_TEST_THREADS:-4}" || tests=$?
 
