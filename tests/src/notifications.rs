@@ -111,6 +111,30 @@ impl Notifications {
         );
     }
 
+    /// Watches for `during` that, for each `(prefix, n)`, exactly `n` notifications have a
+    /// summary starting with `prefix`: for a notification that must not come (or not come
+    /// again), which only time can show. Fails as soon as one count differs, with every
+    /// notification received and when.
+    pub async fn counts_hold(&self, expected: &[(&str, usize)], during: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            for (prefix, n) in expected {
+                let got = self.with_summary(prefix).len();
+                if got != *n {
+                    bail!(
+                        "{got} notifications {prefix:?} instead of {n}, {:?} into a {during:?} watch; received: {:?}",
+                        start.elapsed(),
+                        self.received()
+                    );
+                }
+            }
+            if start.elapsed() >= during {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until one whose summary starts with `prefix` has come.
     pub async fn wait_for(&self, prefix: &str, timeout: Duration) -> Result<Note> {
         let start = Instant::now();

@@ -272,8 +272,17 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         json!([]),
     )
     .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(app.current_url().await?.starts_with(&sim.info.auth_url));
+    // Watched for a while: the window never leaves the sign-in page.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(1500) {
+        let url = app.current_url().await?;
+        assert!(
+            url.starts_with(&sim.info.auth_url),
+            "the sign-in window went to {url} {:?} after the page asked",
+            watch.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let ipc = try_ipc(&app).await?;
     assert!(!ipc.starts_with("ok:"), "after a navigation: {ipc}");
     app.send_keys(&username, &alice.username).await?;
@@ -759,7 +768,9 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
     wait_for_icon(w, &item, include_bytes!("../../icons/tray-signed-out.png")).await?;
     w.wait_for_menu_entry(&item, "Sign in…", Duration::from_secs(10))
         .await?;
-    notes.assert_count("Sign in", 0);
+    notes
+        .counts_hold(&[("Sign in", 0)], Duration::from_secs(2))
+        .await?;
     w.click(&item, "Quit Tether").await?;
     Ok(())
 }
@@ -1209,9 +1220,13 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
     wait_for_icon(w, item, include_bytes!("../../icons/tray-signed-out.png")).await?;
     w.wait_for_menu_entry(item, "Sign in…", Duration::from_secs(10))
         .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    notes.assert_count("Sign in to Tether again", 1);
-    notes.assert_count("Certificate renewal", 0);
+    // Neither a second warning nor a renewal failure follows.
+    notes
+        .counts_hold(
+            &[("Sign in to Tether again", 1), ("Certificate renewal", 0)],
+            Duration::from_secs(2),
+        )
+        .await?;
 
     // Nothing outlived the session: no tunnel, every port free.
     assert!(tunnel_list(user).await?.is_empty());
