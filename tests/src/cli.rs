@@ -323,19 +323,32 @@ pub struct AgentStopper {
 
 impl Drop for AgentStopper {
     fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            // The lock file outlives its agent: never signal a process that reused the pid.
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tether"))
-            })
-        {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
+        stop_agent(&self.pid_file);
+    }
+}
+
+/// Sends SIGTERM to the agent whose pid `pid_file` records, if it still runs.
+fn stop_agent(pid_file: &Path) {
+    if let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        // The lock file outlives its agent: never signal a process that reused the pid.
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tether"))
+        })
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A user's agent ends with the user, before their home (and the agent's pid file) goes,
+/// whatever order a test drops things in.
+impl Drop for User {
+    fn drop(&mut self) {
+        stop_agent(&self.runtime_dir().join("tether").join("tether-sim.pid"));
     }
 }

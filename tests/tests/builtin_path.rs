@@ -39,10 +39,11 @@ enum KeyIn {
 /// One inside test: the simulator at the real names, the echo service behind `rediscache`, and
 /// a user whose profile is shaped like a built-in one.
 struct Inside {
-    _ns: Namespace,
-    sim: SimHandle,
-    user: User,
+    /// First, so that it drops first: the agent ends while its home (and pid file) exists.
     _stop: tether_e2e::cli::AgentStopper,
+    user: User,
+    sim: SimHandle,
+    _ns: Namespace,
 }
 
 fn text(b: &[u8]) -> String {
@@ -101,10 +102,10 @@ impl Inside {
         }
         let stop = user.agent_stopper();
         Ok(Inside {
-            _ns: ns,
-            sim,
-            user,
             _stop: stop,
+            user,
+            sim,
+            _ns: ns,
         })
     }
 
