@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tauri::{AppHandle, Manager};
+use tether_core::agent::protocol::TunnelEventState;
 use tether_core::cert::Event;
 
 use crate::clipboard::{Clipboard, Secrecy};
@@ -220,7 +221,7 @@ impl Notifier {
                         self.pending.insert(key, (since, note));
                     }
                     None
-                } else if state == "open" {
+                } else if *state == TunnelEventState::Open {
                     self.pending.remove(&key);
                     self.down.remove(&key).then(|| {
                         (
@@ -279,13 +280,21 @@ mod tests {
     }
 
     fn tunnel(state: &str, down: bool) -> Event {
+        let needs_sign_in = state.starts_with("failed");
+        let state = match state {
+            "reconnecting" => TunnelEventState::Reconnecting {
+                attempt: 1,
+                error: "timed out".into(),
+            },
+            s => TunnelEventState::try_from(s.to_string()).unwrap(),
+        };
         Event::Tunnel {
             app: "p/main/app".into(),
             relationship: "database".into(),
             port: 30000,
-            state: state.into(),
+            state,
             down,
-            needs_sign_in: state.starts_with("failed"),
+            needs_sign_in,
         }
     }
 

@@ -74,7 +74,7 @@ pub enum Event {
         app: String,
         relationship: String,
         port: u16,
-        state: String,
+        state: crate::agent::protocol::TunnelEventState,
         down: bool,
         /// Down until the user signs in again (MFA, SSO…), not reconnecting by itself.
         #[serde(default)]

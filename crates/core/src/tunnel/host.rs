@@ -37,6 +37,7 @@ use super::{
     Endpoint, EndpointId, LocalPort, LocalRelationships, Relationships, RelationshipsError,
 };
 use crate::access::{Access, AccessError};
+use crate::agent::protocol::TunnelEventState;
 use crate::api::{AppName, EnvironmentId, ProjectId};
 use crate::cert::Event;
 use crate::problem::{Classify, Problem};
@@ -944,9 +945,8 @@ impl TunnelHost {
                 app: t.app.to_string(),
                 relationship: t.endpoint.id().to_string(),
                 port: t.local.port(),
-                state: match why {
-                    Some(why) => format!("{} ({why})", TunnelState::Closed),
-                    None => TunnelState::Closed.to_string(),
+                state: TunnelEventState::Closed {
+                    why: why.map(str::to_string),
                 },
                 down: false,
                 needs_sign_in: false,
@@ -1005,7 +1005,7 @@ impl Inner {
                     port: info.local.port(),
                     down: info.state.is_down(),
                     needs_sign_in: matches!(info.state, TunnelState::Failed { .. }),
-                    state: info.state.to_string(),
+                    state: (&info.state).into(),
                 });
             }
         }
