@@ -483,12 +483,13 @@ impl TunnelHost {
     /// A host for `access`'s profile. Must be called within a Tokio runtime: it follows the
     /// session's events to retry tunnels that waited for a sign-in.
     pub fn new(access: Arc<Access>) -> TunnelHost {
-        let ports = PortBook::new(
+        let ports = PortBook::with_clock(
             access
                 .paths()
                 .data_dir
                 .join("tunnels")
                 .join(format!("{}.ports.json", access.profile().name)),
+            access.session().clock().clone(),
         );
         let inner = Arc::new(Inner {
             access,
