@@ -258,6 +258,24 @@ pub const BOB_TOKEN: &str = "demo-api-token-bob-5555aaaa5555aaaa";
 pub const MFA_PROJECT: &str = "pzt3xbvc7ebkq";
 pub const MFA_ENV_MACHINE: &str = "main-wq4mt2y";
 
+/// Alice, her password and her API token, as fixture lines for a test's own platform.
+pub fn alice_fixture() -> String {
+    format!(
+        r#"[[users]]
+id = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
+username = "alice"
+first_name = "Alice"
+last_name = "Anders"
+email = "alice@example.com"
+password = "{ALICE_PASSWORD}"
+
+[[api_tokens]]
+user = "alice"
+token = "{ALICE_TOKEN}"
+"#
+    )
+}
+
 /// The SSH username of an app container in the demo.
 pub fn app_user(project: &str, machine: &str, app: &str) -> String {
     format!("{project}-{machine}--{app}")

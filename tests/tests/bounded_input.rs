@@ -41,6 +41,7 @@ fn fixture(echo: SocketAddr) -> Result<Fixture> {
     let chatty = "A".repeat(FIVE_MIB);
     let dotted = b64(&serde_json::json!({ "db.1": [endpoint("db.internal")] }));
     let bell = b64(&serde_json::json!({ "cache\u{7}\u{1b}[2J": [endpoint("c.internal")] }));
+    let alice = alice_fixture();
     let toml = format!(
         r#"
 [backends]
@@ -51,18 +52,7 @@ id = "01HZX3BOUNDED0000000000000"
 name = "bounded"
 label = "Bounded"
 
-[[users]]
-id = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
-username = "alice"
-first_name = "Alice"
-last_name = "Anders"
-email = "alice@example.com"
-password = "correct horse battery staple"
-
-[[api_tokens]]
-user = "alice"
-token = "{ALICE_TOKEN}"
-
+{alice}
 [[projects]]
 id = "boundedproj1"
 title = "Bounded\u001b]0;pwned\u0007 \u001b[31mred"

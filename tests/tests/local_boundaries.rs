@@ -88,6 +88,7 @@ async fn the_refresh_hook_works_from_a_deleted_current_directory() -> Result<()>
 }
 
 fn fixture(echo: SocketAddr) -> Result<Fixture> {
+    let alice = alice_fixture();
     let toml = format!(
         r#"
 [backends]
@@ -98,18 +99,7 @@ id = "01HZX3LOCAL00000000000000"
 name = "local"
 label = "Local"
 
-[[users]]
-id = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
-username = "alice"
-first_name = "Alice"
-last_name = "Anders"
-email = "alice@example.com"
-password = "correct horse battery staple"
-
-[[api_tokens]]
-user = "alice"
-token = "{ALICE_TOKEN}"
-
+{alice}
 [[projects]]
 id = "localproj1"
 title = "Local"

@@ -69,6 +69,7 @@ mod inside {
     /// An app `five` with five relationships to an echo service, and apps `two` and `three`
     /// with one each.
     fn fixture(echo: SocketAddr) -> Result<Fixture> {
+        let alice = alice_fixture();
         let toml = format!(
             r#"
 [backends]
@@ -79,18 +80,7 @@ id = "01HZX3FAULTS0000000000000"
 name = "faulters"
 label = "Faulters"
 
-[[users]]
-id = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d7"
-username = "alice"
-first_name = "Alice"
-last_name = "Anders"
-email = "alice@example.com"
-password = "correct horse battery staple"
-
-[[api_tokens]]
-user = "alice"
-token = "{ALICE_TOKEN}"
-
+{alice}
 [[projects]]
 id = "{PROJECT}"
 title = "Faults"

@@ -350,6 +350,7 @@ fn tunnel_fixture(echo: SocketAddr, refusing: SocketAddr) -> Result<Fixture> {
         "outofrange": [endpoint("redis", "o.internal", Value::from(70000))],
         "badhost": [endpoint("redis", "bad host/", Value::from(6379))],
     });
+    let alice = alice_fixture();
     let toml = format!(
         r#"
 [backends]
@@ -361,18 +362,7 @@ id = "01HZX3TUNNEL00000000000000"
 name = "tunnelers"
 label = "Tunnelers"
 
-[[users]]
-id = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
-username = "alice"
-first_name = "Alice"
-last_name = "Anders"
-email = "alice@example.com"
-password = "correct horse battery staple"
-
-[[api_tokens]]
-user = "alice"
-token = "{ALICE_TOKEN}"
-
+{alice}
 [[projects]]
 id = "tunnelproj1"
 title = "Tunnels"
