@@ -266,7 +266,10 @@ impl Chromium {
         let profile = dir.path().join("profile");
         let home = dir.path().join("home");
         let crashes = dir.path().join("crashes");
-        for d in [&profile, &home, &crashes] {
+        // Chromium makes its singleton socket and scoped dirs in TMPDIR and leaves them when
+        // it is killed: they go with this directory.
+        let tmp = dir.path().join("tmp");
+        for d in [&profile, &home, &crashes, &tmp] {
             std::fs::create_dir_all(d)?;
         }
         let (chromedriver, port) =
@@ -280,6 +283,7 @@ impl Chromium {
                     .env("XDG_CACHE_HOME", home.join(".cache"))
                     .env("XDG_DATA_HOME", home.join(".local/share"))
                     .env("BREAKPAD_DUMP_LOCATION", &crashes)
+                    .env("TMPDIR", &tmp)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null());
                 Ok(cmd)

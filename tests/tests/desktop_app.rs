@@ -374,6 +374,13 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     .await?;
     wait_text(&app, password, &db_password, Duration::from_secs(5)).await?;
     screenshot(&app, "connection-details").await?;
+    // Scrolled to its end, the panel still shows its close button.
+    app.execute(
+        "const p = document.getElementById('details'); p.scrollTop = p.scrollHeight; return p.scrollTop;",
+        serde_json::json!([]),
+    )
+    .await?;
+    screenshot(&app, "connection-details-scrolled").await?;
     app.click(
         &app.find("#details [data-action=close]", Duration::ZERO)
             .await?,
@@ -1183,6 +1190,36 @@ impl ShortCertificates {
     }
 }
 
+/// The TCP ports process `pid` listens on: its sockets' inodes, found in /proc/net/tcp{,6}.
+fn listening_ports(pid: u32) -> Result<Vec<u16>> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)?.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st 3 (0A: listening), inode 9.
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                if let Some(port) = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    Ok(ports)
+}
+
 /// The session ends at the platform (its API token revoked): at the next renewal the user is
 /// told once to sign in again, and the tray says signed out and offers the sign-in. The
 /// session's tunnels closed with it; after the next sign-in the tray offers to reopen them,
@@ -1199,13 +1236,37 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
         p.sort();
         p
     };
-    user.ok(
-        &["tunnel:open", "-p", DEMO_PROJECT, "-e", "main", "-A", "app"],
-        None,
-    )
-    .await?;
+    // On ports of their own: the suite's other tests take theirs from 30000 meanwhile, and
+    // one of them could hold this test's old port by the time the tunnels are reopened.
+    for rel in ["database", "rediscache"] {
+        let port = tether_e2e::free_port().to_string();
+        user.ok(
+            &[
+                "tunnel:open",
+                "-p",
+                DEMO_PROJECT,
+                "-e",
+                "main",
+                "-A",
+                "app",
+                "-r",
+                rel,
+                "--port",
+                &port,
+            ],
+            None,
+        )
+        .await?;
+    }
     let opened = ports(&tunnel_list(user).await?);
     assert_eq!(opened.len(), 2, "{opened:?}");
+    // The app listens on them now (what is checked again after the session ends).
+    let app_pid = user.agent_pid().context("the app hosts the agent")?;
+    let held = listening_ports(app_pid)?;
+    for local in &opened {
+        let port: u16 = local.rsplit(':').next().unwrap_or_default().parse()?;
+        assert!(held.contains(&port), "{local} not among {held:?}");
+    }
 
     assert!(sim.revoke_api_token(ALICE_TOKEN));
     let note = notes
@@ -1228,11 +1289,17 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
         )
         .await?;
 
-    // Nothing outlived the session: no tunnel, every port free.
+    // Nothing outlived the session: no tunnel, and the app listens on none of their ports.
+    // (Whether a port is free would say nothing: a test running beside this one may take it
+    // as soon as it is.)
     assert!(tunnel_list(user).await?.is_empty());
+    let held = listening_ports(app_pid)?;
     for local in &opened {
-        std::net::TcpListener::bind(local.as_str())
-            .with_context(|| format!("{local} is still held after the session ended"))?;
+        let port: u16 = local.rsplit(':').next().unwrap_or_default().parse()?;
+        assert!(
+            !held.contains(&port),
+            "{local} is still held by the app after the session ended"
+        );
     }
     // Signed in again, the tray offers to reopen them; they come back where they were.
     user.ok(&["auth:api-token-login"], Some(ALICE_MFA_TOKEN))

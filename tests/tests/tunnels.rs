@@ -217,7 +217,15 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     let book = user
         .home()
         .join(".local/share/tether/tunnels/tether-sim.ports.json");
-    let remembered: BTreeMap<String, u16> = serde_json::from_slice(&std::fs::read(&book)?)?;
+    // Each relationship's port, with when it was last used.
+    let entries: BTreeMap<String, Value> = serde_json::from_slice(&std::fs::read(&book)?)?;
+    let remembered: BTreeMap<String, u16> = entries
+        .iter()
+        .map(|(k, e)| {
+            let port = e["port"].as_u64().and_then(|p| u16::try_from(p).ok());
+            Ok((k.clone(), port.with_context(|| format!("no port in {e}"))?))
+        })
+        .collect::<Result<_>>()?;
     let mut kept: Vec<u16> = remembered.values().copied().collect();
     let mut wanted: Vec<u16> = first.values().copied().collect();
     kept.sort_unstable();
@@ -225,6 +233,7 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     ensure!(kept == wanted, "remembered {remembered:?}, had {first:?}");
     let moved: BTreeMap<u16, u16> = remembered.values().map(|&p| (p, free_port())).collect();
     let seeded: BTreeMap<&String, u16> = remembered.iter().map(|(k, p)| (k, moved[p])).collect();
+    // Written as a book from before ports had a last use: it must still be read.
     std::fs::write(&book, serde_json::to_vec(&seeded)?)?;
     user.ok(&[&["tunnel:open"][..], &app].concat(), None)
         .await?;
