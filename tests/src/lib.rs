@@ -258,6 +258,38 @@ pub const BOB_TOKEN: &str = "demo-api-token-bob-5555aaaa5555aaaa";
 pub const MFA_PROJECT: &str = "pzt3xbvc7ebkq";
 pub const MFA_ENV_MACHINE: &str = "main-wq4mt2y";
 
+/// The TCP ports process `pid` listens on: its sockets' inodes, found in /proc/net/tcp{,6}.
+/// What a test checks to see a port freed by Tether: whether the port is free would say
+/// nothing, since a test running beside it may take it as soon as it is.
+pub fn listening_ports(pid: u32) -> Result<Vec<u16>> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)?.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st 3 (0A: listening), inode 9.
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                if let Some(port) = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    Ok(ports)
+}
+
 /// Alice, her password and her API token, as fixture lines for a test's own platform.
 pub fn alice_fixture() -> String {
     format!(

@@ -203,8 +203,11 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
     assert_eq!(closed["event"], "tunnel", "{closed}");
     assert_eq!(closed["state"], "closed (signed out)", "{closed}");
     assert!(tunnel_ports(&user).await?.is_empty());
-    std::net::TcpListener::bind(("127.0.0.1", tunnels["rediscache"]))
-        .context("the tunnel's port is still held after the idle sign-out")?;
+    let agent = user.agent_pid().context("no agent")?;
+    assert!(
+        !listening_ports(agent)?.contains(&tunnels["rediscache"]),
+        "the tunnel's port is still held by the agent after the idle sign-out"
+    );
     // Plain ssh no longer gets in: the key and certificate went with the session.
     let mut plain = user.ssh(APP_HOST);
     plain.arg("echo plain");
@@ -525,9 +528,13 @@ async fn tunnels_closed_by_the_end_of_the_session(
         assert_eq!(closed["state"], "closed (signed out)", "{closed}");
     }
     assert!(tunnel_ports(user).await?.is_empty());
+    let agent = user.agent_pid().context("no agent")?;
+    let held = listening_ports(agent)?;
     for port in ports.values() {
-        std::net::TcpListener::bind(("127.0.0.1", *port))
-            .with_context(|| format!("port {port} is still held after the sign-out"))?;
+        assert!(
+            !held.contains(port),
+            "port {port} is still held by the agent after the sign-out"
+        );
     }
     let status: serde_json::Value =
         serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;

@@ -1190,36 +1190,6 @@ impl ShortCertificates {
     }
 }
 
-/// The TCP ports process `pid` listens on: its sockets' inodes, found in /proc/net/tcp{,6}.
-fn listening_ports(pid: u32) -> Result<Vec<u16>> {
-    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))?
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|l| {
-            l.to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')
-                .map(str::to_string)
-        })
-        .collect();
-    let mut ports = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        for line in std::fs::read_to_string(table)?.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // local_address is field 1, st 3 (0A: listening), inode 9.
-            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
-                if let Some(port) = f[1]
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-                {
-                    ports.push(port);
-                }
-            }
-        }
-    }
-    Ok(ports)
-}
-
 /// The session ends at the platform (its API token revoked): at the next renewal the user is
 /// told once to sign in again, and the tray says signed out and offers the sign-in. The
 /// session's tunnels closed with it; after the next sign-in the tray offers to reopen them,
@@ -1262,7 +1232,7 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
     assert_eq!(opened.len(), 2, "{opened:?}");
     // The app listens on them now (what is checked again after the session ends).
     let app_pid = user.agent_pid().context("the app hosts the agent")?;
-    let held = listening_ports(app_pid)?;
+    let held = tether_e2e::listening_ports(app_pid)?;
     for local in &opened {
         let port: u16 = local.rsplit(':').next().unwrap_or_default().parse()?;
         assert!(held.contains(&port), "{local} not among {held:?}");
@@ -1293,7 +1263,7 @@ async fn a_session_ended_at_the_platform_asks_once_to_sign_in_again() -> Result<
     // (Whether a port is free would say nothing: a test running beside this one may take it
     // as soon as it is.)
     assert!(tunnel_list(user).await?.is_empty());
-    let held = listening_ports(app_pid)?;
+    let held = tether_e2e::listening_ports(app_pid)?;
     for local in &opened {
         let port: u16 = local.rsplit(':').next().unwrap_or_default().parse()?;
         assert!(

@@ -201,12 +201,17 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
         text(&out.stderr)
     );
 
-    // Closing frees the port at once; the other tunnel goes on.
+    // Closing frees the port at once (the agent listens on it no more; whether it is free
+    // would say nothing, as the suite's other tests take ports from 30000); the other tunnel
+    // goes on.
+    let agent = user.agent_pid().context("no agent")?;
+    ensure!(listening_ports(agent)?.contains(&cache));
     user.ok(&["tunnel:close", "-y", "-r", "rediscache"], None)
         .await?;
-    TcpListener::bind(("127.0.0.1", cache))
-        .await
-        .context("the closed tunnel's port is still taken")?;
+    ensure!(
+        !listening_ports(agent)?.contains(&cache),
+        "the closed tunnel's port is still held by the agent"
+    );
     ensure!(psql(db, "select 1").await? == "1");
     ensure!(list(&user).await?.len() == 1);
 
