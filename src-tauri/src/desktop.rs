@@ -228,7 +228,7 @@ impl Desktop {
             Ok(Some(c)) => c,
             Ok(None) => {
                 let e = IpcError::other(
-                    "Tether's agent is not running (a headless one stopped): quit and start Tether again",
+                    "Tether's agent is not answering (the headless one it used stopped, and the app is taking over): try again in a moment",
                 );
                 return Err((e, None));
             }

@@ -79,7 +79,9 @@ pub async fn stop(ctx: &Ctx) -> Result<()> {
     client.request(&Request::Stop).await?;
     // It is gone when its socket no longer answers, or another agent answers there (the
     // desktop app takes over when the headless agent it used stops).
-    for _ in 0..200 {
+    // Closing tunnels is bounded (a connect gives up within 10 s), so 15 s is enough for an
+    // agent that works; one still finishing after that is said to be so, by its pid.
+    for _ in 0..600 {
         let gone = match AgentClient::connect(&socket).await {
             Ok(Some(mut c)) => match c.request(&Request::Status).await {
                 Ok(Reply::Status(status)) => Some(status.pid) != pid,
@@ -94,7 +96,12 @@ pub async fn stop(ctx: &Ctx) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    bail!("the agent did not stop within 5 s")
+    match pid {
+        Some(pid) => bail!(
+            "the agent (pid {pid}) is still finishing after 15 s (closing its tunnels, saving their ports); `tether agent:status` shows when it is gone, and `kill {pid}` ends it"
+        ),
+        None => bail!("the agent did not stop within 15 s"),
+    }
 }
 
 async fn connect(ctx: &Ctx) -> Result<AgentClient> {
