@@ -8,10 +8,9 @@ use tether_e2e::cli::User;
 use tether_e2e::*;
 use tether_sim::SimOptions;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
-    // Access tokens shorter than the refresh margin: every command must refresh. Refresh
-    // tokens rotate and a reused one ends the session, so a race would sign the user out.
+/// A simulator whose access tokens are shorter than the refresh margin, so that every command
+/// refreshes, and Alice signed in to it through a real browser.
+async fn signed_in_with_short_tokens() -> Result<(tether_sim::SimHandle, User)> {
     let sim = demo_sim(SimOptions {
         access_token_lifetime: Duration::from_secs(30),
         ..SimOptions::default()
@@ -28,12 +27,20 @@ async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
             &[],
         )
         .await?;
-    assert!(
+    anyhow::ensure!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     browser.driver.quit().await?;
+    Ok((sim, user))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
+    // Refresh tokens rotate and a reused one ends the session, so a race would sign the user
+    // out.
+    let (sim, user) = signed_in_with_short_tokens().await?;
     let stored = || -> Result<serde_json::Value> {
         Ok(serde_json::from_str(&std::fs::read_to_string(
             user.session_dir().join("tokens.json"),
@@ -92,29 +99,7 @@ fn stored_keys(user: &User) -> Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_outage_is_not_a_sign_out_but_a_refused_refresh_is() -> Result<()> {
     use tether_sim::state::RenewalFailure;
-    // Every command refreshes (access tokens shorter than the refresh margin).
-    let sim = demo_sim(SimOptions {
-        access_token_lifetime: Duration::from_secs(30),
-        ..SimOptions::default()
-    })
-    .await?;
-    let user = User::new(&sim.info, false)?;
-    let browser = tether_e2e::webdriver::Chromium::start().await?;
-    let out = user
-        .browser_login(
-            &browser.driver,
-            "alice",
-            ALICE_PASSWORD,
-            Some(ALICE_TOTP),
-            &[],
-        )
-        .await?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    browser.driver.quit().await?;
+    let (sim, user) = signed_in_with_short_tokens().await?;
     let info = || user.run(&["auth:info", "-P", "username"], None);
 
     // The sign-in server has a bad moment: the command says it is unreachable (exit 5) and
