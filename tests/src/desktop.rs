@@ -158,6 +158,38 @@ impl Desktop {
     }
 
     /// The log of the app [`Desktop::launch_for`] started.
+    /// The app's tray item once it registers (within 60 s); the app's log in the error when it
+    /// does not.
+    pub async fn tray_item(&self) -> Result<crate::tray::TrayItem> {
+        self.watcher
+            .wait_for_item(Duration::from_secs(60))
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{e}; the app said: {}",
+                    std::fs::read_to_string(self.log()).unwrap_or_default()
+                )
+            })
+    }
+
+    /// `xclip -o` on this display's clipboard (its `target`, such as `TARGETS`, when given),
+    /// read as another program would: the text, or `None` when nobody holds the clipboard.
+    pub async fn clipboard(&self, target: Option<&str>) -> Result<Option<String>> {
+        let mut cmd = tokio::process::Command::new("xclip");
+        cmd.args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &self.display);
+        if let Some(t) = target {
+            cmd.args(["-t", t]);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
+            .await
+            .map_err(|_| anyhow!("xclip did not answer"))??;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string()))
+    }
+
     pub fn log(&self) -> PathBuf {
         self.state.path().join("app.log")
     }

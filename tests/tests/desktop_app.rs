@@ -84,18 +84,10 @@ async fn tunnel_list(user: &User) -> Result<Vec<Value>> {
 
 /// What the X clipboard holds, read as another program would.
 async fn clipboard(desktop: &Desktop) -> Result<String> {
-    let mut cmd = tokio::process::Command::new("xclip");
-    cmd.args(["-o", "-selection", "clipboard"])
-        .env("DISPLAY", &desktop.display);
-    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
-        .await
-        .context("xclip did not answer")??;
-    ensure!(
-        out.status.success(),
-        "xclip: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    desktop
+        .clipboard(None)
+        .await?
+        .context("nobody holds the clipboard")
 }
 
 async fn psql(port: u16, sql: &str) -> Result<String> {
@@ -556,13 +548,7 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
     let notes = Notifications::start(&desktop.bus_address).await?;
     let app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
-    let item = match w.wait_for_item(Duration::from_secs(60)).await {
-        Ok(item) => item,
-        Err(e) => bail!(
-            "{e}; the app said: {}",
-            std::fs::read_to_string(desktop.log())?
-        ),
-    };
+    let item = desktop.tray_item().await?;
     let menu = w
         .wait_for_menu_entry(&item, "Storefront", Duration::from_secs(30))
         .await?;
@@ -1007,7 +993,7 @@ async fn an_mfa_demand_is_told_once_and_the_tray_asks_for_attention() -> Result<
     let notes = Notifications::start(&desktop.bus_address).await?;
     let _app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
-    let item = w.wait_for_item(Duration::from_secs(60)).await?;
+    let item = desktop.tray_item().await?;
     user.ok(
         &["tunnel:open", "-p", MFA_PROJECT, "-e", "main", "-A", "api"],
         None,
@@ -1094,7 +1080,7 @@ async fn the_app_uses_a_running_headless_agent_and_takes_over_when_it_stops() ->
     let desktop = Desktop::start().await?;
     let app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
-    let item = w.wait_for_item(Duration::from_secs(60)).await?;
+    let item = desktop.tray_item().await?;
     let using = format!("Using the tether agent already running (pid {headless})");
     if let Err(e) = w
         .wait_for_menu_entry(&item, &using, Duration::from_secs(30))
@@ -1169,10 +1155,7 @@ impl ShortCertificates {
         let desktop = Desktop::start().await?;
         let notes = Notifications::start(&desktop.bus_address).await?;
         let app = desktop.launch_for(&user, &["--hidden"])?;
-        let item = desktop
-            .watcher
-            .wait_for_item(Duration::from_secs(60))
-            .await?;
+        let item = desktop.tray_item().await?;
         wait_for_icon(
             &desktop.watcher,
             &item,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use tether_e2e::cli::User;
 use tether_e2e::desktop::Desktop;
@@ -18,25 +18,11 @@ const CLEAR_SECS: u64 = 3;
 /// What `exclude_from_history` offers beside the text (KDE's and GNOME's managers honour it).
 const PASSWORD_HINT: &str = "x-kde-passwordManagerHint";
 
-/// `xclip -o` on the clipboard: the text, or `None` when nobody holds the clipboard.
-async fn xclip(desktop: &Desktop, target: Option<&str>) -> Result<Option<String>> {
-    let mut cmd = tokio::process::Command::new("xclip");
-    cmd.args(["-o", "-selection", "clipboard"])
-        .env("DISPLAY", &desktop.display);
-    if let Some(t) = target {
-        cmd.args(["-t", t]);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
-        .await
-        .context("xclip did not answer")??;
-    Ok(out
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).to_string()))
-}
-
 async fn targets(desktop: &Desktop) -> Result<String> {
-    Ok(xclip(desktop, Some("TARGETS")).await?.unwrap_or_default())
+    Ok(desktop
+        .clipboard(Some("TARGETS"))
+        .await?
+        .unwrap_or_default())
 }
 
 /// The user copies something of their own (xclip serves it until it loses the clipboard).
@@ -54,7 +40,7 @@ async fn user_copies(desktop: &Desktop, text: &str) -> Result<()> {
     drop(stdin);
     child.wait().await?;
     ensure!(
-        xclip(desktop, None).await?.as_deref() == Some(text),
+        desktop.clipboard(None).await?.as_deref() == Some(text),
         "xclip did not take the clipboard"
     );
     Ok(())
@@ -82,13 +68,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     let notes = Notifications::start(&desktop.bus_address).await?;
     let _app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
-    let item = match w.wait_for_item(Duration::from_secs(60)).await {
-        Ok(item) => item,
-        Err(e) => bail!(
-            "{e}; the app said: {}",
-            std::fs::read_to_string(desktop.log())?
-        ),
-    };
+    let item = desktop.tray_item().await?;
     let pinned = "★ web — Marketing site / main";
     w.wait_for_menu_entry(&item, pinned, Duration::from_secs(30))
         .await?;
@@ -121,14 +101,14 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
         "{}",
         note.body
     );
-    let url = xclip(&desktop, None).await?.unwrap_or_default();
+    let url = desktop.clipboard(None).await?.unwrap_or_default();
     assert!(url.starts_with("redis://") && url.contains(&local), "{url}");
     let offered = targets(&desktop).await?;
     assert!(offered.contains(PASSWORD_HINT), "{offered}");
     user_copies(&desktop, "the user's own text").await?;
     tokio::time::sleep(Duration::from_secs(CLEAR_SECS + 2)).await;
     assert_eq!(
-        xclip(&desktop, None).await?.as_deref(),
+        desktop.clipboard(None).await?.as_deref(),
         Some("the user's own text"),
         "Tether cleared what the user copied"
     );
@@ -138,7 +118,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     let copied = Instant::now();
     let start = Instant::now();
     loop {
-        let held = xclip(&desktop, None).await?;
+        let held = desktop.clipboard(None).await?;
         if held.is_none() || held.as_deref() == Some("") {
             break;
         }
@@ -166,7 +146,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
         .wait_for("Copied tunnel address", Duration::from_secs(10))
         .await?;
     let start = Instant::now();
-    while xclip(&desktop, None).await?.as_deref() != Some(local.as_str()) {
+    while desktop.clipboard(None).await?.as_deref() != Some(local.as_str()) {
         ensure!(
             start.elapsed() < Duration::from_secs(10),
             "the address never reached the clipboard"
@@ -177,7 +157,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     assert!(!offered.contains(PASSWORD_HINT), "{offered}");
     tokio::time::sleep(Duration::from_secs(CLEAR_SECS + 2)).await;
     assert_eq!(
-        xclip(&desktop, None).await?.as_deref(),
+        desktop.clipboard(None).await?.as_deref(),
         Some(local.as_str())
     );
     Ok(())
