@@ -478,6 +478,16 @@ const OPEN_FIVE: [&str; 7] = [
     "-A",
     "five",
 ];
+/// The same app on the non-production environment `dev`.
+const OPEN_FIVE_DEV: [&str; 7] = [
+    "tunnel:open",
+    "-p",
+    TUNNEL_PROJECT,
+    "-e",
+    "dev",
+    "-A",
+    "five",
+];
 
 /// A user of `sim` signed in with an API token, and the stopper of the agent their tunnels
 /// start (dropped first, so the agent ends before its home goes).
@@ -1135,21 +1145,8 @@ async fn tunnel_info_merges_the_tunnels_of_every_app_as_the_official_client() ->
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
     let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
     open_official(&user, "cache", free_port()).await?;
-    user.ok(
-        &[
-            "tunnel:open",
-            "-p",
-            TUNNEL_PROJECT,
-            "-e",
-            "dev",
-            "-A",
-            "five",
-            "-r",
-            "one",
-        ],
-        None,
-    )
-    .await?;
+    user.ok(&[&OPEN_FIVE_DEV[..], &["-r", "one"]].concat(), None)
+        .await?;
     // Without -p/-e/-A: one object, relationships in the order their tunnels were opened.
     let merged: serde_json::Map<String, Value> =
         serde_json::from_str(&encoded_info(&user, &[]).await?)?;
@@ -1173,21 +1170,8 @@ async fn relationships_are_read_again_after_a_redeploy() -> Result<()> {
     let open = |rel: &'static str| {
         let user = &user;
         async move {
-            user.run(
-                &[
-                    "tunnel:open",
-                    "-p",
-                    TUNNEL_PROJECT,
-                    "-e",
-                    "dev",
-                    "-A",
-                    "five",
-                    "-r",
-                    rel,
-                ],
-                None,
-            )
-            .await
+            user.run(&[&OPEN_FIVE_DEV[..], &["-r", rel]].concat(), None)
+                .await
         }
     };
     ensure!(open("one").await?.status.success());
@@ -1244,20 +1228,7 @@ async fn tunnels_to_production_go_ahead_without_a_terminal_and_say_so() -> Resul
     ensure!(!err.contains("production"), "-y must skip the note: {err}");
     // Not production: nothing said.
     let out = user
-        .run(
-            &[
-                "tunnel:open",
-                "-p",
-                TUNNEL_PROJECT,
-                "-e",
-                "dev",
-                "-A",
-                "five",
-                "-r",
-                "one",
-            ],
-            None,
-        )
+        .run(&[&OPEN_FIVE_DEV[..], &["-r", "one"]].concat(), None)
         .await?;
     ensure!(out.status.success() && !text(&out.stderr).contains("production"));
     user.ok(&["agent:stop"], None).await?;
