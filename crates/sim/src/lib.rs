@@ -233,6 +233,30 @@ async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, SimError> {
         .map_err(|source| SimError::Bind { addr, source })
 }
 
+/// Where a gateway asked to pick its own port looks first: below the kernel's default range
+/// for ephemeral ports (32768 and up) and below the 30000 where tunnels start. The gateway
+/// can be stopped and started again on its port; a port from the ephemeral range may be taken
+/// in between by the source port of any outgoing connection of a busy machine, and starting
+/// again then fails with "address in use".
+const GATEWAY_PORTS: std::ops::Range<u16> = 20000..30000;
+
+/// The gateway's listener: on `port`, or when it is 0 on a free port of [`GATEWAY_PORTS`]
+/// (any free port if none of a few tries is).
+async fn bind_gateway(ip: IpAddr, port: u16) -> Result<TcpListener, SimError> {
+    if port == 0 {
+        for _ in 0..32 {
+            let width = u32::from(GATEWAY_PORTS.end - GATEWAY_PORTS.start);
+            let offset = u16::try_from(rand::thread_rng().next_u32() % width).unwrap_or(0);
+            if let Ok(l) =
+                TcpListener::bind(SocketAddr::new(ip, GATEWAY_PORTS.start + offset)).await
+            {
+                return Ok(l);
+            }
+        }
+    }
+    bind(ip, port).await
+}
+
 impl Sim {
     /// Starts the authorization server, the API and the SSH gateway on loopback.
     pub async fn start(fixture: Fixture, options: SimOptions) -> Result<SimHandle, SimError> {
@@ -266,7 +290,7 @@ impl Sim {
 
         let auth_listener = bind(options.bind, options.auth_port).await?;
         let api_listener = bind(options.bind, options.api_port).await?;
-        let ssh_listener = bind(options.bind, options.ssh_port).await?;
+        let ssh_listener = bind_gateway(options.bind, options.ssh_port).await?;
         let url = |l: &TcpListener| -> String {
             match l.local_addr() {
                 Ok(SocketAddr::V6(a)) => format!("http://[{}]:{}", a.ip(), a.port()),
