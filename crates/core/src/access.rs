@@ -196,16 +196,13 @@ fn stored_certificate_is_fresh(dir: &std::path::Path, now: u64) -> bool {
         return false;
     }
     let files = crate::cert::CertFiles::new(dir.to_path_buf());
-    let (Some(cert), Ok(public)) = (
-        files.read_certificate(),
-        std::fs::read_to_string(files.public_key()),
-    ) else {
+    // The private key ssh will offer, not the `.pub` beside it: while a new key is written,
+    // the three files change one after the other, and only the pair read as one says what
+    // ssh would present.
+    let Ok(Some((_, cert))) = files.read_pair() else {
         return false;
     };
-    let same_key = ssh_key::PublicKey::from_openssh(public.trim())
-        .is_ok_and(|k| k.key_data() == cert.public_key());
-    same_key
-        && cert.valid_after() <= now
+    cert.valid_after() <= now
         && cert.valid_before()
             > now
                 + crate::cert::usable_margin(
@@ -213,6 +210,15 @@ fn stored_certificate_is_fresh(dir: &std::path::Path, now: u64) -> bool {
                     &cert,
                     files.received_at(),
                 )
+}
+
+/// Who keeps a session: renews its certificate, applies its inactivity limit, signs it out.
+enum SessionKeeper {
+    /// The profile's agent, running in another process.
+    #[cfg(unix)]
+    Agent(crate::agent::AgentClient),
+    /// This process (no agent runs, or this is the agent).
+    Here,
 }
 
 /// A user's access to one profile's platform.
@@ -287,57 +293,36 @@ impl Access {
         self.keeper.touch();
     }
 
-    /// The running agent of this profile, when there is one and this is not it.
-    #[cfg(unix)]
-    async fn agent(&self) -> Result<Option<crate::agent::AgentClient>, AccessError> {
-        if !self.use_agent {
-            return Ok(None);
-        }
-        let socket = crate::agent::socket_path(&self.paths, &self.profile);
-        Ok(crate::agent::AgentClient::connect(&socket).await?)
-    }
-
-    /// Tells a running agent about a new sign-in, so that it keeps the new session.
-    pub async fn announce_sign_in(&self) -> Result<(), AccessError> {
+    /// Who keeps the session, and so answers for it: the profile's running agent, when there
+    /// is one and this process is not it, or this process. Every session decision (ready,
+    /// sign-out, a new sign-in) asks this once and goes to that keeper.
+    async fn keeper_of_session(&self) -> Result<SessionKeeper, AccessError> {
         #[cfg(unix)]
-        if let Some(mut agent) = self.agent().await? {
-            agent.request(&crate::agent::Request::SignedIn).await?;
+        if self.use_agent {
+            let socket = crate::agent::socket_path(&self.paths, &self.profile);
+            if let Some(agent) = crate::agent::AgentClient::connect(&socket).await? {
+                return Ok(SessionKeeper::Agent(agent));
+            }
         }
-        Ok(())
-    }
-
-    /// Ends the session after the inactivity limit, so that the user signs in again: what the
-    /// agent does on a timer, checked here for when no agent runs (with a running agent, the
-    /// agent decides). The limit is the session's, not this process's.
-    async fn end_if_idle(&self) -> Result<(), AccessError> {
-        if self.session.uses_env_token() || self.keeper.idle_left() > 0 {
-            return Ok(());
-        }
-        if self.session.has_session().await? {
-            self.keeper.end_for_inactivity().await;
-            let limit = self.keeper.inactivity_limit();
-            return Err(CertError::Inactive(limit).into());
-        }
-        Ok(())
+        Ok(SessionKeeper::Here)
     }
 
     /// After a sign-in: a running agent keeps the new session (and records its limit with
     /// it); without one, this process's limit becomes the session's.
     async fn keep_new_session(&self) {
-        #[cfg(unix)]
-        if self.use_agent {
-            match self.agent().await {
-                Ok(Some(mut agent)) => {
-                    if let Err(e) = agent.request(&crate::agent::Request::SignedIn).await {
-                        tracing::warn!(error = %e, "the agent did not take the new session");
-                    }
-                    return;
+        match self.keeper_of_session().await {
+            #[cfg(unix)]
+            Ok(SessionKeeper::Agent(mut agent)) => {
+                if let Err(e) = agent.request(&crate::agent::Request::SignedIn).await {
+                    tracing::warn!(error = %e, "the agent did not take the new session");
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "the agent did not take the new session"),
+            }
+            Ok(SessionKeeper::Here) => self.keeper.record_inactivity_limit(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the agent did not take the new session");
+                self.keeper.record_inactivity_limit();
             }
         }
-        self.keeper.record_inactivity_limit();
     }
 
     /// Starts a browser sign-in: the page to show and the listener that waits for it.
@@ -383,17 +368,22 @@ impl Access {
     }
 
     /// Be ready to connect: a usable certificate (a new one with `new`) and the session's
-    /// OpenSSH files written.
+    /// OpenSSH files written, by the session's keeper.
     pub async fn ready(&self, new: bool) -> Result<Ready, AccessError> {
-        // A running agent decides about inactivity (it checks before it records this use).
-        #[cfg(unix)]
-        if let Some(mut agent) = self.agent().await? {
-            return match agent.request(&crate::agent::Request::Ready { new }).await? {
-                crate::agent::Reply::Ready(ready) => Ok(ready),
-                other => Err(unexpected(&other)),
-            };
+        match self.keeper_of_session().await? {
+            #[cfg(unix)]
+            SessionKeeper::Agent(mut agent) => Ok(agent.ready(new).await?),
+            SessionKeeper::Here => self.ready_here(new).await,
         }
-        self.end_if_idle().await?;
+    }
+
+    /// [`Access::ready`] in this process, as the session's keeper: the inactivity limit is
+    /// checked before this use is recorded (the policy is the keeper's, the same one its
+    /// renewal loop applies).
+    pub(crate) async fn ready_here(&self, new: bool) -> Result<Ready, AccessError> {
+        if self.keeper.end_if_idle().await.is_some() {
+            return Err(CertError::Inactive(self.keeper.inactivity_limit()).into());
+        }
         self.touch();
         let ensured = self.keeper.ensure(new).await?;
         openssh::write_session_files(
@@ -604,18 +594,22 @@ impl Access {
     /// Signs out: revokes the session at the platform (best effort) and deletes its tokens,
     /// key, certificate and SSH files; with [`SignOutScope::All`], every other profile's too
     /// and Tether's block in `~/.ssh/config`.
+    /// The session's keeper does it (a running agent also closes the session's tunnels).
     pub async fn sign_out(&self, scope: SignOutScope) -> Result<SignOutReport, AccessError> {
-        #[cfg(unix)]
-        if let Some(mut agent) = self.agent().await? {
-            let all = scope == SignOutScope::All;
-            return match agent
-                .request(&crate::agent::Request::SignOut { all })
-                .await?
-            {
-                crate::agent::Reply::SignedOut(report) => Ok(report),
-                other => Err(unexpected(&other)),
-            };
+        match self.keeper_of_session().await? {
+            #[cfg(unix)]
+            SessionKeeper::Agent(mut agent) => {
+                Ok(agent.sign_out(scope == SignOutScope::All).await?)
+            }
+            SessionKeeper::Here => self.sign_out_here(scope).await,
         }
+    }
+
+    /// [`Access::sign_out`] in this process, as the session's keeper.
+    pub(crate) async fn sign_out_here(
+        &self,
+        scope: SignOutScope,
+    ) -> Result<SignOutReport, AccessError> {
         let mut report = SignOutReport::default();
         let own = self.session.logout().await?;
         openssh::remove_session_files(&self.ssh_files);
@@ -664,11 +658,45 @@ impl Access {
     }
 }
 
-#[cfg(unix)]
-fn unexpected(reply: &crate::agent::Reply) -> AccessError {
-    let name = serde_json::to_value(reply)
-        .ok()
-        .and_then(|v| v["reply"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    crate::agent::AgentError::Unexpected(name).into()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssh_key::private::Ed25519Keypair;
+    use ssh_key::{LineEnding, PrivateKey};
+
+    fn key(seed: u8) -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+    }
+
+    fn write_key(dir: &std::path::Path, key: &PrivateKey) {
+        let text = key.to_openssh(LineEnding::LF).expect("openssh");
+        std::fs::write(dir.join("id_ed25519"), text.as_bytes()).expect("key");
+    }
+
+    #[test]
+    fn the_hook_judges_the_key_ssh_offers_not_the_public_file_beside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (key(1), key(2));
+        let ca = key(9);
+        let mut builder = ssh_key::certificate::Builder::new(
+            vec![0; 16],
+            old.public_key().key_data().clone(),
+            0,
+            u64::MAX,
+        )
+        .expect("builder");
+        builder.valid_principal("tether").expect("principal");
+        let cert = builder.sign(&ca).expect("sign");
+        write_key(dir.path(), &old);
+        let public = old.public_key().to_openssh().expect("public");
+        std::fs::write(dir.path().join("id_ed25519.pub"), public).expect("pub");
+        let cert_text = cert.to_openssh().expect("cert");
+        std::fs::write(dir.path().join("id_ed25519-cert.pub"), cert_text).expect("cert");
+        assert!(stored_certificate_is_fresh(dir.path(), 1_000));
+        // A renewal with a new key has written the private key and nothing else yet: the
+        // `.pub` still matches the certificate, but ssh would offer the new key with the old
+        // certificate, which the gateway refuses. The hook must not call that fresh.
+        write_key(dir.path(), &new);
+        assert!(!stored_certificate_is_fresh(dir.path(), 1_000));
+    }
 }

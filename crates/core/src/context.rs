@@ -41,6 +41,20 @@ impl Paths {
     }
 }
 
+/// How far apart two clocks may drift between two looks before time counts as having
+/// jumped.
+pub const CLOCK_JUMP: Duration = Duration::from_secs(5);
+
+/// Whether time jumped between two looks at the clocks, `mono` (monotonic) and `wall` (the
+/// wall clock) apart, when they were meant to be `meant` apart: the monotonic gap is late when
+/// the process was stopped (SIGSTOP), the wall clock runs ahead when the machine slept (the
+/// monotonic clock stops during a suspend), and behind when the clock was set back.
+pub fn clock_jumped(meant: Duration, mono: Duration, wall: Duration) -> bool {
+    mono.saturating_sub(meant) >= CLOCK_JUMP
+        || wall.saturating_sub(mono) >= CLOCK_JUMP
+        || mono.saturating_sub(wall) >= CLOCK_JUMP
+}
+
 /// The time, injected so that renewal, expiry and backoff can be tested without sleeping.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> SystemTime;

@@ -84,8 +84,37 @@ impl AgentClient {
         }
     }
 
+    /// Asks the agent, which keeps the session, to be ready to connect (see
+    /// [`crate::access::Access::ready`]).
+    pub async fn ready(&mut self, new: bool) -> Result<crate::access::Ready, AgentError> {
+        match self.request(&Request::Ready { new }).await? {
+            Reply::Ready(ready) => Ok(ready),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Asks the agent to sign out (see [`crate::access::Access::sign_out`]).
+    pub async fn sign_out(
+        &mut self,
+        all: bool,
+    ) -> Result<crate::access::SignOutReport, AgentError> {
+        match self.request(&Request::SignOut { all }).await? {
+            Reply::SignedOut(report) => Ok(report),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The next line the agent sends (events after a subscription); `None` when it hangs up.
     pub async fn next(&mut self) -> Result<Option<Reply>, AgentError> {
         read_reply(&mut self.stream).await
     }
+}
+
+/// The error for a reply of the wrong kind, named as the protocol names it.
+fn unexpected(reply: &Reply) -> AgentError {
+    let name = serde_json::to_value(reply)
+        .ok()
+        .and_then(|v| v["reply"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    AgentError::Unexpected(name)
 }

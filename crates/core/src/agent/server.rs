@@ -175,7 +175,7 @@ impl Host {
                 keeper.touch();
                 Reply::Done
             }
-            Request::Ready { new } => match self.access.ready(new).await {
+            Request::Ready { new } => match self.access.ready_here(new).await {
                 Ok(ready) => {
                     if self.state() != SessionState::Active {
                         self.restart.notify_one();
@@ -198,7 +198,7 @@ impl Host {
                 } else {
                     SignOutScope::Profile
                 };
-                match self.access.sign_out(scope).await {
+                match self.access.sign_out_here(scope).await {
                     Ok(report) => {
                         self.close_tunnels_of_ended_session().await;
                         self.set_state(SessionState::SignedOut);

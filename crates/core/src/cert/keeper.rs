@@ -375,10 +375,24 @@ impl CertKeeper {
         self.idle_left() == 0
     }
 
+    /// The inactivity policy, in one place for the agent's loop and a process without an
+    /// agent: once the session's limit has passed without activity, the session ends here.
+    /// A session from an API token in the environment is never ended (automation has nobody to
+    /// be idle, and its token is not Tether's to delete). Returns the reason when it ended.
+    pub async fn end_if_idle(&self) -> Option<String> {
+        if self.session.uses_env_token() || !self.inactive() {
+            return None;
+        }
+        if !self.session.has_session().await.unwrap_or(false) {
+            return None;
+        }
+        Some(self.end_for_inactivity().await)
+    }
+
     /// Ends the session here after the inactivity limit: its tokens, key and certificate are
     /// deleted (so plain `ssh` stops getting in too) and the reason is kept for the next
     /// command to show. Returns the reason.
-    pub async fn end_for_inactivity(&self) -> String {
+    async fn end_for_inactivity(&self) -> String {
         let reason = format!(
             "signed out after {} without activity",
             human(self.inactivity_limit())
@@ -401,8 +415,7 @@ impl CertKeeper {
             self.record_inactivity_limit();
         }
         loop {
-            if self.inactive() {
-                let reason = self.end_for_inactivity().await;
+            if let Some(reason) = self.end_if_idle().await {
                 self.emit(Event::SignedOut {
                     reason,
                     by_user: false,
@@ -478,11 +491,14 @@ impl CertKeeper {
             if clock.unix() >= due_at {
                 return Wake::Due;
             }
-            let wall_elapsed = clock.unix().abs_diff(wall);
-            if wall_elapsed.abs_diff(mono.elapsed().as_secs()) > 2 {
+            // A wall clock set back shows as no time passed at all.
+            let wall_elapsed = Duration::from_secs(clock.unix().saturating_sub(wall));
+            let mono_elapsed = mono.elapsed();
+            if crate::context::clock_jumped(nap, mono_elapsed, wall_elapsed) {
                 info!(
-                    wall_elapsed,
-                    "the clock jumped (suspend or clock change): looking again"
+                    wall_elapsed = wall_elapsed.as_secs(),
+                    late = mono_elapsed.saturating_sub(nap).as_secs(),
+                    "the clock jumped (suspend, a paused process, or a clock change): looking again"
                 );
                 return Wake::Look;
             }
@@ -612,6 +628,27 @@ mod tests {
             wake_after_jump(Duration::from_secs(3000)).await,
             Wake::Due
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keeper_woken_late_looks_again() {
+        // The process was stopped (SIGSTOP) for 90 s: both clocks moved on together, but the
+        // nap ended 90 s after it should have.
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        k.touch();
+        let (_stop, mut stopped) = watch::channel(false);
+        let task =
+            tokio::spawn(async move { k.sleep(Duration::from_secs(2700), &mut stopped).await });
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(90));
+        tokio::time::advance(Duration::from_secs(90)).await;
+        let woke = tokio::time::timeout(Duration::from_millis(10), task)
+            .await
+            .expect("the keeper looked at once")
+            .unwrap();
+        assert!(matches!(woke, Wake::Look));
     }
 
     #[tokio::test(start_paused = true)]
