@@ -519,6 +519,29 @@ members = ["alice"]
         eprintln!(
             "measured: after {asleep:?} stopped, every tunnel carried {took:?} after SIGCONT"
         );
+        // Carrying alone does not show the jump was seen: a local connection arriving probes
+        // the link too. The agent says that the pause itself made it look, at once, both for
+        // the links and for the certificate.
+        let log_path = w
+            .user
+            .home()
+            .join(".local/share/tether/logs/agent-tether-sim.log");
+        let said = [
+            "the clock jumped: checking the tunnel connection",
+            "the clock jumped (suspend, a paused process, or a clock change)",
+        ];
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&log_path).context("the agent's log")?;
+            if said.iter().all(|s| log.contains(s)) {
+                break;
+            }
+            ensure!(
+                start.elapsed() < Duration::from_secs(5),
+                "the agent did not say {said:?} within 5 s of the pause; its log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         w.until(&key("five"), "open", Duration::from_secs(5))
             .await?;
         w.tether(&["agent:stop"]).await?;
