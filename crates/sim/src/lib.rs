@@ -467,6 +467,11 @@ impl SimHandle {
         self.state.end_access_token(token)
     }
 
+    /// The authorization codes exchanged so far, each with the PKCE verifier that redeemed it.
+    pub fn redeemed_codes(&self) -> Vec<state::RedeemedCode> {
+        self.state.lock().redeemed_codes.clone()
+    }
+
     /// Where the apps' commands run.
     pub fn scratch_dir(&self) -> &std::path::Path {
         &self.state.scratch_dir

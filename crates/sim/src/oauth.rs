@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::pages;
 use crate::state::{
-    hash_secret, now, random_token, BrowserSession, CodeEntry, Grant, LoginTxn, State,
+    hash_secret, now, random_token, BrowserSession, CodeEntry, Grant, LoginTxn, RedeemedCode, State,
 };
 
 const SESSION_COOKIE: &str = "tether_sim_session";
@@ -532,6 +532,10 @@ pub async fn token(AxState(state): AxState<Arc<State>>, Form(form): Form<Params>
                     "PKCE verification failed",
                 );
             }
+            state.lock().redeemed_codes.push(RedeemedCode {
+                code: get("code").to_string(),
+                verifier: verifier.to_string(),
+            });
             token_response(&state, &entry.grant_id, true)
         }
         "refresh_token" => {

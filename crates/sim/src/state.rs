@@ -103,6 +103,15 @@ pub struct CodeEntry {
     pub used: bool,
 }
 
+/// An authorization code the token endpoint exchanged, with the PKCE verifier that redeemed it.
+/// Both are spent (a code works once), so keeping them in the clear grants nothing; tests read
+/// them to check that a client never shows them, in its logs say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeemedCode {
+    pub code: String,
+    pub verifier: String,
+}
+
 /// A browser's progress through the login page, keyed by an unguessable id in the form.
 #[derive(Debug, Clone)]
 pub struct LoginTxn {
@@ -134,6 +143,7 @@ pub struct Mutable {
     pub codes: HashMap<String, CodeEntry>,
     pub grants: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, RefreshEntry>,
+    pub redeemed_codes: Vec<RedeemedCode>,
 }
 
 /// Lifetimes and keys that tests and the binary choose.
