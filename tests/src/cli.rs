@@ -40,9 +40,10 @@ pub enum Store {
 
 /// One user's machine: a home directory, a profile, a token store.
 pub struct User {
+    /// Before `home`: a keyring stops before the directory holding its files goes.
+    pub store: Store,
     pub home: tempfile::TempDir,
     pub profile: PathBuf,
-    pub store: Store,
 }
 
 impl User {
@@ -71,6 +72,14 @@ impl User {
 
     pub fn home(&self) -> &Path {
         self.home.path()
+    }
+
+    /// The Secret Service this user's tokens live in (a user made with `keyring`).
+    pub fn keyring(&self) -> Result<&SecretService> {
+        match &self.store {
+            Store::Keyring(s) => Ok(s),
+            Store::File => bail!("this user keeps its tokens in the file store"),
+        }
     }
 
     pub fn ssh_config(&self) -> PathBuf {
@@ -234,6 +243,41 @@ pub struct PendingLogin {
 }
 
 impl PendingLogin {
+    /// Starts `cmd`, a `tether login --no-browser …` (see [`User::start_login`]; this one for a
+    /// command with an environment of its caller's), and reads the sign-in URL it prints.
+    pub async fn start(cmd: Command) -> Result<PendingLogin> {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start tether login")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let url = loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .map_err(|_| anyhow!("tether login printed no URL in 30 s: {seen}"))??
+                .ok_or_else(|| anyhow!("tether login ended before printing a URL: {seen}"))?;
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(u) = line
+                .split_whitespace()
+                .find(|w| w.contains("/oauth2/authorize?"))
+            {
+                break u.to_string();
+            }
+        };
+        Ok(PendingLogin {
+            url,
+            child,
+            lines,
+            seen,
+        })
+    }
+
     /// Waits for `tether login` to finish, with everything it printed.
     pub async fn finish(mut self) -> Result<Output> {
         let lines = &mut self.lines;
@@ -266,38 +310,9 @@ impl User {
     /// Starts `tether login --no-browser --timeout 90 EXTRA…` and reads the sign-in URL it
     /// prints.
     pub async fn start_login(&self, extra: &[&str]) -> Result<PendingLogin> {
-        use tokio::io::AsyncBufReadExt;
         let mut args = vec!["login", "--no-browser", "--timeout", "90"];
         args.extend_from_slice(extra);
-        let mut cmd = tokio::process::Command::from(self.tether(&args)?);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().context("cannot start tether login")?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        let url = loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .map_err(|_| anyhow!("tether login printed no URL in 30 s: {seen}"))??
-                .ok_or_else(|| anyhow!("tether login ended before printing a URL: {seen}"))?;
-            seen.push_str(&line);
-            seen.push('\n');
-            if let Some(u) = line
-                .split_whitespace()
-                .find(|w| w.contains("/oauth2/authorize?"))
-            {
-                break u.to_string();
-            }
-        };
-        Ok(PendingLogin {
-            url,
-            child,
-            lines,
-            seen,
-        })
+        PendingLogin::start(self.tether(&args)?).await
     }
 
     /// `tether login --no-browser …`, with a real browser signing in at the URL it prints.

@@ -63,6 +63,23 @@ impl SecretService {
         })
     }
 
+    /// Everything the Secret Service holds under `service`, as `secret-tool search --all` shows
+    /// it (attributes on stderr, secrets on stdout): empty when it holds nothing.
+    pub fn items(&self, service: &str) -> Result<String> {
+        let out = run(Command::new("secret-tool")
+            .args(["search", "--all", "service", service])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address))?;
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            bail!("secret-tool search failed ({}): {shown}", out.status);
+        }
+        Ok(shown)
+    }
+
     /// Looks a secret up with the standard `secret-tool`, as another program would.
     pub fn lookup(&self, service: &str, user: &str) -> Result<Option<String>> {
         let out = run(Command::new("secret-tool")
