@@ -2,7 +2,10 @@
 //! working across certificate renewals without any tether command in between, open sessions
 //! and forwarded connections survive every renewal, and it signs out after the inactivity
 //! limit. Without an agent, the `Match exec` hook renews an expired certificate before plain
-//! `ssh` and `rsync`. The control socket is private, single and robust against bad clients.
+//! `ssh` and `rsync`. Both keep their tokens in the real Secret Service (gnome-keyring on a bus
+//! of the test's own) in one test each. The control socket is private, single and robust
+//! against bad clients. Inactivity is tested by dating the shared activity record back, not by
+//! waiting for it.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -87,6 +90,63 @@ fn serial(user: &User) -> Result<u64> {
         .read_certificate()
         .context("no certificate")?
         .serial())
+}
+
+fn unix_now() -> Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs())
+}
+
+/// Waits until the session's certificate has expired, so that the next plain `ssh` has to renew
+/// it; fails with the certificate's end and the time if that does not come within 30 s.
+async fn until_expired(user: &User) -> Result<()> {
+    let valid_before = tether_core::cert::CertFiles::new(user.session_dir())
+        .read_certificate()
+        .context("no certificate")?
+        .valid_before();
+    let start = std::time::Instant::now();
+    loop {
+        let now = unix_now()?;
+        if now > valid_before {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the certificate valid before {valid_before} has not expired at {now}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Dates the activity record every Tether process of the profile shares back to `ago` before
+/// now: the session has been idle that long, without the test waiting for it.
+fn idle_for(user: &User, ago: Duration) -> Result<()> {
+    let then = unix_now()? - ago.as_secs();
+    std::fs::write(
+        user.session_dir().join("last-activity"),
+        format!("{then}\n"),
+    )?;
+    Ok(())
+}
+
+/// Where the keyring store keeps the simulator profile's tokens.
+const KEYRING_SERVICE: &str = "tether:tether-sim";
+
+/// The session (its tokens) as the Secret Service holds it, read as another program would.
+fn keyring_session(user: &User) -> Result<serde_json::Value> {
+    let stored = user
+        .keyring()?
+        .lookup(KEYRING_SERVICE, "session")?
+        .context("no session in the keyring")?;
+    Ok(serde_json::from_str(&stored)?)
+}
+
+fn token(session: &serde_json::Value, name: &str) -> Result<String> {
+    session[name]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .with_context(|| format!("no {name} in the stored session"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,16 +284,21 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result<()> {
+async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_keyring() -> Result<()>
+{
+    // Access tokens shorter than the refresh margin: each renewal by the hook first exchanges
+    // the API token the keyring holds for a new access token, and stores that there.
     let sim = demo_sim(SimOptions {
         certificate_lifetime: Duration::from_secs(4),
+        access_token_lifetime: Duration::from_secs(30),
         ..SimOptions::default()
     })
     .await?;
-    let user = User::new(&sim.info, false)?;
+    let user = User::new(&sim.info, true)?;
     user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
         .await?;
     user.ok(&["config:ssh", "--write"], None).await?;
+    assert!(!user.session_dir().join("tokens.json").exists());
 
     // On a fresh certificate the hook says nothing and succeeds.
     let out = user
@@ -247,7 +312,8 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
 
     for round in 0..2 {
         let before = serial(&user)?;
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        let access_before = token(&keyring_session(&user)?, "access_token")?;
+        until_expired(&user).await?;
         let mut ssh = user.ssh(APP_HOST);
         ssh.arg("echo hooked");
         let out = run_async(ssh).await?;
@@ -258,9 +324,15 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
             text(&out.stderr)
         );
         assert_ne!(serial(&user)?, before, "the hook loaded a new certificate");
+        assert_ne!(
+            token(&keyring_session(&user)?, "access_token")?,
+            access_before,
+            "round {round}: the hook renewed with the API token from the keyring and stored the \
+             new access token there"
+        );
     }
 
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    until_expired(&user).await?;
     let file = user.home().join("notes.txt");
     std::fs::write(&file, "synced after expiry\n")?;
     let mut rsync = std::process::Command::new("rsync");
@@ -276,13 +348,21 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
     user.environment(&mut rsync);
     let out = run_async(rsync).await?;
     assert!(out.status.success(), "rsync: {}", text(&out.stderr));
+    // No token ever reached a file.
+    let access = token(&keyring_session(&user)?, "access_token")?;
+    for secret in [ALICE_TOKEN, access.as_str()] {
+        assert_eq!(
+            user.files_containing(secret),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
 
     // Without an agent the inactivity limit still holds, and it is the session's (recorded as
     // it signed in), not the command's: the next command after it ends the session and asks
     // to sign in again.
     let mut login = user.tether(&["auth:api-token-login"])?;
     login
-        .env("TETHER_INACTIVITY_LIMIT", "2s")
+        .env("TETHER_INACTIVITY_LIMIT", "10m")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -294,7 +374,7 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
         .write_all(ALICE_TOKEN.as_bytes())
         .await?;
     assert!(login.wait().await?.success());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    idle_for(&user, Duration::from_secs(3600))?;
     let out = user.run(&["ssh-cert:load"], None).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
@@ -303,10 +383,120 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate() -> Result
         text(&out.stderr)
     );
     assert!(!user.session_dir().join("id_ed25519-cert.pub").exists());
-    // The session ended here forgets the API token that opened it, as a sign-out does.
-    let stored = std::fs::read_to_string(user.session_dir().join("tokens.json"))?;
-    assert!(!stored.contains(ALICE_TOKEN), "{stored}");
-    assert!(!stored.contains("api-token"), "{stored}");
+    // The session ended here forgets the API token that opened it, as a sign-out does: the
+    // keyring holds nothing of it any more.
+    let left = user.keyring()?.items(KEYRING_SERVICE)?;
+    assert!(left.trim().is_empty(), "left in the keyring:\n{left}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_renews_with_the_refresh_token_in_the_keyring_and_sign_out_empties_it(
+) -> Result<()> {
+    // Renewals every 3 s, each refreshing the access token first (it is shorter than the
+    // refresh margin) with the refresh token the keyring holds; refresh tokens rotate.
+    let redis = Redis::start()?;
+    let mut options = SimOptions {
+        certificate_lifetime: Duration::from_secs(4),
+        access_token_lifetime: Duration::from_secs(30),
+        ..SimOptions::default()
+    };
+    backend(&mut options, "redis", redis.port);
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, true)?;
+    {
+        let browser = tether_e2e::webdriver::Chromium::start().await?;
+        let out = user
+            .browser_login(
+                &browser.driver,
+                "alice",
+                ALICE_PASSWORD,
+                Some(ALICE_TOTP),
+                &[],
+            )
+            .await?;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        browser.driver.quit().await?;
+    }
+    user.ok(&["config:ssh", "--write"], None).await?;
+    // The sign-in left its refresh token in the keyring, and nowhere on disk.
+    let signed_in = token(&keyring_session(&user)?, "refresh_token")?;
+    assert!(!user.session_dir().join("tokens.json").exists());
+    assert_eq!(
+        user.files_containing(&signed_in),
+        Vec::<std::path::PathBuf>::new()
+    );
+
+    let _agent = start_agent(&user, &[]).await?;
+    let mut events = Events::start(&user).await?;
+    user.ok(
+        &[
+            "tunnel:open",
+            "-p",
+            DEMO_PROJECT,
+            "-e",
+            "main",
+            "-A",
+            "app",
+            "-r",
+            "rediscache",
+        ],
+        None,
+    )
+    .await?;
+    let tunnels = tunnel_ports(&user).await?;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", tunnels["rediscache"])).await?;
+
+    // The agent renews with what the keyring holds and puts each new refresh token back (the
+    // sign-in's came from another process and lived only there). No command refreshes
+    // meanwhile: plain ssh's hook takes its fast path on the fresh certificates.
+    let mut refresh_tokens = vec![token(&keyring_session(&user)?, "refresh_token")?];
+    for _ in 0..6 {
+        if refresh_tokens.len() == 3 {
+            break;
+        }
+        until(&mut events, Duration::from_secs(30), |e| {
+            e["event"] == "renewed"
+        })
+        .await?;
+        let now = token(&keyring_session(&user)?, "refresh_token")?;
+        if refresh_tokens.last() != Some(&now) {
+            refresh_tokens.push(now);
+        }
+        assert_eq!(redis_ping(&mut conn).await?, "+PONG");
+        let mut plain = user.ssh(APP_HOST);
+        plain.arg("echo plain");
+        let out = run_async(plain).await?;
+        assert_eq!(text(&out.stdout).trim(), "plain", "{}", text(&out.stderr));
+    }
+    assert_eq!(
+        refresh_tokens.len(),
+        3,
+        "within six renewals, two new refresh tokens in the keyring"
+    );
+    for t in refresh_tokens.iter().chain([&signed_in]) {
+        assert_eq!(user.files_containing(t), Vec::<std::path::PathBuf>::new());
+    }
+
+    // Signing out (handed to the agent) empties the keyring and closes the tunnel.
+    user.ok(&["logout"], None).await?;
+    let left = user.keyring()?.items(KEYRING_SERVICE)?;
+    assert!(left.trim().is_empty(), "left in the keyring:\n{left}");
+    let status: serde_json::Value =
+        serde_json::from_str(&user.ok(&["agent:status", "--format", "json"], None).await?)?;
+    assert_eq!(status["session"], "signed_out", "{status}");
+    assert!(tunnel_ports(&user).await?.is_empty());
+    // The platform no longer takes the last refresh token.
+    let resp = http()
+        .post(format!("{}/oauth2/token", sim.info.auth_url))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_tokens[2].as_str()),
+            ("client_id", "tether"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 400);
     Ok(())
 }
 
@@ -645,9 +835,10 @@ async fn a_command_with_a_shorter_limit_does_not_cut_the_agents_session() -> Res
     let sim = demo_sim(SimOptions::default()).await?;
     let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     let _agent = start_agent(&user, &["--inactivity-limit", "12h"]).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // An hour without use: past the command's limit, well within the session's.
+    idle_for(&user, Duration::from_secs(3600))?;
     let mut load = user.tether(&["ssh-cert:load"])?;
-    load.env("TETHER_INACTIVITY_LIMIT", "2s");
+    load.env("TETHER_INACTIVITY_LIMIT", "10m");
     let out = run_async(load).await?;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let status: serde_json::Value =

@@ -40,9 +40,7 @@ async fn api_tokens_live_in_the_secret_service_and_nowhere_else() -> Result<()> 
         .await?;
     logs.push_str(&text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "alice", "{}", text(&out.stderr));
-    let tether_store::Keyring(keyring) = &user.store else {
-        unreachable!()
-    };
+    let keyring = user.keyring()?;
     let stored = keyring
         .lookup("tether:tether-sim", "session")?
         .context("no session in the keyring")?;
@@ -84,8 +82,6 @@ async fn api_tokens_live_in_the_secret_service_and_nowhere_else() -> Result<()> 
     );
     Ok(())
 }
-
-use tether_e2e::cli::Store as tether_store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_sign_in_with_totp_through_the_cli() -> Result<()> {
