@@ -7,16 +7,29 @@
 //!   endpoints that keep every field, and the `tunnel:info` export for local use.
 //! - [`ports`]: which local port a tunnel gets (chosen, remembered, or the first free).
 //! - [`link`]: the one SSH connection per app that carries its tunnels, kept up with backoff.
-//! - [`host`]: the listeners, the channels, states and counters; what the agent runs.
+//! - [`host`]: the tunnels of a profile, what the agent runs: open, close, list, an app's
+//!   relationships.
+//! - `model`: the requests and reports the host's callers exchange with it; `error`: why
+//!   opening failed.
+//! - `cache`: an app's relationships, read over its connection once per deployment.
+//! - `forward`: a tunnel's listener and the channel each local connection gets; `copy`: the
+//!   bytes between them.
 
+mod cache;
+mod copy;
+mod error;
+mod forward;
 pub mod host;
 pub mod link;
+mod model;
 pub mod ports;
 pub mod relationships;
 
-pub use host::{
+pub use error::TunnelError;
+pub use host::TunnelHost;
+pub use model::{
     local_relationships, AppKey, CloseRequest, Counters, OpenFailure, OpenReport, OpenRequest,
-    TunnelError, TunnelHost, TunnelInfo, TunnelState,
+    TunnelInfo, TunnelState,
 };
 pub use ports::PortError;
 
