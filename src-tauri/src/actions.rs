@@ -1,5 +1,6 @@
-//! What the tray's items do. Each runs off the menu's thread; what fails is told in a
-//! notification (the tray has no other place to say it).
+//! What the tray's items do. Each runs off the menu's thread (only showing a window or quitting
+//! happens there); what fails is told in a notification (the tray has no other place to say
+//! it).
 
 use std::sync::Arc;
 
@@ -43,7 +44,11 @@ pub fn run(app: &AppHandle, desktop: Arc<Desktop>, action: TrayAction) {
     }
 }
 
-async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Result<(), IpcError> {
+async fn run_async(
+    app: &AppHandle,
+    desktop: &Arc<Desktop>,
+    action: TrayAction,
+) -> Result<(), IpcError> {
     match action {
         TrayAction::SignIn | TrayAction::SignInMfa => {
             let amr = if action == TrayAction::SignInMfa {
@@ -60,13 +65,13 @@ async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Re
         TrayAction::App(AppAction::Terminal, key) => desktop.open_terminal(&key).await,
         TrayAction::App(AppAction::CopySsh, key) => {
             let url = desktop.address(&key).await?;
-            desktop.used(&key);
-            crate::notify::copy(app, &format!("ssh {url}"), "SSH command", Secrecy::Plain)
+            desktop.used(&key).await;
+            crate::notify::copy(app, format!("ssh {url}"), "SSH command", Secrecy::Plain).await
         }
         TrayAction::App(AppAction::CopyAddress, key) => {
             let url = desktop.address(&key).await?;
-            desktop.used(&key);
-            crate::notify::copy(app, &url.to_string(), "SSH address", Secrecy::Plain)
+            desktop.used(&key).await;
+            crate::notify::copy(app, url.to_string(), "SSH address", Secrecy::Plain).await
         }
         TrayAction::App(AppAction::OpenTunnels, key) => {
             let opened =
@@ -91,21 +96,18 @@ async fn run_async(app: &AppHandle, desktop: &Desktop, action: TrayAction) -> Re
             };
             match action {
                 TunnelAction::CopyAddress => {
-                    crate::notify::copy(app, &t.address, "tunnel address", Secrecy::Plain)
+                    crate::notify::copy(app, t.address.clone(), "tunnel address", Secrecy::Plain)
+                        .await
                 }
                 // The URL carries the relationship's credentials.
                 TunnelAction::CopyUrl => {
-                    crate::notify::copy(app, &t.url, "tunnel URL", Secrecy::Secret)
+                    crate::notify::copy(app, t.url.clone(), "tunnel URL", Secrecy::Secret).await
                 }
                 TunnelAction::CopyExport => {
                     let key = crate::desktop::app_key(&t.app)?;
                     let line = desktop.tunnel_export(Some(&key)).await?;
-                    crate::notify::copy(
-                        app,
-                        &line,
-                        "PLATFORM_RELATIONSHIPS export",
-                        Secrecy::Secret,
-                    )
+                    crate::notify::copy(app, line, "PLATFORM_RELATIONSHIPS export", Secrecy::Secret)
+                        .await
                 }
                 TunnelAction::Close => desktop.close_tunnels(|x| x.id == u64::from(id)).await,
             }

@@ -2,6 +2,10 @@
 //! into core's types before use ([`crate::desktop::app_key`], [`DesktopSettings::check`]), and
 //! every error crosses as `{code, message}`. Only the main window may call them (see
 //! `capabilities/`); the sign-in window, which shows a remote page, may call nothing.
+//!
+//! Every command is `async`: Tauri runs a plain `fn` command on the main thread, where a file
+//! write or a lock would freeze the tray and the windows; the file work itself runs on Tokio's
+//! blocking threads (see [`Desktop`]'s methods).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +29,7 @@ const MAX_COPY: usize = 64 * 1024;
 /// demand) and runs it once more.
 pub async fn with_step_up<T, F, Fut>(
     app: &AppHandle,
-    desktop: &Desktop,
+    desktop: &Arc<Desktop>,
     intent: F,
 ) -> Result<T, IpcError>
 where
@@ -132,7 +136,7 @@ pub async fn tunnel_export(desktop: Shared<'_>, app: Option<AppRef>) -> Result<S
 }
 
 #[tauri::command]
-pub fn copy_text(
+pub async fn copy_text(
     app: AppHandle,
     text: String,
     label: String,
@@ -150,15 +154,15 @@ pub fn copy_text(
     } else {
         Secrecy::Plain
     };
-    crate::notify::copy(&app, &text, &label, secrecy)
+    crate::notify::copy(&app, text, &label, secrecy).await
 }
 
 #[tauri::command]
-pub fn set_pinned(desktop: Shared<'_>, app: AppRef, pinned: bool) -> Result<(), IpcError> {
-    desktop.set_pinned(&app_key(&app)?, pinned)
+pub async fn set_pinned(desktop: Shared<'_>, app: AppRef, pinned: bool) -> Result<(), IpcError> {
+    desktop.set_pinned(&app_key(&app)?, pinned).await
 }
 
-fn settings_view(desktop: &Desktop, settings: DesktopSettings) -> SettingsView {
+async fn settings_view(desktop: &Desktop, settings: DesktopSettings) -> SettingsView {
     let mut profiles: Vec<ProfileChoice> = tether_core::Profile::builtins()
         .into_iter()
         .map(|p| ProfileChoice {
@@ -177,23 +181,25 @@ fn settings_view(desktop: &Desktop, settings: DesktopSettings) -> SettingsView {
         settings,
         profiles,
         active_profile: desktop.profile_selector.clone(),
-        detected_terminal: desktop.detected_terminal(),
+        detected_terminal: desktop.detected_terminal().await,
     }
 }
 
 #[tauri::command]
-pub fn settings(desktop: Shared<'_>) -> SettingsView {
-    settings_view(&desktop, desktop.settings())
+pub async fn settings(desktop: Shared<'_>) -> Result<SettingsView, IpcError> {
+    Ok(settings_view(&desktop, desktop.settings()).await)
 }
 
 #[tauri::command]
-pub fn save_settings(
+pub async fn save_settings(
     app: AppHandle,
     desktop: Shared<'_>,
     settings: DesktopSettings,
 ) -> Result<SettingsView, IpcError> {
-    let saved = desktop.save_settings(settings, |s| {
-        crate::autostart::apply(&app, s.start_at_login)
-    })?;
-    Ok(settings_view(&desktop, saved))
+    let saved = desktop
+        .save_settings(settings, move |s| {
+            crate::autostart::apply(&app, s.start_at_login)
+        })
+        .await?;
+    Ok(settings_view(&desktop, saved).await)
 }

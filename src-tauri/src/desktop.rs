@@ -8,10 +8,17 @@
 //! for the profile, the app uses that one instead of starting a second (they would fight over
 //! the socket and the certificate); either way the app talks to its agent over the control
 //! socket, the one way every shell does.
+//!
+//! The state: what the app knows that changes while it runs (which agent it uses, the settings,
+//! the session's user and catalog, what the tray shows, a browser sign-in under way) is one
+//! [`DesktopState`] behind one lock, changed only through its methods, so that what belongs
+//! together (a session change and the user and catalog loaded for it) changes together. No
+//! await and no file write happens under that lock; writes to `desktop.json` are serialised by
+//! a lock of their own and run on Tokio's blocking threads, never on the main thread.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tether_core::access::Access;
 use tether_core::agent::{self, AgentClient, AgentError, Bound, Reply, Request, SessionState};
@@ -77,25 +84,103 @@ pub struct Snapshot {
     pub catalog: Option<Vec<ProjectView>>,
 }
 
+/// Which agent the app talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentHost {
+    /// This process hosts it: from the start, or since the headless one it used stopped.
+    InProcess,
+    /// A headless `tether agent` already ran for the profile when the app started (its pid when
+    /// its lock file says).
+    Headless { pid: Option<u32> },
+}
+
+/// What the app remembers of the session it last saw: who is signed in and the catalog, each
+/// asked of the platform once, and forgotten together when the session changes.
+#[derive(Debug, Default)]
+struct SessionMemo {
+    /// Counts session changes: what was loaded for an earlier session is not kept.
+    generation: u64,
+    user: Option<UserView>,
+    /// The catalog and when it was loaded.
+    catalog: Option<(Instant, Vec<ProjectView>)>,
+}
+
+/// Everything of the app that changes while it runs, as one value. [`Desktop`] reads it with
+/// [`Desktop::read`] and changes it only through [`Desktop::update`] with the methods here.
+struct DesktopState {
+    agent: AgentHost,
+    settings: DesktopSettings,
+    session: SessionMemo,
+    /// What the tray shows now.
+    shown: Snapshot,
+    /// Dropped to cancel the sign-in waiting for the browser.
+    browser_sign_in: Option<tokio::sync::mpsc::UnboundedSender<tauri::Url>>,
+}
+
+impl DesktopState {
+    fn new(agent: AgentHost, settings: DesktopSettings) -> DesktopState {
+        DesktopState {
+            agent,
+            settings,
+            session: SessionMemo::default(),
+            shown: Snapshot::default(),
+            browser_sign_in: None,
+        }
+    }
+
+    /// A sign-in or a sign-out: the user and the catalog belonged to the last session, and a
+    /// load that started before is not kept.
+    fn session_changed(&mut self) {
+        self.session = SessionMemo {
+            generation: self.session.generation.wrapping_add(1),
+            ..SessionMemo::default()
+        };
+    }
+
+    /// The agent says there is no session: nothing of one is kept (whether or not the event
+    /// that ended it was seen).
+    fn seen_signed_out(&mut self) {
+        if self.session.user.is_some() || self.session.catalog.is_some() {
+            self.session_changed();
+        }
+    }
+
+    /// Keeps what was loaded for session `generation`, if that is still the session.
+    fn remember_user(&mut self, generation: u64, user: UserView) {
+        if self.session.generation == generation {
+            self.session.user = Some(user);
+        }
+    }
+
+    fn remember_catalog(&mut self, generation: u64, catalog: Vec<ProjectView>) {
+        if self.session.generation == generation {
+            self.session.catalog = Some((Instant::now(), catalog));
+        }
+    }
+
+    /// Settings as saved; the catalog's views carry the pins, so it is loaded again when they
+    /// changed.
+    fn settings_saved(&mut self, settings: DesktopSettings) {
+        if settings.pinned != self.settings.pinned {
+            self.session.catalog = None;
+        }
+        self.settings = settings;
+    }
+}
+
 pub struct Desktop {
     /// The app's own access: catalog, terminals, sign-in. It tells the agent about sign-ins.
     pub access: Arc<Access>,
     /// How the profile was chosen (`platformsh`, or a profile file's path).
     pub profile_selector: String,
     pub socket: PathBuf,
-    /// The headless agent in use (with its pid when known), when the app does not host its own.
-    headless_agent: Mutex<Option<Option<u32>>>,
-    settings: Mutex<DesktopSettings>,
-    user: Mutex<Option<UserView>>,
-    catalog: Mutex<Option<(std::time::Instant, Vec<ProjectView>)>>,
-    /// What the tray shows now.
-    shown: Mutex<Snapshot>,
-    /// One sign-in at a time.
+    state: Mutex<DesktopState>,
+    /// Held while `desktop.json` and what it governs (the `~/.ssh/config` block, start at
+    /// login) are written, so that two changes never interleave; the state's lock is taken
+    /// only for the moment the new settings are kept.
+    settings_file: Mutex<()>,
+    /// One sign-in at a time (held across the sign-in's awaits, so not part of the state).
     pub signing_in: tokio::sync::Mutex<()>,
-    /// Dropped to cancel the sign-in waiting for the browser.
-    browser_sign_in: Mutex<Option<tokio::sync::mpsc::UnboundedSender<tauri::Url>>>,
-    /// Counts session changes, so a catalog loaded for an earlier session is not kept.
-    generation: std::sync::atomic::AtomicU64,
     /// Asks the tray to rebuild from the agent's state (one rebuild at a time, in its loop).
     pub refresh_wanted: tokio::sync::Notify,
 }
@@ -108,23 +193,18 @@ pub fn start() -> Result<Desktop, String> {
     let selector = profile_selector(&settings);
     let own = access_for(&selector, &settings, false)?;
     let socket = agent::socket_path(own.paths(), own.profile());
-    let headless_agent = match host(own) {
-        Ok(()) => None,
-        Err(AgentError::AlreadyRunning { pid, .. }) => Some(pid),
+    let agent = match host(own) {
+        Ok(()) => AgentHost::InProcess,
+        Err(AgentError::AlreadyRunning { pid, .. }) => AgentHost::Headless { pid },
         Err(e) => return Err(e.to_string()),
     };
     Ok(Desktop {
         access: Arc::new(access_for(&selector, &settings, true)?),
         profile_selector: selector,
         socket,
-        headless_agent: Mutex::new(headless_agent),
-        settings: Mutex::new(settings),
-        user: Mutex::new(None),
-        catalog: Mutex::new(None),
-        shown: Mutex::new(Snapshot::default()),
+        state: Mutex::new(DesktopState::new(agent, settings)),
+        settings_file: Mutex::new(()),
         signing_in: tokio::sync::Mutex::new(()),
-        browser_sign_in: Mutex::new(None),
-        generation: std::sync::atomic::AtomicU64::new(0),
         refresh_wanted: tokio::sync::Notify::new(),
     })
 }
@@ -143,6 +223,16 @@ fn host(own: Access) -> Result<(), AgentError> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs file work on Tokio's blocking threads (a command's task must not wait on the disk, and
+/// the main thread never does).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IpcError> + Send + 'static,
+) -> Result<T, IpcError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|e| IpcError::other(format!("the app's file work failed: {e}")))?
 }
 
 pub fn app_key(app: &AppRef) -> Result<AppKey, IpcError> {
@@ -209,8 +299,22 @@ impl Desktop {
         &self.access.profile().title
     }
 
+    /// Reads the state.
+    fn read<R>(&self, f: impl FnOnce(&DesktopState) -> R) -> R {
+        f(&lock(&self.state))
+    }
+
+    /// Changes the state: the one way it changes.
+    fn update<R>(&self, f: impl FnOnce(&mut DesktopState) -> R) -> R {
+        f(&mut lock(&self.state))
+    }
+
     pub fn settings(&self) -> DesktopSettings {
-        lock(&self.settings).clone()
+        self.read(|s| s.settings.clone())
+    }
+
+    pub fn agent_host(&self) -> AgentHost {
+        self.read(|s| s.agent)
     }
 
     /// Sends one request to the agent; an agent that is not there reads as such.
@@ -254,8 +358,9 @@ impl Desktop {
 
     /// Who is signed in (asked once per session, not counted as activity).
     async fn user(&self) -> Option<UserView> {
-        if let Some(u) = lock(&self.user).clone() {
-            return Some(u);
+        let (generation, known) = self.read(|s| (s.session.generation, s.session.user.clone()));
+        if known.is_some() {
+            return known;
         }
         let u = self.access.catalog().user().await.ok()?;
         let display_name = format!("{} {}", u.first_name, u.last_name)
@@ -266,27 +371,33 @@ impl Desktop {
             username: u.username,
             email: u.email,
         };
-        *lock(&self.user) = Some(view.clone());
+        self.update(|s| s.remember_user(generation, view.clone()));
         Some(view)
     }
 
     /// Puts Tether's block in `~/.ssh/config` when the settings say to manage it and it is not
     /// there, so that plain `ssh`, `scp`, `rsync` and `git` work (after a sign-in, at start).
-    pub fn wire_ssh_config(&self) {
-        if self.settings().manage_ssh_config && !self.access.ssh_config_installed() {
-            if let Err(e) = self.access.install_ssh_config() {
-                tracing::warn!(error = %e, "cannot add Tether's block to ~/.ssh/config");
+    pub async fn wire_ssh_config(self: &Arc<Self>) {
+        let this = self.clone();
+        let wired = blocking(move || {
+            let _writing = lock(&this.settings_file);
+            if this.settings().manage_ssh_config && !this.access.ssh_config_installed() {
+                this.access
+                    .install_ssh_config()
+                    .map_err(|e| IpcError::of(&e))?;
             }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = wired {
+            tracing::warn!(error = %e.message, "cannot add Tether's block to ~/.ssh/config");
         }
     }
 
     /// Forgets what belongs to the last session (after a sign-in or a sign-out).
-    /// A load that started before is not kept (see [`Desktop::catalog`]).
+    /// A load that started before is not kept.
     pub async fn session_changed(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        *lock(&self.user) = None;
-        *lock(&self.catalog) = None;
+        self.update(DesktopState::session_changed);
         self.access.catalog().refresh().await;
     }
 
@@ -298,10 +409,16 @@ impl Desktop {
             SessionState::SignedOut => SessionView::SignedOut,
         };
         let user = match session {
-            SessionView::SignedOut => None,
+            SessionView::SignedOut => {
+                self.update(DesktopState::seen_signed_out);
+                None
+            }
             _ => self.user().await,
         };
-        let headless = *lock(&self.headless_agent);
+        let (using_headless_agent, headless_agent) = match self.agent_host() {
+            AgentHost::InProcess => (false, None),
+            AgentHost::Headless { pid } => (true, pid),
+        };
         Ok(Account {
             profile: self.profile_title().to_string(),
             session,
@@ -313,8 +430,8 @@ impl Desktop {
             }),
             now: now(),
             can_sign_in: self.access.can_sign_in(),
-            headless_agent: headless.flatten(),
-            using_headless_agent: headless.is_some(),
+            headless_agent,
+            using_headless_agent,
             reopenable_tunnels: status.reopenable,
         })
     }
@@ -355,17 +472,18 @@ impl Desktop {
     /// The catalog as last loaded, loaded when older than [`CATALOG_TTL`]; `None` when it
     /// cannot be loaded (the tray then offers Browse… only).
     async fn cached_catalog(&self) -> Option<Vec<ProjectView>> {
-        let stale = match lock(&self.catalog).as_ref() {
-            Some((at, c)) if at.elapsed() < CATALOG_TTL => return Some(c.clone()),
-            Some((_, c)) => Some(c.clone()),
-            None => None,
-        };
+        let (generation, cached) = self.read(|s| (s.session.generation, s.session.catalog.clone()));
+        if let Some((at, fresh)) = &cached {
+            if at.elapsed() < CATALOG_TTL {
+                return Some(fresh.clone());
+            }
+        }
         match self.catalog(false).await {
             Ok(c) => Some(c),
             // Offline: the last listing stays, and is tried again after the TTL.
             Err(_) => {
-                let stale = stale?;
-                *lock(&self.catalog) = Some((std::time::Instant::now(), stale.clone()));
+                let (_, stale) = cached?;
+                self.update(|s| s.remember_catalog(generation, stale.clone()));
                 Some(stale)
             }
         }
@@ -373,7 +491,7 @@ impl Desktop {
 
     /// Projects, their environments and each running environment's apps.
     pub async fn catalog(&self, refresh: bool) -> Result<Vec<ProjectView>, IpcError> {
-        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let generation = self.read(|s| s.session.generation);
         let catalog = self.access.catalog();
         if refresh {
             catalog.refresh().await;
@@ -406,9 +524,7 @@ impl Desktop {
             });
         }
         // Kept only if the session is the one it was loaded for.
-        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
-            *lock(&self.catalog) = Some((std::time::Instant::now(), out.clone()));
-        }
+        self.update(|s| s.remember_catalog(generation, out.clone()));
         Ok(out)
     }
 
@@ -453,20 +569,27 @@ impl Desktop {
     }
 
     /// Records that the user used an app (the tray lists recent apps).
-    pub fn used(&self, key: &AppKey) {
-        let mut s = lock(&self.settings);
-        s.used(key);
-        if let Err(e) = s.save(self.access.paths()) {
-            tracing::warn!(error = %e, "cannot remember the recent app");
+    pub async fn used(self: &Arc<Self>, key: &AppKey) {
+        let (this, key) = (self.clone(), key.clone());
+        if let Err(e) = blocking(move || this.change_settings(|s| s.used(&key))).await {
+            tracing::warn!(error = %e.message, "cannot remember the recent app");
         }
     }
 
-    pub fn set_pinned(&self, key: &AppKey, pinned: bool) -> Result<(), IpcError> {
-        let mut s = lock(&self.settings);
-        s.set_pinned(key, pinned);
-        s.save(self.access.paths()).map_err(|e| IpcError::of(&e))?;
-        drop(s);
-        *lock(&self.catalog) = None;
+    pub async fn set_pinned(self: &Arc<Self>, key: &AppKey, pinned: bool) -> Result<(), IpcError> {
+        let (this, key) = (self.clone(), key.clone());
+        blocking(move || this.change_settings(|s| s.set_pinned(&key, pinned))).await
+    }
+
+    /// Saves the settings changed by `change`, then keeps them (blocking: call it off the
+    /// runtime's workers).
+    fn change_settings(&self, change: impl FnOnce(&mut DesktopSettings)) -> Result<(), IpcError> {
+        let _writing = lock(&self.settings_file);
+        let mut new = self.settings();
+        change(&mut new);
+        new.save(self.access.paths())
+            .map_err(|e| IpcError::of(&e))?;
+        self.update(|s| s.settings_saved(new));
         Ok(())
     }
 
@@ -474,31 +597,36 @@ impl Desktop {
     /// `apply` for the rest, such as start at login) before saving, so the file never says what
     /// did not happen; the profile, terminal, bind address and inactivity limit are read where
     /// they are used or at the next start.
-    pub fn save_settings(
-        &self,
+    pub async fn save_settings(
+        self: &Arc<Self>,
         mut new: DesktopSettings,
-        apply: impl FnOnce(&DesktopSettings) -> Result<(), IpcError>,
+        apply: impl FnOnce(&DesktopSettings) -> Result<(), IpcError> + Send + 'static,
     ) -> Result<DesktopSettings, IpcError> {
-        let mut current = lock(&self.settings);
-        // Pins and recent apps are not the settings page's to change.
-        new.pinned = current.pinned.clone();
-        new.recent = current.recent.clone();
-        new.terminal = new.terminal.trim().to_string();
-        new.bind_address = new.bind_address.trim().to_string();
-        new.check().map_err(|e| IpcError::of(&e))?;
-        if new.manage_ssh_config != current.manage_ssh_config {
-            let edit = if new.manage_ssh_config {
-                self.access.install_ssh_config()
-            } else {
-                self.access.remove_ssh_config()
-            };
-            edit.map_err(|e| IpcError::of(&e))?;
-        }
-        apply(&new)?;
-        new.save(self.access.paths())
-            .map_err(|e| IpcError::of(&e))?;
-        *current = new.clone();
-        Ok(new)
+        let this = self.clone();
+        blocking(move || {
+            let _writing = lock(&this.settings_file);
+            let current = this.settings();
+            // Pins and recent apps are not the settings page's to change.
+            new.pinned = current.pinned.clone();
+            new.recent = current.recent.clone();
+            new.terminal = new.terminal.trim().to_string();
+            new.bind_address = new.bind_address.trim().to_string();
+            new.check().map_err(|e| IpcError::of(&e))?;
+            if new.manage_ssh_config != current.manage_ssh_config {
+                let edit = if new.manage_ssh_config {
+                    this.access.install_ssh_config()
+                } else {
+                    this.access.remove_ssh_config()
+                };
+                edit.map_err(|e| IpcError::of(&e))?;
+            }
+            apply(&new)?;
+            new.save(this.access.paths())
+                .map_err(|e| IpcError::of(&e))?;
+            this.update(|s| s.settings_saved(new.clone()));
+            Ok(new)
+        })
+        .await
     }
 
     pub async fn connection_details(
@@ -548,7 +676,7 @@ impl Desktop {
     }
 
     pub async fn open_tunnels(
-        &self,
+        self: &Arc<Self>,
         key: &AppKey,
     ) -> Result<OpenedView, (IpcError, Option<tether_core::api::StepUp>)> {
         let bind = self.settings().bind_ip();
@@ -560,7 +688,7 @@ impl Desktop {
         });
         match self.request_with_step_up(&request).await? {
             Reply::Opened(report) => {
-                self.used(key);
+                self.used(key).await;
                 Ok(OpenedView {
                     tunnels: report.tunnels.iter().map(tunnel_view).collect(),
                     failed: report
@@ -637,7 +765,7 @@ impl Desktop {
         ))
     }
 
-    pub async fn open_terminal(&self, key: &AppKey) -> Result<(), IpcError> {
+    pub async fn open_terminal(self: &Arc<Self>, key: &AppKey) -> Result<(), IpcError> {
         let url = self.address(key).await?;
         let configured = self.settings().terminal;
         let terminal = tether_core::ssh::terminal::TerminalSettings {
@@ -647,44 +775,55 @@ impl Desktop {
         let path = std::env::var_os("PATH");
         // A usable certificate first, so the terminal does not open on a refusal.
         self.request(&Request::Ready { new: false }).await?;
-        self.access
-            .open_terminal(&url, None, &terminal, path.as_deref())
-            .map_err(|e| IpcError::of(&e))?;
-        self.used(key);
+        // Searching PATH and recording the activity touch the disk.
+        let access = self.access.clone();
+        blocking(move || {
+            access
+                .open_terminal(&url, None, &terminal, path.as_deref())
+                .map(|_| ())
+                .map_err(|e| IpcError::of(&e))
+        })
+        .await?;
+        self.used(key).await;
         Ok(())
     }
 
-    /// The terminal the settings page offers when none is set.
-    pub fn detected_terminal(&self) -> String {
+    /// The terminal the settings page offers when none is set (found on PATH, off the
+    /// runtime's workers).
+    pub async fn detected_terminal(&self) -> String {
         let settings = tether_core::ssh::terminal::TerminalSettings {
             configured: None,
             env_terminal: std::env::var("TERMINAL").ok(),
         };
         let path = std::env::var_os("PATH");
-        tether_core::ssh::terminal::launch_for(&settings, &["ssh".into()], |n| {
-            tether_core::ssh::terminal::find_on_path(path.as_deref(), n)
+        blocking(move || {
+            tether_core::ssh::terminal::launch_for(&settings, &["ssh".into()], |n| {
+                tether_core::ssh::terminal::find_on_path(path.as_deref(), n)
+            })
+            .map(|l| l.program)
+            .map_err(|e| IpcError::of(&e))
         })
-        .map(|l| l.program)
+        .await
         .unwrap_or_else(|_| "none found".into())
     }
 
     /// Records the handle that cancels a sign-in waiting for the browser.
     pub fn set_browser_sign_in(&self, cancel: tokio::sync::mpsc::UnboundedSender<tauri::Url>) {
-        *lock(&self.browser_sign_in) = Some(cancel);
+        self.update(|s| s.browser_sign_in = Some(cancel));
     }
 
     /// Cancels the sign-in waiting for the browser, if there is one; says whether there was.
     pub fn take_browser_sign_in(&self) -> bool {
-        lock(&self.browser_sign_in).take().is_some()
+        self.update(|s| s.browser_sign_in.take()).is_some()
     }
 
     pub fn set_snapshot(&self, snapshot: Snapshot) {
-        *lock(&self.shown) = snapshot;
+        self.update(|s| s.shown = snapshot);
     }
 
     /// What the tray shows now.
     pub fn shown(&self) -> Snapshot {
-        lock(&self.shown).clone()
+        self.read(|s| s.shown.clone())
     }
 
     /// Calls `changed(None)` when the agent answers and when it goes away, and
@@ -723,7 +862,7 @@ impl Desktop {
         match host(own) {
             Ok(()) => {
                 tracing::info!("the headless agent stopped; the app hosts the agent now");
-                *lock(&self.headless_agent) = None;
+                self.update(|s| s.agent = AgentHost::InProcess);
                 true
             }
             Err(_) => false,
@@ -734,5 +873,72 @@ impl Desktop {
         self.request(&Request::SignOut { all: false }).await?;
         self.session_changed().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserView {
+        UserView {
+            username: "alice".into(),
+            display_name: "Alice".into(),
+            email: "alice@example.com".into(),
+        }
+    }
+
+    fn project() -> ProjectView {
+        ProjectView {
+            id: "p1".into(),
+            title: "Storefront".into(),
+            region: "eu".into(),
+            environments: Vec::new(),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn what_was_loaded_for_an_earlier_session_is_not_kept() {
+        let mut s = DesktopState::new(AgentHost::InProcess, DesktopSettings::default());
+        let before = s.session.generation;
+        s.session_changed();
+        s.remember_user(before, user());
+        s.remember_catalog(before, vec![project()]);
+        assert!(s.session.user.is_none() && s.session.catalog.is_none());
+        let now = s.session.generation;
+        s.remember_user(now, user());
+        s.remember_catalog(now, vec![project()]);
+        assert_eq!(s.session.user, Some(user()));
+        assert!(s.session.catalog.is_some());
+    }
+
+    #[test]
+    fn signed_out_forgets_the_user_and_the_catalog_and_loads_under_way() {
+        let mut s = DesktopState::new(AgentHost::InProcess, DesktopSettings::default());
+        let generation = s.session.generation;
+        s.remember_user(generation, user());
+        s.remember_catalog(generation, vec![project()]);
+        s.seen_signed_out();
+        assert!(s.session.user.is_none() && s.session.catalog.is_none());
+        // A catalog that was loading for the session that ended is not kept either.
+        s.remember_catalog(generation, vec![project()]);
+        assert!(s.session.catalog.is_none());
+    }
+
+    #[test]
+    fn a_changed_pin_reloads_the_catalog_and_other_settings_keep_it() {
+        let mut s = DesktopState::new(AgentHost::InProcess, DesktopSettings::default());
+        let generation = s.session.generation;
+        s.remember_catalog(generation, vec![project()]);
+        let mut settings = s.settings.clone();
+        settings.terminal = "xterm".into();
+        s.settings_saved(settings.clone());
+        assert!(s.session.catalog.is_some(), "not a pin: kept");
+        let key = AppKey::parse("p1/main/app").unwrap();
+        settings.set_pinned(&key, true);
+        s.settings_saved(settings);
+        assert!(s.session.catalog.is_none(), "its views carry the pins");
+        assert!(s.settings.is_pinned(&key));
     }
 }

@@ -64,7 +64,7 @@ fn main() {
                 if wiring.access.session().uses_env_token()
                     || wiring.access.session().has_session().await.unwrap_or(false)
                 {
-                    wiring.wire_ssh_config();
+                    wiring.wire_ssh_config().await;
                 }
             });
             app.manage(desktop.clone());

@@ -93,11 +93,20 @@ fn body_for(server_reads_markup: bool, body: &str) -> String {
 }
 
 /// Puts text on the clipboard and says so (without the text, which may be a password). A
-/// secret is cleared after a while (see [`crate::clipboard`]), and the note says when.
-pub fn copy(app: &AppHandle, text: &str, label: &str, secrecy: Secrecy) -> Result<(), IpcError> {
-    let clipboard = app.state::<Clipboard>();
-    clipboard
-        .write(text, secrecy)
+/// secret is cleared after a while (see [`crate::clipboard`]), and the note says when. The
+/// clipboard is written on a blocking thread: it takes a lock and may wait on the display.
+pub async fn copy(
+    app: &AppHandle,
+    text: String,
+    label: &str,
+    secrecy: Secrecy,
+) -> Result<(), IpcError> {
+    let clipboard = app.state::<Clipboard>().inner().clone();
+    let writer = clipboard.clone();
+    tauri::async_runtime::spawn_blocking(move || writer.write(&text, secrecy))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|written| written)
         .map_err(|e| IpcError::other(format!("cannot write the clipboard: {e}")))?;
     let body = match secrecy {
         Secrecy::Plain => "Paste it where you need it.".to_string(),

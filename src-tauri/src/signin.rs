@@ -4,6 +4,7 @@
 //! still runs, for the browser and as a fallback. The sign-in window shows a remote page and
 //! has no IPC capability at all (see `capabilities/`): nothing on it can call the app.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
@@ -91,7 +92,7 @@ fn navigation(to: &tauri::Url, sign_in: &tauri::Url, redirect: &tauri::Url) -> N
 /// Signs in (or steps up with `request.amr`), in a window or the browser, and tells the agent.
 pub async fn sign_in(
     app: &AppHandle,
-    desktop: &Desktop,
+    desktop: &Arc<Desktop>,
     request: LoginRequest,
     method: SignInMethod,
 ) -> Result<(), IpcError> {
@@ -193,7 +194,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| IpcError::of(&e))?;
     desktop.session_changed().await;
-    desktop.wire_ssh_config();
+    desktop.wire_ssh_config().await;
     Ok(())
 }
 
