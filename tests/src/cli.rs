@@ -33,6 +33,9 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The Secret Service's `service` under which Tether keeps the simulator profile's tokens.
+pub const KEYRING_SERVICE: &str = "tether:tether-sim";
+
 pub enum Store {
     Keyring(SecretService),
     File,
@@ -80,6 +83,35 @@ impl User {
             Store::Keyring(s) => Ok(s),
             Store::File => bail!("this user keeps its tokens in the file store"),
         }
+    }
+
+    /// The session (its tokens) as this user's store holds it, read as another program would
+    /// (`secret-tool`, or the token file).
+    pub fn stored_session(&self) -> Result<serde_json::Value> {
+        let stored = match &self.store {
+            Store::Keyring(s) => s
+                .lookup(KEYRING_SERVICE, "session")?
+                .context("no session in the keyring")?,
+            Store::File => {
+                let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+                    self.session_dir().join("tokens.json"),
+                )?)?;
+                file["session"]
+                    .as_str()
+                    .context("no session in the token file")?
+                    .to_string()
+            }
+        };
+        Ok(serde_json::from_str(&stored)?)
+    }
+
+    /// One token of the stored session (`access_token`, `refresh_token`), never empty.
+    pub fn stored_token(&self, name: &str) -> Result<String> {
+        self.stored_session()?[name]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .with_context(|| format!("no {name} in the stored session"))
     }
 
     pub fn ssh_config(&self) -> PathBuf {
@@ -327,6 +359,29 @@ impl User {
         let pending = self.start_login(extra).await?;
         crate::webdriver::sign_in(browser, &pending.url, username, password, totp_secret).await?;
         pending.finish().await
+    }
+
+    /// `tether login --no-browser` with a Chromium of its own, quit afterwards; fails with what
+    /// the command printed unless it signs in. Returns that output.
+    pub async fn sign_in_with_chromium(
+        &self,
+        username: &str,
+        password: &str,
+        totp_secret: Option<&str>,
+    ) -> Result<Output> {
+        let browser = crate::webdriver::Chromium::start().await?;
+        let out = self
+            .browser_login(&browser.driver, username, password, totp_secret, &[])
+            .await?;
+        browser.driver.quit().await?;
+        if !out.status.success() {
+            bail!(
+                "tether login failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(out)
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tether_e2e::cli::User;
+use tether_e2e::cli::{User, KEYRING_SERVICE};
 use tether_e2e::*;
 use tether_sim::SimOptions;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -20,6 +20,18 @@ use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdout};
 
 const APP_HOST: &str = "jyu7waly36ncj-main-7rqtwti--app@ssh.eu-3.tether.test";
+/// A tunnel to the demo app's Redis.
+const OPEN_REDIS: [&str; 9] = [
+    "tunnel:open",
+    "-p",
+    DEMO_PROJECT,
+    "-e",
+    "main",
+    "-A",
+    "app",
+    "-r",
+    "rediscache",
+];
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -129,26 +141,6 @@ fn idle_for(user: &User, ago: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Where the keyring store keeps the simulator profile's tokens.
-const KEYRING_SERVICE: &str = "tether:tether-sim";
-
-/// The session (its tokens) as the Secret Service holds it, read as another program would.
-fn keyring_session(user: &User) -> Result<serde_json::Value> {
-    let stored = user
-        .keyring()?
-        .lookup(KEYRING_SERVICE, "session")?
-        .context("no session in the keyring")?;
-    Ok(serde_json::from_str(&stored)?)
-}
-
-fn token(session: &serde_json::Value, name: &str) -> Result<String> {
-    session[name]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .with_context(|| format!("no {name} in the stored session"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<()> {
     let redis = Redis::start()?;
@@ -164,21 +156,7 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
     user.ok(&["config:ssh", "--write"], None).await?;
     let _agent = start_agent(&user, &["--inactivity-limit", "30s"]).await?;
     // A tunnel, opened before anyone listens to events: the sign-out after inactivity closes it.
-    user.ok(
-        &[
-            "tunnel:open",
-            "-p",
-            DEMO_PROJECT,
-            "-e",
-            "main",
-            "-A",
-            "app",
-            "-r",
-            "rediscache",
-        ],
-        None,
-    )
-    .await?;
+    user.ok(&OPEN_REDIS, None).await?;
     let tunnels = tunnel_ports(&user).await?;
     assert_eq!(tunnels.len(), 1, "{tunnels:?}");
     let mut events = Events::start(&user).await?;
@@ -312,7 +290,7 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_ke
 
     for round in 0..2 {
         let before = serial(&user)?;
-        let access_before = token(&keyring_session(&user)?, "access_token")?;
+        let access_before = user.stored_token("access_token")?;
         until_expired(&user).await?;
         let mut ssh = user.ssh(APP_HOST);
         ssh.arg("echo hooked");
@@ -325,7 +303,7 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_ke
         );
         assert_ne!(serial(&user)?, before, "the hook loaded a new certificate");
         assert_ne!(
-            token(&keyring_session(&user)?, "access_token")?,
+            user.stored_token("access_token")?,
             access_before,
             "round {round}: the hook renewed with the API token from the keyring and stored the \
              new access token there"
@@ -349,7 +327,7 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_ke
     let out = run_async(rsync).await?;
     assert!(out.status.success(), "rsync: {}", text(&out.stderr));
     // No token ever reached a file.
-    let access = token(&keyring_session(&user)?, "access_token")?;
+    let access = user.stored_token("access_token")?;
     for secret in [ALICE_TOKEN, access.as_str()] {
         assert_eq!(
             user.files_containing(secret),
@@ -404,23 +382,11 @@ async fn the_agent_renews_with_the_refresh_token_in_the_keyring_and_sign_out_emp
     backend(&mut options, "redis", redis.port);
     let sim = demo_sim(options).await?;
     let user = User::new(&sim.info, true)?;
-    {
-        let browser = tether_e2e::webdriver::Chromium::start().await?;
-        let out = user
-            .browser_login(
-                &browser.driver,
-                "alice",
-                ALICE_PASSWORD,
-                Some(ALICE_TOTP),
-                &[],
-            )
-            .await?;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        browser.driver.quit().await?;
-    }
+    user.sign_in_with_chromium("alice", ALICE_PASSWORD, Some(ALICE_TOTP))
+        .await?;
     user.ok(&["config:ssh", "--write"], None).await?;
     // The sign-in left its refresh token in the keyring, and nowhere on disk.
-    let signed_in = token(&keyring_session(&user)?, "refresh_token")?;
+    let signed_in = user.stored_token("refresh_token")?;
     assert!(!user.session_dir().join("tokens.json").exists());
     assert_eq!(
         user.files_containing(&signed_in),
@@ -429,28 +395,14 @@ async fn the_agent_renews_with_the_refresh_token_in_the_keyring_and_sign_out_emp
 
     let _agent = start_agent(&user, &[]).await?;
     let mut events = Events::start(&user).await?;
-    user.ok(
-        &[
-            "tunnel:open",
-            "-p",
-            DEMO_PROJECT,
-            "-e",
-            "main",
-            "-A",
-            "app",
-            "-r",
-            "rediscache",
-        ],
-        None,
-    )
-    .await?;
+    user.ok(&OPEN_REDIS, None).await?;
     let tunnels = tunnel_ports(&user).await?;
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", tunnels["rediscache"])).await?;
 
     // The agent renews with what the keyring holds and puts each new refresh token back (the
     // sign-in's came from another process and lived only there). No command refreshes
     // meanwhile: plain ssh's hook takes its fast path on the fresh certificates.
-    let mut refresh_tokens = vec![token(&keyring_session(&user)?, "refresh_token")?];
+    let mut refresh_tokens = vec![user.stored_token("refresh_token")?];
     for _ in 0..6 {
         if refresh_tokens.len() == 3 {
             break;
@@ -459,7 +411,7 @@ async fn the_agent_renews_with_the_refresh_token_in_the_keyring_and_sign_out_emp
             e["event"] == "renewed"
         })
         .await?;
-        let now = token(&keyring_session(&user)?, "refresh_token")?;
+        let now = user.stored_token("refresh_token")?;
         if refresh_tokens.last() != Some(&now) {
             refresh_tokens.push(now);
         }

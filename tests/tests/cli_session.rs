@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use tether_e2e::cli::User;
+use anyhow::Result;
+use tether_e2e::cli::{User, KEYRING_SERVICE};
 use tether_e2e::webdriver::Chromium;
 use tether_e2e::*;
 use tether_sim::SimOptions;
@@ -40,15 +40,7 @@ async fn api_tokens_live_in_the_secret_service_and_nowhere_else() -> Result<()> 
         .await?;
     logs.push_str(&text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "alice", "{}", text(&out.stderr));
-    let keyring = user.keyring()?;
-    let stored = keyring
-        .lookup("tether:tether-sim", "session")?
-        .context("no session in the keyring")?;
-    let stored: serde_json::Value = serde_json::from_str(&stored)?;
-    let access_token = stored["access_token"]
-        .as_str()
-        .context("no access token stored")?
-        .to_string();
+    let access_token = user.stored_token("access_token")?;
 
     let out = user.run(&["ssh-cert:load"], None).await?;
     logs.push_str(&text(&out.stderr));
@@ -70,8 +62,9 @@ async fn api_tokens_live_in_the_secret_service_and_nowhere_else() -> Result<()> 
 
     // Sign-out deletes the keyring entries and the session's files.
     user.ok(&["logout"], None).await?;
-    assert!(keyring.lookup("tether:tether-sim", "session")?.is_none());
-    assert!(keyring.lookup("tether:tether-sim", "api-token")?.is_none());
+    let keyring = user.keyring()?;
+    assert!(keyring.lookup(KEYRING_SERVICE, "session")?.is_none());
+    assert!(keyring.lookup(KEYRING_SERVICE, "api-token")?.is_none());
     assert!(!user.session_dir().exists());
     let out = user.run(&["auth:info"], None).await?;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
@@ -87,17 +80,9 @@ async fn api_tokens_live_in_the_secret_service_and_nowhere_else() -> Result<()> 
 async fn a_browser_sign_in_with_totp_through_the_cli() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
     let user = User::new(&sim.info, false)?;
-    let browser = Chromium::start().await?;
     let out = user
-        .browser_login(
-            &browser.driver,
-            "alice",
-            ALICE_PASSWORD,
-            Some(ALICE_TOTP),
-            &[],
-        )
+        .sign_in_with_chromium("alice", ALICE_PASSWORD, Some(ALICE_TOTP))
         .await?;
-    assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("Signed in as alice"), "{stderr}");
     assert!(
@@ -117,7 +102,6 @@ async fn a_browser_sign_in_with_totp_through_the_cli() -> Result<()> {
     )?;
     assert_eq!(info["has_mfa"], true, "{info}");
     assert_eq!(info["key_id"], "3f6d9a52-6c1e-4b7b-9c0b-2f1e8d7a1c01");
-    browser.driver.quit().await?;
     Ok(())
 }
 

@@ -109,26 +109,6 @@ fn key_lines(user: &User) -> Result<Vec<(&'static str, String)>> {
         .collect())
 }
 
-/// The session the file store holds (its tokens).
-fn stored_session(user: &User) -> Result<serde_json::Value> {
-    let store: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-        user.session_dir().join("tokens.json"),
-    )?)?;
-    Ok(serde_json::from_str(
-        store["session"]
-            .as_str()
-            .context("no session in the token store")?,
-    )?)
-}
-
-fn token(session: &serde_json::Value, name: &str) -> Result<String> {
-    session[name]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .with_context(|| format!("no {name} in the stored session"))
-}
-
 /// A token, and a JWT's signature part alone (a secret too).
 fn token_secrets(what: &'static str, t: &str) -> Vec<(&'static str, String)> {
     let mut v = vec![(what, t.to_string())];
@@ -166,13 +146,13 @@ async fn an_api_token_session_logged_at_trace_level_shows_no_secret() -> Result<
     )
     .await?;
     // The secrets of this session, read from where Tether keeps them.
-    let session = stored_session(&user)?;
-    let access = token(&session, "access_token")?;
+    let session = user.stored_session()?;
+    let access = user.stored_token("access_token")?;
     ensure!(access.len() > 100, "a JWT: {access}");
     let mut secrets = vec![("the API token", ALICE_TOKEN.to_string())];
     secrets.extend(token_secrets("the access token", &access));
-    if let Ok(refresh) = token(&session, "refresh_token") {
-        secrets.extend(token_secrets("the refresh token", &refresh));
+    if let Some(refresh) = session["refresh_token"].as_str() {
+        secrets.extend(token_secrets("the refresh token", refresh));
     }
     secrets.extend(key_lines(&user)?);
     logs.tether(&user, &["logout"], None).await?;
@@ -285,12 +265,11 @@ async fn a_browser_session_kept_by_the_agent_with_a_tunnel_logged_at_trace_level
         ("the PKCE verifier", redeemed[0].verifier.clone()),
         ("the relationship's password", password.clone()),
     ];
-    let signed_in = stored_session(&user)?;
-    let first_refresh = token(&signed_in, "refresh_token")?;
+    let first_refresh = user.stored_token("refresh_token")?;
     secrets.extend(token_secrets("the sign-in's refresh token", &first_refresh));
     secrets.extend(token_secrets(
         "the sign-in's access token",
-        &token(&signed_in, "access_token")?,
+        &user.stored_token("access_token")?,
     ));
 
     // The agent keeps the session, logging at trace level to its file (and its stderr).
@@ -354,12 +333,12 @@ async fn a_browser_session_kept_by_the_agent_with_a_tunnel_logged_at_trace_level
     // after another (the commands above refreshed too).
     secrets.extend(token_secrets(
         "a refresh token a command got",
-        &token(&stored_session(&user)?, "refresh_token")?,
+        &user.stored_token("refresh_token")?,
     ));
     let start = std::time::Instant::now();
-    let mut seen = vec![token(&stored_session(&user)?, "refresh_token")?];
+    let mut seen = vec![user.stored_token("refresh_token")?];
     while seen.len() < 3 {
-        let now = token(&stored_session(&user)?, "refresh_token")?;
+        let now = user.stored_token("refresh_token")?;
         if !seen.contains(&now) {
             seen.push(now);
         }
@@ -374,7 +353,7 @@ async fn a_browser_session_kept_by_the_agent_with_a_tunnel_logged_at_trace_level
     }
     secrets.extend(token_secrets(
         "an access token the agent got",
-        &token(&stored_session(&user)?, "access_token")?,
+        &user.stored_token("access_token")?,
     ));
     secrets.extend(key_lines(&user)?);
 

@@ -2,7 +2,7 @@
 //! time (refresh tokens rotate, so a race would sign the user out), and logout revokes.
 //! Renewal by the agent is in `agent.rs`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::time::Duration;
 use tether_e2e::cli::User;
 use tether_e2e::*;
@@ -17,22 +17,8 @@ async fn signed_in_with_short_tokens() -> Result<(tether_sim::SimHandle, User)> 
     })
     .await?;
     let user = User::new(&sim.info, false)?;
-    let browser = tether_e2e::webdriver::Chromium::start().await?;
-    let out = user
-        .browser_login(
-            &browser.driver,
-            "alice",
-            ALICE_PASSWORD,
-            Some(ALICE_TOTP),
-            &[],
-        )
+    user.sign_in_with_chromium("alice", ALICE_PASSWORD, Some(ALICE_TOTP))
         .await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    browser.driver.quit().await?;
     Ok((sim, user))
 }
 
@@ -41,13 +27,7 @@ async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
     // Refresh tokens rotate and a reused one ends the session, so a race would sign the user
     // out.
     let (sim, user) = signed_in_with_short_tokens().await?;
-    let stored = || -> Result<serde_json::Value> {
-        Ok(serde_json::from_str(&std::fs::read_to_string(
-            user.session_dir().join("tokens.json"),
-        )?)?)
-    };
-    let before: serde_json::Value =
-        serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
+    let before = user.stored_session()?;
 
     let runs = (0..6).map(|_| user.run(&["auth:info", "-P", "username"], None));
     for out in futures::future::join_all(runs).await {
@@ -59,8 +39,7 @@ async fn parallel_processes_refresh_one_at_a_time() -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let after: serde_json::Value =
-        serde_json::from_str(stored()?["session"].as_str().context("no session")?)?;
+    let after = user.stored_session()?;
     assert_ne!(
         before["refresh_token"], after["refresh_token"],
         "the refresh token rotated"
@@ -137,17 +116,7 @@ async fn a_certifier_that_refuses_the_token_gets_a_refreshed_one_and_the_session
 ) -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
     let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
-    let access_token = || -> Result<String> {
-        let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-            user.session_dir().join("tokens.json"),
-        )?)?;
-        let session: serde_json::Value =
-            serde_json::from_str(stored["session"].as_str().context("no session")?)?;
-        Ok(session["access_token"]
-            .as_str()
-            .context("no access token")?
-            .to_string())
-    };
+    let access_token = || user.stored_token("access_token");
     // The platform ends the access token early; it has not expired, so nothing refreshes it
     // before the certifier answers 401.
     let before = access_token()?;
