@@ -9,6 +9,7 @@ mod autostart;
 mod clipboard;
 mod commands;
 mod desktop;
+mod navigation;
 mod notify;
 mod signin;
 mod tray;

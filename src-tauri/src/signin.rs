@@ -2,7 +2,8 @@
 //! app window, or in the user's browser. The window's navigation to the loopback redirect is
 //! intercepted and never loaded, so the authorization code stays in the app; the listener
 //! still runs, for the browser and as a fallback. The sign-in window shows a remote page and
-//! has no IPC capability at all (see `capabilities/`): nothing on it can call the app.
+//! has no IPC capability at all (see `capabilities/`): nothing on it can call the app; where
+//! else it may go is [`crate::navigation`]'s to say.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 use tether_core::auth::LoginRequest;
 
 use crate::desktop::Desktop;
+use crate::navigation::{Decision, Navigations};
 use crate::view::{IpcError, SignInMethod};
 
 pub const WINDOW: &str = "signin";
@@ -61,31 +63,21 @@ fn open_in_browser(url: &str) -> Result<(), IpcError> {
     Ok(())
 }
 
-/// Whether a navigation goes to the loopback redirect: compared by origin, since a prefix
-/// test would also catch the page at `127.0.0.1:50123` for the redirect `127.0.0.1:5012`.
-fn is_redirect(to: &tauri::Url, redirect: &tauri::Url) -> bool {
-    to.origin() == redirect.origin()
-}
-
-/// What the sign-in window does with a navigation.
-#[derive(Debug, PartialEq, Eq)]
-enum Navigation {
-    /// The platform's own sign-in pages: load.
-    Load,
-    /// The redirect with the code: keep it in the app, load nothing.
-    Intercept,
-    /// Anywhere else (a help link, the app's own origin): not in this window; web pages go to
-    /// the browser.
-    Elsewhere,
-}
-
-fn navigation(to: &tauri::Url, sign_in: &tauri::Url, redirect: &tauri::Url) -> Navigation {
-    if is_redirect(to, redirect) {
-        Navigation::Intercept
-    } else if to.origin() == sign_in.origin() || to.as_str() == "about:blank" {
-        Navigation::Load
-    } else {
-        Navigation::Elsewhere
+/// What the sign-in window's decisions do beyond loading or not: the redirect goes to the
+/// sign-in waiting for it, a page elsewhere to the browser.
+fn act_on(
+    code: tokio::sync::mpsc::UnboundedSender<tauri::Url>,
+) -> impl Fn(Decision) + Send + 'static {
+    move |made| match made {
+        Decision::Intercept(to) => {
+            let _ = code.send(to);
+        }
+        Decision::OpenInBrowser(to) => {
+            if let Err(e) = open_in_browser(to.as_str()) {
+                tracing::warn!(error = %e.message, "cannot open a page of the sign-in window");
+            }
+        }
+        Decision::Load | Decision::Refuse => {}
     }
 }
 
@@ -143,31 +135,46 @@ pub async fn sign_in(
             if let Some(old) = app.get_webview_window(WINDOW) {
                 let _ = old.destroy();
             }
-            let sign_in_page = url.clone();
+            let navigations = Navigations::new(url.clone(), redirect);
             let blank =
                 tauri::Url::parse("about:blank").map_err(|e| IpcError::other(e.to_string()))?;
             // Built from this task: Tauri creates the window on the main thread. It starts
             // blank so that what earlier sign-ins left (the platform's cookies) is cleared
             // first: no earlier session approves this one as someone else.
-            let window = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(blank))
+            let builder = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(blank))
                 .title(title)
                 .inner_size(480.0, 640.0)
-                .center()
-                .on_navigation(move |to| match navigation(to, &sign_in_page, &redirect) {
-                    Navigation::Load => true,
-                    Navigation::Intercept => {
-                        let _ = tx.send(to.clone());
-                        false
-                    }
-                    Navigation::Elsewhere => {
-                        if matches!(to.scheme(), "http" | "https") {
-                            let _ = open_in_browser(to.as_str());
-                        }
-                        false
-                    }
+                .center();
+            #[cfg(not(target_os = "linux"))]
+            let builder = {
+                let act = act_on(tx);
+                builder.on_navigation(move |to| {
+                    let made = crate::navigation::by_address(&navigations, to);
+                    let load = made == Decision::Load;
+                    act(made);
+                    load
                 })
+            };
+            let window = builder
                 .build()
                 .map_err(|e| IpcError::other(format!("cannot open the sign-in window: {e}")))?;
+            #[cfg(target_os = "linux")]
+            {
+                // Before the sign-in page, which the window must not load undecided.
+                let (ready, decided) = tokio::sync::oneshot::channel();
+                let act = act_on(tx);
+                window
+                    .with_webview(move |view| {
+                        crate::navigation::take_over(&view.inner(), navigations, act);
+                        let _ = ready.send(());
+                    })
+                    .map_err(|e| {
+                        IpcError::other(format!("cannot set up the sign-in window: {e}"))
+                    })?;
+                decided.await.map_err(|_| {
+                    IpcError::other("cannot set up the sign-in window: it closed at once")
+                })?;
+            }
             if let Err(e) = window.clear_all_browsing_data() {
                 tracing::warn!(error = %e, "cannot clear the sign-in window's data");
             }
@@ -219,48 +226,5 @@ mod tests {
         let (opener, args) = browser_command(Some(""), u);
         assert!(!opener.is_empty() && args == [u.to_string()]);
         assert_eq!(browser_command(None, u).0, opener);
-    }
-
-    #[test]
-    fn the_sign_in_window_loads_only_the_platform_s_pages() {
-        let url = |s: &str| tauri::Url::parse(s).unwrap();
-        let page = url("https://auth.example.test/oauth2/authorize?x=1");
-        let redirect = url("http://127.0.0.1:5001");
-        let to = |s: &str| navigation(&url(s), &page, &redirect);
-        assert_eq!(
-            to("https://auth.example.test/oauth2/authorize"),
-            Navigation::Load
-        );
-        assert_eq!(
-            to("http://127.0.0.1:5001/?code=c&state=s"),
-            Navigation::Intercept
-        );
-        for elsewhere in [
-            "tauri://localhost/index.html",
-            "http://tauri.localhost/",
-            "https://evil.example/phish",
-            "http://auth.example.test/",
-            "file:///etc/passwd",
-        ] {
-            assert_eq!(to(elsewhere), Navigation::Elsewhere, "{elsewhere}");
-        }
-    }
-
-    #[test]
-    fn only_the_redirect_origin_is_intercepted() {
-        let url = |s: &str| tauri::Url::parse(s).unwrap();
-        let redirect = url("http://127.0.0.1:5001");
-        assert!(is_redirect(
-            &url("http://127.0.0.1:5001/?code=x&state=y"),
-            &redirect
-        ));
-        for other in [
-            "http://127.0.0.1:50012/oauth2/authorize",
-            "http://127.0.0.1:5002/?code=x",
-            "https://127.0.0.1:5001/",
-            "http://localhost:5001/",
-        ] {
-            assert!(!is_redirect(&url(other), &redirect), "{other}");
-        }
     }
 }

@@ -157,7 +157,6 @@ impl Desktop {
         ChildGuard::spawn("tether-desktop", &mut cmd)
     }
 
-    /// The log of the app [`Desktop::launch_for`] started.
     /// The app's tray item once it registers (within 60 s); the app's log in the error when it
     /// does not.
     pub async fn tray_item(&self) -> Result<crate::tray::TrayItem> {
@@ -190,6 +189,8 @@ impl Desktop {
             .then(|| String::from_utf8_lossy(&out.stdout).to_string()))
     }
 
+    /// The log of the app [`Desktop::launch_for`] started, and of tauri-driver and the app it
+    /// starts.
     pub fn log(&self) -> PathBuf {
         self.state.path().join("app.log")
     }
@@ -206,7 +207,12 @@ impl Desktop {
                 &native.to_string(),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.log())?,
+            );
             env(&mut cmd);
             Ok(cmd)
         })?;

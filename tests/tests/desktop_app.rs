@@ -910,6 +910,59 @@ async fn a_project_that_demands_mfa_is_one_mfa_sign_in_away() -> Result<()> {
     Ok(())
 }
 
+/// The user's browser as the app sees it (`$BROWSER`): a script that writes down each address it
+/// is given, one a line.
+struct BrowserStub {
+    script: PathBuf,
+    opened: PathBuf,
+}
+
+impl BrowserStub {
+    fn new(user: &User) -> Result<BrowserStub> {
+        let opened = user.home().join("opened-urls");
+        let script = user.home().join("browser.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+                opened.display()
+            ),
+        )?;
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(BrowserStub { script, opened })
+    }
+
+    /// `BROWSER=…` for the app.
+    fn var(&self) -> (&'static str, String) {
+        ("BROWSER", self.script.display().to_string())
+    }
+
+    /// The addresses opened so far.
+    fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.opened)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The addresses opened, once there are `n` (within 20 s).
+    async fn wait_for(&self, n: usize) -> Result<Vec<String>> {
+        let start = Instant::now();
+        loop {
+            let opened = self.opened();
+            if opened.len() >= n {
+                return Ok(opened);
+            }
+            ensure!(
+                start.elapsed() < Duration::from_secs(20),
+                "the app opened {opened:?} in the browser, not {n} pages"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// "Use my browser instead": the app opens the platform's page in the user's browser (`$BROWSER`,
 /// here a script that hands the address to headless Chromium), whose redirect comes back to the
 /// app's loopback listener.
@@ -919,21 +972,10 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
     let fixture = tether_sim::fixture::Fixture::demo()?;
     let alice = fixture.user_by_name("alice").context("alice")?;
     let user = User::new(&sim.info, false)?;
-    // The "browser" xdg-open starts: it writes down the address it was given.
-    let opened = user.home().join("opened-url");
-    let browser = user.home().join("browser.sh");
-    std::fs::write(
-        &browser,
-        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", opened.display()),
-    )?;
-    std::fs::set_permissions(
-        &browser,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
+    let browser = BrowserStub::new(&user)?;
     let desktop = Desktop::start().await?;
-    let browser_var = browser.display().to_string();
-    let (_driver, url) =
-        desktop.tauri_driver_for_with_env(&user, &[("BROWSER", browser_var.as_str())])?;
+    let (name, value) = browser.var();
+    let (_driver, url) = desktop.tauri_driver_for_with_env(&user, &[(name, value.as_str())])?;
     let app = app_session(&url).await?;
     let _stop = user.agent_stopper();
 
@@ -942,19 +984,7 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
             .await?,
     )
     .await?;
-    let start = Instant::now();
-    let address = loop {
-        if let Ok(a) = std::fs::read_to_string(&opened) {
-            if !a.is_empty() {
-                break a;
-            }
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the app opened no browser"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let address = browser.wait_for(1).await?.remove(0);
     assert!(address.starts_with(&sim.info.auth_url), "{address}");
     let chromium = tether_e2e::webdriver::Chromium::start().await?;
     tether_e2e::webdriver::sign_in(
@@ -972,6 +1002,104 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
         .await?;
     assert_eq!(chromium.driver.text(&done).await?, "Signed in");
     wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
+    let _ = app.quit().await;
+    Ok(())
+}
+
+/// The sign-in window on a page with what real sign-in pages carry (tether-sim's navigation
+/// probes): a frame from another origin loads in the page and is not sent to the browser; the
+/// page sending the window to another origin by itself is refused (the window keeps the sign-in
+/// page, and nothing opens); a link the user clicks opens in the browser, not in the window. The
+/// sign-in then goes on as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pages_to_the_browser(
+) -> Result<()> {
+    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
+    sim.set_navigation_probes(true);
+    let fixture = tether_sim::fixture::Fixture::demo()?;
+    let alice = fixture.user_by_name("alice").context("alice")?;
+    let user = User::new(&sim.info, false)?;
+    let browser = BrowserStub::new(&user)?;
+    let desktop = Desktop::start().await?;
+    let (name, value) = browser.var();
+    let (_driver, url) = desktop.tauri_driver_for_with_env(
+        &user,
+        &[
+            (name, value.as_str()),
+            ("TETHER_LOG", "tether_desktop=debug"),
+        ],
+    )?;
+    let app = app_session(&url).await?;
+    let _stop = user.agent_stopper();
+
+    let main = app.window_handle().await?;
+    app.click(&app.find("#sign-in", Duration::from_secs(60)).await?)
+        .await?;
+    app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
+        .await?;
+    // The frame (the API's origin) loaded in the page: it told the page so, and the page then
+    // asked to take the window there.
+    wait_text(
+        &app,
+        "#probe-frame-status",
+        "loaded",
+        Duration::from_secs(20),
+    )
+    .await?;
+    wait_text(&app, "#probe-away-status", "asked", Duration::from_secs(5)).await?;
+    screenshot(&app, "sign-in-probes").await?;
+    // Watched for two seconds: the window keeps the sign-in page, and nothing opens.
+    let shown = || async {
+        let v = app.execute("return location.href;", json!([])).await?;
+        anyhow::Ok(v.as_str().unwrap_or_default().to_string())
+    };
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(2) {
+        let href = shown().await?;
+        ensure!(
+            href.starts_with(&sim.info.auth_url),
+            "the page took the sign-in window to {href} by itself"
+        );
+        let opened = browser.opened();
+        ensure!(
+            opened.is_empty(),
+            "the app opened {opened:?} in the browser with nobody clicking"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A click on the page's link: the browser gets it, the window keeps the sign-in page.
+    let help = format!("{}{}", sim.info.api_url, tether_sim::probes::HELP);
+    app.click(&app.find("#probe-help", Duration::ZERO).await?)
+        .await?;
+    let opened = match browser.wait_for(1).await {
+        Ok(o) => o,
+        Err(e) => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            bail!(
+                "{e}: {}",
+                std::fs::read_to_string(desktop.log()).unwrap_or_default()
+            )
+        }
+    };
+    assert_eq!(opened, [help], "only the clicked page goes to the browser");
+    let href = shown().await?;
+    assert!(href.starts_with(&sim.info.auth_url), "{href}");
+    app.find("#username", Duration::ZERO)
+        .await
+        .context("the sign-in page is still shown")?;
+
+    // And the sign-in goes on in the window.
+    tether_e2e::webdriver::fill_sign_in(
+        &app,
+        &alice.username,
+        &alice.password,
+        alice.totp_secret.as_deref(),
+    )
+    .await?;
+    app.switch_to_window(&main).await?;
+    wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
+    assert_eq!(browser.opened().len(), 1, "{:?}", browser.opened());
     let _ = app.quit().await;
     Ok(())
 }

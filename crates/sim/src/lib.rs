@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod model;
 pub mod oauth;
 pub mod pages;
+pub mod probes;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -361,7 +362,7 @@ impl Sim {
             .route("/oauth2/revoke", post(oauth::revoke))
             .route("/ssh", post(certifier::sign))
             .with_state(state.clone());
-        let api_router = api::router(state.clone());
+        let api_router = api::router(state.clone()).merge(probes::router(state.clone()));
 
         let mut tasks = Vec::new();
         for (listener, router, name) in [
@@ -449,6 +450,14 @@ impl SimHandle {
         self.state
             .certifier_down
             .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Puts the desktop tests' navigation probes on the sign-in page, or takes them off (see
+    /// [`probes`]).
+    pub fn set_navigation_probes(&self, on: bool) {
+        self.state
+            .navigation_probes
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Makes renewals at the token endpoint (refresh and API-token exchanges) fail this way,

@@ -196,7 +196,7 @@ pub async fn authorize(
 /// Shows what the transaction needs next: password, one-time code, or consent.
 fn next_step(state: &State, id: &str, txn: &LoginTxn, error: Option<&str>) -> Response {
     let Some(user) = txn.user_id.as_deref().and_then(|u| state.user(u)) else {
-        return Html(pages::login(id, error, "", login_hint(state).as_deref())).into_response();
+        return login_page(state, id, error, "").into_response();
     };
     let has_mfa = txn.amr.iter().any(|a| a == "mfa");
     let demanded = txn.required_amr.iter().any(|a| a == "mfa");
@@ -225,6 +225,22 @@ fn next_step(state: &State, id: &str, txn: &LoginTxn, error: Option<&str>) -> Re
         return Html(pages::totp(id, error, &user.username, hint.as_deref())).into_response();
     }
     Html(pages::consent(id, &txn.client_id, &user.username)).into_response()
+}
+
+/// The password page, with the demo's hint and, when a test turned them on, the navigation
+/// probes.
+fn login_page(state: &State, id: &str, error: Option<&str>, username: &str) -> Html<String> {
+    let probes = state
+        .navigation_probes
+        .load(std::sync::atomic::Ordering::SeqCst)
+        .then_some(state.api_url.as_str());
+    Html(pages::login(
+        id,
+        error,
+        username,
+        login_hint(state).as_deref(),
+        probes,
+    ))
 }
 
 /// The demo's sign-in hint: who to sign in as, on a platform serving a fixture with a demo.
@@ -303,12 +319,7 @@ pub async fn authorize_step(
                 _ => {
                     return (
                         StatusCode::UNAUTHORIZED,
-                        Html(pages::login(
-                            id,
-                            Some("Wrong username or password."),
-                            name,
-                            login_hint(&state).as_deref(),
-                        )),
+                        login_page(&state, id, Some("Wrong username or password."), name),
                     )
                         .into_response()
                 }
@@ -316,8 +327,7 @@ pub async fn authorize_step(
         }
         "totp" => {
             let Some(user) = txn.user_id.as_deref().and_then(|u| state.user(u)) else {
-                return Html(pages::login(id, None, "", login_hint(&state).as_deref()))
-                    .into_response();
+                return login_page(&state, id, None, "").into_response();
             };
             let ok = user
                 .totp_secret
@@ -340,8 +350,7 @@ pub async fn authorize_step(
         }
         "consent" => {
             let Some(user_id) = txn.user_id.clone() else {
-                return Html(pages::login(id, None, "", login_hint(&state).as_deref()))
-                    .into_response();
+                return login_page(&state, id, None, "").into_response();
             };
             state.lock().txns.remove(id);
             if get("decision") != "allow" {

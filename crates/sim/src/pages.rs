@@ -71,7 +71,14 @@ fn hint_block(hint: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-pub fn login(txn: &str, error: Option<&str>, username: &str, hint: Option<&str>) -> String {
+/// The password page; `probes`, the API's origin when the navigation probes are on.
+pub fn login(
+    txn: &str,
+    error: Option<&str>,
+    username: &str,
+    hint: Option<&str>,
+    probes: Option<&str>,
+) -> String {
     page(
         "Sign in",
         &format!(
@@ -83,11 +90,12 @@ pub fn login(txn: &str, error: Option<&str>, username: &str, hint: Option<&str>)
              <input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" value=\"{user}\" autofocus required>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\" id=\"submit\">Continue</button></form>",
+             <button type=\"submit\" id=\"submit\">Continue</button></form>{probes}",
             hint = hint_block(hint),
             err = error_block(error),
             txn = escape(txn),
             user = escape(username),
+            probes = probes.map(crate::probes::block).unwrap_or_default(),
         ),
     )
 }
@@ -152,6 +160,7 @@ mod tests {
             Some("<script>x</script>"),
             "\"><img src=x>",
             Some("<b>hint</b>"),
+            None,
         );
         assert!(!html.contains("<script>x"));
         assert!(!html.contains("\"><img"));

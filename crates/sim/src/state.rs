@@ -169,6 +169,9 @@ pub enum RenewalFailure {
 pub struct State {
     /// When set, the certifier answers 503 (an outage of that service alone).
     pub certifier_down: std::sync::atomic::AtomicBool,
+    /// When set, the sign-in page carries the desktop tests' navigation probes
+    /// (`crate::probes`).
+    pub navigation_probes: std::sync::atomic::AtomicBool,
     /// When set, renewals at the token endpoint fail this way.
     pub renewal_failure: Mutex<Option<RenewalFailure>>,
     /// Access tokens (by `jti`) ended before they expire, their session going on.
@@ -212,6 +215,7 @@ impl State {
         rand::thread_rng().fill_bytes(&mut secret);
         State {
             certifier_down: std::sync::atomic::AtomicBool::new(false),
+            navigation_probes: std::sync::atomic::AtomicBool::new(false),
             renewal_failure: Mutex::new(None),
             ended_access_tokens: Mutex::new(std::collections::HashSet::new()),
             fixture: RwLock::new(Arc::new(fixture)),
