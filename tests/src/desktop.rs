@@ -16,7 +16,8 @@ pub struct Desktop {
     pub display: String,
     pub bus_address: String,
     pub watcher: TrayWatcher,
-    _dbus: ChildGuard,
+    /// The bus, when this desktop started its own.
+    _dbus: Option<ChildGuard>,
     _xvfb: ChildGuard,
     /// Where the app keeps its files and its agent's socket (never the real home's); declared
     /// last, so it is removed after the processes above have ended.
@@ -63,6 +64,18 @@ pub fn session_bus() -> Result<(ChildGuard, String)> {
 
 impl Desktop {
     pub async fn start() -> Result<Desktop> {
+        let (dbus, bus_address) = session_bus()?;
+        Desktop::start_with_bus(Some(dbus), bus_address).await
+    }
+
+    /// A desktop whose session bus is `bus_address`, run by someone else: a
+    /// [`User`](crate::cli::User)'s real Secret Service, so that the app finds its keyring on the
+    /// bus its tray and notifications use, as on a real desktop.
+    pub async fn start_on_bus(bus_address: &str) -> Result<Desktop> {
+        Desktop::start_with_bus(None, bus_address.to_string()).await
+    }
+
+    async fn start_with_bus(dbus: Option<ChildGuard>, bus_address: String) -> Result<Desktop> {
         let mut xvfb = ChildGuard::spawn(
             "Xvfb",
             Command::new("Xvfb")
@@ -79,7 +92,6 @@ impl Desktop {
                 .stderr(Stdio::null()),
         )?;
         let display = format!(":{}", first_line(&mut xvfb.child, "Xvfb")?);
-        let (dbus, bus_address) = session_bus()?;
         let watcher = TrayWatcher::start(&bus_address).await?;
         Ok(Desktop {
             state: tempfile::Builder::new()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
-use tether_e2e::cli::User;
+use tether_e2e::cli::{User, KEYRING_SERVICE};
 use tether_e2e::desktop::{desktop_binary, Desktop};
 use tether_e2e::notifications::Notifications;
 use tether_e2e::tray::{TrayItem, TrayWatcher};
@@ -1100,6 +1100,65 @@ async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pag
     app.switch_to_window(&main).await?;
     wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
     assert_eq!(browser.opened().len(), 1, "{:?}", browser.opened());
+    let _ = app.quit().await;
+    Ok(())
+}
+
+/// The app on the real keyring, as users run it (the Secret Service on the desktop's bus,
+/// gnome-keyring here, no `TETHER_TOKEN_STORE`): a sign-in through the window puts the session in
+/// the keyring and in no file, the command line finds it there, an app started again is still
+/// signed in, and signing out in the app takes it out of the keyring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_in_the_app_lives_in_the_keyring_until_signed_out() -> Result<()> {
+    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
+    let fixture = tether_sim::fixture::Fixture::demo()?;
+    let alice = fixture.user_by_name("alice").context("alice")?;
+    let user = User::new(&sim.info, true)?;
+    let keyring = user.keyring()?;
+    let desktop = Desktop::start_on_bus(&keyring.bus_address).await?;
+    let (_driver, url) = desktop.tauri_driver_for(&user)?;
+    let app = app_session(&url).await?;
+    let _stop = user.agent_stopper();
+
+    sign_in_through_the_window(&app, "#sign-in", alice).await?;
+    wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
+    // In the Secret Service, as another program reads it, and in no file.
+    for token in ["access_token", "refresh_token"] {
+        let secret = user.stored_token(token)?;
+        assert_eq!(
+            user.files_containing(&secret),
+            Vec::<PathBuf>::new(),
+            "the {token} in a file"
+        );
+    }
+    let who = user
+        .ok(&["auth:info", "--property", "username"], None)
+        .await?;
+    assert_eq!(who.trim(), "alice");
+
+    // The app again, from the start: signed in from the keyring (its own agent, a new process).
+    let first = user.agent_pid().context("the app hosts no agent")?;
+    app.quit().await?;
+    let app = app_session(&url).await?;
+    wait_text(&app, "#account", "Alice", Duration::from_secs(60)).await?;
+    let again = user.agent_pid();
+    ensure!(
+        again.is_some_and(|p| p != first),
+        "the agent is {again:?}, not a new app's (it was {first})"
+    );
+
+    // Signing out in the app takes the session out of the keyring.
+    app.click(&app.find("#sign-out", Duration::from_secs(10)).await?)
+        .await?;
+    let start = Instant::now();
+    while keyring.lookup(KEYRING_SERVICE, "session")?.is_some() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(15),
+            "the session is still in the keyring after signing out"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.find("#sign-in", Duration::from_secs(15)).await?;
     let _ = app.quit().await;
     Ok(())
 }
