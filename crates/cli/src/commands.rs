@@ -114,6 +114,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => certs::load(&ctx, new, refresh_only || quiet).await,
         Command::ConfigSsh { write, remove } => certs::config_ssh(&ctx, write, remove),
         Command::ProfileInfo => Ok(()),
+        // Answered in main, before any profile or session.
+        Command::Completion { .. } | Command::Man => Ok(()),
         Command::Projects => browse::projects(&ctx).await,
         Command::Environments { project } => browse::environments(&ctx, project).await,
         Command::Apps {

@@ -10,6 +10,7 @@ mod browse;
 mod certs;
 mod commands;
 mod context;
+mod manual;
 mod output;
 mod session;
 mod ssh;
@@ -20,10 +21,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tether_core::api::{AppName, EnvironmentId, ProjectId};
 
+/// `tether --version`: the version and the commit it was built from (crates/cli/build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TETHER_COMMIT"), ")");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tether",
-    version,
+    version = VERSION,
     about = "Secure SSH access to Platform.sh and Upsun environments",
     after_help = "Exit codes: 0 success, 1 failure, 2 bad usage, 3 sign-in needed, 4 stronger authentication needed, 5 platform unreachable."
 )]
@@ -274,6 +278,15 @@ pub enum Command {
         )]
         command: Vec<String>,
     },
+    /// Print the completion script for a shell, to install where it looks for them (for bash:
+    /// `tether completion bash > ~/.local/share/bash-completion/completions/tether`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), which the packages install as tether(1).
+    #[command(hide = true)]
+    Man,
 }
 
 impl Command {
@@ -301,6 +314,8 @@ impl Command {
             Command::TunnelList { .. } => "tunnel:list",
             Command::TunnelInfo { .. } => "tunnel:info",
             Command::TunnelClose { .. } => "tunnel:close",
+            Command::Completion { .. } => "completion",
+            Command::Man => "man",
         }
     }
 }
@@ -334,6 +349,11 @@ fn init_logging(cli: &Cli) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Completion { shell } => return manual::completion(shell),
+        Command::Man => return manual::man_page(),
+        _ => {}
+    }
     // The refresh hook runs before every plain ssh connection: answer from two small files
     // when the certificate is fresh, before logging, a runtime or an HTTP client exist.
     if let Command::SshCertLoad {
