@@ -70,6 +70,9 @@ fn access_for(
         tether_program: tether_program(),
     })
     .map_err(|e| e.to_string())?;
+    // The session's ssh hook follows the `tether` beside this app (moved, upgraded, removed).
+    let s = &surroundings;
+    tether_core::openssh::repoint_hook(&s.paths, &s.profile, s.refresh_hook.as_ref());
     Ok(Access::new(surroundings))
 }
 

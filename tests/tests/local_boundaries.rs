@@ -46,7 +46,7 @@ async fn run_from_deleted_directory(user: &User, command: &str) -> Result<std::p
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c")
         .arg(format!(
-            "mkdir '{0}' && cd '{0}' && rmdir '{0}' && exec {command}",
+            "mkdir '{0}' && cd '{0}' && rmdir '{0}' && {command}",
             gone.display()
         ))
         .current_dir(scratch.path());

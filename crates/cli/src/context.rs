@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use tether_core::access::Access;
-use tether_core::{setup, Paths, Profile};
+use tether_core::{openssh, setup, Paths, Profile};
 
 use crate::{Cli, Format};
 
@@ -60,12 +60,17 @@ pub fn build(cli: &Cli) -> Result<Ctx> {
 
 /// The context for a command; `use_agent` false for the agent itself.
 pub fn build_for(cli: &Cli, use_agent: bool) -> Result<Ctx> {
-    let access = Access::new(setup::surroundings(setup::ShellChoices {
+    let surroundings = setup::surroundings(setup::ShellChoices {
         profile: &cli.profile,
         inactivity_limit: cli.inactivity_limit,
         use_agent,
         tether_program: std::env::current_exe().ok(),
-    })?);
+    })?;
+    // This binary may not be the one the session's ssh hook names (moved, upgraded elsewhere,
+    // the other one removed): point the hook here.
+    let s = &surroundings;
+    openssh::repoint_hook(&s.paths, &s.profile, s.refresh_hook.as_ref());
+    let access = Access::new(surroundings);
     Ok(Ctx {
         format: cli.format,
         access,

@@ -158,13 +158,56 @@ impl RefreshHook {
                 return None;
             }
         }
+        // `test -x` first: with the program gone (the package removed, the binary moved) the
+        // shell would print "not found" before every connection; this way the line is silently
+        // no match, and ssh goes on as it does whatever the hook answers. `exec` spares the
+        // shell's fork (dash forks for the last command of a list otherwise). Both read the
+        // same in sh, bash, zsh, fish and csh, whichever `$SHELL` OpenSSH runs it with.
         Some(
             format!(
-                "'{program}' --profile '{}' ssh-cert:load --refresh-only --quiet",
+                "test -x '{program}' && exec '{program}' --profile '{}' ssh-cert:load --refresh-only --quiet",
                 self.profile_arg
             )
             .replace('%', "%%"),
         )
+    }
+
+    /// The config's `Match … exec` line for this hook, as [`session_config`] writes it.
+    fn match_line(&self, profile: &Profile) -> Option<String> {
+        let command = self.command()?;
+        Some(format!(
+            "Match host \"{}\" exec \"{command}\"",
+            profile.ssh_host_patterns.join(",")
+        ))
+    }
+}
+
+/// Rewrites the session's SSH config when its `Match exec` line is not the one `hook` gives:
+/// it runs another `tether` (moved, installed elsewhere, removed) or is an older form of the
+/// line. Every shell calls this at start with its own executable, so that the hook follows the
+/// binary people use. Only a profile with a session config (signed in) is touched, and an
+/// unquotable path leaves the file as it is. Best effort: a failure is logged and the command goes on, as with no
+/// hook (the certificate is then renewed by the next command, not by plain ssh).
+pub fn repoint_hook(paths: &Paths, profile: &Profile, hook: Option<&RefreshHook>) {
+    let Some(hook) = hook else { return };
+    let files = SshFiles::new(paths, profile);
+    let Ok(text) = std::fs::read_to_string(&files.config) else {
+        return;
+    };
+    let Some(wanted) = hook.match_line(profile) else {
+        return;
+    };
+    if text.lines().any(|l| l == wanted) {
+        return;
+    }
+    let cert = CertFiles::new(paths.session_dir(profile));
+    match write_session_files(profile, &cert, &files, Some(hook)) {
+        Ok(()) => {
+            tracing::info!(program = %hook.program.display(), config = %files.config.display(), "the session's SSH config ran another tether before each connection: it now runs this one")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, config = %files.config.display(), "cannot point the session's SSH config at this tether")
+        }
     }
 }
 
@@ -193,11 +236,9 @@ pub fn session_config(
         "# Written by Tether for {title}: the SSH certificate of your session.\n\
          # Tether rewrites this file; changes here are lost.\n"
     );
-    if let Some(command) = hook.and_then(RefreshHook::command) {
-        out.push_str(&format!(
-            "Match host \"{}\" exec \"{command}\"\n",
-            profile.ssh_host_patterns.join(",")
-        ));
+    if let Some(line) = hook.and_then(|h| h.match_line(profile)) {
+        out.push_str(&line);
+        out.push('\n');
     }
     out.push_str(&format!(
         "Host {hosts}\n  CertificateFile {cert}\n  IdentityFile {key}\n",
@@ -773,7 +814,7 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "Match host \"*.platform.sh,*.pf.test\" exec \"'/opt/my tether/bin/tether' --profile '/home/u/100%% sim.toml' ssh-cert:load --refresh-only --quiet\""
+            "Match host \"*.platform.sh,*.pf.test\" exec \"test -x '/opt/my tether/bin/tether' && exec '/opt/my tether/bin/tether' --profile '/home/u/100%% sim.toml' ssh-cert:load --refresh-only --quiet\""
         );
         assert_eq!(lines[3], "Host *.platform.sh *.pf.test");
     }
@@ -902,6 +943,108 @@ mod tests {
         let g = ssh_g(&files.config, "github.com");
         assert!(!g.contains("certificatefile"), "{g}");
         assert!(!record.exists(), "the hook ran for another host");
+    }
+
+    /// `ssh -G` for `host` through `config` with OpenSSH running `Match exec` commands in
+    /// `shell`: its exit status, stdout and stderr.
+    fn ssh_g_with_shell(config: &Path, host: &str, shell: &str) -> (bool, String, String) {
+        let out = std::process::Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(config)
+            .arg(host)
+            .env("SHELL", shell)
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .expect("OpenSSH's ssh is installed (make test installs it)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_removed_tether_leaves_plain_ssh_working_and_silent() {
+        let (home, paths, files) = fixture();
+        let p = Profile::platformsh();
+        let cert = CertFiles::new(paths.session_dir(&p));
+        // The package was removed: the program the hook names is gone.
+        let h = hook(
+            &home.path().join("gone/tether").display().to_string(),
+            "platformsh",
+        );
+        write_session_files(&p, &cert, &files, Some(&h)).unwrap();
+        for shell in ["/bin/sh", "/bin/bash"] {
+            let (ok, g, stderr) = ssh_g_with_shell(&files.config, "ssh.eu-3.platform.sh", shell);
+            assert!(ok, "{shell}: {stderr}");
+            // OpenSSH 9.2's `-G` says this about its own stdin whatever the config holds.
+            let said: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.starts_with("Pseudo-terminal will not be allocated"))
+                .collect();
+            assert!(
+                said.is_empty(),
+                "{shell}: ssh printed {said:?} for the missing hook"
+            );
+            assert!(g.contains("certificatefile"), "{shell}: {g}");
+        }
+    }
+
+    #[test]
+    fn a_session_config_running_another_tether_is_pointed_at_this_one() {
+        let (home, paths, files) = fixture();
+        let p = Profile::platformsh();
+        let cert = CertFiles::new(paths.session_dir(&p));
+        let here = hook("/usr/bin/tether", "platformsh");
+        // Signed out: no session config, none is made.
+        repoint_hook(&paths, &p, Some(&here));
+        assert!(!files.config.exists());
+
+        // Written by a tether since moved away.
+        let moved = hook(
+            &home.path().join("old/tether").display().to_string(),
+            "platformsh",
+        );
+        write_session_files(&p, &cert, &files, Some(&moved)).unwrap();
+        repoint_hook(&paths, &p, Some(&here));
+        assert_eq!(
+            std::fs::read_to_string(&files.config).unwrap(),
+            session_config(&p, &cert, &files, Some(&here))
+        );
+
+        // The line already runs this one: the file is left alone.
+        let before = std::fs::metadata(&files.config)
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        repoint_hook(&paths, &p, Some(&here));
+        assert_eq!(
+            std::fs::metadata(&files.config)
+                .unwrap()
+                .modified()
+                .unwrap(),
+            before
+        );
+
+        // An older form of the line (before `test -x`) is rewritten too.
+        let old = session_config(&p, &cert, &files, Some(&here)).replace(
+            "exec \"test -x '/usr/bin/tether' && exec '/usr/bin/tether' ",
+            "exec \"'/usr/bin/tether' ",
+        );
+        std::fs::write(&files.config, &old).unwrap();
+        repoint_hook(&paths, &p, Some(&here));
+        assert_eq!(
+            std::fs::read_to_string(&files.config).unwrap(),
+            session_config(&p, &cert, &files, Some(&here))
+        );
+
+        // A path that cannot be written into the line leaves the file as it is.
+        std::fs::write(&files.config, &old).unwrap();
+        repoint_hook(&paths, &p, Some(&hook("/opt/it's/tether", "platformsh")));
+        assert_eq!(std::fs::read_to_string(&files.config).unwrap(), old);
     }
 
     #[test]
