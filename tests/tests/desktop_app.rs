@@ -963,21 +963,51 @@ impl BrowserStub {
     }
 }
 
+/// The app for a simulator's user whose browser is a [`BrowserStub`], on its main window.
+struct AppWithBrowserStub {
+    // Dropped in this order: the user's agent, the app, tauri-driver, the desktop, the rest.
+    _stop: tether_e2e::cli::AgentStopper,
+    app: WebDriver,
+    _driver: tether_e2e::ChildGuard,
+    _desktop: Desktop,
+    browser: BrowserStub,
+    _user: User,
+    sim: tether_sim::SimHandle,
+}
+
+impl AppWithBrowserStub {
+    /// The demo platform, its sign-in page with navigation probes when `probes`.
+    async fn start(probes: bool) -> Result<AppWithBrowserStub> {
+        let sim = demo_sim(tether_sim::SimOptions::default()).await?;
+        sim.set_navigation_probes(probes);
+        let user = User::new(&sim.info, false)?;
+        let browser = BrowserStub::new(&user)?;
+        let desktop = Desktop::start().await?;
+        let (name, value) = browser.var();
+        let (driver, url) = desktop.tauri_driver_for_with_env(&user, &[(name, value.as_str())])?;
+        let app = app_session(&url).await?;
+        Ok(AppWithBrowserStub {
+            _stop: user.agent_stopper(),
+            app,
+            _driver: driver,
+            _desktop: desktop,
+            browser,
+            _user: user,
+            sim,
+        })
+    }
+}
+
 /// "Use my browser instead": the app opens the platform's page in the user's browser (`$BROWSER`,
 /// here a script that hands the address to headless Chromium), whose redirect comes back to the
 /// app's loopback listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
-    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
     let fixture = tether_sim::fixture::Fixture::demo()?;
     let alice = fixture.user_by_name("alice").context("alice")?;
-    let user = User::new(&sim.info, false)?;
-    let browser = BrowserStub::new(&user)?;
-    let desktop = Desktop::start().await?;
-    let (name, value) = browser.var();
-    let (_driver, url) = desktop.tauri_driver_for_with_env(&user, &[(name, value.as_str())])?;
-    let app = app_session(&url).await?;
-    let _stop = user.agent_stopper();
+    let AppWithBrowserStub {
+        app, browser, sim, ..
+    } = &AppWithBrowserStub::start(false).await?;
 
     app.click(
         &app.find("#sign-in-browser", Duration::from_secs(60))
@@ -1001,7 +1031,7 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
         .find("#title", Duration::from_secs(20))
         .await?;
     assert_eq!(chromium.driver.text(&done).await?, "Signed in");
-    wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
+    wait_text(app, "#account", "Alice", Duration::from_secs(30)).await?;
     let _ = app.quit().await;
     Ok(())
 }
@@ -1014,23 +1044,11 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pages_to_the_browser(
 ) -> Result<()> {
-    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
-    sim.set_navigation_probes(true);
     let fixture = tether_sim::fixture::Fixture::demo()?;
     let alice = fixture.user_by_name("alice").context("alice")?;
-    let user = User::new(&sim.info, false)?;
-    let browser = BrowserStub::new(&user)?;
-    let desktop = Desktop::start().await?;
-    let (name, value) = browser.var();
-    let (_driver, url) = desktop.tauri_driver_for_with_env(
-        &user,
-        &[
-            (name, value.as_str()),
-            ("TETHER_LOG", "tether_desktop=debug"),
-        ],
-    )?;
-    let app = app_session(&url).await?;
-    let _stop = user.agent_stopper();
+    let AppWithBrowserStub {
+        app, browser, sim, ..
+    } = &AppWithBrowserStub::start(true).await?;
 
     let main = app.window_handle().await?;
     app.click(&app.find("#sign-in", Duration::from_secs(60)).await?)
@@ -1040,14 +1058,14 @@ async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pag
     // The frame (the API's origin) loaded in the page: it told the page so, and the page then
     // asked to take the window there.
     wait_text(
-        &app,
+        app,
         "#probe-frame-status",
         "loaded",
         Duration::from_secs(20),
     )
     .await?;
-    wait_text(&app, "#probe-away-status", "asked", Duration::from_secs(5)).await?;
-    screenshot(&app, "sign-in-probes").await?;
+    wait_text(app, "#probe-away-status", "asked", Duration::from_secs(5)).await?;
+    screenshot(app, "sign-in-probes").await?;
     // Watched for two seconds: the window keeps the sign-in page, and nothing opens.
     let shown = || async {
         let v = app.execute("return location.href;", json!([])).await?;
@@ -1072,16 +1090,7 @@ async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pag
     let help = format!("{}{}", sim.info.api_url, tether_sim::probes::HELP);
     app.click(&app.find("#probe-help", Duration::ZERO).await?)
         .await?;
-    let opened = match browser.wait_for(1).await {
-        Ok(o) => o,
-        Err(e) => {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            bail!(
-                "{e}: {}",
-                std::fs::read_to_string(desktop.log()).unwrap_or_default()
-            )
-        }
-    };
+    let opened = browser.wait_for(1).await?;
     assert_eq!(opened, [help], "only the clicked page goes to the browser");
     let href = shown().await?;
     assert!(href.starts_with(&sim.info.auth_url), "{href}");
@@ -1091,14 +1100,14 @@ async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pag
 
     // And the sign-in goes on in the window.
     tether_e2e::webdriver::fill_sign_in(
-        &app,
+        app,
         &alice.username,
         &alice.password,
         alice.totp_secret.as_deref(),
     )
     .await?;
     app.switch_to_window(&main).await?;
-    wait_text(&app, "#account", "Alice", Duration::from_secs(30)).await?;
+    wait_text(app, "#account", "Alice", Duration::from_secs(30)).await?;
     assert_eq!(browser.opened().len(), 1, "{:?}", browser.opened());
     let _ = app.quit().await;
     Ok(())

@@ -91,18 +91,18 @@ async fn frame(AxState(state): AxState<Arc<State>>) -> Response {
 async fn away(AxState(state): AxState<Arc<State>>) -> Response {
     page(
         &state,
-        "<!doctype html><meta charset=\"utf-8\"><title>Away</title>\
-         <h1 id=\"away\">A page the sign-in window must not show</h1>"
-            .into(),
+        heading("away", "A page the sign-in window must not show"),
     )
 }
 
 async fn help(AxState(state): AxState<Arc<State>>) -> Response {
-    page(
-        &state,
-        "<!doctype html><meta charset=\"utf-8\"><title>Help</title>\
-         <h1 id=\"help\">Help with signing in</h1>"
-            .into(),
+    page(&state, heading("help", "Help with signing in"))
+}
+
+/// A page that is only a heading, `#id`.
+fn heading(id: &str, text: &str) -> String {
+    format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>{text}</title><h1 id=\"{id}\">{text}</h1>"
     )
 }
 
