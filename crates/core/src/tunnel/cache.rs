@@ -116,7 +116,7 @@ fn refused(access: &Access, app: &AppKey, message: String) -> TunnelError {
     match access.after_refusal(&message, false) {
         crate::access::AfterRefusal::SignIn(step_up) => TunnelError::StepUp {
             app: app.clone(),
-            step_up,
+            step_up: Box::new(step_up),
             message,
         },
         _ => TunnelError::Read {

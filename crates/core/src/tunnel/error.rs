@@ -22,7 +22,7 @@ pub enum TunnelError {
     #[error("{app} asks for a stronger sign-in before its tunnels can open: {message}")]
     StepUp {
         app: AppKey,
-        step_up: crate::api::StepUp,
+        step_up: Box<crate::api::StepUp>,
         message: String,
     },
     #[error("{app} needs a new sign-in before its tunnels can open: {reason}")]
@@ -33,13 +33,18 @@ pub enum TunnelError {
     AlreadyOpen { relationship: String, port: u16 },
     #[error("{app} has no relationships: there is nothing to tunnel to")]
     NoRelationships { app: AppKey },
+    /// The session ended while these tunnels were opening: nothing outlives it.
+    #[error(
+        "the session ended while the tunnels of {app} were opening: sign in, then open them again"
+    )]
+    SessionEnded { app: AppKey },
 }
 
 impl TunnelError {
     /// The stronger authentication the platform asked for, when that is the problem.
     pub fn step_up(&self) -> Option<crate::api::StepUp> {
         match self {
-            TunnelError::StepUp { step_up, .. } => Some(step_up.clone()),
+            TunnelError::StepUp { step_up, .. } => Some(step_up.as_ref().clone()),
             TunnelError::Access(e) => e.step_up(),
             _ => None,
         }
@@ -54,7 +59,7 @@ impl Classify for TunnelError {
             TunnelError::Port(e) => e.problem(),
             TunnelError::Read { .. } => Problem::Other,
             TunnelError::Unreachable { .. } => Problem::Unreachable,
-            TunnelError::NeedsSignIn { .. } => Problem::SignIn,
+            TunnelError::NeedsSignIn { .. } | TunnelError::SessionEnded { .. } => Problem::SignIn,
             TunnelError::StepUp { step_up, .. } => Problem::StepUp((&step_up.kind).into()),
             TunnelError::PortForMany { .. }
             | TunnelError::AlreadyOpen { .. }

@@ -8,13 +8,15 @@
 //! - [`ports`]: which local port a tunnel gets (chosen, remembered, or the first free).
 //! - [`link`]: the one SSH connection per app that carries its tunnels, kept up with backoff.
 //! - [`host`]: the tunnels of a profile, what the agent runs: open, close, list, an app's
-//!   relationships.
+//!   relationships; a table of tasks, one per app.
+//! - `app`: the task that owns one app's tunnels and link, and answers the host's messages.
 //! - `model`: the requests and reports the host's callers exchange with it; `error`: why
 //!   opening failed.
 //! - `cache`: an app's relationships, read over its connection once per deployment.
 //! - `forward`: a tunnel's listener and the channel each local connection gets; `copy`: the
 //!   bytes between them.
 
+mod app;
 mod cache;
 mod copy;
 mod error;

@@ -241,17 +241,22 @@ pub struct CloseRequest {
 
 impl CloseRequest {
     pub fn matches(&self, t: &TunnelInfo) -> bool {
-        self.project.as_ref().is_none_or(|p| *p == t.app.project)
-            && self
-                .environment
-                .as_ref()
-                .is_none_or(|e| *e == t.app.environment)
-            && self.app.as_ref().is_none_or(|a| *a == t.app.app)
+        self.covers(&t.app)
             && (self.relationships.is_empty()
                 || self
                     .relationships
                     .iter()
                     .any(|r| names_endpoint(r, &t.relationship, t.index)))
+    }
+
+    /// Whether tunnels of `app` may be among those this closes.
+    pub fn covers(&self, app: &AppKey) -> bool {
+        self.project.as_ref().is_none_or(|p| *p == app.project)
+            && self
+                .environment
+                .as_ref()
+                .is_none_or(|e| *e == app.environment)
+            && self.app.as_ref().is_none_or(|a| *a == app.app)
     }
 }
 
