@@ -3,7 +3,9 @@
 //! tether-sim's gateway, and `tunnel:info --encode` gives a `PLATFORM_RELATIONSHIPS` that a
 //! program reading only that variable connects with. Then things break on purpose: the
 //! gateway is killed and comes back, stays down for a minute, the certificate expires, ports
-//! are taken, a thousand connections arrive at once, the platform sends broken relationships.
+//! are taken, a thousand connections arrive at once, the platform sends broken relationships,
+//! connection details race an open of the same app, and one app's gateway keeps its open
+//! waiting while other apps are used.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use base64::Engine;
 use serde_json::Value;
+use tether_core::agent::{AgentClient, Reply, Request};
+use tether_core::api::{AppName, EnvironmentId, ProjectId};
+use tether_core::tunnel::{AppKey, CloseRequest};
 use tether_e2e::cli::User;
 use tether_e2e::echo::{echo_once, echo_retrying, echo_server};
 use tether_e2e::*;
@@ -1361,6 +1366,167 @@ async fn tunnels_open_for_an_app_whose_login_scripts_print_around_every_command(
             .trim()
             == local["queue"].to_string()
     );
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+/// `request`, sent to the user's running agent over its control socket, as the desktop sends
+/// its requests.
+async fn ask_agent(user: &User, request: &Request) -> Result<Reply> {
+    let socket = user.runtime_dir().join("tether").join("tether-sim.sock");
+    let mut agent = AgentClient::connect(&socket)
+        .await?
+        .context("no agent is running")?;
+    Ok(agent.request(request).await?)
+}
+
+/// The desktop's "connection details" of `app`: its relationships, which the desktop asks of
+/// the agent (`Request::Relationships`). The endpoints' ids.
+async fn connection_details(user: &User, app: &AppKey) -> Result<Vec<String>> {
+    match ask_agent(user, &Request::Relationships(app.clone())).await? {
+        Reply::Relationships {
+            endpoints,
+            problems,
+        } => {
+            ensure!(problems.is_empty(), "{problems:?}");
+            Ok(endpoints.into_iter().map(|e| e.id).collect())
+        }
+        other => bail!("not relationships: {other:?}"),
+    }
+}
+
+/// Issue 15 §2, "Races": connection details racing `tunnel:open` for the same app both
+/// succeed. Each round redeploys the app first, so that both have to read its relationships
+/// over its connection, which neither may drop under the other; the details are asked a
+/// little later each round, so that they land before, during and after the open's read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_details_racing_tunnel_open_for_the_same_app_both_succeed() -> Result<()> {
+    const ROUNDS: u64 = 20;
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    let app = AppKey::parse(&format!("{TUNNEL_PROJECT}/dev/five"))?;
+    // The app's five relationships, in order.
+    let five = ["five", "four", "one", "three", "two"];
+    // The first open starts the agent, as it does for users.
+    user.ok(&OPEN_FIVE_DEV, None).await?;
+    for round in 0..ROUNDS {
+        user.ok(&["tunnel:close", "--all", "-y"], None).await?;
+        ensure!(sim.redeploy(TUNNEL_PROJECT, "dev", None).is_some());
+        let later = Duration::from_millis(25 * (round % 10));
+        let (opened, details) = tokio::join!(user.run(&OPEN_FIVE_DEV, None), async {
+            tokio::time::sleep(later).await;
+            connection_details(&user, &app).await
+        });
+        let opened = opened?;
+        ensure!(
+            opened.status.success(),
+            "round {round}: tunnel:open failed: {}",
+            text(&opened.stderr)
+        );
+        let mut details = details.with_context(|| format!("round {round}: connection details"))?;
+        details.sort();
+        ensure!(details == five, "round {round}: {details:?}");
+        let tunnels = list(&user).await?;
+        ensure!(
+            tunnels.len() == 5 && states(&tunnels).iter().all(|s| s == "open"),
+            "round {round}: {tunnels:?}"
+        );
+        // The connection the open left is the one its tunnels use: they carry.
+        let port = ports(&tunnels)["one"];
+        echo_once(port, 4096, round as u8).await?;
+    }
+    user.ok(&["agent:stop"], None).await?;
+    Ok(())
+}
+
+/// Issue 15 §2 and §7: one app's slow gateway holds up no other app. While the open of an
+/// app whose gateway cannot be reached waits for it, opening, listing and closing another
+/// app's tunnels and its connection details answer at once, and so does a close of the
+/// waiting app itself; the slow open then fails by itself, saying why, and works once the
+/// gateway is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_whose_gateway_keeps_its_open_waiting_holds_up_no_other_app() -> Result<()> {
+    /// What "at once" means here, as in the network faults' suite.
+    const AT_ONCE: Duration = Duration::from_secs(2);
+    let (sim, _) = tunnel_sim(SimOptions::default()).await?;
+    let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
+    let other = AppKey::parse(&format!("{TUNNEL_PROJECT}/main/five"))?;
+    // The other app's relationships are known from an earlier open, so that it can open
+    // without its gateway; the slow app's never were read.
+    user.ok(&[&OPEN_FIVE[..], &["-y"]].concat(), None).await?;
+    user.ok(&["tunnel:close", "--all", "-y"], None).await?;
+    sim.stop_gateway().await;
+
+    let start = Instant::now();
+    let slow = async {
+        let out = user.run(&OPEN_FIVE_DEV, None).await;
+        (out, start.elapsed())
+    };
+    let others = async {
+        // The slow open has reached the agent and waits for its gateway.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut took = Vec::new();
+        for (what, args) in [
+            (
+                "tunnel:open of another app",
+                [&OPEN_FIVE[..], &["-y"]].concat(),
+            ),
+            ("tunnel:list", vec!["tunnel:list", "--format", "json"]),
+        ] {
+            let started = Instant::now();
+            user.ok(&args, None).await.context(what)?;
+            took.push((what, started.elapsed()));
+        }
+        // Straight to the agent: `tunnel:close` sees no tunnel of the slow app and asks nothing.
+        let started = Instant::now();
+        let slow_app = CloseRequest {
+            project: Some(ProjectId::parse(TUNNEL_PROJECT)?),
+            environment: Some(EnvironmentId::parse("dev")?),
+            app: Some(AppName::parse("five")?),
+            relationships: Vec::new(),
+        };
+        let reply = ask_agent(&user, &Request::TunnelClose(slow_app)).await?;
+        ensure!(
+            matches!(&reply, Reply::Tunnels { tunnels } if tunnels.is_empty()),
+            "{reply:?}"
+        );
+        took.push(("closing the slow app", started.elapsed()));
+        let started = Instant::now();
+        connection_details(&user, &other).await?;
+        took.push(("connection details of another app", started.elapsed()));
+        let tunnels = list(&user).await?;
+        ensure!(
+            tunnels.len() == 5 && tunnels.iter().all(|t| t["environment"] == "main"),
+            "the other app's five tunnels, and only those: {tunnels:?}"
+        );
+        let started = Instant::now();
+        user.ok(&["tunnel:close", "--all", "-y"], None).await?;
+        took.push(("tunnel:close of another app", started.elapsed()));
+        Ok::<_, anyhow::Error>((took, start.elapsed()))
+    };
+    let ((slow, slow_took), others) = tokio::join!(slow, others);
+    let (took, others_took) = others?;
+    for (what, took) in took {
+        eprintln!("while another app's open waited: {what} took {took:?}");
+        ensure!(took <= AT_ONCE, "{what} took {took:?}");
+    }
+    ensure!(
+        slow_took > others_took,
+        "the slow open ended after {slow_took:?}, before the rest was done ({others_took:?})"
+    );
+    let slow = slow?;
+    ensure!(
+        !slow.status.success() && text(&slow.stderr).contains("cannot reach"),
+        "the slow open fails by itself and says why: {}",
+        text(&slow.stderr)
+    );
+    ensure!(
+        slow_took < Duration::from_secs(30),
+        "the slow open took {slow_took:?}"
+    );
+    sim.start_gateway().await?;
+    user.ok(&OPEN_FIVE_DEV, None).await?;
+    until_all_open(&user, 5, Duration::from_secs(5)).await?;
     user.ok(&["agent:stop"], None).await?;
     Ok(())
 }
