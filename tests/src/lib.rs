@@ -11,6 +11,7 @@ pub mod forms;
 pub mod keyring;
 pub mod namespace;
 pub mod notifications;
+pub mod openssh;
 pub mod tray;
 pub mod webdriver;
 

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 use tether_e2e::cli::{workspace_binary, User};
-use tether_e2e::{demo_sim, ALICE_TOKEN, DEMO_PROJECT};
+use tether_e2e::{demo_sim, openssh, ALICE_TOKEN, DEMO_PROJECT};
 use tether_sim::SimOptions;
 
 fn text(b: &[u8]) -> String {
@@ -73,23 +73,13 @@ async fn a_moved_tether_points_the_hook_at_itself_and_a_removed_one_leaves_ssh_q
     // That binary removed: plain ssh still reads the config, with no error printed.
     std::fs::remove_file(&moved)?;
     let host = format!("{DEMO_PROJECT}-main-7rqtwti--app@ssh.eu-3.tether.test");
-    let mut ssh = Command::new("ssh");
-    ssh.arg("-G").arg("-F").arg(user.ssh_config()).arg(&host);
-    user.environment(&mut ssh);
-    let out = ssh.output()?;
-    let said: Vec<String> = text(&out.stderr)
-        .lines()
-        // OpenSSH 9.2's `-G` says this about its own stdin whatever the config holds.
-        .filter(|l| !l.starts_with("Pseudo-terminal will not be allocated"))
-        .map(str::to_string)
-        .collect();
+    let (settings, said) = openssh::settings(&user, &host)?;
     ensure!(
-        out.status.success() && said.is_empty(),
-        "ssh with the hook's binary gone ({}): {said:?}",
-        out.status
+        said.is_empty(),
+        "ssh with the hook's binary gone said {said:?}"
     );
     ensure!(
-        text(&out.stdout).contains("certificatefile "),
+        settings.contains("certificatefile "),
         "the session's Host block no longer applies"
     );
 
