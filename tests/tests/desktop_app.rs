@@ -788,6 +788,17 @@ async fn visible_window(desktop: &Desktop) -> Result<String> {
     }
 }
 
+/// Whether a process runs (a zombie does not).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
 /// The names of a process's children (WebKit's web and network processes, for the app).
 fn children_of(parent: u32) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -1148,6 +1159,16 @@ async fn a_sign_in_in_the_app_lives_in_the_keyring_until_signed_out() -> Result<
     // The app again, from the start: signed in from the keyring (its own agent, a new process).
     let first = user.agent_pid().context("the app hosts no agent")?;
     app.quit().await?;
+    // Gone before the next one starts, which would otherwise only hand over to it (single
+    // instance) and never open its window.
+    let start = Instant::now();
+    while is_running(first) {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the app (pid {first}) still runs after its session ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let app = app_session(&url).await?;
     wait_text(&app, "#account", "Alice", Duration::from_secs(60)).await?;
     let again = user.agent_pid();
