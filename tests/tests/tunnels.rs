@@ -19,7 +19,7 @@ use base64::Engine;
 use serde_json::Value;
 use tether_core::agent::{AgentClient, Reply, Request};
 use tether_core::api::{AppName, EnvironmentId, ProjectId};
-use tether_core::tunnel::{AppKey, CloseRequest};
+use tether_core::tunnel::{AppKey, CloseRequest, OpenRequest};
 use tether_e2e::cli::User;
 use tether_e2e::echo::{echo_once, echo_retrying, echo_server};
 use tether_e2e::*;
@@ -1397,14 +1397,23 @@ async fn connection_details(user: &User, app: &AppKey) -> Result<Vec<String>> {
 
 /// Issue 15 §2, "Races": connection details racing `tunnel:open` for the same app both
 /// succeed. Each round redeploys the app first, so that both have to read its relationships
-/// over its connection, which neither may drop under the other; the details are asked a
-/// little later each round, so that they land before, during and after the open's read.
+/// over its connection, which neither may drop under the other. Both requests go to the agent
+/// as the shells send them (the open as `tunnel:open` does, the details as the desktop asks
+/// them), with no process start between them to blur the timing: one leads the other by a few
+/// milliseconds more each round, in turn, so that each lands before, during and after the
+/// other's read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_details_racing_tunnel_open_for_the_same_app_both_succeed() -> Result<()> {
     const ROUNDS: u64 = 20;
     let (sim, _) = tunnel_sim(SimOptions::default()).await?;
     let (user, _stop) = signed_in(&sim, ALICE_TOKEN).await?;
     let app = AppKey::parse(&format!("{TUNNEL_PROJECT}/dev/five"))?;
+    let open = Request::TunnelOpen(OpenRequest {
+        app: app.clone(),
+        relationships: Vec::new(),
+        port: None,
+        bind: None,
+    });
     // The app's five relationships, in order.
     let five = ["five", "four", "one", "three", "two"];
     // The first open starts the agent, as it does for users.
@@ -1412,27 +1421,38 @@ async fn connection_details_racing_tunnel_open_for_the_same_app_both_succeed() -
     for round in 0..ROUNDS {
         user.ok(&["tunnel:close", "--all", "-y"], None).await?;
         ensure!(sim.redeploy(TUNNEL_PROJECT, "dev", None).is_some());
-        let later = Duration::from_millis(25 * (round % 10));
-        let (opened, details) = tokio::join!(user.run(&OPEN_FIVE_DEV, None), async {
-            tokio::time::sleep(later).await;
-            connection_details(&user, &app).await
-        });
-        let opened = opened?;
-        ensure!(
-            opened.status.success(),
-            "round {round}: tunnel:open failed: {}",
-            text(&opened.stderr)
+        let lead = Duration::from_millis(10 * (round / 2));
+        let (open_after, details_after) = if round % 2 == 0 {
+            (Duration::ZERO, lead)
+        } else {
+            (lead, Duration::ZERO)
+        };
+        let (opened, details) = tokio::join!(
+            async {
+                tokio::time::sleep(open_after).await;
+                ask_agent(&user, &open).await
+            },
+            async {
+                tokio::time::sleep(details_after).await;
+                connection_details(&user, &app).await
+            }
         );
+        match opened.with_context(|| format!("round {round}: tunnel open"))? {
+            Reply::Opened(report) => ensure!(
+                report.tunnels.len() == 5 && report.failed.is_empty(),
+                "round {round}: {report:?}"
+            ),
+            other => bail!("round {round}: not opened: {other:?}"),
+        }
         let mut details = details.with_context(|| format!("round {round}: connection details"))?;
         details.sort();
         ensure!(details == five, "round {round}: {details:?}");
-        let tunnels = list(&user).await?;
-        ensure!(
-            tunnels.len() == 5 && states(&tunnels).iter().all(|s| s == "open"),
-            "round {round}: {tunnels:?}"
-        );
-        // The connection the open left is the one its tunnels use: they carry.
-        let port = ports(&tunnels)["one"];
+        // The open may have found the relationships the details just read, and not waited for
+        // a connection: its tunnels come up on their own.
+        until_all_open(&user, 5, Duration::from_secs(5))
+            .await
+            .with_context(|| format!("round {round}"))?;
+        let port = ports(&list(&user).await?)["one"];
         echo_once(port, 4096, round as u8).await?;
     }
     user.ok(&["agent:stop"], None).await?;
