@@ -1,6 +1,7 @@
 //! Tether's desktop shell: a tray app whose windows observe tether-core. Thin by design: menu
 //! ids are an enum, IPC commands are small adapters, and errors cross as `{code, message}`.
-//! `--hidden` starts it in the tray without a window (start at login does).
+//! `--hidden` starts it in the tray without a window (start at login does); where the desktop
+//! shows no tray icons, the window opens all the same (see [`tray_host`]).
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -11,8 +12,10 @@ mod commands;
 mod desktop;
 mod navigation;
 mod notify;
+mod shell;
 mod signin;
 mod tray;
+mod tray_host;
 mod view;
 mod windows;
 
@@ -53,6 +56,8 @@ fn main() {
             commands::set_pinned,
             commands::settings,
             commands::save_settings,
+            shell::shell,
+            shell::quit,
         ])
         .setup(move |app| {
             // The agent's socket is a Tokio listener: bind it on the app's runtime.
@@ -70,16 +75,25 @@ fn main() {
             });
             app.manage(desktop.clone());
             app.manage(clipboard::Clipboard::from_env());
-            tray::install(app.handle(), desktop)?;
+            tray::follow(app.handle(), desktop.clone());
+            // The tray icon once a tray host is there; the window at once when there is none.
+            tray_host::watch(app.handle(), desktop);
             if !hidden {
                 windows::show(app.handle(), None);
             }
             Ok(())
         })
-        .on_window_event(|window, event| {
-            if let tauri::WindowEvent::Destroyed = event {
-                windows::release_webkit(window.app_handle());
+        .on_window_event(|window, event| match event {
+            // With no tray, the window is the way back to the app: closing only hides it.
+            tauri::WindowEvent::CloseRequested { api, .. }
+                if window.label() == windows::MAIN
+                    && tray_host::hides_on_close(window.app_handle()) =>
+            {
+                api.prevent_close();
+                let _ = window.hide();
             }
+            tauri::WindowEvent::Destroyed => windows::release_webkit(window.app_handle()),
+            _ => {}
         })
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {

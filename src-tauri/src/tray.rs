@@ -441,15 +441,24 @@ fn build_menu(app: &AppHandle, lines: &[Line]) -> tauri::Result<Menu<Wry>> {
     Menu::with_items(app, &refs)
 }
 
-pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
+/// Adds the tray icon, showing what the agent last reported (once: the icon stays for the app's
+/// life). Only when a tray host is there ([`crate::tray_host`]): without one, libappindicator
+/// would fall back to an X11 tray that nothing shows either.
+pub fn add_icon(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
+    if app.tray_by_id(TRAY_ID).is_some() {
+        return Ok(());
+    }
+    let shown = desktop.shown();
+    let known = shown.account.is_some().then_some(&shown);
     let menu = build_menu(
         app,
-        &lines(desktop.profile_title(), None, &desktop.settings()),
+        &lines(desktop.profile_title(), known, &desktop.settings()),
     )?;
+    let state = icon_state(&shown);
     let on_menu = desktop.clone();
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(icon(IconState::SignedOut)?)
-        .tooltip(tooltip(IconState::SignedOut))
+        .icon(icon(state)?)
+        .tooltip(tooltip(state))
         .menu(&menu)
         .on_menu_event(move |app, event| {
             if let Some(action) = TrayAction::parse(event.id().as_ref()) {
@@ -457,8 +466,13 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
             }
         })
         .build(app)?;
+    tracing::info!("tray icon added");
+    Ok(())
+}
 
-    // Rebuilt from the agent's state after each of its events; notifications from the events.
+/// Follows the agent for as long as the app runs: after each of its events the tray (when
+/// there is one) and the window are brought up to date, and what needs telling is notified.
+pub fn follow(app: &AppHandle, desktop: Arc<Desktop>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -514,11 +528,10 @@ pub fn install(app: &AppHandle, desktop: Arc<Desktop>) -> tauri::Result<()> {
             }
         }
     });
-    Ok(())
 }
 
 /// Rebuilds the menu and the icon from the agent's state, and tells the window. Only the
-/// loop in [`install`] calls it; others ask through `Desktop::refresh_wanted`.
+/// loop in [`follow`] calls it; others ask through `Desktop::refresh_wanted`.
 async fn refresh(app: &AppHandle, desktop: &Desktop, renewal_failing: bool) {
     let snapshot = desktop.snapshot(renewal_failing).await;
     let lines = lines(
@@ -540,7 +553,7 @@ async fn refresh(app: &AppHandle, desktop: &Desktop, renewal_failing: bool) {
             let _ = tray.set_tooltip(Some(tooltip(state)));
         }
     });
-    let _ = app.emit_to("main", "tether://changed", ());
+    let _ = app.emit_to(crate::windows::MAIN, crate::shell::CHANGED, ());
 }
 
 #[cfg(test)]

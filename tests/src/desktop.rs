@@ -1,6 +1,7 @@
-//! A private desktop for the real app: an Xvfb display, a D-Bus session bus, a
-//! StatusNotifierWatcher that the tray registers with (as a desktop shell's panel would), and
-//! tauri-driver to drive the app's webview. Everything stops when the guard drops.
+//! A private desktop for the real app: an Xvfb display (or a headless weston, for Wayland), a
+//! D-Bus session bus, a StatusNotifierWatcher that the tray registers with (as a desktop
+//! shell's panel would), and tauri-driver to drive the app's webview. Everything stops when
+//! the guard drops.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -12,13 +13,23 @@ use anyhow::{anyhow, bail, Result};
 use crate::tray::TrayWatcher;
 use crate::{free_port, spawn_on_free_port, wait_for_port, ChildGuard};
 
+/// Which display server a desktop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayKind {
+    /// Xvfb; `display` is `:N`.
+    X11,
+    /// weston's headless backend; `display` is the path of its socket (`WAYLAND_DISPLAY`).
+    Wayland,
+}
+
 pub struct Desktop {
     pub display: String,
+    pub kind: DisplayKind,
     pub bus_address: String,
     pub watcher: TrayWatcher,
     /// The bus, when this desktop started its own.
     _dbus: Option<ChildGuard>,
-    _xvfb: ChildGuard,
+    _display_server: ChildGuard,
     /// Where the app keeps its files and its agent's socket (never the real home's); declared
     /// last, so it is removed after the processes above have ended.
     pub state: tempfile::TempDir,
@@ -65,17 +76,28 @@ pub fn session_bus() -> Result<(ChildGuard, String)> {
 impl Desktop {
     pub async fn start() -> Result<Desktop> {
         let (dbus, bus_address) = session_bus()?;
-        Desktop::start_with_bus(Some(dbus), bus_address).await
+        Desktop::start_with_bus(Some(dbus), bus_address, true).await
+    }
+
+    /// A desktop with no tray host (stock GNOME): its watcher takes the name only when the test
+    /// calls `desktop.watcher.appear()`.
+    pub async fn start_without_tray_host() -> Result<Desktop> {
+        let (dbus, bus_address) = session_bus()?;
+        Desktop::start_with_bus(Some(dbus), bus_address, false).await
     }
 
     /// A desktop whose session bus is `bus_address`, run by someone else: a
     /// [`User`](crate::cli::User)'s real Secret Service, so that the app finds its keyring on the
     /// bus its tray and notifications use, as on a real desktop.
     pub async fn start_on_bus(bus_address: &str) -> Result<Desktop> {
-        Desktop::start_with_bus(None, bus_address.to_string()).await
+        Desktop::start_with_bus(None, bus_address.to_string(), true).await
     }
 
-    async fn start_with_bus(dbus: Option<ChildGuard>, bus_address: String) -> Result<Desktop> {
+    async fn start_with_bus(
+        dbus: Option<ChildGuard>,
+        bus_address: String,
+        tray_host: bool,
+    ) -> Result<Desktop> {
         let mut xvfb = ChildGuard::spawn(
             "Xvfb",
             Command::new("Xvfb")
@@ -92,16 +114,79 @@ impl Desktop {
                 .stderr(Stdio::null()),
         )?;
         let display = format!(":{}", first_line(&mut xvfb.child, "Xvfb")?);
-        let watcher = TrayWatcher::start(&bus_address).await?;
+        let watcher = if tray_host {
+            TrayWatcher::start(&bus_address).await?
+        } else {
+            TrayWatcher::start_unnamed(&bus_address).await?
+        };
         Ok(Desktop {
-            state: tempfile::Builder::new()
-                .prefix("tether-desktop-")
-                .tempdir()?,
+            state: state_dir()?,
             display,
+            kind: DisplayKind::X11,
             bus_address,
             watcher,
             _dbus: dbus,
-            _xvfb: xvfb,
+            _display_server: xvfb,
+        })
+    }
+
+    /// A Wayland desktop: weston's headless backend, with the pixman renderer so that its
+    /// output has pixels, and `--debug` so that `weston-screenshooter` may take them. Its
+    /// socket lives in a runtime directory of its own, named by path in `WAYLAND_DISPLAY`.
+    pub async fn start_wayland() -> Result<Desktop> {
+        let state = state_dir()?;
+        let runtime = state.path().join("wayland");
+        std::fs::create_dir(&runtime)?;
+        std::fs::set_permissions(
+            &runtime,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        let log = state.path().join("weston.log");
+        let mut weston = ChildGuard::spawn(
+            "weston",
+            Command::new("weston")
+                .args([
+                    "--backend=headless-backend.so",
+                    "--use-pixman",
+                    "--width=1280",
+                    "--height=800",
+                    "--socket=wayland-tether",
+                    "--idle-time=0",
+                    "--no-config",
+                    "--debug",
+                ])
+                .arg(format!("--log={}", log.display()))
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env_remove("WAYLAND_DISPLAY")
+                .env_remove("DISPLAY")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        let socket = runtime.join("wayland-tether");
+        let start = std::time::Instant::now();
+        while !socket.exists() {
+            let said = || std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(status) = weston.child.try_wait()? {
+                bail!(
+                    "weston exited ({status}) before its socket was there: {}",
+                    said()
+                );
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("weston made no socket in 20 s: {}", said());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (dbus, bus_address) = session_bus()?;
+        let watcher = TrayWatcher::start(&bus_address).await?;
+        Ok(Desktop {
+            display: socket.display().to_string(),
+            kind: DisplayKind::Wayland,
+            bus_address,
+            watcher,
+            _dbus: Some(dbus),
+            _display_server: weston,
+            state,
         })
     }
 
@@ -115,10 +200,17 @@ impl Desktop {
 
     /// Only this desktop's display and bus.
     pub fn display_env(&self, cmd: &mut Command) {
-        cmd.env("DISPLAY", &self.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
-            .env_remove("WAYLAND_DISPLAY")
-            .env("GDK_BACKEND", "x11")
+        match self.kind {
+            DisplayKind::X11 => cmd
+                .env("DISPLAY", &self.display)
+                .env_remove("WAYLAND_DISPLAY")
+                .env("GDK_BACKEND", "x11"),
+            DisplayKind::Wayland => cmd
+                .env("WAYLAND_DISPLAY", &self.display)
+                .env_remove("DISPLAY")
+                .env("GDK_BACKEND", "wayland"),
+        };
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
             .env("NO_AT_BRIDGE", "1");
     }
 
@@ -232,6 +324,13 @@ impl Desktop {
         wait_for_port(native, Duration::from_secs(20))?;
         Ok((guard, format!("http://127.0.0.1:{port}")))
     }
+}
+
+/// Where a desktop keeps the app's files, its logs and (Wayland) its compositor's socket.
+fn state_dir() -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix("tether-desktop-")
+        .tempdir()?)
 }
 
 fn tauri_driver_path() -> Result<PathBuf> {

@@ -201,12 +201,22 @@ fn node((id, props, children): Layout) -> Result<MenuNode> {
     })
 }
 
+/// The watcher's well-known name: a tray host is there while someone owns it.
+pub const WATCHER_NAME: &str = "org.kde.StatusNotifierWatcher";
+
 impl TrayWatcher {
     /// Serves `org.kde.StatusNotifierWatcher` on the bus at `address`.
     pub async fn start(address: &str) -> Result<TrayWatcher> {
+        let watcher = TrayWatcher::start_unnamed(address).await?;
+        watcher.appear().await?;
+        Ok(watcher)
+    }
+
+    /// Serves the watcher's object without taking its name: to the apps on the bus, a desktop
+    /// with no tray host (stock GNOME) until [`TrayWatcher::appear`].
+    pub async fn start_unnamed(address: &str) -> Result<TrayWatcher> {
         let registry = Arc::new(Registry::default());
         let connection = zbus::connection::Builder::address(address)?
-            .name("org.kde.StatusNotifierWatcher")?
             .serve_at(
                 "/StatusNotifierWatcher",
                 Watcher {
@@ -219,6 +229,12 @@ impl TrayWatcher {
             registry,
             connection,
         })
+    }
+
+    /// Takes the watcher's name, as a panel starting (or a GNOME extension turned on) does.
+    pub async fn appear(&self) -> Result<()> {
+        self.connection.request_name(WATCHER_NAME).await?;
+        Ok(())
     }
 
     /// Waits for a tray item to register.

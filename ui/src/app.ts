@@ -8,6 +8,7 @@ import { accountStrip, type AccountStrip } from "./views/account";
 import { DetailsPanel } from "./views/details";
 import { EnvironmentsView } from "./views/environments";
 import { SettingsPage } from "./views/settings";
+import { ShellInfo } from "./views/shell";
 import { SignInCard } from "./views/signin";
 import { TunnelsView } from "./views/tunnels";
 
@@ -46,6 +47,7 @@ export class App {
   readonly environments: EnvironmentsView;
   readonly tunnels: TunnelsView;
   readonly settings: SettingsPage;
+  private readonly shell: ShellInfo;
   private cleanups: Array<() => void> = [];
   private destroyed = false;
 
@@ -79,6 +81,7 @@ export class App {
     this.tunnels = new TunnelsView(this.context);
     this.tunnels.onCount = (n) => this.setTunnelCount(n);
     this.settings = new SettingsPage(this.context);
+    this.shell = new ShellInfo(backend, (e) => this.showError(e));
     root.replaceChildren(
       el(
         "header",
@@ -86,9 +89,11 @@ export class App {
         el("div", { class: "brand" }, el("h1", { class: "brand-name" }, "Tether"), this.state),
         nav,
       ),
+      this.shell.notice,
       this.accountSlot,
       this.banner,
       this.host,
+      this.shell.footer,
       this.toasts,
     );
   }
@@ -110,7 +115,7 @@ export class App {
         else this.cleanups.push(s.value);
       }
     }
-    await this.refreshAccount();
+    await Promise.all([this.refreshAccount(), this.shell.refresh()]);
     this.show();
     void this.tunnels.refresh();
     // A window opened from the tray says where to start in its address (`#settings`).
@@ -218,7 +223,7 @@ export class App {
   }
 
   private async onChanged(): Promise<void> {
-    await Promise.all([this.refreshAccount(), this.tunnels.refresh()]);
+    await Promise.all([this.refreshAccount(), this.tunnels.refresh(), this.shell.refresh()]);
   }
 
   /** Where the tray asks the window to go: a view, `account`, or `details:project/env/app`. */

@@ -11,6 +11,7 @@ import type {
   OpenedView,
   ProjectView,
   SettingsView,
+  ShellView,
   SignInRequest,
   TunnelView,
 } from "./types";
@@ -55,6 +56,8 @@ export const tauriBackend: Backend = {
   setPinned: (app: AppRef, pinned: boolean) => call<void>("set_pinned", { app, pinned }),
   settings: () => call<SettingsView>("settings"),
   saveSettings: (settings: DesktopSettings) => call<SettingsView>("save_settings", { settings }),
+  shell: () => call<ShellView>("shell"),
+  quit: () => call<void>("quit"),
   onChanged: (cb: () => void) => listen(CHANGED_EVENT, () => cb()),
   onNavigate: (cb: (view: string) => void) => listen<string>(NAVIGATE_EVENT, (event) => cb(event.payload)),
 };

@@ -179,6 +179,8 @@ export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
     setPinned: async () => {},
     settings: async () => sampleSettings(),
     saveSettings: async (settings) => ({ ...sampleSettings(), settings }),
+    shell: async () => ({ version: "0.1.0", commit: "0000000", tray_host: true }),
+    quit: async () => {},
     onChanged: async (cb) => {
       changed.push(cb);
       return () => changed.splice(changed.indexOf(cb) >>> 0, 1);

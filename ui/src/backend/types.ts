@@ -8,6 +8,7 @@ import type { IpcError } from "./generated/IpcError";
 import type { OpenedView } from "./generated/OpenedView";
 import type { ProjectView } from "./generated/ProjectView";
 import type { SettingsView } from "./generated/SettingsView";
+import type { ShellView } from "./generated/ShellView";
 import type { SignInRequest } from "./generated/SignInRequest";
 import type { TunnelView } from "./generated/TunnelView";
 
@@ -26,6 +27,7 @@ export type { ProjectView } from "./generated/ProjectView";
 export type { ServiceDetails } from "./generated/ServiceDetails";
 export type { SessionView } from "./generated/SessionView";
 export type { SettingsView } from "./generated/SettingsView";
+export type { ShellView } from "./generated/ShellView";
 export type { SignInMethod } from "./generated/SignInMethod";
 export type { SignInRequest } from "./generated/SignInRequest";
 export type { TunnelStateView } from "./generated/TunnelStateView";
@@ -58,6 +60,10 @@ export interface Backend {
   setPinned(app: AppRef, pinned: boolean): Promise<void>;
   settings(): Promise<SettingsView>;
   saveSettings(settings: DesktopSettings): Promise<SettingsView>;
+  /** The app's build, and whether a tray shows its icon (read again on `onChanged`). */
+  shell(): Promise<ShellView>;
+  /** Ends the app, as the tray's Quit does. */
+  quit(): Promise<void>;
   /** The agent reported something (sign-in, renewal, tunnel state). Resolves to an unlisten. */
   onChanged(cb: () => void): Promise<() => void>;
   /** The tray asks for a view: "environments", "tunnels", "settings" or "account". */
