@@ -11,6 +11,8 @@ packages=(
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
   # the desktop under test: a virtual display, a session bus, the Secret Service, WebDriver
   xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools webkit2gtk-driver
+  # the app under Wayland: weston's headless backend and its screenshooter
+  weston
   # the real peers the tests and the demo use
   openssh-client openssh-server openssh-sftp-server rsync
   postgresql postgresql-client redis-server redis-tools

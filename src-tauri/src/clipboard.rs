@@ -96,12 +96,26 @@ impl Clipboard {
             .lock()
             .map_err(|_| "the clipboard is unusable after an earlier failure".to_string())?;
         if slot.is_none() {
-            *slot = Some(arboard::Clipboard::new().map_err(|e| e.to_string())?);
+            *slot = Some(arboard::Clipboard::new().map_err(|e| unreachable_board(&e))?);
         }
         match slot.as_mut() {
             Some(board) => f(board).map_err(|e| e.to_string()),
             None => Err("no clipboard".into()),
         }
+    }
+}
+
+/// Why the clipboard cannot be opened, in words. Under Wayland, arboard writes through the
+/// compositor's data-control protocol (a program without a focused window may not use the
+/// ordinary one), else through XWayland's X11 clipboard: a compositor with neither (a bare
+/// Weston) has no clipboard to lend.
+fn unreachable_board(e: &arboard::Error) -> String {
+    let wayland = std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let x11 = std::env::var_os("DISPLAY").is_some();
+    if wayland && !x11 {
+        format!("this Wayland desktop lends its clipboard to no program in the background (no data-control protocol, and no XWayland): {e}")
+    } else {
+        e.to_string()
     }
 }
 
