@@ -80,9 +80,12 @@ impl Clipboard {
                 Ok(false)
             }
         });
+        // Said either way (at info level): tests wait for these lines rather than for time.
         match cleared {
-            Ok(true) => tracing::debug!("cleared a secret from the clipboard"),
-            Ok(false) => {}
+            Ok(true) => tracing::info!("cleared a secret from the clipboard"),
+            Ok(false) => tracing::info!(
+                "left the clipboard alone: it holds something else than the secret copied"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot clear a secret from the clipboard"),
         }
     }

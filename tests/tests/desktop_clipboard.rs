@@ -2,7 +2,8 @@
 //! a secret (a tunnel URL carrying the relationship's credentials) is marked for clipboard
 //! managers and cleared after a while if it is still there; what the user copied since, and
 //! what is not a secret, are left alone. The delay is shortened with
-//! `TETHER_CLIPBOARD_CLEAR_SECS`.
+//! `TETHER_CLIPBOARD_CLEAR_SECS`. The app logs what each clearing found (cleared, or left
+//! alone), and the test waits for those lines rather than for time.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,48 @@ const MARKETING: &str = "rjify4yjcwxaa";
 const CLEAR_SECS: u64 = 3;
 /// What `exclude_from_history` offers beside the text (KDE's and GNOME's managers honour it).
 const PASSWORD_HINT: &str = "x-kde-passwordManagerHint";
+
+const CLEARED: &str = "cleared a secret from the clipboard";
+const LEFT_ALONE: &str = "left the clipboard alone";
+
+/// How many times the app's log says `line`.
+fn said(desktop: &Desktop, line: &str) -> usize {
+    std::fs::read_to_string(desktop.log())
+        .unwrap_or_default()
+        .matches(line)
+        .count()
+}
+
+/// Waits until the app's log says `line` `n` times (a secret's clearing, done).
+async fn wait_said(desktop: &Desktop, line: &str, n: usize) -> Result<()> {
+    let start = Instant::now();
+    while said(desktop, line) < n {
+        ensure!(
+            start.elapsed() < Duration::from_secs(CLEAR_SECS + 15),
+            "the app did not say {line:?} {n} times in {:?}: {}",
+            start.elapsed(),
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Watches for `during` that the clipboard keeps holding `text`, failing at the first change
+/// with what it held and when: for a clearing that must not come, which only time can show.
+async fn clipboard_holds(desktop: &Desktop, text: &str, during: Duration) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < during {
+        let held = desktop.clipboard(None).await?;
+        ensure!(
+            held.as_deref() == Some(text),
+            "the clipboard held {held:?} instead of {text:?} {:?} into a {during:?} watch",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
 
 async fn targets(desktop: &Desktop) -> Result<String> {
     Ok(desktop
@@ -63,6 +106,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     )?;
     // Read once by the app at start; this test is alone in its binary.
     std::env::set_var("TETHER_CLIPBOARD_CLEAR_SECS", CLEAR_SECS.to_string());
+    std::env::set_var("TETHER_LOG", "warn,tether_desktop::clipboard=info");
 
     let desktop = Desktop::start().await?;
     let notes = Notifications::start(&desktop.bus_address).await?;
@@ -106,7 +150,8 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     let offered = targets(&desktop).await?;
     assert!(offered.contains(PASSWORD_HINT), "{offered}");
     user_copies(&desktop, "the user's own text").await?;
-    tokio::time::sleep(Duration::from_secs(CLEAR_SECS + 2)).await;
+    // The secret's clearing comes, finds the user's text, and leaves it.
+    wait_said(&desktop, LEFT_ALONE, 1).await?;
     assert_eq!(
         desktop.clipboard(None).await?.as_deref(),
         Some("the user's own text"),
@@ -138,6 +183,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
         cleared_after >= Duration::from_secs(CLEAR_SECS - 1),
         "cleared after only {cleared_after:?}"
     );
+    wait_said(&desktop, CLEARED, 1).await?;
 
     // Not a secret: not marked, and not cleared.
     w.click_path(&item, &[&label, &format!("Copy {local}")])
@@ -155,10 +201,12 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     }
     let offered = targets(&desktop).await?;
     assert!(!offered.contains(PASSWORD_HINT), "{offered}");
-    tokio::time::sleep(Duration::from_secs(CLEAR_SECS + 2)).await;
+    // Past the delay a secret would have: still there, and no clearing came for it.
+    clipboard_holds(&desktop, &local, Duration::from_secs(CLEAR_SECS + 2)).await?;
     assert_eq!(
-        desktop.clipboard(None).await?.as_deref(),
-        Some(local.as_str())
+        (said(&desktop, CLEARED), said(&desktop, LEFT_ALONE)),
+        (1, 1),
+        "a clearing came for what is not a secret"
     );
     Ok(())
 }
