@@ -293,6 +293,21 @@ impl Desktop {
             .then(|| String::from_utf8_lossy(&out.stdout).to_string()))
     }
 
+    /// Asks an X window to close as a window manager would (`scripts/close-window.py`: Xvfb has
+    /// no window manager to do it).
+    pub fn close_window(&self, window: &str) -> Result<()> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/close-window.py");
+        let closed = Command::new("python3")
+            .arg(script)
+            .arg(window)
+            .env("DISPLAY", &self.display)
+            .status()?;
+        if !closed.success() {
+            bail!("close-window.py failed: {closed}");
+        }
+        Ok(())
+    }
+
     /// The log of the app [`Desktop::launch_for`] started, and of tauri-driver and the app it
     /// starts.
     pub fn log(&self) -> PathBuf {

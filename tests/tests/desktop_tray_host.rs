@@ -4,16 +4,34 @@
 //! icon and how to get one, hides when closed, and comes back when Tether is started again
 //! (single instance). A watcher that appears later gets the tray icon, and the notice goes.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use serde_json::{json, Value};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
 use tether_e2e::desktop::{desktop_binary, Desktop};
 use tether_e2e::webdriver::{click_later, WebDriver};
 use tether_e2e::ChildGuard;
 
-/// The app's window title.
-const TITLE: &str = "^Tether$";
+/// How long anything here may take to happen.
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// Polls `probe` until it answers `Ok(value)`; past [`WITHIN`], fails with `what` and what the
+/// probe last saw (its `Err`).
+async fn until<T, F, Fut>(what: &str, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<T, String>>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await? {
+            Ok(value) => return Ok(value),
+            Err(seen) if start.elapsed() > WITHIN => bail!("{what} after {WITHIN:?}: {seen}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
 
 /// A WebDriver session on the app, started with `args`; its output goes to the desktop's log,
 /// at info level so that what it decides about the tray is there.
@@ -27,129 +45,94 @@ async fn app_with(desktop: &Desktop, args: &[&str]) -> Result<(ChildGuard, WebDr
     Ok((driver, app))
 }
 
-/// The ids of the windows titled Tether that X shows.
-fn shown_windows(desktop: &Desktop) -> Result<Vec<String>> {
-    let found = std::process::Command::new("xdotool")
-        .args(["search", "--onlyvisible", "--name", TITLE])
-        .env("DISPLAY", &desktop.display)
-        .output()?;
-    Ok(String::from_utf8_lossy(&found.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect())
-}
-
-/// Waits until X shows the app's window (`true`) or shows none (`false`); returns the ids
-/// shown.
-async fn wait_shown(desktop: &Desktop, shown: bool) -> Result<Vec<String>> {
-    let start = Instant::now();
-    loop {
-        let windows = shown_windows(desktop)?;
-        if windows.is_empty() != shown {
-            return Ok(windows);
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "after 20 s the app's window is {} (shown: {windows:?}); the app said: {}",
-            if shown {
-                "still not shown"
-            } else {
-                "still shown"
-            },
-            log(desktop)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn log(desktop: &Desktop) -> String {
     std::fs::read_to_string(desktop.log()).unwrap_or_default()
 }
 
-/// Asks the window to close as a window manager would (`scripts/close-window.py`).
-fn close(desktop: &Desktop, window: &str) -> Result<()> {
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/close-window.py");
-    let closed = std::process::Command::new("python3")
-        .arg(script)
-        .arg(window)
-        .env("DISPLAY", &desktop.display)
-        .status()?;
-    ensure!(closed.success(), "close-window.py failed");
-    Ok(())
+/// Waits until X shows the app's window (`true`) or none (`false`); the ids shown.
+async fn wait_shown(desktop: &Desktop, shown: bool) -> Result<Vec<String>> {
+    let what = format!(
+        "the app's window is not {}",
+        ["hidden", "shown"][shown as usize]
+    );
+    until(&what, || async {
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Tether$"])
+            .env("DISPLAY", &desktop.display)
+            .output()?;
+        let windows: Vec<String> = String::from_utf8_lossy(&found.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        Ok(if windows.is_empty() != shown {
+            Ok(windows)
+        } else {
+            Err(format!(
+                "shown: {windows:?}; the app said: {}",
+                log(desktop)
+            ))
+        })
+    })
+    .await
 }
 
-/// What the window's notice says and whether it is shown.
-async fn notice(app: &WebDriver) -> Result<(bool, String)> {
+/// Reads `#id` in the window: whether it is shown, and its text.
+async fn element(app: &WebDriver, id: &str) -> Result<(bool, String)> {
     let v = app
         .execute(
-            "const n = document.querySelector('#tray-notice');\
-             return n ? [!n.hidden, n.textContent] : null;",
-            json!([]),
+            "const e = document.getElementById(arguments[0]);\
+             return e ? [!e.hidden, e.textContent] : [false, null];",
+            json!([id]),
         )
         .await?;
-    match v {
-        Value::Array(a) => Ok((a[0] == json!(true), a[1].as_str().unwrap_or("").to_string())),
-        other => bail!("the window has no #tray-notice: {other}"),
-    }
+    Ok((
+        v[0] == json!(true),
+        v[1].as_str().unwrap_or_default().to_string(),
+    ))
 }
 
+/// Waits until the tray notice is shown (`true`) or hidden (`false`); its text.
 async fn wait_notice(app: &WebDriver, shown: bool) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let (now, text) = notice(app).await.unwrap_or((!shown, String::new()));
-        if now == shown {
-            return Ok(text);
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the tray notice is {} after 20 s: {text:?}",
-            if shown { "still hidden" } else { "still shown" }
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!(
+        "the tray notice is not {}",
+        ["hidden", "shown"][shown as usize]
+    );
+    until(&what, || async {
+        let (now, text) = element(app, "tray-notice").await?;
+        Ok(if now == shown { Ok(text) } else { Err(text) })
+    })
+    .await
 }
 
-/// The footer's `Tether <version> (<commit>)`, once the window has read it.
-async fn about(app: &WebDriver) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let text = app
-            .execute(
-                "return document.querySelector('#about')?.textContent ?? ''",
-                json!([]),
-            )
-            .await?;
-        let text = text.as_str().unwrap_or_default().to_string();
-        if !text.is_empty() {
-            return Ok(text);
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the window shows no version"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The footer names this workspace's version and a commit (`unknown` outside a checkout).
-fn assert_build(about: &str) {
+/// Waits for the footer's `Tether <version> (<commit>)` and checks that it names this
+/// workspace's version and a commit (`unknown` outside a checkout).
+async fn assert_build(app: &WebDriver) -> Result<()> {
+    let about = until("the window shows no version", || async {
+        let (_, text) = element(app, "about").await?;
+        Ok(if text.is_empty() { Err(text) } else { Ok(text) })
+    })
+    .await?;
     let version = env!("CARGO_PKG_VERSION");
     let commit = about
         .strip_prefix(&format!("Tether {version} ("))
         .and_then(|r| r.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("the footer says {about:?}"));
-    assert!(
-        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
-        "{about:?}"
-    );
+        .with_context(|| format!("the footer says {about:?}"))?;
+    let hex = commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit());
+    anyhow::ensure!(hex || commit == "unknown", "the footer says {about:?}");
+    Ok(())
 }
 
-fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.chars().next()? != 'Z'))
-        .unwrap_or(false)
+/// Waits until process `pid` has ended (a zombie has).
+async fn wait_ended(pid: u32, what: &str) -> Result<()> {
+    until(what, || async {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        Ok(match state {
+            None | Some('Z') => Ok(()),
+            Some(s) => Err(format!("pid {pid} is in state {s}")),
+        })
+    })
+    .await
 }
 
 fn window_pid(desktop: &Desktop, window: &str) -> Result<u32> {
@@ -163,7 +146,7 @@ fn window_pid(desktop: &Desktop, window: &str) -> Result<u32> {
         .context("the window names no pid")
 }
 
-/// Where the run's screenshots go (`make test` sets it), if anywhere.
+/// Into `TETHER_SCREENSHOTS` (`make test` sets it), when set.
 async fn screenshot(app: &WebDriver, name: &str) -> Result<()> {
     if let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS").map(std::path::PathBuf::from) {
         std::fs::create_dir_all(&dir)?;
@@ -190,19 +173,26 @@ async fn with_no_tray_host_the_window_is_the_app_and_says_how_to_get_a_tray() ->
     ] {
         assert!(text.contains(said), "the notice says {text:?}");
     }
-    assert_build(&about(&app).await?);
+    assert_build(&app).await?;
     screenshot(&app, "no-tray-host").await?;
     let windows = wait_shown(&desktop, true).await?;
     let pid = window_pid(&desktop, &windows[0])?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
     assert!(
-        log(&desktop).contains("no StatusNotifierWatcher on the session bus"),
-        "{}",
-        log(&desktop)
+        cmdline.split(|b| *b == 0).any(|a| a == b"--hidden"),
+        "the app was not started hidden: {}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let said = log(&desktop);
+    assert!(
+        said.contains("no StatusNotifierWatcher on the session bus"),
+        "{said}"
     );
 
-    close(&desktop, &windows[0])?;
+    desktop.close_window(&windows[0])?;
     wait_shown(&desktop, false).await?;
-    assert!(is_running(pid), "closing the window ended the app");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    assert!(!stat.contains(") Z "), "closing the window ended the app");
 
     // Started again from the menu: the running app shows its window, the same page as before.
     let mut again = std::process::Command::new(desktop_binary()?);
@@ -220,14 +210,7 @@ async fn with_no_tray_host_the_window_is_the_app_and_says_how_to_get_a_tray() ->
 
     // The app ends under the click: clicked from a script, after it returns.
     click_later(&app, &app.find("#quit", Duration::from_secs(5)).await?).await?;
-    let start = Instant::now();
-    while is_running(pid) {
-        ensure!(
-            start.elapsed() < Duration::from_secs(15),
-            "the app still runs 15 s after Quit"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ended(pid, "the app still runs after Quit").await?;
     let _ = app.quit().await;
     Ok(())
 }
@@ -243,21 +226,24 @@ async fn a_tray_host_that_appears_later_gets_the_icon_and_the_notice_goes() -> R
     desktop.watcher.appear().await?;
     let item = desktop.tray_item().await?;
     let w = &desktop.watcher;
-    w.wait_for_menu_entry(&item, "Open Tether…", Duration::from_secs(20))
-        .await?;
+    w.wait_for_menu_entry(&item, "Open Tether…", WITHIN).await?;
     wait_notice(&app, false).await?;
 
     let windows = wait_shown(&desktop, true).await?;
-    close(&desktop, &windows[0])?;
+    desktop.close_window(&windows[0])?;
     wait_shown(&desktop, false).await?;
-    let start = Instant::now();
-    while !app.window_handles().await.unwrap_or_default().is_empty() {
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "with a tray, a closed window is destroyed, not kept hidden"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        "with a tray, a closed window is destroyed, not kept hidden",
+        || async {
+            let handles = app.window_handles().await.unwrap_or_default();
+            Ok(if handles.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{handles:?}"))
+            })
+        },
+    )
+    .await?;
     w.click(&item, "Open Tether…").await?;
     wait_shown(&desktop, true).await?;
     w.click(&item, "Quit Tether").await?;
@@ -270,10 +256,11 @@ async fn a_tray_host_that_appears_later_gets_the_icon_and_the_notice_goes() -> R
 async fn with_a_tray_host_the_window_has_no_notice() -> Result<()> {
     let desktop = Desktop::start().await?;
     let (_driver, app) = app_with(&desktop, &[]).await?;
-    assert_build(&about(&app).await?);
+    assert_build(&app).await?;
     let item = desktop.tray_item().await?;
     // The bus has answered (the icon is there) and the window read what the app knew then.
-    assert!(!notice(&app).await?.0, "a notice with a tray host");
+    let (shown, text): (bool, String) = element(&app, "tray-notice").await?;
+    assert!(!shown, "a notice with a tray host: {text:?}");
     desktop.watcher.click(&item, "Quit Tether").await?;
     let _ = app.quit().await;
     Ok(())
