@@ -1,5 +1,5 @@
 # The two commands (README): `make demo` and `make test`. Both install what is missing first.
-.PHONY: demo test bench setup ui lint
+.PHONY: demo test bench package setup ui lint
 
 demo: setup
 	scripts/demo.sh
@@ -9,6 +9,10 @@ test: setup
 
 bench: setup
 	scripts/bench.sh
+
+# The .deb and .rpm (target/dist/bundle/), with the Tauri bundler: scripts/package.sh.
+package: setup
+	scripts/package.sh
 
 setup:
 	scripts/setup.sh

@@ -26,6 +26,9 @@ packages=(
   nftables
   # benchmarks (make bench)
   hyperfine
+  # the packages' tests (make package): checkers of the .deb, the .rpm, the desktop entry, the
+  # AppStream metainfo and the manual page
+  lintian rpm appstream desktop-file-utils man-db
   # node (with npm) for the UI
   nodejs
 )

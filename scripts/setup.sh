@@ -20,11 +20,18 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --locked --quiet
 fi
 
-# The UI's packages, exactly as locked; skipped when the lock has not changed.
-stamp=ui/node_modules/.tether-lock
-if [ ! -f "$stamp" ] || ! cmp -s ui/package-lock.json "$stamp"; then
-  echo "setup: npm ci in ui/"
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
-  cp ui/package-lock.json "$stamp"
-fi
+# A directory's npm packages, exactly as locked; skipped when the lock has not changed.
+npm_ci() {
+  local stamp=$1/node_modules/.tether-lock
+  if [ ! -f "$stamp" ] || ! cmp -s "$1/package-lock.json" "$stamp"; then
+    echo "setup: npm ci in $1/"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$1/package-lock.json" "$stamp"
+  fi
+}
+# The UI's packages.
+npm_ci ui
+# The Tauri CLI that bundles the .deb and .rpm (make package): npm's is prebuilt, where
+# `cargo install tauri-cli` would compile for minutes.
+npm_ci packaging
 echo "setup: ready"
