@@ -96,6 +96,16 @@ chmod 1777 "$suite_tmp"
 tests=0
 TMPDIR="$suite_tmp" cargo test --workspace --locked --no-fail-fast -- --test-threads="${TETHER_TEST_THREADS:-4}" || tests=$?
 
+step "packages: make package, then lintian, rpm, and an install, upgrade and removal (tests/tests/packages.rs)"
+# They install into the system one after another, so one at a time, after the rest.
+package_start=$(date +%s)
+if scripts/package.sh; then
+  TMPDIR="$suite_tmp" cargo test -p tether-e2e --test packages --locked -- --ignored --test-threads=1 --nocapture || tests=$?
+else
+  tests=1
+fi
+echo "packages: $(( $(date +%s) - package_start )) s"
+
 step "the suite left nothing running and nothing behind"
 leftovers=0
 check_leftovers "$suite_tmp" || leftovers=1

@@ -248,7 +248,17 @@ impl Desktop {
 
     /// Starts the app as `user` on this desktop, logging to `app.log` in its state directory.
     pub fn launch_for(&self, user: &crate::cli::User, args: &[&str]) -> Result<ChildGuard> {
-        let mut cmd = Command::new(desktop_binary()?);
+        self.launch_program_for(&desktop_binary()?, user, args)
+    }
+
+    /// The same with another build of the app (the one a package installed).
+    pub fn launch_program_for(
+        &self,
+        program: &std::path::Path,
+        user: &crate::cli::User,
+        args: &[&str],
+    ) -> Result<ChildGuard> {
+        let mut cmd = Command::new(program);
         cmd.args(args);
         user.environment(&mut cmd);
         self.display_env(&mut cmd);
