@@ -247,6 +247,17 @@ pub async fn demo_sim(options: SimOptions) -> Result<SimHandle> {
 }
 
 pub const DEMO_PROJECT: &str = "jyu7waly36ncj";
+/// The demo app's Redis relationship, as `tunnel:open` and `tunnel:single` select it.
+pub const DEMO_REDIS: [&str; 8] = [
+    "-p",
+    DEMO_PROJECT,
+    "-e",
+    "main",
+    "-A",
+    "app",
+    "-r",
+    "rediscache",
+];
 pub const DEMO_ENV_MACHINE: &str = "main-7rqtwti";
 pub const ALICE_TOKEN: &str = "demo-api-token-alice-0123456789abcdef";
 pub const ALICE_MFA_TOKEN: &str = "demo-api-token-alice-mfa-fedcba9876543210";

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use tether_e2e::cli::User;
 use tether_e2e::desktop::Desktop;
-use tether_e2e::{demo_sim, openssh, ALICE_TOKEN, DEMO_PROJECT};
+use tether_e2e::{demo_sim, openssh, ALICE_TOKEN, DEMO_PROJECT, DEMO_REDIS};
 use tether_sim::SimOptions;
 
 /// The Debian package's name, and where it puts the commands.
@@ -48,18 +48,6 @@ const CONTENTS: &[(&str, &str)] = &[
 /// The icon sizes installed in the hicolor theme.
 const ICON_SIZES: &[&str] = &[
     "16x16", "24x24", "32x32", "48x48", "64x64", "128x128", "256x256", "512x512",
-];
-
-/// The tunnel to the demo app's Redis, whose port is remembered across the upgrade.
-const REDIS: &[&str] = &[
-    "-p",
-    DEMO_PROJECT,
-    "-e",
-    "main",
-    "-A",
-    "app",
-    "-r",
-    "rediscache",
 ];
 
 fn text(b: &[u8]) -> String {
@@ -156,9 +144,10 @@ fn installed(user: &User, args: &[&str], stdin: Option<&str>) -> Result<String> 
     run(&mut cmd, stdin)
 }
 
-/// `tether tunnel:open` of the Redis tunnel, as installed; returns its local port.
+/// `tether tunnel:open` of the demo app's Redis (its port is remembered across the upgrade), as
+/// installed; returns its local port.
 fn open_redis(user: &User) -> Result<String> {
-    installed(user, &[&["tunnel:open"], REDIS].concat(), None)?;
+    installed(user, &[&["tunnel:open"][..], &DEMO_REDIS].concat(), None)?;
     let port = installed(user, &["tunnel:info", "-P", "rediscache.0.port"], None)?;
     Ok(port.trim().to_string())
 }
