@@ -122,6 +122,35 @@ impl User {
         self.home().join(".local/share/tether/sessions/tether-sim")
     }
 
+    /// The serial of the session's stored certificate.
+    pub fn certificate_serial(&self) -> Result<u64> {
+        Ok(tether_core::cert::CertFiles::new(self.session_dir())
+            .read_certificate()
+            .context("no certificate")?
+            .serial())
+    }
+
+    /// Waits until the certificate stored now has expired (so that the next plain `ssh` or
+    /// reconnection needs another); fails with its end and the time if that does not come
+    /// within 30 s.
+    pub async fn until_certificate_expired(&self) -> Result<()> {
+        let valid_before = tether_core::cert::CertFiles::new(self.session_dir())
+            .read_certificate()
+            .context("no certificate")?
+            .valid_before();
+        let start = std::time::Instant::now();
+        loop {
+            let now = unix_now();
+            if now > valid_before {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("the certificate valid before {valid_before} has not expired at {now}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `tether ARGS` with this user's environment (and nothing of the caller's session).
     pub fn tether(&self, args: &[&str]) -> Result<Command> {
         let mut cmd = Command::new(workspace_binary("tether")?);
@@ -421,4 +450,11 @@ impl Drop for User {
     fn drop(&mut self) {
         stop_agent(&self.runtime_dir().join("tether").join("tether-sim.pid"));
     }
+}
+
+/// Seconds since the Unix epoch, by the wall clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

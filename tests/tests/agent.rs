@@ -97,43 +97,10 @@ async fn redis_ping(conn: &mut tokio::net::TcpStream) -> Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
-fn serial(user: &User) -> Result<u64> {
-    Ok(tether_core::cert::CertFiles::new(user.session_dir())
-        .read_certificate()
-        .context("no certificate")?
-        .serial())
-}
-
-fn unix_now() -> Result<u64> {
-    Ok(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs())
-}
-
-/// Waits until the session's certificate has expired, so that the next plain `ssh` has to renew
-/// it; fails with the certificate's end and the time if that does not come within 30 s.
-async fn until_expired(user: &User) -> Result<()> {
-    let valid_before = tether_core::cert::CertFiles::new(user.session_dir())
-        .read_certificate()
-        .context("no certificate")?
-        .valid_before();
-    let start = std::time::Instant::now();
-    loop {
-        let now = unix_now()?;
-        if now > valid_before {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("the certificate valid before {valid_before} has not expired at {now}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Dates the activity record every Tether process of the profile shares back to `ago` before
 /// now: the session has been idle that long, without the test waiting for it.
 fn idle_for(user: &User, ago: Duration) -> Result<()> {
-    let then = unix_now()? - ago.as_secs();
+    let then = tether_e2e::cli::unix_now() - ago.as_secs();
     std::fs::write(
         user.session_dir().join("last-activity"),
         format!("{then}\n"),
@@ -184,13 +151,13 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
 
     // The agent renews on its own; plain ssh through the written config works after each
     // renewal, and the connections opened before keep working.
-    let mut serials = vec![serial(&user)?];
+    let mut serials = vec![user.certificate_serial()?];
     while serials.len() < 4 {
         let event = events.next(Duration::from_secs(15)).await?;
         match event["event"].as_str() {
             Some("renewed") => {
                 assert!(event["valid_before"].as_u64().is_some(), "{event}");
-                serials.push(serial(&user)?);
+                serials.push(user.certificate_serial()?);
                 assert_eq!(redis_ping(&mut conn).await?, "+PONG");
                 let mut plain = user.ssh(APP_HOST);
                 plain.arg("echo plain");
@@ -289,9 +256,9 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_ke
     );
 
     for round in 0..2 {
-        let before = serial(&user)?;
+        let before = user.certificate_serial()?;
         let access_before = user.stored_token("access_token")?;
-        until_expired(&user).await?;
+        user.until_certificate_expired().await?;
         let mut ssh = user.ssh(APP_HOST);
         ssh.arg("echo hooked");
         let out = run_async(ssh).await?;
@@ -301,7 +268,11 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_ke
             "round {round}: {}",
             text(&out.stderr)
         );
-        assert_ne!(serial(&user)?, before, "the hook loaded a new certificate");
+        assert_ne!(
+            user.certificate_serial()?,
+            before,
+            "the hook loaded a new certificate"
+        );
         assert_ne!(
             user.stored_token("access_token")?,
             access_before,
@@ -310,7 +281,7 @@ async fn without_an_agent_the_ssh_hook_renews_an_expired_certificate_from_the_ke
         );
     }
 
-    until_expired(&user).await?;
+    user.until_certificate_expired().await?;
     let file = user.home().join("notes.txt");
     std::fs::write(&file, "synced after expiry\n")?;
     let mut rsync = std::process::Command::new("rsync");

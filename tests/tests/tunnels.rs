@@ -327,14 +327,6 @@ async fn tunnels_carry_psql_and_redis_and_export_platform_relationships() -> Res
     Ok(())
 }
 
-/// The serial of the session's current certificate.
-fn serial(user: &User) -> Result<u64> {
-    Ok(tether_core::cert::CertFiles::new(user.session_dir())
-        .read_certificate()
-        .context("no certificate")?
-        .serial())
-}
-
 /// What the login scripts of the tunnel fixture's app `noisy` print before every command (as
 /// `.environment` and `.bashrc` may on the real platform), ending without a line feed so that
 /// the command's output follows on the same line.
@@ -532,6 +524,21 @@ fn watch_listeners(ports: Vec<u16>) -> (Arc<AtomicBool>, tokio::task::JoinHandle
     (stop, task)
 }
 
+/// Waits until there are tunnels and every one is in `state`; returns them.
+async fn until_all(user: &User, state: &str, within: Duration) -> Result<Vec<Value>> {
+    let start = Instant::now();
+    loop {
+        let tunnels = list(user).await?;
+        if !tunnels.is_empty() && states(&tunnels).iter().all(|s| s == state) {
+            return Ok(tunnels);
+        }
+        if start.elapsed() > within {
+            bail!("not all {state} after {within:?}: {tunnels:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until every tunnel is open, and says how long that took.
 async fn until_all_open(user: &User, count: usize, within: Duration) -> Result<Duration> {
     let start = Instant::now();
@@ -579,20 +586,17 @@ async fn tunnels_heal_after_the_gateway_restarts_and_the_certificate_expires() -
             // The certificate the connection authenticated with expires (8 s of validity);
             // the agent has renewed the files meanwhile, and the reconnection must use a
             // valid certificate, not the one it connected with.
-            let connected_with = serial(&user)?;
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            let connected_with = user.certificate_serial()?;
+            user.until_certificate_expired().await?;
             ensure!(
-                serial(&user)? != connected_with,
-                "the agent should have renewed"
+                user.certificate_serial()? != connected_with,
+                "the agent should have renewed before the certificate expired"
             );
         }
         sim.stop_gateway().await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let down = list(&user).await?;
-        ensure!(
-            states(&down).iter().all(|s| s == "reconnecting"),
-            "{round}: tunnels should show reconnecting: {down:?}"
-        );
+        let down = until_all(&user, "reconnecting", Duration::from_secs(5))
+            .await
+            .context(round)?;
         ensure!(
             down.iter()
                 .all(|t| t["error"].as_str().is_some_and(|e| !e.is_empty())),
@@ -631,7 +635,7 @@ async fn tunnels_wait_out_a_gateway_that_is_down_for_a_minute() -> Result<()> {
     sim.stop_gateway().await;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let down = list(&user).await?;
         ensure!(
             states(&down).iter().all(|s| s == "reconnecting"),
@@ -642,7 +646,18 @@ async fn tunnels_wait_out_a_gateway_that_is_down_for_a_minute() -> Result<()> {
     // A client that connects while the gateway is still down is held, not refused, and
     // gets through once it is back.
     let early = tokio::spawn(echo_once(all[0], 4096, 3));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = Instant::now();
+    while !list(&user)
+        .await?
+        .iter()
+        .any(|t| t["counters"]["active"].as_u64() > Some(0))
+    {
+        ensure!(
+            held.elapsed() < Duration::from_secs(5),
+            "the early client's connection was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     sim.start_gateway().await?;
     let took = until_all_open(&user, 5, Duration::from_secs(5)).await?;
     eprintln!("after 60 s down: all five tunnels open again {took:?} after the gateway came back");
@@ -1485,19 +1500,30 @@ async fn an_app_whose_gateway_keeps_its_open_waiting_holds_up_no_other_app() -> 
     let others = async {
         // The slow open has reached the agent and waits for its gateway.
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Every request goes straight to the agent, as `tether` and the desktop send them: the
+        // agent's answer is timed, not the start of a process on a loaded machine.
         let mut took = Vec::new();
-        for (what, args) in [
-            (
-                "tunnel:open of another app",
-                [&OPEN_FIVE[..], &["-y"]].concat(),
-            ),
-            ("tunnel:list", vec!["tunnel:list", "--format", "json"]),
-        ] {
-            let started = Instant::now();
-            user.ok(&args, None).await.context(what)?;
-            took.push((what, started.elapsed()));
-        }
-        // Straight to the agent: `tunnel:close` sees no tunnel of the slow app and asks nothing.
+        let started = Instant::now();
+        let reply = ask_agent(
+            &user,
+            &Request::TunnelOpen(OpenRequest {
+                app: other.clone(),
+                relationships: Vec::new(),
+                port: None,
+                bind: None,
+            }),
+        )
+        .await?;
+        ensure!(
+            matches!(&reply, Reply::Opened(report) if report.tunnels.len() == 5),
+            "{reply:?}"
+        );
+        took.push(("opening another app", started.elapsed()));
+        let started = Instant::now();
+        let reply = ask_agent(&user, &Request::TunnelList).await?;
+        ensure!(matches!(reply, Reply::Tunnels { .. }), "{reply:?}");
+        took.push(("listing tunnels", started.elapsed()));
+        // `tunnel:close` would see no tunnel of the slow app and ask nothing.
         let started = Instant::now();
         let slow_app = CloseRequest {
             project: Some(ProjectId::parse(TUNNEL_PROJECT)?),
@@ -1520,8 +1546,18 @@ async fn an_app_whose_gateway_keeps_its_open_waiting_holds_up_no_other_app() -> 
             "the other app's five tunnels, and only those: {tunnels:?}"
         );
         let started = Instant::now();
-        user.ok(&["tunnel:close", "--all", "-y"], None).await?;
-        took.push(("tunnel:close of another app", started.elapsed()));
+        let every = CloseRequest {
+            project: None,
+            environment: None,
+            app: None,
+            relationships: Vec::new(),
+        };
+        let reply = ask_agent(&user, &Request::TunnelClose(every)).await?;
+        ensure!(
+            matches!(&reply, Reply::Tunnels { tunnels } if tunnels.len() == 5),
+            "the other app's five tunnels closed: {reply:?}"
+        );
+        took.push(("closing another app", started.elapsed()));
         Ok::<_, anyhow::Error>((took, start.elapsed()))
     };
     let ((slow, slow_took), others) = tokio::join!(slow, others);

@@ -97,3 +97,16 @@ impl Clock for ManualClock {
         self.0.lock().map(|t| *t).unwrap_or(UNIX_EPOCH)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_set_back_during_a_nap_is_a_jump() {
+        let s = Duration::from_secs;
+        // A five-second nap after which the wall clock shows no time passed (it was set back).
+        assert!(clock_jumped(s(5), s(5), Duration::ZERO));
+        assert!(!clock_jumped(s(5), s(5), s(5)));
+    }
+}

@@ -111,7 +111,9 @@ impl AppHandle {
         // bounded all the same: every caller waits for its reply before asking again.
         let (commands, inbox) = mpsc::unbounded_channel();
         let (view, published) = watch::channel(AppView::default());
-        let span = info_span!("app_tunnels", app = %app);
+        // Its own span, not the one of the request that happened to start it: the task
+        // outlives that request, and its log lines would all carry it.
+        let span = info_span!(parent: None, "app_tunnels", app = %app);
         let task = AppTask {
             app,
             id,
