@@ -137,6 +137,8 @@ fn sentence_case(s: &str) -> String {
 /// when it stays down for [`DOWN_GRACE`] ([`Notifier::due`] says when).
 #[derive(Debug, Default)]
 pub struct Notifier {
+    /// No tray shows Tether's menu ([`crate::tray_host`]): a note points to its window.
+    pub without_tray: bool,
     renewal_failing: bool,
     mfa_needed: bool,
     /// Tunnels down but not yet announced, as `app relationship`: since when, and what to say.
@@ -146,6 +148,16 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// What to do to sign in again: in the tray's menu, or in the window when there is none.
+    fn sign_in_how(&self, mfa: bool) -> &'static str {
+        match (self.without_tray, mfa) {
+            (false, false) => "Choose \u{201c}Sign in…\u{201d} in Tether's menu.",
+            (false, true) => "Choose \u{201c}Sign in with MFA…\u{201d} in Tether's menu.",
+            (true, false) => "Open Tether and sign in again.",
+            (true, true) => "Open Tether and sign in with MFA.",
+        }
+    }
+
     pub fn renewal_failing(&self) -> bool {
         self.renewal_failing
     }
@@ -186,7 +198,7 @@ impl Notifier {
                 (!std::mem::replace(&mut self.mfa_needed, true)).then(|| {
                     (
                         "Multi-factor authentication needed".to_string(),
-                        format!("{reason}. Choose \u{201c}Sign in with MFA…\u{201d} in Tether's menu."),
+                        format!("{reason}. {}", self.sign_in_how(true)),
                     )
                 })
             }
@@ -198,10 +210,7 @@ impl Notifier {
                 (!by_user).then(|| {
                     (
                         "Sign in to Tether again".to_string(),
-                        format!(
-                            "{}. Choose \u{201c}Sign in…\u{201d} in Tether's menu.",
-                            sentence_case(reason)
-                        ),
+                        format!("{}. {}", sentence_case(reason), self.sign_in_how(false)),
                     )
                 })
             }
@@ -408,5 +417,24 @@ mod tests {
         };
         let note = n.on(&idle, Instant::now()).unwrap();
         assert!(note.1.starts_with("Inactive for 8 h. Choose"), "{note:?}");
+    }
+
+    #[test]
+    fn without_a_tray_a_note_points_to_the_window_not_a_menu() {
+        let mut n = Notifier {
+            without_tray: true,
+            ..Notifier::default()
+        };
+        let idle = Event::SignedOut {
+            by_user: false,
+            reason: "inactive for 8 h".into(),
+        };
+        let note = n.on(&idle, Instant::now()).unwrap();
+        assert_eq!(note.1, "Inactive for 8 h. Open Tether and sign in again.");
+        let mfa = Event::MfaNeeded {
+            reason: "the organization requires MFA".into(),
+        };
+        let note = n.on(&mfa, Instant::now()).unwrap();
+        assert!(!note.1.contains("menu"), "{note:?}");
     }
 }

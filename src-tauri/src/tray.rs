@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tauri::image::Image;
 use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Wry};
+use tauri::{AppHandle, Emitter, Manager, Wry};
 use tether_core::settings::DesktopSettings;
 use tether_core::tunnel::AppKey;
 
@@ -485,9 +485,13 @@ pub fn follow(app: &AppHandle, desktop: Arc<Desktop>) {
                 .await
         });
         let mut notifier = crate::notify::Notifier::default();
+        let host = app.clone();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         // Tells what an event needs told; says whether the session changed.
         let handle = |event: &tether_core::cert::Event, notifier: &mut crate::notify::Notifier| {
+            notifier.without_tray = host
+                .try_state::<Arc<crate::tray_host::TrayHost>>()
+                .is_some_and(|h| !h.present());
             if let Some(note) = notifier.on(event, std::time::Instant::now()) {
                 crate::notify::show(note);
             }
