@@ -21,17 +21,9 @@ use tokio::process::{Child, ChildStdout};
 
 const APP_HOST: &str = "jyu7waly36ncj-main-7rqtwti--app@ssh.eu-3.tether.test";
 /// A tunnel to the demo app's Redis.
-const OPEN_REDIS: [&str; 9] = [
-    "tunnel:open",
-    "-p",
-    DEMO_PROJECT,
-    "-e",
-    "main",
-    "-A",
-    "app",
-    "-r",
-    "rediscache",
-];
+fn open_redis() -> Vec<&'static str> {
+    [&["tunnel:open"][..], &DEMO_REDIS[..]].concat()
+}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -123,7 +115,7 @@ async fn the_agent_keeps_plain_ssh_working_and_signs_out_when_idle() -> Result<(
     user.ok(&["config:ssh", "--write"], None).await?;
     let _agent = start_agent(&user, &["--inactivity-limit", "30s"]).await?;
     // A tunnel, opened before anyone listens to events: the sign-out after inactivity closes it.
-    user.ok(&OPEN_REDIS, None).await?;
+    user.ok(&open_redis(), None).await?;
     let tunnels = tunnel_ports(&user).await?;
     assert_eq!(tunnels.len(), 1, "{tunnels:?}");
     let mut events = Events::start(&user).await?;
@@ -366,7 +358,7 @@ async fn the_agent_renews_with_the_refresh_token_in_the_keyring_and_sign_out_emp
 
     let _agent = start_agent(&user, &[]).await?;
     let mut events = Events::start(&user).await?;
-    user.ok(&OPEN_REDIS, None).await?;
+    user.ok(&open_redis(), None).await?;
     let tunnels = tunnel_ports(&user).await?;
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", tunnels["rediscache"])).await?;
 

@@ -602,9 +602,10 @@ mod tests {
     }
 
     /// Puts a keeper to sleep until a renewal due in 45 minutes, moves the wall clock by
-    /// `jump` while the timers stand still (a suspend, a clock change), lets one look pass,
-    /// and returns why the keeper woke.
-    async fn wake_after_jump(jump: Duration) -> Wake {
+    /// `wall` and the timers by `timers` (a suspend moves only the first, a stopped process
+    /// both, a clock change only the first), lets one look pass, and returns why the keeper
+    /// woke.
+    async fn wake_after(wall: Duration, timers: Duration) -> Wake {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
         let k = keeper(&clock, dir.path());
@@ -613,12 +614,16 @@ mod tests {
         let task =
             tokio::spawn(async move { k.sleep(Duration::from_secs(2700), &mut stopped).await });
         tokio::task::yield_now().await;
-        clock.advance(jump);
-        tokio::time::advance(LOOK_EVERY).await;
+        clock.advance(wall);
+        tokio::time::advance(timers.max(LOOK_EVERY)).await;
         tokio::time::timeout(Duration::from_millis(10), task)
             .await
             .expect("the keeper looked at the clock within one look")
             .unwrap()
+    }
+
+    async fn wake_after_jump(jump: Duration) -> Wake {
+        wake_after(jump, Duration::ZERO).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -634,21 +639,8 @@ mod tests {
     async fn a_keeper_woken_late_looks_again() {
         // The process was stopped (SIGSTOP) for 90 s: both clocks moved on together, but the
         // nap ended 90 s after it should have.
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
-        let k = keeper(&clock, dir.path());
-        k.touch();
-        let (_stop, mut stopped) = watch::channel(false);
-        let task =
-            tokio::spawn(async move { k.sleep(Duration::from_secs(2700), &mut stopped).await });
-        tokio::task::yield_now().await;
-        clock.advance(Duration::from_secs(90));
-        tokio::time::advance(Duration::from_secs(90)).await;
-        let woke = tokio::time::timeout(Duration::from_millis(10), task)
-            .await
-            .expect("the keeper looked at once")
-            .unwrap();
-        assert!(matches!(woke, Wake::Look));
+        let ninety = Duration::from_secs(90);
+        assert!(matches!(wake_after(ninety, ninety).await, Wake::Look));
     }
 
     #[tokio::test(start_paused = true)]
@@ -657,6 +649,28 @@ mod tests {
             wake_after_jump(Duration::from_secs(600)).await,
             Wake::Look
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreadable_token_store_is_no_session_not_a_failing_renewal() {
+        // Nobody signed in on a machine whose keyring is missing used to read as a renewal
+        // failing every 30 s, each told as a notification. A store that cannot be read (here
+        // a token file that is not JSON, as a keyring that is not there) is no session.
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(T0));
+        let k = keeper(&clock, dir.path());
+        std::fs::write(dir.path().join("t.json"), "{not json").unwrap();
+        let mut events = k.subscribe();
+        let (_stop, stopped) = watch::channel(false);
+        let ran = tokio::time::timeout(Duration::from_secs(600), k.run(stopped))
+            .await
+            .expect("the keeper stops at once instead of retrying");
+        assert_eq!(ran, Stopped::NoSession);
+        assert!(
+            events.try_recv().is_err(),
+            "nothing is told: {:?}",
+            events.try_recv()
+        );
     }
 
     #[test]
