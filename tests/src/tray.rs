@@ -237,6 +237,12 @@ impl TrayWatcher {
         Ok(())
     }
 
+    /// Gives the name up, as a panel quitting (or the extension turned off) does.
+    pub async fn vanish(&self) -> Result<()> {
+        self.connection.release_name(WATCHER_NAME).await?;
+        Ok(())
+    }
+
     /// Waits for a tray item to register.
     pub async fn wait_for_item(&self, timeout: Duration) -> Result<TrayItem> {
         let start = Instant::now();

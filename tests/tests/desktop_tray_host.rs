@@ -217,8 +217,10 @@ async fn with_no_tray_host_the_window_is_the_app_and_says_how_to_get_a_tray() ->
 
 /// A watcher that comes after the app (a panel starting, the extension turned on): the tray
 /// icon registers, its menu works, the notice goes, and a closed window is gone, not hidden.
+/// When the watcher goes again, the notice comes back and closing only hides the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tray_host_that_appears_later_gets_the_icon_and_the_notice_goes() -> Result<()> {
+async fn a_tray_host_that_appears_later_gets_the_icon_and_the_notice_goes_and_comes_back_with_it(
+) -> Result<()> {
     let desktop = Desktop::start_without_tray_host().await?;
     let (_driver, app) = app_with(&desktop, &[]).await?;
     wait_notice(&app, true).await?;
@@ -246,6 +248,25 @@ async fn a_tray_host_that_appears_later_gets_the_icon_and_the_notice_goes() -> R
     .await?;
     w.click(&item, "Open Tether…").await?;
     wait_shown(&desktop, true).await?;
+
+    // The panel goes away (the extension turned off): the notice is back, and a closed window
+    // is only hidden again.
+    let window = until("no window to drive", || async {
+        let handles = app.window_handles().await.unwrap_or_default();
+        Ok(handles.first().cloned().ok_or_else(|| "none".to_string()))
+    })
+    .await?;
+    app.switch_to_window(&window).await?;
+    w.vanish().await?;
+    wait_notice(&app, true).await?;
+    let windows = wait_shown(&desktop, true).await?;
+    desktop.close_window(&windows[0])?;
+    wait_shown(&desktop, false).await?;
+    assert_eq!(
+        app.window_handles().await?,
+        [window],
+        "the hidden window is kept"
+    );
     w.click(&item, "Quit Tether").await?;
     let _ = app.quit().await;
     Ok(())
