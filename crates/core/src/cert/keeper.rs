@@ -410,9 +410,18 @@ impl CertKeeper {
         let mut failures = 0u32;
         // The first pass takes a usable stored certificate; later passes renew when due.
         let mut due = false;
-        // The keeper of the session decides its inactivity limit for every process.
-        if self.session.has_session().await.unwrap_or(false) {
-            self.record_inactivity_limit();
+        match self.session.has_session().await {
+            // The keeper of the session decides its inactivity limit for every process.
+            Ok(true) => self.record_inactivity_limit(),
+            Ok(false) => {}
+            // A token store that cannot be read (no keyring on the bus, a locked one) holds no
+            // session this keeper could renew: that is being signed out, not a renewal
+            // failing, so nothing is tried and nothing is told until a sign-in restarts the
+            // keeper (and a sign-in is only kept where it can be read again).
+            Err(e) => {
+                info!(error = %e, "the token store cannot be read: no session to keep");
+                return Stopped::NoSession;
+            }
         }
         loop {
             if let Some(reason) = self.end_if_idle().await {
