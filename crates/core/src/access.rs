@@ -111,7 +111,8 @@ pub struct Surroundings {
 /// Where tokens are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// The OS keyring (Secret Service, Keychain, Credential Manager): the default.
+    /// The OS keyring (Secret Service, Keychain, Credential Manager): the default. A user who
+    /// chose the file store (in the app, where no keyring is reachable) gets that instead.
     Keyring,
     /// A 0600 file in the session directory, for machines without a keyring (opt-in).
     File,
@@ -119,15 +120,16 @@ pub enum StoreKind {
 
 impl StoreKind {
     fn store(self, paths: &Paths, profile_name: &str) -> TokenStore {
+        let file = paths
+            .data_dir
+            .join("sessions")
+            .join(profile_name)
+            .join("tokens.json");
         match self {
-            StoreKind::Keyring => TokenStore::keyring(profile_name),
-            StoreKind::File => TokenStore::File {
-                path: paths
-                    .data_dir
-                    .join("sessions")
-                    .join(profile_name)
-                    .join("tokens.json"),
-            },
+            StoreKind::Keyring => {
+                TokenStore::keyring_unless_chosen(profile_name, file, &paths.data_dir)
+            }
+            StoreKind::File => TokenStore::File { path: file },
         }
     }
 }
@@ -334,8 +336,23 @@ impl Access {
     }
 
     /// Finishes a browser sign-in: stores the tokens and makes the session ready to connect.
+    /// When the token store refuses them, the sign-in is held for
+    /// [`Access::keep_held_sign_in`] and the store's error returned.
     pub async fn finish_sign_in(&self, code: AuthCode) -> Result<(User, Ready), AccessError> {
         let tokens = self.session.complete_login(code).await?;
+        self.signed_in(tokens).await
+    }
+
+    /// Stores the sign-in the token store refused (once the keyring is unlocked, or the user
+    /// chose the file store), and makes the session ready to connect as a sign-in does.
+    pub async fn keep_held_sign_in(&self) -> Result<(User, Ready), AccessError> {
+        let tokens = self.session.store_held().await?;
+        self.signed_in(tokens).await
+    }
+
+    /// After a sign-in's tokens are stored: the session is in use, its keeper takes it, and
+    /// it is made ready to connect.
+    async fn signed_in(&self, tokens: crate::auth::Tokens) -> Result<(User, Ready), AccessError> {
         self.touch();
         self.keep_new_session().await;
         let user = self.api.me(&tokens.access).await?;

@@ -147,7 +147,7 @@ impl Classify for StoreError {
     fn problem(&self) -> Problem {
         // No keyring is a setting to change (or a service to start), not a failure of Tether.
         match self {
-            StoreError::Unavailable(_) => Problem::Usage,
+            StoreError::Unavailable(_) | StoreError::Fixed => Problem::Usage,
             StoreError::Keyring(_) | StoreError::File { .. } => Problem::Other,
         }
     }

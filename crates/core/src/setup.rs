@@ -13,7 +13,8 @@ use crate::openssh::RefreshHook;
 use crate::problem::{Classify, Problem};
 use crate::{Paths, Profile, ProfileError, Sensitive, SystemClock};
 
-/// Chooses the token store: the OS keyring unless `TETHER_TOKEN_STORE=file`.
+/// Chooses the token store: the OS keyring unless `TETHER_TOKEN_STORE=file` (or, without the
+/// variable, the user chose the file store in the app).
 pub const STORE_ENV: &str = "TETHER_TOKEN_STORE";
 
 #[derive(Debug, thiserror::Error)]

@@ -465,6 +465,10 @@ pub struct Session {
     /// over anything stored.
     env_api_token: Option<Sensitive<String>>,
     memory: Arc<tokio::sync::Mutex<Option<Tokens>>>,
+    /// A finished sign-in whose tokens the store refused (a keyring missing or locked), kept
+    /// until they can be stored ([`Session::store_held`]): a person's sign-in is not
+    /// thrown away because of where it was to be kept.
+    held: Arc<std::sync::Mutex<Option<Tokens>>>,
     http: reqwest::Client,
 }
 
@@ -486,6 +490,7 @@ impl Session {
             clock,
             env_api_token,
             memory: Arc::new(tokio::sync::Mutex::new(None)),
+            held: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -531,14 +536,67 @@ impl Session {
         Ok(())
     }
 
-    /// Finishes a browser sign-in and stores its tokens.
+    /// Finishes a browser sign-in and stores its tokens. When the store refuses them, they are
+    /// kept in memory for [`Session::store_held`] and the store's error is returned.
     pub async fn complete_login(&self, code: AuthCode) -> Result<Tokens, AuthError> {
         let tokens = self
             .authority
             .exchange_code(code, self.clock.unix())
             .await?;
-        self.save(&tokens).await?;
-        Ok(tokens)
+        self.keep_or_hold(tokens).await
+    }
+
+    /// Stores a new sign-in's tokens, or holds them when the store refuses.
+    async fn keep_or_hold(&self, tokens: Tokens) -> Result<Tokens, AuthError> {
+        match self.save(&tokens).await {
+            Ok(()) => {
+                self.hold(None);
+                Ok(tokens)
+            }
+            Err(e @ AuthError::Store(_)) => {
+                self.hold(Some(tokens));
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn hold(&self, tokens: Option<Tokens>) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = tokens;
+    }
+
+    /// Whether a finished sign-in waits to be stored.
+    pub fn holds_sign_in(&self) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Stores the sign-in the store refused before (after the user unlocked the keyring or
+    /// chose the file store); held again if the store still refuses.
+    pub async fn store_held(&self) -> Result<Tokens, AuthError> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let tokens = held.ok_or(AuthError::NotSignedIn)?;
+        self.keep_or_hold(tokens).await
+    }
+
+    /// Whether the store can keep a sign-in now (see [`TokenStore::check`]); a session from an
+    /// API token in the environment keeps nothing.
+    pub async fn check_store(&self) -> Result<(), AuthError> {
+        if self.env_api_token.is_some() {
+            return Ok(());
+        }
+        Ok(self.store.check().await?)
+    }
+
+    /// Keeps sign-ins in a file (`true`) or in the keyring from now on, as the user chose, and
+    /// moves the stored session there.
+    pub async fn keep_tokens_in(&self, file: bool) -> Result<(), AuthError> {
+        Ok(self
+            .store
+            .choose(file, &[SESSION_KEY, API_TOKEN_KEY])
+            .await?)
     }
 
     /// Signs in with an API token and remembers the token for renewals.
@@ -928,6 +986,48 @@ mod tests {
         ] {
             assert!(request.contains(field), "{field} missing: {request}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_the_store_refuses_is_held_until_it_can_be_stored() {
+        let (authority, _server) = answering_once(
+            "200 OK",
+            "application/json",
+            r#"{"access_token":"a-1","token_type":"Bearer","refresh_token":"r-1"}"#,
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.json");
+        // Something in the way of the token file, as a locked keyring is in the way of a save.
+        std::fs::create_dir_all(file.join("in-the-way")).unwrap();
+        let session = Session::new(
+            authority.profile.clone(),
+            TokenStore::File { path: file.clone() },
+            Paths::under_home(dir.path(), None),
+            Arc::new(crate::SystemClock),
+            reqwest::Client::new(),
+            None,
+        );
+        let code = AuthCode {
+            code: secret("c"),
+            verifier: secret("v"),
+            redirect_uri: "http://127.0.0.1:5000".into(),
+        };
+        let err = session.complete_login(code).await.unwrap_err();
+        assert!(matches!(err, AuthError::Store(_)), "{err:?}");
+        assert!(session.holds_sign_in(), "the finished sign-in is kept");
+        // Still in the way: held again.
+        assert!(session.store_held().await.is_err());
+        assert!(session.clone().holds_sign_in());
+        std::fs::remove_dir_all(&file).unwrap();
+        let stored = session.store_held().await.unwrap();
+        assert_eq!(stored.access.expose(), "a-1");
+        assert!(!session.holds_sign_in());
+        assert!(session.has_session().await.unwrap());
+        assert!(matches!(
+            session.store_held().await,
+            Err(AuthError::NotSignedIn)
+        ));
     }
 
     #[tokio::test]
