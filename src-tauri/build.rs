@@ -26,6 +26,9 @@ const COMMANDS: &[&str] = &[
     "set_pinned",
     "settings",
     "save_settings",
+    "use_token_store",
+    "welcome",
+    "welcome_step",
     "shell",
     "quit",
 ];

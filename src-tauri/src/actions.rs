@@ -32,9 +32,19 @@ pub fn run(app: &AppHandle, desktop: Arc<Desktop>, action: TrayAction) {
         other => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
+                let mfa = other == TrayAction::SignInMfa;
                 match run_async(&app, &desktop, other).await {
                     // The user closed the sign-in window: nothing to tell.
                     Err(e) if e.code == crate::view::CANCELLED => {}
+                    // The keyring cannot keep a sign-in: the window asks where to keep it
+                    // (a notification cannot), and starts the sign-in again from there.
+                    Err(e) if e.code == crate::view::TOKEN_STORE => {
+                        windows::show(&app, Some(if mfa { "sign-in-mfa" } else { "sign-in" }));
+                    }
+                    // A finished sign-in is held: the window offers to keep it.
+                    Err(e) if e.code == crate::view::SIGN_IN_HELD => {
+                        windows::show(&app, Some("sign-in-held"));
+                    }
                     Err(e) => crate::notify::show(("Tether could not do that".into(), e.message)),
                     Ok(()) => {}
                 }

@@ -182,6 +182,7 @@ async fn settings_view(desktop: &Desktop, settings: DesktopSettings) -> Settings
         profiles,
         active_profile: desktop.profile_selector.clone(),
         detected_terminal: desktop.detected_terminal().await,
+        token_store: desktop.token_store(),
     }
 }
 
@@ -190,16 +191,41 @@ pub async fn settings(desktop: Shared<'_>) -> Result<SettingsView, IpcError> {
     Ok(settings_view(&desktop, desktop.settings()).await)
 }
 
+/// Saves the settings; `confirmed` is the person's yes to a question a first try asked (a
+/// [`crate::view::CONFIRM`] error: tunnels on every address).
 #[tauri::command]
 pub async fn save_settings(
     app: AppHandle,
     desktop: Shared<'_>,
     settings: DesktopSettings,
+    confirmed: Option<bool>,
 ) -> Result<SettingsView, IpcError> {
     let saved = desktop
-        .save_settings(settings, move |s| {
+        .save_settings(settings, confirmed.unwrap_or(false), move |s| {
             crate::autostart::apply(&app, s.start_at_login)
         })
         .await?;
     Ok(settings_view(&desktop, saved).await)
+}
+
+/// Keeps the sign-in in a private file (`file`) or the keyring, and stores a finished sign-in
+/// the keyring refused.
+#[tauri::command]
+pub async fn use_token_store(desktop: Shared<'_>, file: bool) -> Result<Account, IpcError> {
+    desktop.use_token_store(file).await?;
+    desktop.account().await
+}
+
+#[tauri::command]
+pub async fn welcome(desktop: Shared<'_>) -> Result<WelcomeView, IpcError> {
+    Ok(crate::welcome::view(&desktop).await)
+}
+
+#[tauri::command]
+pub async fn welcome_step(
+    app: AppHandle,
+    desktop: Shared<'_>,
+    answer: WelcomeAnswer,
+) -> Result<WelcomeView, IpcError> {
+    crate::welcome::answer(&app, &desktop, answer).await
 }

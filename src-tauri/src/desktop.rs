@@ -20,9 +20,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tether_core::access::Access;
+use tether_core::access::{Access, AccessError};
 use tether_core::agent::{self, AgentClient, AgentError, Bound, Reply, Request, SessionState};
 use tether_core::api::{AppName, EnvironmentId, ProjectId};
+use tether_core::auth::{AuthError, StoreError};
 use tether_core::settings::DesktopSettings;
 use tether_core::setup::{self, ShellChoices};
 use tether_core::ssh::{Selection, SshUrl};
@@ -33,22 +34,49 @@ use crate::view::*;
 /// How long the catalog (projects, environments) is kept before the tray asks again.
 const CATALOG_TTL: Duration = Duration::from_secs(300);
 
+/// How the app's profile was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileOrigin {
+    /// `--profile X` on the command line.
+    Argument,
+    /// `TETHER_PROFILE` (the demo's and the tests' profile file).
+    Environment,
+    /// The settings, or Platform.sh when they name none.
+    Settings,
+}
+
+impl ProfileOrigin {
+    /// How a person would say where the profile came from, when it was given at start.
+    pub fn given_by(self) -> Option<&'static str> {
+        match self {
+            ProfileOrigin::Argument => Some("--profile"),
+            ProfileOrigin::Environment => Some("TETHER_PROFILE"),
+            ProfileOrigin::Settings => None,
+        }
+    }
+}
+
 /// The profile the app serves: `--profile X`, else `TETHER_PROFILE`, else the settings, else
 /// Platform.sh.
-fn profile_selector(settings: &DesktopSettings) -> String {
+fn profile_selector(settings: &DesktopSettings) -> (String, ProfileOrigin) {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--profile" {
             if let Some(p) = args.next() {
-                return p;
+                return (p, ProfileOrigin::Argument);
             }
         } else if let Some(p) = arg.strip_prefix("--profile=") {
-            return p.to_string();
+            return (p.to_string(), ProfileOrigin::Argument);
         }
     }
-    setup::env_nonempty("TETHER_PROFILE")
-        .or_else(|| Some(settings.profile.trim().to_string()).filter(|p| !p.is_empty()))
-        .unwrap_or_else(|| "platformsh".to_string())
+    if let Some(p) = setup::env_nonempty("TETHER_PROFILE") {
+        return (p, ProfileOrigin::Environment);
+    }
+    let chosen = Some(settings.profile.trim().to_string()).filter(|p| !p.is_empty());
+    (
+        chosen.unwrap_or_else(|| "platformsh".to_string()),
+        ProfileOrigin::Settings,
+    )
 }
 
 /// The `tether` command beside the app (the session's SSH config runs it before each plain
@@ -176,6 +204,8 @@ pub struct Desktop {
     pub access: Arc<Access>,
     /// How the profile was chosen (`platformsh`, or a profile file's path).
     pub profile_selector: String,
+    /// Where that came from (the welcome asks for the platform only when nothing gave it).
+    pub profile_origin: ProfileOrigin,
     pub socket: PathBuf,
     state: Mutex<DesktopState>,
     /// Held while `desktop.json` and what it governs (the `~/.ssh/config` block, start at
@@ -192,8 +222,15 @@ pub struct Desktop {
 /// Runs on the app's async runtime (the agent's socket is a Tokio listener).
 pub fn start() -> Result<Desktop, String> {
     let paths = setup::paths().map_err(|e| e.to_string())?;
-    let settings = DesktopSettings::load(&paths);
-    let selector = profile_selector(&settings);
+    let mut settings = DesktopSettings::load(&paths);
+    if !DesktopSettings::saved(&paths) {
+        // The first start: the welcome asks before Tether's block goes into ~/.ssh/config
+        // (what is there already is managed) and before Tether starts at login.
+        settings.welcome_under_way = true;
+        settings.manage_ssh_config = tether_core::openssh::block_installed(&paths);
+        settings.start_at_login = false;
+    }
+    let (selector, profile_origin) = profile_selector(&settings);
     let own = access_for(&selector, &settings, false)?;
     let socket = agent::socket_path(own.paths(), own.profile());
     let agent = match host(own) {
@@ -204,6 +241,7 @@ pub fn start() -> Result<Desktop, String> {
     Ok(Desktop {
         access: Arc::new(access_for(&selector, &settings, true)?),
         profile_selector: selector,
+        profile_origin,
         socket,
         state: Mutex::new(DesktopState::new(agent, settings)),
         settings_file: Mutex::new(()),
@@ -599,22 +637,32 @@ impl Desktop {
     /// Checks and saves settings, and applies what applies now (the `~/.ssh/config` block, then
     /// `apply` for the rest, such as start at login) before saving, so the file never says what
     /// did not happen; the profile, terminal, bind address and inactivity limit are read where
-    /// they are used or at the next start.
+    /// they are used or at the next start. Tunnels listening on every address (`0.0.0.0`, `::`)
+    /// need the person's `confirmed` yes first, as `--bind` does at a terminal: without it the
+    /// answer is a [`CONFIRM`] error whose message is the question.
     pub async fn save_settings(
         self: &Arc<Self>,
         mut new: DesktopSettings,
+        confirmed: bool,
         apply: impl FnOnce(&DesktopSettings) -> Result<(), IpcError> + Send + 'static,
     ) -> Result<DesktopSettings, IpcError> {
         let this = self.clone();
         blocking(move || {
             let _writing = lock(&this.settings_file);
             let current = this.settings();
-            // Pins and recent apps are not the settings page's to change.
+            // Pins, recent apps and the welcome are not the settings page's to change.
             new.pinned = current.pinned.clone();
             new.recent = current.recent.clone();
+            new.welcome_under_way = current.welcome_under_way;
             new.terminal = new.terminal.trim().to_string();
             new.bind_address = new.bind_address.trim().to_string();
             new.check().map_err(|e| IpcError::of(&e))?;
+            if let Some(question) = question_before_saving(&current, &new).filter(|_| !confirmed) {
+                return Err(IpcError {
+                    code: CONFIRM.into(),
+                    message: question,
+                });
+            }
             if new.manage_ssh_config != current.manage_ssh_config {
                 let edit = if new.manage_ssh_config {
                     this.access.install_ssh_config()
@@ -877,6 +925,113 @@ impl Desktop {
         self.session_changed().await;
         Ok(())
     }
+
+    /// Where the sign-in is kept.
+    pub fn token_store(&self) -> TokenStoreView {
+        let store = &self.access.session().store;
+        TokenStoreView {
+            in_file: store.in_file(),
+            location: store.describe(),
+            choosable: store.choosable(),
+        }
+    }
+
+    /// Whether the token store can keep a sign-in: asked before a sign-in starts, so that
+    /// nobody signs in for nothing (a locked keyring may show its unlock prompt now).
+    pub async fn check_token_store(&self) -> Result<(), IpcError> {
+        self.access
+            .session()
+            .check_store()
+            .await
+            .map_err(|e| token_store_error(TOKEN_STORE, &e))
+    }
+
+    /// Keeps the sign-in in a private file (`file`) or in the keyring from now on, as the
+    /// person chose (the stored session moves there), then stores a finished sign-in the
+    /// keyring refused, if one is held.
+    pub async fn use_token_store(self: &Arc<Self>, file: bool) -> Result<(), IpcError> {
+        let session = self.access.session();
+        session
+            .keep_tokens_in(file)
+            .await
+            .map_err(|e| IpcError::of(&e))?;
+        if session.holds_sign_in() {
+            self.keep_held_sign_in().await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the sign-in the token store refused, and goes on as a sign-in does.
+    pub async fn keep_held_sign_in(self: &Arc<Self>) -> Result<(), IpcError> {
+        self.access
+            .keep_held_sign_in()
+            .await
+            .map_err(|e| self.sign_in_failed(&e))?;
+        self.session_changed().await;
+        self.wire_ssh_config().await;
+        Ok(())
+    }
+
+    /// What the end of a sign-in that failed says: when the token store refused it, that the
+    /// sign-in is held ([`SIGN_IN_HELD`]).
+    pub fn sign_in_failed(&self, e: &AccessError) -> IpcError {
+        match e {
+            AccessError::Auth(a) if self.access.session().holds_sign_in() => {
+                token_store_error(SIGN_IN_HELD, a)
+            }
+            e => IpcError::of(e),
+        }
+    }
+
+    /// Saves the platform the welcome's first step chose (used from the next start).
+    pub async fn set_profile(self: &Arc<Self>, profile: String) -> Result<(), IpcError> {
+        let this = self.clone();
+        blocking(move || this.change_settings(|s| s.profile = profile)).await
+    }
+
+    /// The welcome is done: later starts go to the tray.
+    pub async fn welcome_done(self: &Arc<Self>) -> Result<(), IpcError> {
+        let this = self.clone();
+        blocking(move || this.change_settings(|s| s.welcome_under_way = false)).await
+    }
+}
+
+/// What to ask the person before `new` replaces `current`, if anything: tunnels that would
+/// listen on every address (`0.0.0.0`, `::`), where every machine on the network reaches them.
+fn question_before_saving(current: &DesktopSettings, new: &DesktopSettings) -> Option<String> {
+    let wildcard = new.bind_ip();
+    (wildcard.is_unspecified() && !current.bind_ip().is_unspecified()).then(|| {
+        format!(
+            "Listen on every address ({wildcard})? Every machine on every network this computer \
+             is on could then reach your tunnels, and through them your services, with their \
+             credentials."
+        )
+    })
+}
+
+/// A token store that cannot keep a sign-in, said to a person: what the keyring answered is
+/// the detail; the window offers what to do (keep the sign-in in a private file, or try again
+/// once the keyring is unlocked).
+fn token_store_error(code: &str, e: &AuthError) -> IpcError {
+    let reason = match e {
+        AuthError::Store(StoreError::Unavailable(r) | StoreError::Keyring(r)) => r.clone(),
+        e => e.to_string(),
+    };
+    let message = if code == SIGN_IN_HELD {
+        format!(
+            "You signed in, but your keyring did not take the sign-in ({reason}). Tether holds \
+             it until you choose where to keep it."
+        )
+    } else {
+        format!(
+            "Tether keeps your sign-in in your desktop's keyring, and it is missing or locked \
+             ({reason})."
+        )
+    };
+    IpcError {
+        code: code.into(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -927,6 +1082,45 @@ mod tests {
         // A catalog that was loading for the session that ended is not kept either.
         s.remember_catalog(generation, vec![project()]);
         assert!(s.session.catalog.is_none());
+    }
+
+    #[test]
+    fn only_a_move_to_every_address_is_asked_about() {
+        let with = |bind: &str| DesktopSettings {
+            bind_address: bind.into(),
+            ..DesktopSettings::default()
+        };
+        let asked = question_before_saving(&with("127.0.0.1"), &with("0.0.0.0"));
+        assert!(asked.is_some_and(|q| q.contains("(0.0.0.0)") && q.contains("Every machine")));
+        assert!(question_before_saving(&with("127.0.0.1"), &with("::")).is_some());
+        assert!(question_before_saving(&with("::1"), &with("::")).is_some());
+        // Already there, an address of this machine, or back to loopback: nothing to ask.
+        assert!(question_before_saving(&with("0.0.0.0"), &with("::")).is_none());
+        assert!(question_before_saving(&with("127.0.0.1"), &with("192.168.1.5")).is_none());
+        assert!(question_before_saving(&with("0.0.0.0"), &with("127.0.0.1")).is_none());
+    }
+
+    #[test]
+    fn a_keyring_that_cannot_keep_a_sign_in_is_said_with_its_reason() {
+        let missing = AuthError::Store(StoreError::Unavailable(
+            "The name org.freedesktop.secrets was not provided".into(),
+        ));
+        let before = token_store_error(TOKEN_STORE, &missing);
+        assert_eq!(before.code, TOKEN_STORE);
+        assert!(
+            before
+                .message
+                .contains("missing or locked (The name org.freedesktop.secrets")
+                && !before.message.contains("TETHER_TOKEN_STORE"),
+            "{}",
+            before.message
+        );
+        let after = token_store_error(SIGN_IN_HELD, &missing);
+        assert!(
+            after.message.starts_with("You signed in"),
+            "{}",
+            after.message
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod signin;
 mod tray;
 mod tray_host;
 mod view;
+mod welcome;
 mod windows;
 
 use std::sync::Arc;
@@ -56,6 +57,9 @@ fn main() {
             commands::set_pinned,
             commands::settings,
             commands::save_settings,
+            commands::use_token_store,
+            commands::welcome,
+            commands::welcome_step,
             shell::shell,
             shell::quit,
         ])

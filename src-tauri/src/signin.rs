@@ -104,6 +104,8 @@ pub async fn sign_in(
             ));
         }
     };
+    // Before the sign-in, not after it: a keyring that cannot keep it is said now.
+    desktop.check_token_store().await?;
     let pending = desktop
         .access
         .begin_sign_in(&request)
@@ -199,7 +201,7 @@ pub async fn sign_in(
         .access
         .finish_sign_in(code)
         .await
-        .map_err(|e| IpcError::of(&e))?;
+        .map_err(|e| desktop.sign_in_failed(&e))?;
     desktop.session_changed().await;
     desktop.wire_ssh_config().await;
     Ok(())

@@ -18,6 +18,15 @@ pub struct IpcError {
 
 /// The code of a sign-in the user cancelled (closed its window): nothing to report.
 pub const CANCELLED: &str = "cancelled";
+/// The code of a sign-in that did not start because the token store (the keyring) cannot keep
+/// one: the window offers the private file, or another try once the keyring is unlocked.
+pub const TOKEN_STORE: &str = "token_store";
+/// The code of a finished sign-in the token store refused: it is held until it can be stored,
+/// in the file or the unlocked keyring.
+pub const SIGN_IN_HELD: &str = "sign_in_held";
+/// The code of a settings change that needs the person's confirmation first (tunnels listening
+/// on every address); the message is the question.
+pub const CONFIRM: &str = "confirm";
 
 impl IpcError {
     pub fn usage(message: impl Into<String>) -> IpcError {
@@ -255,4 +264,64 @@ pub struct SettingsView {
     pub active_profile: String,
     /// The terminal Tether would use when none is set.
     pub detected_terminal: String,
+    pub token_store: TokenStoreView,
+}
+
+/// Where the sign-in is kept: the OS keyring, or a private file the user chose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TokenStoreView {
+    /// In a private file (0600) rather than the keyring.
+    pub in_file: bool,
+    /// "the OS keyring", or "the file <path>".
+    pub location: String,
+    /// Whether the app may change it (not when the environment set it for this process).
+    pub choosable: bool,
+}
+
+/// What the first-run welcome needs to know. It walks through: the platform, signing in,
+/// Tether's block in `~/.ssh/config`, and start at login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct WelcomeView {
+    /// The welcome is under way (the first start, or the start after a change of platform).
+    pub under_way: bool,
+    /// The platforms one may choose (the built-in ones).
+    pub platforms: Vec<ProfileChoice>,
+    /// The profile the app serves now, and its title.
+    pub active_profile: String,
+    pub profile_title: String,
+    /// The platform is settled: chosen in the welcome, or given at start (`--profile`,
+    /// `TETHER_PROFILE`: a profile file, such as the demo's), so step 1 is not shown.
+    pub platform_chosen: bool,
+    /// How it was given at start, when it was: step 2 says so.
+    pub profile_given_by: Option<String>,
+    pub ssh_config: SshConfigOffer,
+}
+
+/// Tether's block in `~/.ssh/config`, shown before it is added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SshConfigOffer {
+    /// The file it goes in (at the top).
+    pub path: String,
+    /// The exact lines.
+    pub lines: String,
+    /// It is there already.
+    pub installed: bool,
+}
+
+/// A welcome step's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[ts(export)]
+pub enum WelcomeAnswer {
+    /// Step 1: the platform (a built-in profile's name). Another than the app serves now
+    /// restarts the app, which goes on with step 2.
+    Platform { profile: String },
+    /// Step 3: add Tether's block to `~/.ssh/config` (or keep it), or leave the file alone
+    /// (remove it when it is there).
+    SshConfig { add: bool },
+    /// Step 4: start at login, and the welcome is done.
+    Finish { start_at_login: bool },
 }

@@ -27,6 +27,9 @@ pub struct Desktop {
     pub kind: DisplayKind,
     pub bus_address: String,
     pub watcher: TrayWatcher,
+    /// The app starts here for the first time (no settings: the welcome); otherwise as a
+    /// returning user, straight to the tray ([`Desktop::first_run`]).
+    first_run: bool,
     /// The bus, when this desktop started its own.
     _dbus: Option<ChildGuard>,
     _display_server: ChildGuard,
@@ -125,6 +128,7 @@ impl Desktop {
             kind: DisplayKind::X11,
             bus_address,
             watcher,
+            first_run: false,
             _dbus: dbus,
             _display_server: xvfb,
         })
@@ -184,10 +188,58 @@ impl Desktop {
             kind: DisplayKind::Wayland,
             bus_address,
             watcher,
+            first_run: false,
             _dbus: Some(dbus),
             _display_server: weston,
             state,
         })
+    }
+
+    /// A desktop whose session bus has no Secret Service and cannot start one (no service
+    /// files): a machine without a keyring, as a plain `dbus-run-session` on a desktop that
+    /// has none installed.
+    pub async fn start_without_keyring() -> Result<Desktop> {
+        let config = tempfile::NamedTempFile::new()?;
+        std::fs::write(
+            config.path(),
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+                 <busconfig><type>session</type><listen>unix:tmpdir={}</listen>\
+                 <auth>EXTERNAL</auth><policy context=\"default\"><allow send_destination=\"*\" \
+                 eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/></policy>\
+                 </busconfig>\n",
+                std::env::temp_dir().display()
+            ),
+        )?;
+        let mut dbus = ChildGuard::spawn(
+            "dbus-daemon",
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.path().display()))
+                .args(["--nofork", "--nosyslog", "--print-address=1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )?;
+        let address = first_line(&mut dbus.child, "dbus-daemon")?;
+        Desktop::start_with_bus(Some(dbus), address, true).await
+    }
+
+    /// The app starts here for the first time: no settings, so its window opens on the
+    /// welcome. (Otherwise the harness gives the app a returning user's settings, the
+    /// defaults, and it starts as it always did.)
+    pub fn first_run(mut self) -> Desktop {
+        self.first_run = true;
+        let _ = std::fs::remove_file(self.state.path().join("data").join(SETTINGS));
+        self
+    }
+
+    /// A returning user's settings (the defaults) in `data_dir`, unless there are settings
+    /// there or this desktop is for a first run.
+    fn settle(&self, data_dir: &std::path::Path) -> Result<()> {
+        if self.first_run {
+            return Ok(());
+        }
+        returning_user(data_dir)
     }
 
     /// Applies this desktop's display, bus and a private data directory to a command (a
@@ -239,6 +291,7 @@ impl Desktop {
         user: &crate::cli::User,
         vars: &[(&str, &str)],
     ) -> Result<(ChildGuard, String)> {
+        self.settle(&user.home().join(".local/share/tether"))?;
         self.tauri_driver_with(|cmd| {
             user.environment(cmd);
             self.display_env(cmd);
@@ -258,6 +311,7 @@ impl Desktop {
         user: &crate::cli::User,
         args: &[&str],
     ) -> Result<ChildGuard> {
+        self.settle(&user.home().join(".local/share/tether"))?;
         let mut cmd = Command::new(program);
         cmd.args(args);
         user.environment(&mut cmd);
@@ -351,11 +405,28 @@ impl Desktop {
     }
 }
 
-/// Where a desktop keeps the app's files, its logs and (Wayland) its compositor's socket.
+/// The app's settings file in its data directory: without it, the app starts on its first-run
+/// welcome.
+pub const SETTINGS: &str = "desktop.json";
+
+/// Settings as a returning user has them (the defaults), unless there are some already.
+fn returning_user(data_dir: &std::path::Path) -> Result<()> {
+    let file = data_dir.join(SETTINGS);
+    if !file.exists() {
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::write(file, "{}\n")?;
+    }
+    Ok(())
+}
+
+/// Where a desktop keeps the app's files (`data`, with a returning user's settings), its logs
+/// and (Wayland) its compositor's socket.
 fn state_dir() -> Result<tempfile::TempDir> {
-    Ok(tempfile::Builder::new()
+    let state = tempfile::Builder::new()
         .prefix("tether-desktop-")
-        .tempdir()?)
+        .tempdir()?;
+    returning_user(&state.path().join("data"))?;
+    Ok(state)
 }
 
 fn tauri_driver_path() -> Result<PathBuf> {

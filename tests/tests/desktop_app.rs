@@ -1527,3 +1527,98 @@ async fn a_failing_renewal_is_told_once_and_clears_when_one_succeeds() -> Result
     notes.assert_count("Certificate renewal failed", 1);
     Ok(())
 }
+
+/// The bind address of tunnels as `desktop.json` holds it (the default when it says none).
+fn saved_bind_address(desktop: &Desktop) -> Result<String> {
+    let file = desktop.state.path().join("data/desktop.json");
+    let saved: Value = serde_json::from_slice(&std::fs::read(file)?)?;
+    Ok(saved["bind_address"]
+        .as_str()
+        .unwrap_or("127.0.0.1")
+        .to_string())
+}
+
+/// Types `address` as the settings' bind address and saves.
+async fn save_bind_address(app: &WebDriver, address: &str) -> Result<()> {
+    let bind = app
+        .find("#settings [name=bind_address]", Duration::from_secs(10))
+        .await?;
+    app.execute(
+        "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input'));",
+        json!([tether_e2e::webdriver::element_arg(&bind)]),
+    )
+    .await?;
+    app.send_keys(&bind, address).await?;
+    app.click(&app.find("#save-settings", Duration::ZERO).await?)
+        .await
+}
+
+/// Tunnels listening on every address can be reached by every machine on the network, with
+/// the services' credentials: the settings ask before saving such a bind address (as `--bind`
+/// asks at a terminal) and save it only after a yes; an address of this machine alone is
+/// saved without a question.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_bind_address_is_saved_only_after_a_yes() -> Result<()> {
+    let desktop = Desktop::start_without_keyring().await?;
+    let (_driver, url) = desktop.tauri_driver()?;
+    let app = app_session(&url).await?;
+    app.click(&app.find("#nav-settings", Duration::from_secs(60)).await?)
+        .await?;
+
+    save_bind_address(&app, "0.0.0.0").await?;
+    let question = wait_text(
+        &app,
+        "#settings #confirm",
+        "Every machine on every network",
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert!(question.contains("0.0.0.0"), "{question}");
+    screenshot(&app, "settings-wildcard-question").await?;
+    assert_eq!(
+        saved_bind_address(&desktop)?,
+        "127.0.0.1",
+        "saved before a yes"
+    );
+    // No: nothing saved, the question goes.
+    app.click(&app.find("#confirm-no", Duration::ZERO).await?)
+        .await?;
+    ensure!(app.find("#confirm", Duration::ZERO).await.is_err());
+    assert_eq!(saved_bind_address(&desktop)?, "127.0.0.1");
+
+    // Yes: saved.
+    app.click(&app.find("#save-settings", Duration::ZERO).await?)
+        .await?;
+    app.click(&app.find("#confirm-yes", Duration::from_secs(10)).await?)
+        .await?;
+    wait_text(
+        &app,
+        "#settings [role=status]",
+        "Saved",
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert_eq!(saved_bind_address(&desktop)?, "0.0.0.0");
+
+    // Back to loopback: no question. IPv6's wildcard asks again.
+    save_bind_address(&app, "127.0.0.1").await?;
+    wait_text(
+        &app,
+        "#settings [role=status]",
+        "Saved",
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert_eq!(saved_bind_address(&desktop)?, "127.0.0.1");
+    save_bind_address(&app, "::").await?;
+    wait_text(
+        &app,
+        "#settings #confirm",
+        "every address (::)",
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert_eq!(saved_bind_address(&desktop)?, "127.0.0.1");
+    let _ = app.quit().await;
+    Ok(())
+}

@@ -1,6 +1,6 @@
 // The app shell: top bar with the account state and the tabs, the account strip, the current
 // view, the error banner, toasts and the details panel; wired to the backend's events.
-import type { Account, AppRef, Backend, OpenedView } from "./backend/types";
+import type { Account, AppRef, Backend, OpenedView, WelcomeView } from "./backend/types";
 import type { Context, ViewName } from "./context";
 import { button, el, isTyping } from "./dom";
 import { describeError } from "./errors";
@@ -11,6 +11,7 @@ import { SettingsPage } from "./views/settings";
 import { ShellInfo } from "./views/shell";
 import { SignInCard } from "./views/signin";
 import { TunnelsView } from "./views/tunnels";
+import { Welcome } from "./views/welcome";
 
 export const TOAST_MS = 2500;
 /** How often the certificate's time left is re-read. */
@@ -48,6 +49,9 @@ export class App {
   readonly tunnels: TunnelsView;
   readonly settings: SettingsPage;
   private readonly shell: ShellInfo;
+  /** The window's parts, put back after the first-run welcome. */
+  private readonly layout: HTMLElement[];
+  private welcome: Welcome | null = null;
   private cleanups: Array<() => void> = [];
   private destroyed = false;
 
@@ -82,7 +86,7 @@ export class App {
     this.tunnels.onCount = (n) => this.setTunnelCount(n);
     this.settings = new SettingsPage(this.context);
     this.shell = new ShellInfo(backend, (e) => this.showError(e));
-    root.replaceChildren(
+    this.layout = [
       el(
         "header",
         { class: "topbar" },
@@ -95,7 +99,8 @@ export class App {
       this.host,
       this.shell.footer,
       this.toasts,
-    );
+    ];
+    root.replaceChildren(...this.layout);
   }
 
   /** Reads the account, subscribes to the shell's events and shows the first view. */
@@ -115,12 +120,41 @@ export class App {
         else this.cleanups.push(s.value);
       }
     }
-    await Promise.all([this.refreshAccount(), this.shell.refresh()]);
-    this.show();
-    void this.tunnels.refresh();
+    const [welcome] = await Promise.all([this.firstRun(), this.refreshAccount(), this.shell.refresh()]);
+    if (welcome && this.account) {
+      this.showWelcome(welcome, this.account);
+    } else {
+      this.show();
+      void this.tunnels.refresh();
+    }
     // A window opened from the tray says where to start in its address (`#settings`).
     const start = decodeURIComponent(location.hash.replace(/^#/, ""));
     if (start) this.onNavigate(start);
+  }
+
+  /** The first-run welcome, when it is under way. */
+  private async firstRun(): Promise<WelcomeView | null> {
+    try {
+      const welcome = await this.backend.welcome();
+      return welcome.under_way ? welcome : null;
+    } catch (e) {
+      this.showError(e);
+      return null;
+    }
+  }
+
+  /** The welcome takes the window until its last step; then the window is as always. */
+  private showWelcome(view: WelcomeView, account: Account): void {
+    this.welcome = new Welcome(this.context, view, account, {
+      signedIn: (a) => this.setAccount(a),
+      done: () => {
+        this.welcome = null;
+        this.root.replaceChildren(...this.layout);
+        this.show();
+        void this.tunnels.refresh();
+      },
+    });
+    this.root.replaceChildren(this.shell.notice, this.banner, this.welcome.element, this.toasts);
   }
 
   destroy(): void {
@@ -194,6 +228,7 @@ export class App {
   private setAccount(account: Account): void {
     const wasSignedIn = this.signedIn();
     this.account = account;
+    this.welcome?.setAccount(account);
     this.skew = account.now * 1000 - Date.now();
     const label = SESSION_LABELS[account.session] ?? SESSION_LABELS.signed_out;
     this.tunnels.setReopenable(account.session === "active" ? account.reopenable_tunnels : 0);
@@ -228,6 +263,21 @@ export class App {
 
   /** Where the tray asks the window to go: a view, `account`, or `details:project/env/app`. */
   onNavigate(view: string): void {
+    // The tray could not start a sign-in, or could not keep one: the window does it.
+    const signIn = view === "sign-in" || view === "sign-in-mfa" || view === "sign-in-held";
+    if (this.welcome) {
+      if (signIn) this.welcome.signInAsAsked(view);
+      return;
+    }
+    if (signIn) {
+      this.navigate("environments");
+      if (this.account && !this.signedIn()) {
+        const card = this.signInCard(this.account);
+        if (view === "sign-in-held") card.askWhereToKeep();
+        else card.start({ mfa: view === "sign-in-mfa", method: "window" });
+      }
+      return;
+    }
     const details = /^details:([^/]+)\/([^/]+)\/([^/]+)$/.exec(view);
     if (details) {
       this.navigate("environments");
@@ -255,6 +305,7 @@ export class App {
       }
       return;
     }
+    if (this.welcome) return;
     if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !isTyping(e.target) && !this.details) {
       if (!this.signedIn()) return;
       e.preventDefault();

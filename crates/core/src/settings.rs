@@ -35,6 +35,9 @@ pub struct DesktopSettings {
     pub pinned: Vec<String>,
     /// Apps used last, newest first.
     pub recent: Vec<String>,
+    /// The first-run welcome is under way: saved while it is (a change of platform restarts
+    /// the app), so that the next start goes on with it rather than to the tray.
+    pub welcome_under_way: bool,
 }
 
 impl Default for DesktopSettings {
@@ -48,6 +51,7 @@ impl Default for DesktopSettings {
             profile: String::new(),
             pinned: Vec::new(),
             recent: Vec::new(),
+            welcome_under_way: false,
         }
     }
 }
@@ -78,6 +82,12 @@ impl crate::problem::Classify for SettingsError {
 impl DesktopSettings {
     fn file(paths: &Paths) -> PathBuf {
         paths.data_dir.join("desktop.json")
+    }
+
+    /// Whether settings were ever saved here: without them, the app is starting for the first
+    /// time.
+    pub fn saved(paths: &Paths) -> bool {
+        Self::file(paths).exists()
     }
 
     /// The saved settings; the defaults when there are none or the file cannot be read (it is

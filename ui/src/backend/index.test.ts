@@ -36,6 +36,14 @@ describe("tauriBackend commands", () => {
     ["copy", () => tauriBackend.copy("ssh x@y", "SSH command", false), "copy_text", { text: "ssh x@y", label: "SSH command", secret: false }],
     ["setPinned", () => tauriBackend.setPinned(app, true), "set_pinned", { app, pinned: true }],
     ["settings", () => tauriBackend.settings(), "settings", undefined],
+    ["useTokenStore", () => tauriBackend.useTokenStore(true), "use_token_store", { file: true }],
+    ["welcome", () => tauriBackend.welcome(), "welcome", undefined],
+    [
+      "welcomeStep",
+      () => tauriBackend.welcomeStep({ step: "ssh_config", add: true }),
+      "welcome_step",
+      { answer: { step: "ssh_config", add: true } },
+    ],
   ];
 
   it.each(cases)("%s invokes %s with the right keys", async (_name, call, command, args) => {
@@ -48,6 +56,8 @@ describe("tauriBackend commands", () => {
     const { settings } = sampleSettings();
     await tauriBackend.saveSettings(settings);
     expect(invokeMock).toHaveBeenCalledWith("save_settings", { settings });
+    await tauriBackend.saveSettings(settings, true);
+    expect(invokeMock).toHaveBeenLastCalledWith("save_settings", { settings, confirmed: true });
   });
 
   it("returns what the command answers", async () => {

@@ -14,6 +14,8 @@ import type {
   ShellView,
   SignInRequest,
   TunnelView,
+  WelcomeAnswer,
+  WelcomeView,
 } from "./types";
 
 export type * from "./types";
@@ -55,7 +57,11 @@ export const tauriBackend: Backend = {
   copy: (text: string, label: string, secret: boolean) => call<void>("copy_text", { text, label, secret }),
   setPinned: (app: AppRef, pinned: boolean) => call<void>("set_pinned", { app, pinned }),
   settings: () => call<SettingsView>("settings"),
-  saveSettings: (settings: DesktopSettings) => call<SettingsView>("save_settings", { settings }),
+  saveSettings: (settings: DesktopSettings, confirmed?: boolean) =>
+    call<SettingsView>("save_settings", confirmed === undefined ? { settings } : { settings, confirmed }),
+  useTokenStore: (file: boolean) => call<Account>("use_token_store", { file }),
+  welcome: () => call<WelcomeView>("welcome"),
+  welcomeStep: (answer: WelcomeAnswer) => call<WelcomeView>("welcome_step", { answer }),
   shell: () => call<ShellView>("shell"),
   quit: () => call<void>("quit"),
   onChanged: (cb: () => void) => listen(CHANGED_EVENT, () => cb()),

@@ -7,6 +7,7 @@ import type {
   ProjectView,
   SettingsView,
   TunnelView,
+  WelcomeView,
 } from "./types";
 
 /** One call the UI made: the method's name and its arguments. */
@@ -148,6 +149,7 @@ export function sampleSettings(): SettingsView {
       profile: "platformsh",
       pinned: ["abc123/main/worker"],
       recent: [],
+      welcome_under_way: false,
     },
     profiles: [
       { name: "platformsh", title: "Platform.sh" },
@@ -155,6 +157,29 @@ export function sampleSettings(): SettingsView {
     ],
     active_profile: "platformsh",
     detected_terminal: "gnome-terminal -- {}",
+    token_store: { in_file: false, location: "the OS keyring", choosable: true },
+  };
+}
+
+/** A first start: the welcome under way, nothing chosen yet. */
+export function sampleWelcome(overrides: Partial<WelcomeView> = {}): WelcomeView {
+  return {
+    under_way: true,
+    platforms: [
+      { name: "platformsh", title: "Platform.sh" },
+      { name: "upsun", title: "Upsun" },
+    ],
+    active_profile: "platformsh",
+    profile_title: "Platform.sh",
+    platform_chosen: false,
+    profile_given_by: null,
+    ssh_config: {
+      path: "/home/ada/.ssh/config",
+      lines:
+        "# BEGIN: Tether certificate configuration\nHost *.platform.sh\n  Include /home/ada/.local/share/tether/ssh/*.config\nHost *\n# END: Tether certificate configuration\n",
+      installed: false,
+    },
+    ...overrides,
   };
 }
 
@@ -179,6 +204,9 @@ export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
     setPinned: async () => {},
     settings: async () => sampleSettings(),
     saveSettings: async (settings) => ({ ...sampleSettings(), settings }),
+    useTokenStore: async () => sampleAccount(),
+    welcome: async () => sampleWelcome({ under_way: false }),
+    welcomeStep: async () => sampleWelcome(),
     shell: async () => ({ version: "0.1.0", commit: "0000000", tray_host: true }),
     quit: async () => {},
     onChanged: async (cb) => {

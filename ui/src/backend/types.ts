@@ -11,6 +11,8 @@ import type { SettingsView } from "./generated/SettingsView";
 import type { ShellView } from "./generated/ShellView";
 import type { SignInRequest } from "./generated/SignInRequest";
 import type { TunnelView } from "./generated/TunnelView";
+import type { WelcomeAnswer } from "./generated/WelcomeAnswer";
+import type { WelcomeView } from "./generated/WelcomeView";
 
 export type { Account } from "./generated/Account";
 export type { AppRef } from "./generated/AppRef";
@@ -30,9 +32,13 @@ export type { SettingsView } from "./generated/SettingsView";
 export type { ShellView } from "./generated/ShellView";
 export type { SignInMethod } from "./generated/SignInMethod";
 export type { SignInRequest } from "./generated/SignInRequest";
+export type { SshConfigOffer } from "./generated/SshConfigOffer";
+export type { TokenStoreView } from "./generated/TokenStoreView";
 export type { TunnelStateView } from "./generated/TunnelStateView";
 export type { TunnelView } from "./generated/TunnelView";
 export type { UserView } from "./generated/UserView";
+export type { WelcomeAnswer } from "./generated/WelcomeAnswer";
+export type { WelcomeView } from "./generated/WelcomeView";
 
 /** How every failed call rejects: the shell's `IpcError` (`code` classifies, `message` explains). */
 export type BackendError = IpcError;
@@ -59,13 +65,22 @@ export interface Backend {
   copy(text: string, label: string, secret: boolean): Promise<void>;
   setPinned(app: AppRef, pinned: boolean): Promise<void>;
   settings(): Promise<SettingsView>;
-  saveSettings(settings: DesktopSettings): Promise<SettingsView>;
+  /** `confirmed`: the person's yes to the question a first try asked (a `confirm` error). */
+  saveSettings(settings: DesktopSettings, confirmed?: boolean): Promise<SettingsView>;
+  /** Keeps the sign-in in a private file (`file`) or the keyring, and stores a finished sign-in
+   * the keyring refused (a `sign_in_held` error). */
+  useTokenStore(file: boolean): Promise<Account>;
+  /** The first-run welcome: whether it is under way, and what its steps show. */
+  welcome(): Promise<WelcomeView>;
+  /** A welcome step's answer; a platform other than the one served restarts the app. */
+  welcomeStep(answer: WelcomeAnswer): Promise<WelcomeView>;
   /** The app's build, and whether a tray shows its icon (read again on `onChanged`). */
   shell(): Promise<ShellView>;
   /** Ends the app, as the tray's Quit does. */
   quit(): Promise<void>;
   /** The agent reported something (sign-in, renewal, tunnel state). Resolves to an unlisten. */
   onChanged(cb: () => void): Promise<() => void>;
-  /** The tray asks for a view: "environments", "tunnels", "settings" or "account". */
+  /** The tray asks for a view: "environments", "tunnels", "settings", "account", or a sign-in
+   * the tray could not start ("sign-in", "sign-in-mfa") or finish ("sign-in-held"). */
   onNavigate(cb: (view: string) => void): Promise<() => void>;
 }

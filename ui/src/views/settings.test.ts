@@ -69,6 +69,7 @@ describe("settings form", () => {
       profile: "upsun",
       pinned: ["abc123/main/worker"],
       recent: [],
+      welcome_under_way: false,
     };
     expect(m!.backend.callsTo("saveSettings")).toEqual([[expected]]);
     expect($(form, "[role=status]").textContent).toBe("Saved");
@@ -111,6 +112,61 @@ describe("settings form", () => {
     view.settings.profile = "/home/ada/my-platform.yaml";
     const form = await showSettings({ settings: async () => view });
     expect(input(form, "profile").value).toBe("/home/ada/my-platform.yaml");
+  });
+
+  it("asks before tunnels listen on every address, and saves only after a yes", async () => {
+    const form = await showSettings({
+      saveSettings: async (settings: DesktopSettings, confirmed?: boolean) => {
+        if (settings.bind_address === "0.0.0.0" && !confirmed) {
+          throw { code: "confirm", message: "Listen on every address (0.0.0.0)? Every machine on every network could reach your tunnels." };
+        }
+        return { ...sampleSettings(), settings };
+      },
+    });
+    set(form, "bind_address", "0.0.0.0");
+    await click(form, "#save-settings");
+    const dialog = $(form, "#confirm");
+    expect(dialog.getAttribute("role")).toBe("alertdialog");
+    expect(dialog.textContent).toContain("Every machine on every network could reach your tunnels");
+    expect(form.querySelector("[role=status]")).toBeNull();
+    expect(document.activeElement?.id).toBe("confirm-no");
+    // No: nothing saved, the question goes.
+    await click(form, "#confirm-no");
+    expect(form.querySelector("#confirm")).toBeNull();
+    expect(form.querySelector("[role=status]")).toBeNull();
+    // Yes: saved, with the answer.
+    await click(form, "#save-settings");
+    await click(form, "#confirm-yes");
+    const calls = m!.backend.callsTo("saveSettings");
+    expect(calls).toHaveLength(3);
+    expect(calls[2][1]).toBe(true);
+    expect((calls[2][0] as DesktopSettings).bind_address).toBe("0.0.0.0");
+    expect($(form, "[role=status]").textContent).toBe("Saved");
+  });
+
+  it("moves the sign-in to a private file when the token store changes, then saves", async () => {
+    const form = await showSettings();
+    const store = input(form, "token_store");
+    expect(store.value).toBe("keyring");
+    expect(store.disabled).toBe(false);
+    expect(form.textContent).toContain("Now: the OS keyring.");
+    set(form, "token_store", "file");
+    await click(form, "#save-settings");
+    expect(m!.backend.callsTo("useTokenStore")).toEqual([[true]]);
+    expect(m!.backend.callsTo("saveSettings")).toHaveLength(1);
+    const order = m!.backend.calls.map((c) => c.method).filter((n) => n === "useTokenStore" || n === "saveSettings");
+    expect(order).toEqual(["useTokenStore", "saveSettings"]);
+  });
+
+  it("shows a token store the environment set, without offering to change it", async () => {
+    const view = sampleSettings();
+    view.token_store = { in_file: true, location: "the file /home/ada/.local/share/tether/sessions/platformsh/tokens.json", choosable: false };
+    const form = await showSettings({ settings: async () => view });
+    expect(input(form, "token_store").value).toBe("file");
+    expect(input(form, "token_store").disabled).toBe(true);
+    expect(form.textContent).toContain("as set when Tether started");
+    await click(form, "#save-settings");
+    expect(m!.backend.callsTo("useTokenStore")).toEqual([]);
   });
 
   it("shows a failure to read the settings", async () => {

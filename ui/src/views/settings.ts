@@ -1,8 +1,8 @@
 // The settings form: each input is named as the DesktopSettings field it edits.
 import type { DesktopSettings, SettingsView } from "../backend/types";
 import type { Context } from "../context";
-import { el } from "../dom";
-import { describeError } from "../errors";
+import { button, el } from "../dom";
+import { describeError, isBackendError } from "../errors";
 import { bindWarning, MAX_HOURS, MIN_HOURS, validateSettings } from "../validate";
 
 function field(label: string, control: HTMLElement, hint?: string, hintId?: string): HTMLElement {
@@ -124,6 +124,20 @@ export class SettingsPage {
       ...choices.map((p) => el("option", { value: p.name, selected: p.name === current }, p.title || p.name)),
     );
     profile.value = current;
+    const store = view.token_store;
+    const tokenStore = el(
+      "select",
+      {
+        id: "setting-token_store",
+        name: "token_store",
+        class: "input",
+        disabled: !store.choosable,
+        "aria-describedby": "setting-token_store-hint",
+      },
+      el("option", { value: "keyring", selected: !store.in_file }, "Your desktop's keyring"),
+      el("option", { value: "file", selected: store.in_file }, "A private file, readable only by you"),
+    );
+    tokenStore.value = store.in_file ? "file" : "keyring";
 
     this.form.replaceChildren(
       field("Terminal", terminal, `The command that opens a terminal, {} standing for the ssh command. Empty: ${view.detected_terminal || "detect one"}.`),
@@ -133,6 +147,13 @@ export class SettingsPage {
       checkbox("start_at_login", "Start Tether at login"),
       field("Sign out after inactivity (hours)", hours, `Between ${MIN_HOURS} and ${MAX_HOURS} hours without use; applies at the next start.`),
       field("Platform", profile, "The platform Tether serves; a change applies at the next start."),
+      field(
+        "Keep the sign-in in",
+        tokenStore,
+        store.choosable
+          ? `Now: ${store.location}. A change moves the sign-in there. The file is for machines whose keyring is missing or locked.`
+          : `Now: ${store.location}, as set when Tether started.`,
+      ),
       this.message,
       el("div", { class: "form-actions" }, el("button", { type: "submit", id: "save-settings", class: "btn btn-primary" }, "Save")),
     );
@@ -154,6 +175,7 @@ export class SettingsPage {
       profile: this.input("profile").value,
       pinned: loaded.pinned,
       recent: loaded.recent,
+      welcome_under_way: loaded.welcome_under_way,
     };
   }
 
@@ -171,7 +193,28 @@ export class SettingsPage {
     if (first) this.input(first.field as keyof DesktopSettings)?.focus();
   }
 
-  async save(): Promise<void> {
+  /** The person's yes to a question the app asked before saving (tunnels on every address). */
+  private ask(question: string): void {
+    this.message.replaceChildren(
+      el(
+        "div",
+        { class: "confirm", id: "confirm", role: "alertdialog", "aria-labelledby": "confirm-question" },
+        el("p", { id: "confirm-question" }, question),
+        el(
+          "div",
+          { class: "confirm-actions" },
+          button("Cancel", { id: "confirm-no", class: "btn" }, () => {
+            this.message.replaceChildren();
+            this.input("bind_address")?.focus();
+          }),
+          button("Listen on every address", { id: "confirm-yes", class: "btn btn-danger" }, () => void this.save(true)),
+        ),
+      ),
+    );
+    this.message.querySelector<HTMLElement>("#confirm-no")?.focus();
+  }
+
+  async save(confirmed = false): Promise<void> {
     if (!this.view || this.saving) return;
     const settings = this.values();
     const problems = validateSettings(settings);
@@ -183,13 +226,20 @@ export class SettingsPage {
     this.saving = true;
     if (submit) submit.disabled = true;
     try {
-      const saved = await this.ctx.backend.saveSettings(settings);
+      const file = (this.form.elements.namedItem("token_store") as HTMLSelectElement).value === "file";
+      if (this.view.token_store.choosable && file !== this.view.token_store.in_file) {
+        await this.ctx.backend.useTokenStore(file);
+      }
+      const saved = confirmed
+        ? await this.ctx.backend.saveSettings(settings, true)
+        : await this.ctx.backend.saveSettings(settings);
       const focused = document.activeElement?.id;
       this.render(saved);
       this.message.replaceChildren(el("p", { class: "saved", role: "status" }, "Saved"));
       if (focused) this.form.querySelector<HTMLElement>(`#${focused}`)?.focus();
     } catch (e) {
-      this.showProblems([{ message: describeError(e) }]);
+      if (isBackendError(e) && e.code === "confirm") this.ask(e.message);
+      else this.showProblems([{ message: describeError(e) }]);
     } finally {
       this.saving = false;
       const button = this.form.querySelector<HTMLButtonElement>("#save-settings");

@@ -101,4 +101,83 @@ describe("signed-out screen", () => {
     expect(m.root.querySelector(".signin")).toBeNull();
     expect(m.root.querySelector("[data-app]")).not.toBeNull();
   });
+
+  it("asks where to keep the sign-in when the keyring cannot, then signs in with the file", async () => {
+    let keyring = false;
+    m = await mount({
+      account: async () => signedOutAccount(),
+      signIn: async () => {
+        if (!keyring) throw { code: "token_store", message: "Tether keeps your sign-in in your desktop's keyring, and it is missing or locked (no Secret Service)." };
+        return sampleAccount();
+      },
+      useTokenStore: async () => {
+        keyring = true;
+        return signedOutAccount();
+      },
+    });
+    await click(m.root, "#sign-in-mfa");
+    const question = $(m.root, "#token-store");
+    expect(question.textContent).toContain("Your keyring cannot keep a sign-in");
+    expect($(m.root, "[data-field=store-problem]").textContent).toContain("missing or locked (no Secret Service)");
+    expect(question.textContent).toContain("private file");
+    // Nothing else to click while the question stands.
+    expect(m.root.querySelector("#sign-in")).toBeNull();
+    await click(m.root, "#keep-in-file");
+    expect(m.backend.callsTo("useTokenStore")).toEqual([[true]]);
+    // The sign-in goes on as it was asked for (with MFA).
+    expect(m.backend.callsTo("signIn")).toEqual([
+      [{ mfa: true, method: "window" }],
+      [{ mfa: true, method: "window" }],
+    ]);
+    expect($(m.root, "#account").textContent).toContain("Ada Lovelace");
+  });
+
+  it("tries the keyring again when asked (after unlocking it)", async () => {
+    let tries = 0;
+    m = await mount({
+      account: async () => signedOutAccount(),
+      signIn: async () => {
+        tries += 1;
+        if (tries === 1) throw { code: "token_store", message: "locked" };
+        return sampleAccount();
+      },
+    });
+    await click(m.root, "#sign-in");
+    await click(m.root, "#retry-keyring");
+    expect(m.backend.callsTo("useTokenStore")).toEqual([]);
+    expect(m.backend.callsTo("signIn")).toHaveLength(2);
+    expect(m.root.querySelector("#token-store")).toBeNull();
+  });
+
+  it("keeps a finished sign-in the keyring refused, in the file or the keyring", async () => {
+    for (const [choice, file] of [
+      ["#keep-in-file", true],
+      ["#retry-keyring", false],
+    ] as const) {
+      m?.app.destroy();
+      m = await mount({
+        account: async () => signedOutAccount(),
+        signIn: async () => Promise.reject({ code: "sign_in_held", message: "You signed in, but your keyring did not take the sign-in." }),
+      });
+      await click(m.root, "#sign-in");
+      expect($(m.root, "#token-store").textContent).toContain("Where should Tether keep your sign-in?");
+      await click(m.root, choice);
+      // The sign-in is not asked for again: the one that finished is kept.
+      expect(m.backend.callsTo("signIn")).toHaveLength(1);
+      expect(m.backend.callsTo("useTokenStore")).toEqual([[file]]);
+      expect($(m.root, "#account").textContent).toContain("Ada Lovelace");
+    }
+  });
+
+  it("signs in or keeps a held sign-in as the tray asks", async () => {
+    m = await mount({ account: async () => signedOutAccount() });
+    m.backend.emitNavigate("sign-in-mfa");
+    await settle();
+    expect(m.backend.callsTo("signIn")).toEqual([[{ mfa: true, method: "window" }]]);
+    m.app.destroy();
+    m = await mount({ account: async () => signedOutAccount() });
+    m.backend.emitNavigate("sign-in-held");
+    await settle();
+    expect($(m.root, "#token-store").textContent).toContain("Where should Tether keep your sign-in?");
+  });
 });

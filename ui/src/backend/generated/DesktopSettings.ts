@@ -28,4 +28,9 @@ pinned: Array<string>,
 /**
  * Apps used last, newest first.
  */
-recent: Array<string>, };
+recent: Array<string>, 
+/**
+ * The first-run welcome is under way: saved while it is (a change of platform restarts
+ * the app), so that the next start goes on with it rather than to the tray.
+ */
+welcome_under_way: boolean, };
