@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The demo: real PostgreSQL and Redis on loopback, tether-sim serving the demo platform in
 # front of them, and the Tether desktop app pointed at it. Ctrl-C stops everything.
+# The app's first start shows its welcome. Without an unlocked keyring (a plain
+# dbus-run-session), the app says so before the sign-in and offers to keep it in a private file;
+# the command line then finds it there too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
@@ -65,20 +68,23 @@ The demo platform is up (tether-sim, a local development platform).
   Profile:        TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml
 
 Things to try in the Tether window (the sign-in page shows the demo's password and code):
-  Sign in with MFA -> as {d['username']}, then the code -> Allow
+  Sign in with MFA -> as {d['username']}, then the code -> Allow (on the first start, in the
+    welcome, which then shows the lines it would add to ~/.ssh/config and asks)
+  no unlocked keyring? the window offers to keep the sign-in in a private file
   type "storefront main" -> app -> Connection details (SSH user, database password)
   Open tunnels -> Tunnels: Copy address, then psql "postgresql://main:main@<address>/main"
   the tray icon's menu: your apps (Open terminal, Copy SSH command, Open tunnels), tunnels, Settings
 
 Things to try in another terminal (the demo's profile is selected with TETHER_PROFILE):
-  export TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml TETHER_TOKEN_STORE=file
+  export TETHER_PROFILE={sys.argv[1].rsplit('/',1)[0]}/profile.toml
   target/debug/tether login                     # sign in in your browser (alice, then the TOTP code)
   echo {d['api_token']} | target/debug/tether auth:api-token-login   # or with the API token
   target/debug/tether projects
   target/debug/tether ssh -p jyu7waly36ncj -e main -A app -I 0     # a shell on the storefront
   target/debug/tether ssh -p rjify4yjcwxaa -e main -- 'echo "$PLATFORM_RELATIONSHIPS" | base64 -d'
   target/debug/tether config:ssh --write        # then plain ssh works: ssh $(target/debug/tether ssh -p rjify4yjcwxaa -e main --pipe)
-  (TETHER_TOKEN_STORE=file keeps tokens in a 0600 file; leave it out to use your desktop keyring.)
+  (tether finds the sign-in where the app keeps it: your keyring, or the private file if you
+  chose it in the app; TETHER_TOKEN_STORE=file makes it use the file regardless.)
 """)
 PY
 
