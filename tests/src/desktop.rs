@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 use crate::tray::TrayWatcher;
+use crate::webdriver::WebDriver;
 use crate::{free_port, spawn_on_free_port, wait_for_port, ChildGuard};
 
 /// Which display server a desktop runs.
@@ -403,6 +404,82 @@ impl Desktop {
         wait_for_port(native, Duration::from_secs(20))?;
         Ok((guard, format!("http://127.0.0.1:{port}")))
     }
+}
+
+/// A WebDriver session on the app, which tauri-driver at `url` starts.
+pub async fn app_session(url: &str) -> Result<WebDriver> {
+    WebDriver::new_session(
+        url,
+        serde_json::json!({ "tauri:options": { "application": desktop_binary()? } }),
+    )
+    .await
+}
+
+/// Where the run's screenshots go (`TETHER_SCREENSHOTS`, which `make test` sets), if anywhere.
+pub fn screenshot_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("TETHER_SCREENSHOTS")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+/// The window `app` drives, as `desktop-<name>.png` in the screenshot directory.
+pub async fn screenshot(app: &WebDriver, name: &str) -> Result<()> {
+    if let Some(dir) = screenshot_dir() {
+        // Let the last change paint.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.screenshot(&dir.join(format!("desktop-{name}.png")))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The text of the first element `css` finds, once it contains `want` as it reads (the
+/// rendered text, whatever its case).
+pub async fn wait_text(
+    app: &WebDriver,
+    css: &str,
+    want: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let text = match app.find(css, Duration::ZERO).await {
+            Ok(el) => app.text(&el).await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.to_lowercase().contains(&want.to_lowercase()) {
+            return Ok(text);
+        }
+        if start.elapsed() > timeout {
+            bail!("{css} says {text:?}, not {want:?}, after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in through the app's sign-in window, which `open` (a click in the main window)
+/// opens: the platform's pages filled as a person would, then back to the main window.
+/// Returns the sign-in page's first address.
+pub async fn sign_in_through_the_window(
+    app: &WebDriver,
+    open: &str,
+    user: &tether_sim::fixture::User,
+) -> Result<String> {
+    let main = app.window_handle().await?;
+    app.click(&app.find(open, Duration::from_secs(30)).await?)
+        .await?;
+    app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
+        .await?;
+    let url = app.current_url().await?;
+    crate::webdriver::fill_sign_in(
+        app,
+        &user.username,
+        &user.password,
+        user.totp_secret.as_deref(),
+    )
+    .await?;
+    app.switch_to_window(&main).await?;
+    Ok(url)
 }
 
 /// The app's settings file in its data directory: without it, the app starts on its first-run

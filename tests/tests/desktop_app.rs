@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use tether_e2e::cli::{User, KEYRING_SERVICE};
-use tether_e2e::desktop::{desktop_binary, Desktop};
+use tether_e2e::desktop::{
+    app_session, screenshot, screenshot_dir, sign_in_through_the_window, wait_text, Desktop,
+};
 use tether_e2e::notifications::Notifications;
 use tether_e2e::tray::{TrayItem, TrayWatcher};
 use tether_e2e::webdriver::WebDriver;
@@ -19,31 +21,6 @@ use tether_e2e::{
 
 const STOREFRONT: &str = "jyu7waly36ncj";
 const MARKETING: &str = "rjify4yjcwxaa";
-
-/// Where the run's screenshots go (`make test` sets it), if anywhere.
-fn screenshot_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("TETHER_SCREENSHOTS")?);
-    std::fs::create_dir_all(&dir).ok()?;
-    Some(dir)
-}
-
-async fn screenshot(app: &WebDriver, name: &str) -> Result<()> {
-    if let Some(dir) = screenshot_dir() {
-        // Let the last change paint.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        app.screenshot(&dir.join(format!("desktop-{name}.png")))
-            .await?;
-    }
-    Ok(())
-}
-
-async fn app_session(url: &str) -> Result<WebDriver> {
-    WebDriver::new_session(
-        url,
-        json!({ "tauri:options": { "application": desktop_binary()? } }),
-    )
-    .await
-}
 
 /// Calls the app's IPC (`account`) from the current window's page: "ok:…" when allowed.
 async fn try_ipc(app: &WebDriver) -> Result<String> {
@@ -58,23 +35,6 @@ async fn try_ipc(app: &WebDriver) -> Result<String> {
         )
         .await?;
     Ok(v.as_str().unwrap_or_default().to_string())
-}
-
-async fn wait_text(app: &WebDriver, css: &str, want: &str, timeout: Duration) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let text = match app.find(css, Duration::ZERO).await {
-            Ok(el) => app.text(&el).await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if text.contains(want) {
-            return Ok(text);
-        }
-        if start.elapsed() > timeout {
-            bail!("{css} says {text:?}, not {want:?}, after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn tunnel_list(user: &User) -> Result<Vec<Value>> {
@@ -827,31 +787,6 @@ fn close_window(desktop: &Desktop, window: &str) -> Result<()> {
     Ok(())
 }
 
-/// Signs in through the app's sign-in window, which `open` (a click in the main window)
-/// opens: the platform's pages filled as a person would, then back to the main window.
-/// Returns the sign-in page's first address.
-async fn sign_in_through_the_window(
-    app: &WebDriver,
-    open: &str,
-    user: &tether_sim::fixture::User,
-) -> Result<String> {
-    let main = app.window_handle().await?;
-    app.click(&app.find(open, Duration::from_secs(30)).await?)
-        .await?;
-    app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
-        .await?;
-    let url = app.current_url().await?;
-    tether_e2e::webdriver::fill_sign_in(
-        app,
-        &user.username,
-        &user.password,
-        user.totp_secret.as_deref(),
-    )
-    .await?;
-    app.switch_to_window(&main).await?;
-    Ok(url)
-}
-
 /// An organization that demands MFA, met with a password-only session: its project says why
 /// and offers the MFA sign-in (`amr=mfa`) in the window; after it, the project's apps are
 /// listed and their tunnels open.
@@ -1553,6 +1488,18 @@ async fn save_bind_address(app: &WebDriver, address: &str) -> Result<()> {
         .await
 }
 
+/// Waits for the settings page to answer (`[role=status]` "Saved", or the question `#confirm`
+/// with `words`), then reads the bind address the file holds.
+async fn settings_answer(app: &WebDriver, desktop: &Desktop, words: &str) -> Result<String> {
+    let css = if words == "Saved" {
+        "#settings [role=status]"
+    } else {
+        "#settings #confirm"
+    };
+    wait_text(app, css, words, Duration::from_secs(10)).await?;
+    saved_bind_address(desktop)
+}
+
 /// Tunnels listening on every address can be reached by every machine on the network, with
 /// the services' credentials: the settings ask before saving such a bind address (as `--bind`
 /// asks at a terminal) and save it only after a yes; an address of this machine alone is
@@ -1566,20 +1513,9 @@ async fn a_wildcard_bind_address_is_saved_only_after_a_yes() -> Result<()> {
         .await?;
 
     save_bind_address(&app, "0.0.0.0").await?;
-    let question = wait_text(
-        &app,
-        "#settings #confirm",
-        "Every machine on every network",
-        Duration::from_secs(10),
-    )
-    .await?;
-    assert!(question.contains("0.0.0.0"), "{question}");
+    let asked = "Listen on every address (0.0.0.0)? Every machine on every network";
+    assert_eq!(settings_answer(&app, &desktop, asked).await?, "127.0.0.1");
     screenshot(&app, "settings-wildcard-question").await?;
-    assert_eq!(
-        saved_bind_address(&desktop)?,
-        "127.0.0.1",
-        "saved before a yes"
-    );
     // No: nothing saved, the question goes.
     app.click(&app.find("#confirm-no", Duration::ZERO).await?)
         .await?;
@@ -1591,34 +1527,14 @@ async fn a_wildcard_bind_address_is_saved_only_after_a_yes() -> Result<()> {
         .await?;
     app.click(&app.find("#confirm-yes", Duration::from_secs(10)).await?)
         .await?;
-    wait_text(
-        &app,
-        "#settings [role=status]",
-        "Saved",
-        Duration::from_secs(10),
-    )
-    .await?;
-    assert_eq!(saved_bind_address(&desktop)?, "0.0.0.0");
+    assert_eq!(settings_answer(&app, &desktop, "Saved").await?, "0.0.0.0");
 
     // Back to loopback: no question. IPv6's wildcard asks again.
     save_bind_address(&app, "127.0.0.1").await?;
-    wait_text(
-        &app,
-        "#settings [role=status]",
-        "Saved",
-        Duration::from_secs(10),
-    )
-    .await?;
-    assert_eq!(saved_bind_address(&desktop)?, "127.0.0.1");
+    assert_eq!(settings_answer(&app, &desktop, "Saved").await?, "127.0.0.1");
     save_bind_address(&app, "::").await?;
-    wait_text(
-        &app,
-        "#settings #confirm",
-        "every address (::)",
-        Duration::from_secs(10),
-    )
-    .await?;
-    assert_eq!(saved_bind_address(&desktop)?, "127.0.0.1");
+    let asked = "every address (::)";
+    assert_eq!(settings_answer(&app, &desktop, asked).await?, "127.0.0.1");
     let _ = app.quit().await;
     Ok(())
 }

@@ -5,36 +5,20 @@
 //! bus, the window says so before the sign-in and offers to keep the sign-in in a private file,
 //! and nobody signed in means no renewal and nothing told.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use tether_e2e::cli::User;
 use tether_e2e::demo_sim;
-use tether_e2e::desktop::{desktop_binary, Desktop, SETTINGS};
+use tether_e2e::desktop::{
+    app_session, screenshot, screenshot_dir, sign_in_through_the_window, Desktop, SETTINGS,
+};
 use tether_e2e::notifications::Notifications;
 use tether_e2e::webdriver::WebDriver;
 
 /// How long anything here may take to happen.
 const WITHIN: Duration = Duration::from_secs(30);
-
-/// Where the run's screenshots go (`TETHER_SCREENSHOTS`, which `make test` sets), if anywhere.
-fn screenshot_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("TETHER_SCREENSHOTS")?);
-    std::fs::create_dir_all(&dir).ok()?;
-    Some(dir)
-}
-
-async fn screenshot(app: &WebDriver, name: &str) -> Result<()> {
-    if let Some(dir) = screenshot_dir() {
-        // Let the last change paint.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        app.screenshot(&dir.join(format!("desktop-{name}.png")))
-            .await?;
-    }
-    Ok(())
-}
 
 /// The whole X display, as a person sees it (for a window no WebDriver session drives).
 fn display_screenshot(desktop: &Desktop, name: &str) -> Result<()> {
@@ -49,31 +33,9 @@ fn display_screenshot(desktop: &Desktop, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn app_session(url: &str) -> Result<WebDriver> {
-    WebDriver::new_session(
-        url,
-        json!({ "tauri:options": { "application": desktop_binary()? } }),
-    )
-    .await
-}
-
-/// The text of the first element `css` finds, once it contains `want` (as it reads: the
-/// rendered text, whatever its case).
+/// The text of the first element `css` finds, once it contains `want`.
 async fn wait_text(app: &WebDriver, css: &str, want: &str) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let text = match app.find(css, Duration::ZERO).await {
-            Ok(el) => app.text(&el).await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if text.to_lowercase().contains(&want.to_lowercase()) {
-            return Ok(text);
-        }
-        if start.elapsed() > WITHIN {
-            bail!("{css} says {text:?}, not {want:?}, after {WITHIN:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tether_e2e::desktop::wait_text(app, css, want, WITHIN).await
 }
 
 /// The welcome's step on screen, once it is `want`.
@@ -98,27 +60,6 @@ async fn wait_step(app: &WebDriver, want: &str) -> Result<()> {
 
 async fn click(app: &WebDriver, css: &str) -> Result<()> {
     app.click(&app.find(css, WITHIN).await?).await
-}
-
-/// Signs in through the sign-in window that a click on `open` opens: the platform's pages
-/// filled as a person would, then back to the main window.
-async fn sign_in_through_the_window(
-    app: &WebDriver,
-    open: &str,
-    user: &tether_sim::fixture::User,
-) -> Result<()> {
-    let main = app.window_handle().await?;
-    click(app, open).await?;
-    app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
-        .await?;
-    tether_e2e::webdriver::fill_sign_in(
-        app,
-        &user.username,
-        &user.password,
-        user.totp_secret.as_deref(),
-    )
-    .await?;
-    app.switch_to_window(&main).await
 }
 
 fn settings_of(data_dir: &std::path::Path) -> Result<Value> {

@@ -165,10 +165,7 @@ export function sampleSettings(): SettingsView {
 export function sampleWelcome(overrides: Partial<WelcomeView> = {}): WelcomeView {
   return {
     under_way: true,
-    platforms: [
-      { name: "platformsh", title: "Platform.sh" },
-      { name: "upsun", title: "Upsun" },
-    ],
+    platforms: sampleSettings().profiles,
     active_profile: "platformsh",
     profile_title: "Platform.sh",
     platform_chosen: false,
