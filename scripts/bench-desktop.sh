@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
-[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+keep_toolchain
 repo="$PWD"
 bin="$repo/target/release"
 runs="${BENCH_LAUNCH_RUNS:-5}"
@@ -23,7 +23,8 @@ for tool in Xvfb dbus-daemon xdotool python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
 done
 
-# BENCH_SKIP_BUILD=1 measures the binaries already built.
+# BENCH_SKIP_BUILD=1 measures the binaries already built; BENCH_BUILD_ONLY=1 builds them and
+# stops (scripts/bench.sh builds everything before it changes HOME).
 if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
   echo "==> desktop: building the desktop app and the empty tray app (release)"
   [ -f ui/dist/index.html ] || (cd ui && npm run build)
@@ -33,6 +34,7 @@ if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
   CARGO_TARGET_DIR="$repo/target/empty-tray" cargo build --release --locked \
     --manifest-path bench/empty-tray/Cargo.toml
 fi
+[ -z "${BENCH_BUILD_ONLY:-}" ] || exit 0
 app_bin="$bin/tether-desktop"
 empty_bin="$repo/target/empty-tray/release/empty-tray"
 probe="$bin/tether-tray-probe"

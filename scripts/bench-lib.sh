@@ -1,5 +1,16 @@
 # Shared by the benchmarks (sourced, not run).
 
+# keep_toolchain: cargo and rustup go on finding the toolchain once HOME is a throwaway directory
+# (rustup looks under $HOME/.rustup unless RUSTUP_HOME says where): the real ones are pinned
+# before anything changes HOME, and cargo's bin directory is put on the PATH.
+keep_toolchain() {
+  if [ -z "${RUSTUP_HOME:-}" ] && [ -d "$HOME/.rustup" ]; then export RUSTUP_HOME="$HOME/.rustup"; fi
+  if [ -z "${CARGO_HOME:-}" ] && [ -d "$HOME/.cargo" ]; then export CARGO_HOME="$HOME/.cargo"; fi
+  if [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  fi
+}
+
 # start_demo_sim SIM TETHER: serves the demo platform with files in $state (appending its pid to
 # the caller's `pids`), selects its profile (TETHER_PROFILE) and signs in with its API token.
 start_demo_sim() {

@@ -5,19 +5,22 @@
 #   2. plain ssh through the written config running `true`, with the hook against without it;
 #   3. `tether ssh -- true` against plain ssh to the same app;
 #   4. the idle agent's memory (RSS, PSS, private anonymous, from /proc/PID/smaps_rollup);
-#   5. tunnels: throughput, latency and time to open, against OpenSSH (scripts/bench-tunnels.sh);
+#   5. tunnels: throughput one way and both ways at once, latency, the client's CPU time and
+#      time to open, against OpenSSH's ssh -L (scripts/bench-tunnels.sh);
 #   6. the desktop app's memory and launch time, against an empty Tauri tray app
 #      (scripts/bench-desktop.sh).
 # Everything runs in a throwaway HOME on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
-[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+keep_toolchain
 command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing: run scripts/setup.sh" >&2; exit 1; }
 runs="${BENCH_RUNS:-40}"
 
+# Everything is built first, while HOME is still the caller's (the desktop step too).
 echo "==> building (release)"
 cargo build --release --locked --bin tether --bin tether-sim --bin tether-loadgen
+BENCH_BUILD_ONLY=1 scripts/bench-desktop.sh
 repo="$PWD"
 tether="$repo/target/release/tether"
 
@@ -95,4 +98,4 @@ PY
 echo
 echo "==> 5. tunnels"
 scripts/bench-tunnels.sh
-scripts/bench-desktop.sh
+BENCH_SKIP_BUILD=1 scripts/bench-desktop.sh
