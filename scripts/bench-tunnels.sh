@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The tunnel part of `make bench`, each figure against a baseline measured in the same run:
-#   1. throughput of 1 GiB through a Tether tunnel, OpenSSH `ssh -N -L` (chacha20-poly1305 and
-#      aes128-gcm) and raw loopback; through tether-sim's gateway, and (as root, which can add
-#      the app's login) through OpenSSH's own sshd trusting the simulator's CA, so that the
-#      client is measured and not only the server;
-#   2. small request/response latency (p50, p99) through the same;
-#   3. time from `tunnel:open` to all five ports accepting, against five `ssh -f -N -L`
+#   1. one way: 1 GiB through a Tether tunnel into a sink, against OpenSSH `ssh -N -L`
+#      (chacha20-poly1305, its default, and aes128-gcm) and raw loopback;
+#   2. both ways at once: 256 MiB each way through an echo service on one connection;
+#   3. small request/response latency (p50, p99) through an echo service;
+#   4. the client's CPU time per GiB carried one way: Tether's agent process against the
+#      `ssh -L` process (from /proc/PID/stat, user + system);
+#   all through tether-sim's gateway, and (as root, which can add the app's login) through
+#   OpenSSH's own sshd trusting the simulator's CA, so that the client is measured and not
+#   only the server;
+#   5. time from `tunnel:open` to all five ports accepting, against five `ssh -f -N -L`
 #      processes started one after another, the official client's way.
 # Loopback only; everything stops by itself. Called by scripts/bench.sh after its build.
 set -euo pipefail
@@ -13,14 +17,26 @@ cd "$(dirname "$0")/.."
 repo="$PWD"
 bin="$repo/target/release"
 size=$((1024 * 1024 * 1024))
+duplex_size=$((256 * 1024 * 1024))
+round_trips=2000
 runs="${BENCH_TUNNEL_RUNS:-3}"
 
 state=$(mktemp -d /tmp/tether-bench-tunnels.XXXXXX)
 pids=()
 made_user=""
+# The ssh -L processes of this run carry this in their command line (SetEnv), so that they can
+# be found and stopped without touching anyone else's ssh; stop-ssh.sh does it and waits until
+# they are gone (their listening ports with them).
+marker="tether-bench-ssh-${state##*.}"
+cat >"$state/stop-ssh.sh" <<EOF
+pkill -f 'TETHER_BENCH=$marker' || true
+for _ in \$(seq 1 50); do pgrep -f 'TETHER_BENCH=$marker' >/dev/null || exit 0; sleep 0.1; done
+echo "bench: this run's ssh -L processes still run after 5 s" >&2
+exit 1
+EOF
 cleanup() {
   local status=$?
-  pkill -f "TETHER_BENCH=tether-bench-[s]sh" 2>/dev/null || true
+  bash "$state/stop-ssh.sh" 2>/dev/null || true
   [ -n "${HOME:-}" ] && "$bin/tether" agent:stop >/dev/null 2>&1 || true
   [ -n "${TETHER_PROFILE_SSHD:-}" ] && TETHER_PROFILE="$TETHER_PROFILE_SSHD" "$bin/tether" agent:stop >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -129,46 +145,68 @@ results="$state/results"
 : >"$results"
 record() { echo "$*" >>"$results"; }
 
-# The median of `runs` runs of a command printing "seconds GB/s" (throughput) or "p50 p99".
-median_of() { # field, command...
-  local field=$1; shift
-  for _ in $(seq 1 "$runs"); do "$@"; done | awk -v f="$field" '{print $f}' | sort -g |
-    awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+# Runs a command `runs` times, recording each line it prints ("seconds GB/s cpu-seconds" or
+# "p50 p99") under a key; the summary takes the median of each field.
+measure() { # gateway, kind, client, command...
+  local key="$1 $2 $3" out; shift 3
+  for _ in $(seq 1 "$runs"); do
+    out=$("$@")
+    record "$key $out"
+  done
 }
 
-ssh_forward() { # label, cipher, config, port, destination, target
-  local cipher=$2 config=$3 port=$4 dest=$5 target=$6
-  ssh -F "$config" -o BatchMode=yes -o ExitOnForwardFailure=yes -o "SetEnv=TETHER_BENCH=tether-bench-ssh" \
-    -c "$cipher" -f -N -L "127.0.0.1:$port:$target" "$dest"
+# The pid of a profile's agent: its lock file records it.
+agent_pid() { # profile file
+  local name
+  name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$1" | head -n1)
+  cat "$XDG_RUNTIME_DIR/tether/$name.pid"
 }
-stop_ssh() { pkill -f "TETHER_BENCH=tether-bench-[s]sh" 2>/dev/null || true; sleep 0.2; }
+
+# Free local ports for the ssh -L forwards: two for a gateway's sink and echo, five for the
+# official client's way of opening an app's five relationships.
+read -r -a ports <<<"$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(7)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+
+ssh_forward() { # cipher, config, destination, sink target, echo target: one ssh, both forwards
+  ssh -F "$2" -o BatchMode=yes -o ExitOnForwardFailure=yes -o "SetEnv=TETHER_BENCH=$marker" \
+    -c "$1" -f -N -L "127.0.0.1:${ports[0]}:$4" -L "127.0.0.1:${ports[1]}:$5" "$3"
+}
+stop_ssh() { bash "$state/stop-ssh.sh"; }
 
 measure_gateway() { # gateway label, ssh config, ssh destination, app, sink target, echo target
   local gw=$1 config=$2 dest=$3 app=$4 sink_target=$5 echo_target=$6
   echo "==> $gw: tether tunnel"
   "$tether" tunnel:close --all -y >/dev/null 2>&1 || true
   "$tether" tunnel:open -p benchproj -e main -A "$app" -r sink -r echo >/dev/null
-  local t_sink t_echo
+  local t_sink t_echo pid
   t_sink=$("$tether" tunnel:info -p benchproj -e main -A "$app" -P sink.0.port)
   t_echo=$("$tether" tunnel:info -p benchproj -e main -A "$app" -P echo.0.port)
-  record "$gw throughput tether $(median_of 2 "$loadgen" send "$t_sink" "$size")"
-  record "$gw latency tether $(for _ in 1; do "$loadgen" latency "$t_echo" 2000; done)"
+  pid=$(agent_pid "$TETHER_PROFILE")
+  measure "$gw" oneway tether "$loadgen" send "$t_sink" "$size" "$pid"
+  measure "$gw" duplex tether "$loadgen" duplex "$t_echo" "$duplex_size" "$pid"
+  measure "$gw" latency tether "$loadgen" latency "$t_echo" "$round_trips"
   "$tether" tunnel:close --all -y >/dev/null 2>&1
   for cipher in chacha20-poly1305@openssh.com aes128-gcm@openssh.com; do
     echo "==> $gw: ssh -L ($cipher)"
     stop_ssh
-    ssh_forward x "$cipher" "$config" 41001 "$dest" "$sink_target"
-    ssh_forward x "$cipher" "$config" 41002 "$dest" "$echo_target"
+    ssh_forward "$cipher" "$config" "$dest" "$sink_target" "$echo_target"
+    pid=$(pgrep -f "TETHER_BENCH=$marker")
     local name=${cipher%%-*}; name=${name%%@*}
-    record "$gw throughput ssh-$name $(median_of 2 "$loadgen" send 41001 "$size")"
-    record "$gw latency ssh-$name $("$loadgen" latency 41002 2000)"
+    measure "$gw" oneway "ssh-$name" "$loadgen" send "${ports[0]}" "$size" "$pid"
+    measure "$gw" duplex "ssh-$name" "$loadgen" duplex "${ports[1]}" "$duplex_size" "$pid"
+    measure "$gw" latency "ssh-$name" "$loadgen" latency "${ports[1]}" "$round_trips"
     stop_ssh
   done
 }
 
 echo "==> raw loopback"
-record "raw throughput direct $(median_of 2 "$loadgen" send "$sink_port" "$size")"
-record "raw latency direct $("$loadgen" latency "$echo_port" 2000)"
+measure raw oneway direct "$loadgen" send "$sink_port" "$size"
+measure raw duplex direct "$loadgen" duplex "$echo_port" "$duplex_size"
+measure raw latency direct "$loadgen" latency "$echo_port" "$round_trips"
 
 measure_gateway sim "$ssh_config" "$host" app sink.internal:6379 echo.internal:11211
 
@@ -177,18 +215,19 @@ echo "==> open all five: tether tunnel:open vs five ssh -f -N -L"
 # The official client's way: one ssh process per relationship, started one after another.
 {
   echo "exec 2>>'$state/five-ssh.err'"
-  echo 'port=41011'
+  echo "ports=(${ports[*]:2:5})"
+  echo 'i=0'
   echo 'for target in sink.internal:6379 echo.internal:11211 e3.internal:5672 e4.internal:9200 e5.internal:27017; do'
-  echo "  ssh -F '$ssh_config' -o BatchMode=yes -o ExitOnForwardFailure=yes -o SetEnv=TETHER_BENCH=tether-bench-ssh -f -N -L \"127.0.0.1:\$port:\$target\" '$host' || exit 1"
-  echo '  port=$((port + 1))'
+  echo "  ssh -F '$ssh_config' -o BatchMode=yes -o ExitOnForwardFailure=yes -o SetEnv=TETHER_BENCH=$marker -f -N -L \"127.0.0.1:\${ports[i]}:\$target\" '$host' || exit 1"
+  echo '  i=$((i + 1))'
   echo 'done'
-  echo "'$loadgen' accepting 10 41011 41012 41013 41014 41015 >/dev/null"
+  echo "'$loadgen' accepting 10 ${ports[*]:2:5} >/dev/null"
 } >"$state/five-ssh.sh"
 hyperfine -N --warmup 1 --runs 10 --style basic --export-json "$state/open.json" \
   --prepare "$tether tunnel:close --all -y" \
   "$tether tunnel:open -p benchproj -e main -A app" >/dev/null
 hyperfine -N --warmup 1 --runs 10 --style basic --export-json "$state/open-ssh.json" \
-  --prepare "bash -c 'pkill -f TETHER_BENCH=tether-bench-[s]sh; sleep 0.2; true'" \
+  --prepare "bash $state/stop-ssh.sh" \
   "bash $state/five-ssh.sh" >/dev/null || { cat "$state/five-ssh.err" >&2; exit 1; }
 stop_ssh
 "$tether" tunnel:close --all -y >/dev/null 2>&1 || true
@@ -248,30 +287,56 @@ else
   echo "==> sshd as the gateway: skipped (needs root to add the app's login, and /usr/sbin/sshd)"
 fi
 
-python3 - "$results" <<'PY'
-import sys
-rows = {}
+python3 - "$results" "$runs" <<'PY'
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     parts = line.split()
-    rows[tuple(parts[:3])] = [float(x) for x in parts[3:]]
-def gbps(gw, who):
-    r = rows.get((gw, "throughput", who)); return r[0] if r else None
-print("\nTunnels (1 GiB through each; latency: 64-byte request/response, 2,000 round trips)")
-print(f"{'gateway':8} {'client':18} {'GB/s':>7} {'vs ssh -L aes128-gcm':>22} {'p50 µs':>8} {'p99 µs':>8}")
-raw = gbps("raw", "direct")
-lat = rows.get(("raw", "latency", "direct"))
-print(f"{'-':8} {'raw loopback':18} {raw:7.2f} {'':>22} {lat[0]:8.1f} {lat[1]:8.1f}")
+    runs.setdefault(tuple(parts[:3]), []).append([float(x) for x in parts[3:]])
+def med(gw, kind, who, field):
+    r = runs.get((gw, kind, who))
+    return statistics.median(x[field] for x in r) if r else None
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+def num(x, fmt):
+    return format(x, fmt) if x is not None else "-"
+print(f"\nTunnels: one way = 1 GiB into a sink; both ways = 256 MiB each way at once through an echo, "
+      f"one connection, GB/s each way;\nlatency = 64-byte round trips (2,000 a run); CPU = the client "
+      f"process's user+system seconds per GiB one way (the agent; the ssh -L process). "
+      f"Medians of {sys.argv[2]} runs.")
+print(f"{'gateway':8} {'client':18} {'one way':>8} {'vs aes':>7} {'both ways':>9} {'vs best':>8} "
+      f"{'p50 µs':>7} {'p99 µs':>7} {'vs best':>11} {'CPU s/GiB':>9} {'vs aes':>7}")
+SSH = ("ssh-chacha20", "ssh-aes128")
+def row(gw, who, label):
+    one, two = med(gw, "oneway", who, 1), med(gw, "duplex", who, 1)
+    p50, p99 = med(gw, "latency", who, 0), med(gw, "latency", who, 1)
+    # send prints the client's CPU seconds for its 1 GiB as its third field.
+    cpu = med(gw, "oneway", who, 2) if gw != "raw" else None
+    vs = ["", "", "", ""]
+    if gw != "raw":
+        best_two = max(med(gw, "duplex", s, 1) or 0 for s in SSH)
+        best_p50 = min(med(gw, "latency", s, 0) or float("inf") for s in SSH)
+        best_p99 = min(med(gw, "latency", s, 1) or float("inf") for s in SSH)
+        vs = [ratio(one, med(gw, "oneway", "ssh-aes128", 1)), ratio(two, best_two),
+              f"{ratio(p50, best_p50)}/{ratio(p99, best_p99)}",
+              ratio(cpu, med(gw, "oneway", "ssh-aes128", 2))]
+    print(f"{gw:8} {label:18} {num(one, '8.2f')} {vs[0]:>7} {num(two, '9.2f')} {vs[1]:>8} "
+          f"{num(p50, '7.1f')} {num(p99, '7.1f')} {vs[2]:>11} {num(cpu, '9.2f')} {vs[3]:>7}")
+row("raw", "direct", "raw loopback")
 for gw in ("sim", "sshd"):
-    base = gbps(gw, "ssh-aes128")
-    for who, label in (("tether", "tether tunnel"), ("ssh-chacha20", "ssh -L chacha20"), ("ssh-aes128", "ssh -L aes128-gcm")):
-        g = gbps(gw, who)
-        if g is None:
-            continue
-        l = rows.get((gw, "latency", who), [0, 0])
-        ratio = f"{g / base:5.2f}x" if base else "-"
-        print(f"{gw:8} {label:18} {g:7.2f} {ratio:>22} {l[0]:8.1f} {l[1]:8.1f}")
-t = rows[("open", "five", "tether")][0]; s = rows[("open", "five", "ssh")][0]
+    if (gw, "oneway", "tether") not in runs:
+        continue
+    for who, label in (("tether", "tether tunnel"), ("ssh-chacha20", "ssh -L chacha20"),
+                       ("ssh-aes128", "ssh -L aes128-gcm")):
+        row(gw, who, label)
+print("vs aes: against ssh -L aes128-gcm through the same gateway; vs best: against the better "
+      "of the two ssh -L ciphers there (faster, or lower latency; p50/p99)")
+t = runs[("open", "five", "tether")][0][0]; s = runs[("open", "five", "ssh")][0][0]
 print(f"\nopen five relationships until all accept: tether tunnel:open {t*1000:.0f} ms, "
       f"five ssh -f -N -L {s*1000:.0f} ms: {t/s:.2f}x (target <= 0.3x)")
-print("targets: tether >= 1.5x ssh -L through the same real sshd; latency p50/p99 no worse")
+print("targets, through each gateway: one way >= 1.2x ssh -L aes128-gcm; both ways >= 1.2x the "
+      "best ssh -L; latency p50 and p99 <= 1.0x the best ssh -L; client CPU per GiB <= 0.7x "
+      "ssh -L aes128-gcm")
+print("time from a silent network's return to byte-exact echoes through every tunnel: measured by "
+      "tests/tests/network_faults.rs (its 'measured:' lines), not here")
 PY
