@@ -217,22 +217,19 @@ pub fn tunnel_config() -> client::Config {
     }
 }
 
-/// How much output a connection may queue before the SSH session waits to write more.
-const OUTBOX: usize = 1024 * 1024;
+/// How much the SSH session reads from the socket at once.
+const INBOX: usize = 256 * 1024;
 
-/// The TCP connection to the gateway, with its writes decoupled from the SSH session.
+/// The TCP connection to the gateway, its writes decoupled from the SSH session (see
+/// [`super::outbox`]) and its reads buffered.
 ///
-/// russh's session loop stops reading while it waits to write. When both ends of a busy
-/// connection do that at once (a thousand tunnelled connections pushing data both ways fill
-/// both sockets' buffers), neither ever reads again. Here the session's writes go to a queue
-/// that a task of its own drains into the socket, so the session keeps reading (and so the
-/// peer keeps draining) while its output waits; the queue is bounded, which keeps the
-/// session's own backpressure for a peer that stops reading altogether.
+/// russh reads each packet with two exact reads (its length, then the rest), which unbuffered
+/// is two system calls per packet, however many packets the socket holds. A gateway that
+/// sends small packets (tether-sim's are 8 KiB) made that most of a busy tunnel's system calls.
 async fn open_socket(
     endpoint: &Endpoint,
 ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static, ConnectError>
 {
-    use tokio::io::AsyncWriteExt;
     let tcp = tokio::time::timeout(
         TCP_CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect((endpoint.address.as_str(), endpoint.port)),
@@ -247,14 +244,11 @@ async fn open_socket(
         message: e.to_string(),
     })?;
     let _ = tcp.set_nodelay(true);
-    let (read, mut write) = tcp.into_split();
-    let (session_side, pump_side) = tokio::io::duplex(OUTBOX);
-    tokio::spawn(async move {
-        let mut queued = tokio::io::BufReader::with_capacity(256 * 1024, pump_side);
-        let _ = tokio::io::copy_buf(&mut queued, &mut write).await;
-        let _ = write.shutdown().await;
-    });
-    Ok(tokio::io::join(read, session_side))
+    let (read, write) = tcp.into_split();
+    Ok(tokio::io::join(
+        tokio::io::BufReader::with_capacity(INBOX, read),
+        super::outbox::Outbox::new(write),
+    ))
 }
 
 /// `base` for one endpoint: the host-key algorithms the trust policy knows for it offered

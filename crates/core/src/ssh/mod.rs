@@ -5,6 +5,7 @@
 pub mod command;
 pub mod connect;
 pub mod exec;
+mod outbox;
 pub mod resolve;
 pub mod terminal;
 pub mod trust;
