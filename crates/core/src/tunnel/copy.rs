@@ -4,17 +4,27 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
+use bytes::{Buf, Bytes};
 use russh::client;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 use super::forward::LiveCounters;
 
-/// The buffer a tunnelled connection reads its local side into.
-const COPY_BUFFER: usize = 16 * 1024;
+/// The most a tunnelled connection reads from its local side at once: two packets of the
+/// size gateways accept (32 KiB for OpenSSH and russh), so that a busy connection's bytes go
+/// out in full packets. Fewer, fuller packets are less work for both ends of the connection.
+const READ_CHUNK: usize = 64 * 1024;
 
-/// Copies a local connection to its channel and back until both sides are done. Reading
-/// into one buffer and sending what was read as a shared slice of it keeps the copy free of
-/// per-chunk allocations (the buffer's memory is reused once russh has sent a slice).
+/// The most data messages written to the local side with one system call.
+const WRITE_BATCH: usize = 32;
+
+/// Copies a local connection to its channel and back until both sides are done.
+///
+/// Up: reading into one buffer and sending what was read as a shared slice of it keeps the
+/// copy free of per-chunk allocations (the buffer's memory is reused once russh has sent a
+/// slice). Down: the data messages already queued behind the one that arrived are written
+/// with it, in one system call (a gateway sending small packets made one write each).
 ///
 /// The channel is left open until the gateway closes it (it does once both sides said EOF):
 /// russh forgets a channel only when the close it receives is the first one, so closing from
@@ -30,10 +40,10 @@ pub(super) async fn pump(
     let (mut local_read, mut local_write) = stream.into_split();
     let to_io = |e: russh::Error| io::Error::other(e.to_string());
     let up = async {
-        let mut buf = bytes::BytesMut::with_capacity(COPY_BUFFER);
+        let mut buf = bytes::BytesMut::with_capacity(READ_CHUNK);
         loop {
-            if buf.capacity() < COPY_BUFFER / 4 {
-                buf.reserve(COPY_BUFFER);
+            if buf.capacity() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
             }
             let n = local_read.read_buf(&mut buf).await?;
             if n == 0 {
@@ -45,17 +55,33 @@ pub(super) async fn pump(
         tx.eof().await.map_err(to_io)
     };
     let down = async {
-        while let Some(msg) = rx.wait().await {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        // A message taken while gathering a batch, to be handled next.
+        let mut ahead = None;
+        loop {
+            let msg = match ahead.take() {
+                Some(msg) => msg,
+                None => rx.wait().await,
+            };
             match msg {
-                russh::ChannelMsg::Data { data } => {
-                    local_write.write_all(&data).await?;
-                    counters
-                        .bytes_received
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Some(russh::ChannelMsg::Data { data }) => {
+                    batch.push(data);
+                    while batch.len() < WRITE_BATCH {
+                        match queued(&mut rx).await {
+                            Some(Some(russh::ChannelMsg::Data { data })) => batch.push(data),
+                            Some(other) => {
+                                ahead = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    let n = write_all_chunks(&mut local_write, &mut batch).await?;
+                    counters.bytes_received.fetch_add(n, Ordering::Relaxed);
                 }
-                russh::ChannelMsg::Eof => local_write.shutdown().await?,
-                russh::ChannelMsg::Close => break,
-                _ => {}
+                Some(russh::ChannelMsg::Eof) => local_write.shutdown().await?,
+                Some(russh::ChannelMsg::Close) | None => break,
+                Some(_) => {}
             }
         }
         Ok::<_, io::Error>(())
@@ -66,4 +92,56 @@ pub(super) async fn pump(
         let _ = tx.close().await;
     }
     copied
+}
+
+/// The channel's next message if it is already there, without waiting for one (`Some(None)`
+/// when the channel is gone).
+async fn queued(rx: &mut russh::ChannelReadHalf) -> Option<Option<russh::ChannelMsg>> {
+    use std::future::Future;
+    use std::task::Poll;
+    let mut next = std::pin::pin!(rx.wait());
+    // Receiving is cancel-safe: a message not ready now stays queued for the next wait.
+    std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
+        Poll::Ready(msg) => Poll::Ready(Some(msg)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// Writes every chunk (emptying `chunks`) with as few system calls as the socket takes, and
+/// says how many bytes that was.
+async fn write_all_chunks(w: &mut OwnedWriteHalf, chunks: &mut Vec<Bytes>) -> io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let total = chunks.iter().map(|c| c.len() as u64).sum();
+    let mut first = 0;
+    loop {
+        while chunks.get(first).is_some_and(Bytes::is_empty) {
+            first += 1;
+        }
+        let Some(rest) = chunks.get(first..).filter(|rest| !rest.is_empty()) else {
+            break;
+        };
+        let mut slices = [io::IoSlice::new(&[]); WRITE_BATCH];
+        for (slice, chunk) in slices.iter_mut().zip(rest) {
+            *slice = io::IoSlice::new(chunk);
+        }
+        let count = rest.len().min(WRITE_BATCH);
+        let mut written = w.write_vectored(&slices[..count]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(chunk) = chunks.get_mut(first) else {
+                break;
+            };
+            let n = written.min(chunk.len());
+            chunk.advance(n);
+            written -= n;
+            if chunk.is_empty() {
+                first += 1;
+            }
+        }
+    }
+    chunks.clear();
+    Ok(total)
 }
