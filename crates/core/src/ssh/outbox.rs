@@ -9,16 +9,16 @@
 //! session's own backpressure for a peer that stops reading altogether.
 //!
 //! While nothing is queued, a write goes straight to the socket; only what the socket refuses
-//! is copied, once, into the queue, which the task then hands to the socket as it is. (A
-//! `tokio::io::duplex` pipe with a buffered pump did the same with two more copies of every
-//! byte sent.)
+//! is copied, once, into the queue, which the task then hands to the socket as it is. The
+//! session and the task use two buffers in turn, so that a busy connection allocates nothing
+//! once they have grown. (A `tokio::io::duplex` pipe with a buffered pump did the same with two
+//! more copies of every byte sent.)
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -41,7 +41,7 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     /// Bytes not yet handed to the socket, in order.
-    waiting: BytesMut,
+    waiting: Vec<u8>,
     /// Bytes the draining task took and is writing.
     writing: usize,
     /// The session is done: drain, then shut the socket down.
@@ -76,27 +76,29 @@ impl Shared {
 /// The socket's sending side is shut down when the last of the task and the session lets go
 /// of it (dropping a write half does that).
 async fn drain(shared: Arc<Shared>) {
+    // What the task is writing: the queue's buffer of a moment ago, whose place in the queue
+    // the previous one (emptied) took.
+    let mut sending = Vec::new();
     loop {
-        let chunk = {
+        {
             let mut q = shared.queue();
             if q.waiting.is_empty() {
                 if q.closing {
                     return;
                 }
-                None
             } else {
-                let chunk = q.waiting.split().freeze();
-                q.writing = chunk.len();
-                Some(chunk)
+                std::mem::swap(&mut q.waiting, &mut sending);
+                q.writing = sending.len();
             }
-        };
-        let Some(chunk) = chunk else {
+        }
+        if sending.is_empty() {
             // notify_one stores a permit when no one waits: a wake-up between the check above
             // and this wait is not lost.
             shared.work.notified().await;
             continue;
-        };
-        let written = write_all(&shared.socket, &chunk).await;
+        }
+        let written = write_all(&shared.socket, &sending).await;
+        sending.clear();
         let mut q = shared.queue();
         q.writing = 0;
         if let Err(e) = &written {
