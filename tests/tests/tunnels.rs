@@ -740,47 +740,67 @@ async fn a_thousand_concurrent_connections_through_one_tunnel_are_byte_exact() -
     let before = private_kib(pid)?;
 
     let connections = load_connections(std::env::var("TETHER_LOAD_CONNECTIONS").ok().as_deref())?;
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..connections {
-        tasks.spawn(echo_once(port, 64 * 1024, i as u8));
-    }
-    let mut failures = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r? {
-            failures.push(e.to_string());
+    // Two rounds, each settling within 32 MiB of the start: the allocator may keep some of
+    // what a thousand connections' buffers used at once (5 to 19 MiB seen, varying from round
+    // to round), but a leak of 16 KiB or more per connection crosses the bound by the end of
+    // the second round.
+    let mut settled = Vec::new();
+    for round in 1..=2u8 {
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..connections {
+            tasks.spawn(echo_once(port, 64 * 1024, (i as u8).wrapping_add(round)));
         }
+        let mut failures = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r? {
+                failures.push(e.to_string());
+            }
+        }
+        ensure!(
+            failures.is_empty(),
+            "round {round}: {} of {connections} failed, first: {:?}",
+            failures.len(),
+            failures.first()
+        );
+        eprintln!(
+            "round {round}: {connections} × 64 KiB echoed in {:?}",
+            start.elapsed()
+        );
+        // Memory comes back as the connections' tasks end: watched until it is within the
+        // round's bound, for at most 10 s, failing with what was last seen.
+        let bound = before + 32 * 1024;
+        let settle = Instant::now();
+        let now = loop {
+            let tunnels = list(&user).await?;
+            let active = tunnels[0]["counters"]["active"]
+                .as_u64()
+                .unwrap_or(u64::MAX);
+            let now = private_kib(pid)?;
+            if active == 0 && now <= bound {
+                break now;
+            }
+            if settle.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "round {round}, 10 s after {connections} connections closed: {active} active, \
+                     {now} KiB anonymous memory, above {bound} KiB (before: {before} KiB, after \
+                     each round: {settled:?})"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        settled.push(now);
     }
-    ensure!(
-        failures.is_empty(),
-        "{} of {connections} failed, first: {:?}",
-        failures.len(),
-        failures.first()
+    ensure!(accepted.load(Ordering::Relaxed) >= 2 * connections as u64);
+    let (first, second) = (settled[0], settled[1]);
+    eprintln!(
+        "agent's anonymous memory: {before} KiB before, {first} KiB after round 1, {second} KiB after round 2"
     );
-    eprintln!("{connections} × 64 KiB echoed in {:?}", start.elapsed());
-    ensure!(accepted.load(Ordering::Relaxed) >= connections as u64);
-
-    // Everything closed: the agent's memory comes back.
-    let settle = Instant::now();
-    let after = loop {
-        let tunnels = list(&user).await?;
-        let active = tunnels[0]["counters"]["active"]
-            .as_u64()
-            .unwrap_or(u64::MAX);
-        let now = private_kib(pid)?;
-        if active == 0 && now <= before + 10 * 1024 {
-            break now;
-        }
-        if settle.elapsed() > Duration::from_secs(10) {
-            bail!("after the connections closed: {active} active, {now} KiB anonymous memory vs {before} KiB before");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    eprintln!("agent's anonymous memory: {before} KiB before, {after} KiB after");
     let tunnels = list(&user).await?;
-    ensure!(tunnels[0]["counters"]["connections"].as_u64() == Some(connections as u64 + 1));
+    let carried = 2 * connections as u64 + 1;
+    ensure!(tunnels[0]["counters"]["connections"].as_u64() == Some(carried));
     ensure!(
-        tunnels[0]["counters"]["bytes_sent"].as_u64() == Some((connections as u64 + 1) * 64 * 1024),
+        tunnels[0]["counters"]["bytes_sent"].as_u64() == Some(carried * 64 * 1024),
         "{}",
         tunnels[0]
     );

@@ -11,10 +11,12 @@ use tokio::net::TcpStream;
 
 use super::forward::LiveCounters;
 
-/// The most a tunnelled connection reads from its local side at once: two packets of the
-/// size gateways accept (32 KiB for OpenSSH and russh), so that a busy connection's bytes go
-/// out in full packets. Fewer, fuller packets are less work for both ends of the connection.
-const READ_CHUNK: usize = 64 * 1024;
+/// The most a tunnelled connection reads from its local side at once: one packet of the size
+/// gateways accept (32 KiB for OpenSSH and russh), so that a busy connection's bytes go out in
+/// full packets. Two packets' worth (64 KiB) made a thousand connections at once leave the
+/// agent holding 16 to 40 MiB more after they closed (the allocator keeps what they used),
+/// against 4 to 13 MiB with one.
+const READ_CHUNK: usize = 32 * 1024;
 
 /// The most data messages written to the local side with one system call.
 const WRITE_BATCH: usize = 32;
