@@ -23,9 +23,11 @@ const WRITE_BATCH: usize = 32;
 
 /// Copies a local connection to its channel and back until both sides are done.
 ///
-/// Up: reading into one buffer and sending what was read as a shared slice of it keeps the
-/// copy free of per-chunk allocations (the buffer's memory is reused once russh has sent a
-/// slice). Down: the data messages already queued behind the one that arrived are written
+/// Up: reading into a buffer and sending what was read as a shared slice of it keeps the copy
+/// free of per-chunk allocations: two buffers are used in turn, and one's memory is used again
+/// once russh has sent its slices (with one, russh had seldom sent the last slice when the
+/// buffer ran out, so a new one was allocated and the old freed, at the rate of the traffic,
+/// which made the allocator give pages back to the system and fault them in again). Down: the data messages already queued behind the one that arrived are written
 /// with it, in one system call (a gateway sending small packets made one write each).
 ///
 /// The channel is left open until the gateway closes it (it does once both sides said EOF):
@@ -43,8 +45,12 @@ pub(super) async fn pump(
     let to_io = |e: russh::Error| io::Error::other(e.to_string());
     let up = async {
         let mut buf = bytes::BytesMut::with_capacity(READ_CHUNK);
+        let mut other = bytes::BytesMut::new();
         loop {
             if buf.capacity() < READ_CHUNK / 4 {
+                // The other buffer's slices are older: most likely sent by now, so that its
+                // memory is used again rather than freed and allocated anew.
+                std::mem::swap(&mut buf, &mut other);
                 buf.reserve(READ_CHUNK);
             }
             let n = local_read.read_buf(&mut buf).await?;
