@@ -27,8 +27,10 @@ const WRITE_BATCH: usize = 32;
 /// free of per-chunk allocations: two buffers are used in turn, and one's memory is used again
 /// once russh has sent its slices (with one, russh had seldom sent the last slice when the
 /// buffer ran out, so a new one was allocated and the old freed, at the rate of the traffic,
-/// which made the allocator give pages back to the system and fault them in again). Down: the data messages already queued behind the one that arrived are written
-/// with it, in one system call (a gateway sending small packets made one write each).
+/// which made the allocator give pages back to the system and fault them in again).
+///
+/// Down: the data messages already queued behind the one that arrived are written with it, in
+/// one system call (a gateway sending small packets made one write each).
 ///
 /// The channel is left open until the gateway closes it (it does once both sides said EOF):
 /// russh forgets a channel only when the close it receives is the first one, so closing from
