@@ -145,10 +145,13 @@ results="$state/results"
 : >"$results"
 record() { echo "$*" >>"$results"; }
 
-# Runs a command `runs` times, recording each line it prints ("seconds GB/s cpu-seconds" or
-# "p50 p99") under a key; the summary takes the median of each field.
+# Runs a command once to warm up (a connection's first transfer is slower, for every client:
+# buffers grow, the allocator settles), then `runs` times, recording each line it prints
+# ("seconds GB/s cpu-seconds" or "p50 p99") under a key; the summary takes the median of each
+# field.
 measure() { # gateway, kind, client, command...
   local key="$1 $2 $3" out; shift 3
+  "$@" >/dev/null
   for _ in $(seq 1 "$runs"); do
     out=$("$@")
     record "$key $out"
