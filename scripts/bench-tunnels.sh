@@ -41,7 +41,12 @@ cleanup() {
   [ -n "${TETHER_PROFILE_SSHD:-}" ] && TETHER_PROFILE="$TETHER_PROFILE_SSHD" "$bin/tether" agent:stop >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ -n "$made_user" ] && userdel "$made_user" 2>/dev/null || true
+  if [ -n "$made_user" ]; then
+    # sshd's session processes for the login end a moment after their clients: userdel refuses
+    # a user that still runs something, and the login would stay behind.
+    for _ in $(seq 1 50); do pgrep -u "$made_user" >/dev/null || break; sleep 0.1; done
+    userdel "$made_user" 2>/dev/null || echo "bench: could not remove the login $made_user" >&2
+  fi
   if [ "$status" = 0 ]; then rm -rf "$state"; else echo "bench: failed; its files are in $state" >&2; fi
 }
 trap cleanup EXIT INT TERM
