@@ -116,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ProfileInfo => Ok(()),
         // Answered in main, before any profile or session.
         Command::Completion { .. } | Command::Man => Ok(()),
+        Command::ProductionGuard(args) => crate::guard::production_guard(&ctx, args).await,
         Command::Projects => browse::projects(&ctx).await,
         Command::Environments { project } => browse::environments(&ctx, project).await,
         Command::Apps {
@@ -134,6 +135,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             pipe,
             all,
             terminal,
+            yes,
             options,
             command,
         } => {
@@ -148,6 +150,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 pipe,
                 all,
                 terminal,
+                yes,
                 options,
                 command,
             };

@@ -10,6 +10,7 @@ mod browse;
 mod certs;
 mod commands;
 mod context;
+mod guard;
 mod manual;
 mod output;
 mod session;
@@ -265,6 +266,9 @@ pub enum Command {
         /// Open the session in a new terminal window (TETHER_TERMINAL, TERMINAL, or one found).
         #[arg(long)]
         terminal: bool,
+        /// Do not ask before a shell on a production environment.
+        #[arg(short = 'y', long)]
+        yes: bool,
         /// An option for ssh, in ssh_config form such as `-o 'SetEnv LC_X=1'` (repeatable; after
         /// those of PLATFORMSH_CLI_SSH_OPTIONS or UPSUN_CLI_SSH_OPTIONS, one per line).
         #[arg(short = 'o', long = "option", value_name = "OPTION")]
@@ -278,6 +282,10 @@ pub enum Command {
         )]
         command: Vec<String>,
     },
+    /// Show whether Tether asks before a terminal, a SQL shell, a dump or a tunnel on a
+    /// project's production environment, and turn it --on or --off.
+    #[command(name = "config:production-guard")]
+    ProductionGuard(guard::GuardArgs),
     /// Print the completion script for a shell, to install where it looks for them (for bash:
     /// `tether completion bash > ~/.local/share/bash-completion/completions/tether`).
     Completion {
@@ -314,6 +322,7 @@ impl Command {
             Command::TunnelList { .. } => "tunnel:list",
             Command::TunnelInfo { .. } => "tunnel:info",
             Command::TunnelClose { .. } => "tunnel:close",
+            Command::ProductionGuard(_) => "config:production-guard",
             Command::Completion { .. } => "completion",
             Command::Man => "man",
         }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use tether_core::access::{AccessError, AfterRefusal};
 use tether_core::api::ApiError;
+use tether_core::guard::Entry;
 use tether_core::select::{EnvironmentRef, ProjectRef};
 use tether_core::ssh::terminal::TerminalSettings;
 use tether_core::ssh::{remote_command, Selection};
@@ -40,6 +41,8 @@ pub struct SshRequest {
     pub pipe: bool,
     pub all: bool,
     pub terminal: bool,
+    /// Do not ask before a shell on a production environment.
+    pub yes: bool,
     /// ssh options from `-o`, in ssh_config form.
     pub options: Vec<String>,
     pub command: Vec<String>,
@@ -97,6 +100,9 @@ async fn ssh_once(ctx: &Ctx, req: &SshRequest) -> Result<()> {
         return Ok(());
     }
     let command = remote_command(&req.command);
+    if command.is_none() {
+        crate::guard::confirm_in(ctx, &project, &env, Entry::Terminal, req.yes)?;
+    }
     let ready = ctx.access.ready(false).await?;
     if ready.renewed {
         progress(ctx.format, "Loaded a new SSH certificate.");

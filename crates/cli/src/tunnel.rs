@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tether_core::access::Access;
 use tether_core::agent::{self, AgentClient, Reply, Request};
 use tether_core::api::AppName;
 use tether_core::escape::Shown;
+use tether_core::guard::Entry;
 use tether_core::select::{EnvironmentRef, ProjectRef};
 use tether_core::tunnel::{
     local_relationships, AppKey, CloseRequest, OpenReport, OpenRequest, TunnelHost, TunnelInfo,
@@ -22,7 +22,6 @@ use crate::browse::{choose, choose_environment, choose_project, named_app, pick_
 use crate::context::Ctx;
 use crate::output::{self, print, progress};
 use crate::Cli;
-use crate::Format;
 
 /// Which app, as the flags say (each may be left out): chosen as the official client chooses
 /// (see [`crate::browse`]).
@@ -43,7 +42,7 @@ pub struct AppFlags {
 
 impl AppFlags {
     /// The app, asking for what the flags and surroundings did not say when a person is there.
-    async fn resolve(&self, ctx: &Ctx) -> Result<AppKey> {
+    pub(crate) async fn resolve(&self, ctx: &Ctx) -> Result<AppKey> {
         let chosen = choose_project(ctx, self.project.as_ref()).await?;
         let env = choose_environment(ctx, &chosen, self.environment.as_ref()).await?;
         let named = named_app(&chosen, self.app.as_ref())?;
@@ -53,6 +52,12 @@ impl AppFlags {
             environment: env.id,
             app,
         })
+    }
+
+    /// The project, asking for it when the flags and surroundings did not say and a person is
+    /// there.
+    pub(crate) async fn project(&self, ctx: &Ctx) -> Result<tether_core::api::ProjectId> {
+        Ok(choose_project(ctx, self.project.as_ref()).await?.project)
     }
 
     /// The tunnels the flags name (a URL's environment and app included); `-e .` names no
@@ -137,14 +142,7 @@ pub struct OpenArgs {
 
 pub async fn open(ctx: &Ctx, cli: &Cli, args: OpenArgs) -> Result<()> {
     let app = args.app.resolve(ctx).await?;
-    confirm_production(
-        &ctx.access,
-        ctx.format,
-        &app,
-        args.bind.yes,
-        "Are you sure you want to open SSH tunnel(s) to the environment",
-    )
-    .await?;
+    crate::guard::confirm(ctx, &app, Entry::Tunnel, args.bind.yes).await?;
     let bind = args.bind.bind;
     confirm_wildcard(bind, args.bind.yes)?;
     warn_about_bind(ctx, bind);
@@ -176,53 +174,6 @@ pub async fn open(ctx: &Ctx, cli: &Cli, args: OpenArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Asks before tunnelling into a production environment, as the official client does
-/// (`legacy/src/Command/Tunnel/TunnelOpenCommand.php` and `TunnelSingleCommand.php`, `execute`,
-/// through `QuestionHelper::confirm`: default yes, `-y` answers it). Without a terminal the
-/// official client takes the default and goes ahead, so scripts keep working; this says so on
-/// stderr. The desktop opens tunnels through the agent, never through here.
-async fn confirm_production(
-    access: &Access,
-    format: Format,
-    app: &AppKey,
-    yes: bool,
-    question: &str,
-) -> Result<()> {
-    let env = access
-        .catalog()
-        .environment(&app.project, &app.environment)
-        .await?;
-    if env.kind != "production" || yes {
-        return Ok(());
-    }
-    let label = format!("{} (type: production) of project {}", env.id, app.project);
-    if !std::io::stdin().is_terminal() {
-        progress(
-            format,
-            &format!(
-                "Note: {label} is a production environment; going ahead without asking, as no one \
-                 is at a terminal (-y skips this note)."
-            ),
-        );
-        return Ok(());
-    }
-    let mut err = std::io::stderr();
-    write!(
-        err,
-        "{} ",
-        tether_core::escape::terminal(&format!("{question} {label}? [Y/n]"))
-    )?;
-    err.flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    match line.trim() {
-        "" | "y" | "Y" | "yes" | "Yes" => Ok(()),
-        _ => bail!(UsageError(
-            "nothing opened: you chose not to open tunnels to production".into()
-        )),
-    }
 }
 
 /// Asks the person at a terminal before listening on every address (`0.0.0.0`, `::`): the
@@ -324,6 +275,7 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
     let app = args.app.resolve(&ctx).await?;
     let yes = args.bind.yes;
     let bind = args.bind.bind;
+    crate::guard::confirm(&ctx, &app, Entry::Tunnel, yes).await?;
     confirm_wildcard(bind, yes)?;
     warn_about_bind(&ctx, bind);
     let format = ctx.format;
@@ -344,14 +296,6 @@ pub async fn single(ctx: Ctx, args: SingleArgs) -> Result<()> {
             }
         }
     };
-    confirm_production(
-        &access,
-        format,
-        &app,
-        yes,
-        &format!("Are you sure you want to open an SSH tunnel to the relationship {relationship} on the environment"),
-    )
-    .await?;
     let report = host
         .open(&OpenRequest {
             app,
@@ -589,7 +533,7 @@ impl std::error::Error for NoTunnels {}
 
 /// A request that cannot be served as asked (exit code 1, like the official client).
 #[derive(Debug)]
-struct UsageError(String);
+pub(crate) struct UsageError(pub(crate) String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cert;
 pub mod context;
 pub mod escape;
+pub mod guard;
 pub mod memory;
 pub mod openssh;
 pub mod private_files;

@@ -13,6 +13,8 @@ use crate::tunnel::AppKey;
 
 /// How many recently used apps the tray lists.
 pub const RECENT_APPS: usize = 5;
+/// The quick switcher's global shortcut unless the user chose another.
+pub const DEFAULT_SWITCHER_SHORTCUT: &str = "Ctrl+Alt+Space";
 /// The inactivity limits one may choose, in hours.
 pub const INACTIVITY_HOURS: std::ops::RangeInclusive<u32> = 1..=720;
 
@@ -38,6 +40,12 @@ pub struct DesktopSettings {
     /// The first-run welcome is under way: saved while it is (a change of platform restarts
     /// the app), so that the next start goes on with it rather than to the tray.
     pub welcome_under_way: bool,
+    /// Projects (ids) whose production environment is entered without asking first: a
+    /// terminal, a SQL shell, a dump or a tunnel there does not ask (see [`crate::guard`]).
+    pub production_unguarded: Vec<String>,
+    /// The global shortcut that opens the quick switcher, such as `Ctrl+Alt+Space`; empty:
+    /// none (the switcher is still reachable from the window and `tether-desktop --switcher`).
+    pub switcher_shortcut: String,
 }
 
 impl Default for DesktopSettings {
@@ -52,6 +60,8 @@ impl Default for DesktopSettings {
             pinned: Vec::new(),
             recent: Vec::new(),
             welcome_under_way: false,
+            production_unguarded: Vec::new(),
+            switcher_shortcut: DEFAULT_SWITCHER_SHORTCUT.into(),
         }
     }
 }
@@ -66,6 +76,8 @@ pub enum SettingsError {
     Terminal(String),
     #[error("{0}")]
     Profile(String),
+    #[error("the shortcut {0:?} is not one: write modifiers and a key joined by +, such as Ctrl+Alt+Space, or leave it empty for none")]
+    Shortcut(String),
     #[error("cannot save the settings to {path}: {message}")]
     Write { path: PathBuf, message: String },
 }
@@ -117,6 +129,9 @@ impl DesktopSettings {
                 }
                 SettingsError::Terminal(_) => self.terminal = default.terminal.clone(),
                 SettingsError::Profile(_) => self.profile = default.profile.clone(),
+                SettingsError::Shortcut(_) => {
+                    self.switcher_shortcut = default.switcher_shortcut.clone()
+                }
                 SettingsError::Write { .. } => break,
             }
         }
@@ -137,6 +152,9 @@ impl DesktopSettings {
         if !self.profile.trim().is_empty() {
             crate::setup::profile(self.profile.trim())
                 .map_err(|e| SettingsError::Profile(e.to_string()))?;
+        }
+        if !shortcut_is_well_formed(&self.switcher_shortcut) {
+            return Err(SettingsError::Shortcut(self.switcher_shortcut.clone()));
         }
         Ok(())
     }
@@ -189,6 +207,19 @@ impl DesktopSettings {
         self.recent.truncate(RECENT_APPS);
     }
 
+    /// Whether entering this project's production environment asks first.
+    pub fn guards_production(&self, project: &str) -> bool {
+        !self.production_unguarded.iter().any(|p| p == project)
+    }
+
+    /// Turns the question before entering this project's production environment on or off.
+    pub fn set_guards_production(&mut self, project: &str, guarded: bool) {
+        self.production_unguarded.retain(|p| p != project);
+        if !guarded {
+            self.production_unguarded.push(project.to_string());
+        }
+    }
+
     /// Pinned apps, then recent ones not pinned, each parsed (unparseable entries skipped).
     pub fn shortcuts(&self) -> Vec<(AppKey, bool)> {
         let pinned = self.pinned.iter().filter_map(|p| AppKey::parse(p).ok());
@@ -202,6 +233,18 @@ impl DesktopSettings {
             .chain(recent.map(|a| (a, false)))
             .collect()
     }
+}
+
+/// A shortcut as the desktop's global-shortcut parser reads it: empty (none), or modifiers and
+/// one key joined by `+`, each a plain word (`Ctrl+Alt+Space`, `Super+K`). The desktop parses
+/// it again when it registers it and says so if the key is unknown.
+fn shortcut_is_well_formed(shortcut: &str) -> bool {
+    let shortcut = shortcut.trim();
+    shortcut.is_empty()
+        || (shortcut.len() <= 64
+            && shortcut
+                .split('+')
+                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric())))
 }
 
 #[cfg(test)]
@@ -243,6 +286,10 @@ mod tests {
             },
             DesktopSettings {
                 profile: "no-such-profile".into(),
+                ..s.clone()
+            },
+            DesktopSettings {
+                switcher_shortcut: "Ctrl++".into(),
                 ..s.clone()
             },
         ] {

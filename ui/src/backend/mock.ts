@@ -150,6 +150,8 @@ export function sampleSettings(): SettingsView {
       pinned: ["abc123/main/worker"],
       recent: [],
       welcome_under_way: false,
+      production_unguarded: [],
+      switcher_shortcut: "Ctrl+Alt+Space",
     },
     profiles: [
       { name: "platformsh", title: "Platform.sh" },

@@ -70,6 +70,8 @@ describe("settings form", () => {
       pinned: ["abc123/main/worker"],
       recent: [],
       welcome_under_way: false,
+      production_unguarded: [],
+      switcher_shortcut: "Ctrl+Alt+Space",
     };
     expect(m!.backend.callsTo("saveSettings")).toEqual([[expected]]);
     expect($(form, "[role=status]").textContent).toBe("Saved");

@@ -176,6 +176,8 @@ export class SettingsPage {
       pinned: loaded.pinned,
       recent: loaded.recent,
       welcome_under_way: loaded.welcome_under_way,
+      production_unguarded: loaded.production_unguarded,
+      switcher_shortcut: loaded.switcher_shortcut,
     };
   }
 

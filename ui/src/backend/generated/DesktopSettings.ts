@@ -33,4 +33,14 @@ recent: Array<string>,
  * The first-run welcome is under way: saved while it is (a change of platform restarts
  * the app), so that the next start goes on with it rather than to the tray.
  */
-welcome_under_way: boolean, };
+welcome_under_way: boolean, 
+/**
+ * Projects (ids) whose production environment is entered without asking first: a
+ * terminal, a SQL shell, a dump or a tunnel there does not ask (see [`crate::guard`]).
+ */
+production_unguarded: Array<string>, 
+/**
+ * The global shortcut that opens the quick switcher, such as `Ctrl+Alt+Space`; empty:
+ * none (the switcher is still reachable from the window and `tether-desktop --switcher`).
+ */
+switcher_shortcut: string, };
