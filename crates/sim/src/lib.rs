@@ -13,6 +13,7 @@ pub mod model;
 pub mod oauth;
 pub mod pages;
 pub mod probes;
+pub mod shim;
 pub mod state;
 
 use std::collections::BTreeMap;

@@ -125,6 +125,8 @@ impl Signals {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Called by a container's stand-in name (psql, tail…): translate and run the real program.
+    tether_sim::shim::run_if_called_as_shim();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TETHER_SIM_LOG")

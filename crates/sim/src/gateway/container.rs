@@ -38,6 +38,54 @@ pub(super) fn scratch_dir(root: &Path, c: &Container<'_>) -> PathBuf {
     root.join(&c.project.id).join(&c.env.id).join(name)
 }
 
+/// What makes the platform's view for a container's commands (see [`crate::shim`]): its
+/// `/var/log` files, created when missing, and the variables its stand-ins read, with their
+/// directory first on the `PATH`. Service addresses (`<rel>.internal`, the endpoint's `ip`
+/// and `hostname`, each with its port) map to the service's backend. Nothing when the
+/// `tether-sim` binary cannot be found (the log files are still made).
+pub(super) fn platform_view(
+    c: &Container<'_>,
+    dir: &Path,
+    scratch_root: &Path,
+    backends: &std::collections::BTreeMap<String, std::net::SocketAddr>,
+) -> Vec<(String, String)> {
+    let logs = match crate::shim::prepare_logs(dir) {
+        Ok(logs) => logs,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the container's var/log");
+            dir.join("var").join("log")
+        }
+    };
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let Some(shims) = crate::shim::install(scratch_root, &path) else {
+        return Vec::new();
+    };
+    let mut services = Vec::new();
+    for e in model::endpoints(c.project, c.env, c.app) {
+        let Some(backend) = backends.get(&e.service.backend) else {
+            continue;
+        };
+        for host in [&e.host, &e.ip, &e.hostname] {
+            services.push((host.clone(), e.port, *backend));
+        }
+    }
+    vec![
+        ("PATH".to_string(), format!("{}:{path}", shims.display())),
+        (
+            crate::shim::SERVICES_VAR.to_string(),
+            crate::shim::services_value(&services),
+        ),
+        (
+            crate::shim::LOG_DIR_VAR.to_string(),
+            logs.display().to_string(),
+        ),
+        (
+            crate::shim::SHIM_DIR_VAR.to_string(),
+            shims.display().to_string(),
+        ),
+    ]
+}
+
 /// The environment an app's processes see, as on the platform.
 pub(super) fn container_env(c: &Container<'_>, dir: &Path) -> Vec<(String, String)> {
     let relationships = c.app.relationships_variable.clone().unwrap_or_else(|| {

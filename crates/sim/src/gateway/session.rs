@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::container::{container_env, scratch_dir, sftp_server, shell, Chatter};
+use super::container::{container_env, platform_view, scratch_dir, sftp_server, shell, Chatter};
 use super::Connection;
 use crate::model;
 
@@ -104,6 +104,13 @@ impl Connection {
             return Ok(());
         }
         let mut env = container_env(&container, &dir);
+        // Later entries win (the PATH with the stand-ins first replaces the plain one).
+        env.extend(platform_view(
+            &container,
+            &dir,
+            &self.state.scratch_dir,
+            &self.state.backends,
+        ));
         env.extend(client_env);
         let pty = pty.filter(|_| login.permit_pty);
         let chatter = match program {
