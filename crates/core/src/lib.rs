@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod cert;
+pub mod clients;
 pub mod context;
 pub mod deployment;
 pub mod escape;
