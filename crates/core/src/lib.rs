@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cert;
 pub mod clients;
 pub mod context;
+pub mod db;
 pub mod deployment;
 pub mod escape;
 pub mod guard;
