@@ -458,3 +458,67 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+impl User {
+    /// Runs `tether ARGS` on a terminal of its own (through `script`), as a person at a
+    /// terminal would: each `(shown, typed)` of `script` types `typed` once the terminal has
+    /// shown `shown` (in order, each after the one before). Returns the exit status and
+    /// everything the terminal showed; fails after 60 s with what it showed.
+    pub async fn at_a_terminal(
+        &self,
+        args: &[&str],
+        script: &[(&str, &str)],
+    ) -> Result<(std::process::ExitStatus, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tether = workspace_binary("tether")?;
+        let line = std::iter::once(tether.display().to_string())
+            .chain(args.iter().map(|a| a.to_string()))
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qefc", &line, "/dev/null"]);
+        self.environment(&mut cmd);
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        let mut stdout = child.stdout.take().context("no stdout")?;
+        let mut shown = Vec::new();
+        let run = async {
+            let mut script = script.iter();
+            let mut next = script.next();
+            // Where the next prompt is looked for: after the last one answered.
+            let mut from = 0;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stdout.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                shown.extend_from_slice(&buf[..n]);
+                while let Some((prompt, typed)) = next {
+                    let seen = String::from_utf8_lossy(&shown[from..]).into_owned();
+                    let Some(at) = seen.find(prompt) else { break };
+                    from += at + prompt.len();
+                    stdin.write_all(typed.as_bytes()).await?;
+                    next = script.next();
+                }
+            }
+            drop(stdin);
+            Ok::<_, anyhow::Error>(child.wait().await?)
+        };
+        let status = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .with_context(|| {
+                format!(
+                    "not finished in 60 s; the terminal showed:\n{}",
+                    String::from_utf8_lossy(&shown)
+                )
+            })??;
+        Ok((status, String::from_utf8_lossy(&shown).into_owned()))
+    }
+}

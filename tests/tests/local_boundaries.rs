@@ -223,76 +223,24 @@ async fn tunnels_export_the_address_they_listen_on_and_a_wildcard_exports_loopba
 
 const QUESTION: &str = "Listen on every address (0.0.0.0)?";
 
-/// Runs `tether ARGS` on a terminal (through `script`); with an `answer`, types it once the
-/// question is on the screen. Returns everything the terminal showed.
-async fn at_a_terminal(
-    user: &User,
-    args: &[&str],
-    answer: Option<&str>,
-) -> Result<(std::process::ExitStatus, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tether = tether_e2e::cli::workspace_binary("tether")?;
-    let line = std::iter::once(tether.display().to_string())
-        .chain(args.iter().map(|a| a.to_string()))
-        .map(|a| format!("'{a}'"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qefc", &line, "/dev/null"]);
-    user.environment(&mut cmd);
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
-    let mut stdin = child.stdin.take().context("no stdin")?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let mut shown = Vec::new();
-    let run = async {
-        let mut answer = answer;
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stdout.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            shown.extend_from_slice(&buf[..n]);
-            if let Some(a) = answer.filter(|_| text(&shown).contains(QUESTION)) {
-                stdin.write_all(a.as_bytes()).await?;
-                answer = None;
-            }
-        }
-        drop(stdin);
-        Ok::<_, anyhow::Error>(child.wait().await?)
-    };
-    let status = tokio::time::timeout(std::time::Duration::from_secs(60), run)
-        .await
-        .with_context(|| {
-            format!(
-                "not finished in 60 s; the terminal showed:\n{}",
-                text(&shown)
-            )
-        })??;
-    Ok((status, text(&shown)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listening_on_every_address_is_asked_at_a_terminal() -> Result<()> {
     let (_sim, user, _stop) = start().await?;
     let args = [&OPEN[..], &["--bind", "0.0.0.0"]].concat();
-    let (status, shown) = at_a_terminal(&user, &args, Some("n\n")).await?;
+    let (status, shown) = user.at_a_terminal(&args, &[(QUESTION, "n\n")]).await?;
     ensure!(!status.success(), "answered no: {shown}");
     ensure!(shown.contains(QUESTION), "the question: {shown}");
     ensure!(shown.contains("nothing opened"), "{shown}");
     ensure!(tunnels(&user).await?.is_empty(), "nothing opened");
 
-    let (status, shown) = at_a_terminal(&user, &args, Some("y\n")).await?;
+    let (status, shown) = user.at_a_terminal(&args, &[(QUESTION, "y\n")]).await?;
     ensure!(status.success(), "answered yes: {shown}");
     ensure!(tunnels(&user).await?.len() == 1, "one tunnel");
     // -y answers it without a question.
     user.ok(&["tunnel:close", "-y"], None).await?;
-    let (status, shown) = at_a_terminal(&user, &[&args[..], &["-y"]].concat(), None).await?;
+    let (status, shown) = user
+        .at_a_terminal(&[&args[..], &["-y"]].concat(), &[])
+        .await?;
     ensure!(status.success(), "-y: {shown}");
     ensure!(
         !shown.contains("Listen on every address"),

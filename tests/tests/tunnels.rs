@@ -1253,7 +1253,7 @@ async fn tunnels_to_production_go_ahead_without_a_terminal_and_say_so() -> Resul
     let err = text(&out.stderr);
     ensure!(out.status.success(), "{err}");
     ensure!(
-        err.contains("main (type: production)") && err.contains("production environment"),
+        err.contains("main is the production environment of project") && err.contains("-y skips"),
         "no production note: {err}"
     );
     // -y: no question, no note.

@@ -14,6 +14,7 @@ use tether_core::access::AccessError;
 use tether_core::api::{AppName, Deployment, Environment, EnvironmentId, ProjectId};
 use tether_core::catalog::{Catalog, CatalogError};
 use tether_core::escape::Shown;
+use tether_core::guard::environment_label;
 use tether_core::select::{
     default_environment, git_remote_names, project_of_git_remote, EnvironmentRef, ProjectRef,
     APP_VARIABLE, BRANCH_VARIABLE, PROJECT_VARIABLE,
@@ -94,7 +95,12 @@ pub async fn pick_environment(
         .iter()
         .map(|e| {
             (
-                format!("{} ({}, {})", e.id, Shown(&e.status), Shown(&e.kind)),
+                format!(
+                    "{} ({}, {})",
+                    environment_label(e.id.as_str(), &e.kind),
+                    Shown(&e.status),
+                    Shown(&e.kind)
+                ),
                 e.id.clone(),
             )
         })
@@ -284,7 +290,7 @@ pub async fn environments(ctx: &Ctx, project: Option<ProjectId>) -> Result<()> {
         for e in &list {
             t.push_str(&format!(
                 "\n{:<20} {:<28} {:<10} {}",
-                e.id,
+                environment_label(e.id.as_str(), &e.kind),
                 Shown(&e.machine_name),
                 Shown(&e.status),
                 Shown(&e.kind)
