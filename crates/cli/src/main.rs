@@ -10,6 +10,7 @@ mod browse;
 mod certs;
 mod commands;
 mod context;
+mod doctor;
 mod guard;
 mod manual;
 mod output;
@@ -286,6 +287,10 @@ pub enum Command {
     /// project's production environment, and turn it --on or --off.
     #[command(name = "config:production-guard")]
     ProductionGuard(guard::GuardArgs),
+    /// Check what Tether needs on this machine (OpenSSH, ~/.ssh/config, the keyring, the
+    /// clock, the agent, the tray, the tunnel ports, the ssh hook), each with its fix; exit
+    /// code 1 when a problem is found. --bundle writes a redacted archive for support.
+    Doctor(doctor::DoctorArgs),
     /// Print the completion script for a shell, to install where it looks for them (for bash:
     /// `tether completion bash > ~/.local/share/bash-completion/completions/tether`).
     Completion {
@@ -323,6 +328,7 @@ impl Command {
             Command::TunnelInfo { .. } => "tunnel:info",
             Command::TunnelClose { .. } => "tunnel:close",
             Command::ProductionGuard(_) => "config:production-guard",
+            Command::Doctor(_) => "doctor",
             Command::Completion { .. } => "completion",
             Command::Man => "man",
         }

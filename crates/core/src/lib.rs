@@ -14,6 +14,7 @@ pub mod clients;
 pub mod context;
 pub mod db;
 pub mod deployment;
+pub mod doctor;
 pub mod escape;
 pub mod guard;
 pub mod memory;

@@ -74,6 +74,10 @@ pub struct SimOptions {
     pub auth_port: u16,
     pub api_port: u16,
     pub ssh_port: u16,
+    /// Seconds the API's and sign-in server's `Date` header is ahead (negative: behind) of
+    /// this machine's clock, as a platform whose clock differs would answer;
+    /// [`SimHandle::set_clock_skew`] changes it while the simulator runs.
+    pub clock_skew: i64,
 }
 
 impl Default for SimOptions {
@@ -89,6 +93,7 @@ impl Default for SimOptions {
             auth_port: 0,
             api_port: 0,
             ssh_port: 0,
+            clock_skew: 0,
         }
     }
 }
@@ -219,6 +224,7 @@ pub struct SimHandle {
     gateway: gateway::Gateway,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    clock_skew: Arc<std::sync::atomic::AtomicI64>,
     _scratch: Option<tempfile::TempDir>,
 }
 
@@ -365,6 +371,23 @@ impl Sim {
             .with_state(state.clone());
         let api_router = api::router(state.clone()).merge(probes::router(state.clone()));
 
+        // Every answer's `Date` is this machine's time shifted by the skew.
+        let clock_skew = Arc::new(std::sync::atomic::AtomicI64::new(options.clock_skew));
+        let skew = clock_skew.clone();
+        let dated = axum::middleware::map_response(move |mut resp: axum::response::Response| {
+            let skew = skew.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let now = std::time::SystemTime::now();
+                let shift = Duration::from_secs(skew.unsigned_abs());
+                let then = if skew >= 0 { now + shift } else { now - shift };
+                if let Ok(v) = httpdate::fmt_http_date(then).parse() {
+                    resp.headers_mut().insert(axum::http::header::DATE, v);
+                }
+                resp
+            }
+        });
+        let auth_router = auth_router.layer(dated.clone());
+        let api_router = api_router.layer(dated);
         let mut tasks = Vec::new();
         for (listener, router, name) in [
             (auth_listener, auth_router, "auth"),
@@ -416,12 +439,20 @@ impl Sim {
             gateway,
             shutdown,
             tasks,
+            clock_skew,
             _scratch: scratch_guard,
         })
     }
 }
 
 impl SimHandle {
+    /// Sets how many seconds ahead (negative: behind) the platform's clock is, as its `Date`
+    /// headers show it.
+    pub fn set_clock_skew(&self, secs: i64) {
+        self.clock_skew
+            .store(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Pauses, resumes or deactivates an environment while the simulator runs.
     pub fn set_environment_status(&self, project: &str, env: &str, status: EnvStatus) -> bool {
         self.state.set_environment_status(project, env, status)

@@ -51,6 +51,15 @@ struct Args {
     /// (names resolved by the system, port 22), the gateway's key as bundled host keys.
     #[arg(long, requires = "profile_out")]
     builtin_shaped: bool,
+    /// Answer with a `Date` header this many seconds ahead of this machine's clock (negative:
+    /// behind), as a platform whose clock differs would: what `tether doctor` checks.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SECS",
+        allow_hyphen_values = true
+    )]
+    clock_skew: i64,
     /// The address to serve on: loopback, or an address of a network namespace's own.
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
     bind: std::net::IpAddr,
@@ -159,6 +168,7 @@ async fn main() -> Result<()> {
         auth_port: args.auth_port,
         api_port: args.api_port,
         ssh_port: args.ssh_port,
+        clock_skew: args.clock_skew,
         ..SimOptions::default()
     };
     for b in &args.backends {
