@@ -33,9 +33,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         certs::profile_info(cli.format, &profile);
         return Ok(());
     }
-    if let Command::Doctor(args) = &cli.command {
-        return crate::doctor::run(&cli, args).await;
-    }
     if let Command::Agent = cli.command {
         return crate::agent::run(context::build_for(&cli, false)?).await;
     }
@@ -119,8 +116,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ProfileInfo => Ok(()),
         // Answered in main, before any profile or session.
         Command::Completion { .. } | Command::Man => Ok(()),
-        Command::Doctor(_) => Ok(()),
         Command::ProductionGuard(args) => crate::guard::production_guard(&ctx, args).await,
+        Command::EnvironmentUrl(args) => crate::environment::url(&ctx, args).await,
+        Command::EnvironmentLogs(args) => crate::environment::logs(&ctx, args).await,
+        Command::EnvironmentScp(args) => crate::environment::scp(&ctx, args).await,
+        Command::MountList(args) => crate::mount::list(&ctx, args).await,
+        Command::MountDownload(args) => crate::mount::download(&ctx, args).await,
+        Command::MountUpload(args) => crate::mount::upload(&ctx, args).await,
         Command::Projects => browse::projects(&ctx).await,
         Command::Environments { project } => browse::environments(&ctx, project).await,
         Command::Apps {

@@ -10,9 +10,10 @@ mod browse;
 mod certs;
 mod commands;
 mod context;
-mod doctor;
+mod environment;
 mod guard;
 mod manual;
+mod mount;
 mod output;
 mod session;
 mod ssh;
@@ -287,10 +288,24 @@ pub enum Command {
     /// project's production environment, and turn it --on or --off.
     #[command(name = "config:production-guard")]
     ProductionGuard(guard::GuardArgs),
-    /// Check what Tether needs on this machine (OpenSSH, ~/.ssh/config, the keyring, the
-    /// clock, the agent, the tray, the tunnel ports, the ssh hook), each with its fix; exit
-    /// code 1 when a problem is found. --bundle writes a redacted archive for support.
-    Doctor(doctor::DoctorArgs),
+    /// Get the public URLs of an environment (primary first), or open one in a browser.
+    #[command(name = "environment:url", alias = "url")]
+    EnvironmentUrl(environment::UrlArgs),
+    /// Read an app's log (app, access, error…), or follow it with --tail.
+    #[command(name = "environment:logs", aliases = ["log", "logs"])]
+    EnvironmentLogs(environment::LogsArgs),
+    /// Copy files to and from an app with scp (`remote:PATH` names the app's files).
+    #[command(name = "environment:scp", alias = "scp")]
+    EnvironmentScp(environment::ScpArgs),
+    /// List an app's mounts.
+    #[command(name = "mount:list", alias = "mounts")]
+    MountList(mount::ListArgs),
+    /// Download files from a mount with rsync.
+    #[command(name = "mount:download")]
+    MountDownload(mount::DownloadArgs),
+    /// Upload files to a mount with rsync.
+    #[command(name = "mount:upload")]
+    MountUpload(mount::UploadArgs),
     /// Print the completion script for a shell, to install where it looks for them (for bash:
     /// `tether completion bash > ~/.local/share/bash-completion/completions/tether`).
     Completion {
@@ -328,7 +343,12 @@ impl Command {
             Command::TunnelInfo { .. } => "tunnel:info",
             Command::TunnelClose { .. } => "tunnel:close",
             Command::ProductionGuard(_) => "config:production-guard",
-            Command::Doctor(_) => "doctor",
+            Command::EnvironmentUrl(_) => "environment:url",
+            Command::EnvironmentLogs(_) => "environment:logs",
+            Command::EnvironmentScp(_) => "environment:scp",
+            Command::MountList(_) => "mount:list",
+            Command::MountDownload(_) => "mount:download",
+            Command::MountUpload(_) => "mount:upload",
             Command::Completion { .. } => "completion",
             Command::Man => "man",
         }
