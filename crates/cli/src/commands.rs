@@ -33,6 +33,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         certs::profile_info(cli.format, &profile);
         return Ok(());
     }
+    if let Command::Doctor(args) = &cli.command {
+        return crate::doctor::run(&cli, args).await;
+    }
     if let Command::Agent = cli.command {
         return crate::agent::run(context::build_for(&cli, false)?).await;
     }
@@ -116,6 +119,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ProfileInfo => Ok(()),
         // Answered in main, before any profile or session.
         Command::Completion { .. } | Command::Man => Ok(()),
+        Command::Doctor(_) => Ok(()),
         Command::ProductionGuard(args) => crate::guard::production_guard(&ctx, args).await,
         Command::EnvironmentUrl(args) => crate::environment::url(&ctx, args).await,
         Command::EnvironmentLogs(args) => crate::environment::logs(&ctx, args).await,

@@ -11,6 +11,7 @@ mod certs;
 mod commands;
 mod context;
 mod environment;
+mod doctor;
 mod guard;
 mod manual;
 mod mount;
@@ -288,6 +289,10 @@ pub enum Command {
     /// project's production environment, and turn it --on or --off.
     #[command(name = "config:production-guard")]
     ProductionGuard(guard::GuardArgs),
+    /// Check what Tether needs on this machine (OpenSSH, ~/.ssh/config, the keyring, the
+    /// clock, the agent, the tray, the tunnel ports, the ssh hook), each with its fix; exit
+    /// code 1 when a problem is found. --bundle writes a redacted archive for support.
+    Doctor(doctor::DoctorArgs),
     /// Get the public URLs of an environment (primary first), or open one in a browser.
     #[command(name = "environment:url", alias = "url")]
     EnvironmentUrl(environment::UrlArgs),
@@ -343,6 +348,7 @@ impl Command {
             Command::TunnelInfo { .. } => "tunnel:info",
             Command::TunnelClose { .. } => "tunnel:close",
             Command::ProductionGuard(_) => "config:production-guard",
+            Command::Doctor(_) => "doctor",
             Command::EnvironmentUrl(_) => "environment:url",
             Command::EnvironmentLogs(_) => "environment:logs",
             Command::EnvironmentScp(_) => "environment:scp",
