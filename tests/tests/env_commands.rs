@@ -154,6 +154,9 @@ async fn url_mounts_scp_and_logs_against_the_simulator() -> Result<()> {
     mount_round_trip(&sim, &user, work.path())
         .await
         .context("mount:upload and mount:download")?;
+    at_a_terminal(&user, work.path())
+        .await
+        .context("mount:download at a terminal")?;
     scp(&sim, &user, work.path())
         .await
         .context("environment:scp")?;
@@ -471,6 +474,45 @@ async fn mount_round_trip(sim: &SimHandle, user: &User, dir: &Path) -> Result<()
     .await?;
     assert_eq!(tree(&all.join("web/uploads"))?, sent);
     assert!(all.join("var/cache").is_dir());
+    Ok(())
+}
+
+/// At a terminal: the mount is chosen from a list, the copy is confirmed first (a "no" copies
+/// nothing and makes no directory), and rsync shows the transfer's progress.
+async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
+    let declined = dir.join("declined");
+    let d = declined.to_str().unwrap_or_default();
+    let (status, shown) = user
+        .at_a_terminal(
+            &with("mount:download", &["--target", d]),
+            &[("Number (1-2): ", "2\n"), ("continue? [Y/n]", "n\n")],
+        )
+        .await?;
+    ensure!(!status.success(), "a no went ahead: {shown}");
+    ensure!(
+        shown.contains("[2] web/uploads: storage") && shown.contains("nothing downloaded"),
+        "{shown}"
+    );
+    ensure!(!declined.exists(), "a declined download made its directory");
+    let chosen = dir.join("chosen");
+    let c = chosen.to_str().unwrap_or_default();
+    let (status, shown) = user
+        .at_a_terminal(
+            &with("mount:download", &["--target", c]),
+            &[("Number (1-2): ", "2\n"), ("continue? [Y/n]", "\n")],
+        )
+        .await?;
+    ensure!(status.success(), "{shown}");
+    ensure!(
+        shown.contains("Downloading files from the remote mount web/uploads of environment main [PRODUCTION], app app"),
+        "{shown}"
+    );
+    // rsync's whole-transfer progress (--info=progress2): the bytes, 100%, the rate.
+    ensure!(
+        shown.contains("100%") && shown.contains("/s"),
+        "no progress shown: {shown}"
+    );
+    ensure!(tree(&chosen)?.contains_key("nested/deeper/blob.bin"));
     Ok(())
 }
 

@@ -222,8 +222,12 @@ pub async fn run_tool(ctx: &Ctx, program: &str, args: &[String]) -> Result<()> {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct UrlArgs {
+    /// The project: an id or a console URL; else PLATFORM_PROJECT, else the git repository's
+    /// platform remote.
     #[arg(short = 'p', long, value_name = "PROJECT")]
     pub project: Option<tether_core::select::ProjectRef>,
+    /// The environment, `.` for the project's default; else PLATFORM_BRANCH, else the
+    /// repository's current branch when it is an environment.
     #[arg(short = 'e', long, value_name = "ENVIRONMENT")]
     pub environment: Option<tether_core::select::EnvironmentRef>,
     /// Only the URL of the primary route.

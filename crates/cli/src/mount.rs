@@ -170,9 +170,9 @@ fn chosen_mount(given: Option<&str>, app: &str, list: &[Mount], verb: &str) -> R
 
 /// Asks before a copy, at a terminal and without `-y`; elsewhere the copy goes ahead, as the
 /// official client's confirmation defaults to yes when nobody can answer.
-fn go_ahead(question: &str, yes: bool) -> Result<bool> {
+fn go_ahead(ctx: &Ctx, question: &str, yes: bool) -> Result<bool> {
     if yes || !std::io::stdin().is_terminal() {
-        progress(Format::Text, question.lines().next().unwrap_or_default());
+        progress(ctx.format, question);
         return Ok(true);
     }
     confirm(
@@ -254,7 +254,7 @@ pub async fn download(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
     if !target.exists() {
         question.push_str(" (a new directory)");
     }
-    if !go_ahead(&question, copy.yes)? {
+    if !go_ahead(ctx, &question, copy.yes)? {
         bail!("nothing downloaded");
     }
     let options = rsync_options(ctx, copy);
@@ -307,7 +307,7 @@ pub async fn upload(ctx: &Ctx, args: UploadArgs) -> Result<()> {
         shown(&source),
         c.label()
     );
-    if !go_ahead(&question, copy.yes)? {
+    if !go_ahead(ctx, &question, copy.yes)? {
         bail!("nothing uploaded");
     }
     let argv = transfer::rsync_args(
