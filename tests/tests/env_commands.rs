@@ -210,7 +210,7 @@ async fn urls(sim: &SimHandle, user: &User, dir: &Path) -> Result<()> {
     assert_eq!(printed, format!("{route}\n"));
     assert_eq!(
         stub.opened(),
-        [route.clone()],
+        [route.as_str()],
         "$BROWSER got the primary URL"
     );
     // --browser COMMAND wins over $BROWSER; --browser 0 opens nothing.
@@ -221,7 +221,7 @@ async fn urls(sim: &SimHandle, user: &User, dir: &Path) -> Result<()> {
         &display,
     )
     .await?;
-    assert_eq!(chosen.opened(), [route.clone()]);
+    assert_eq!(chosen.opened(), [route.as_str()]);
     assert_eq!(
         stub.opened().len(),
         1,
