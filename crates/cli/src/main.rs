@@ -10,6 +10,7 @@ mod browse;
 mod certs;
 mod commands;
 mod context;
+mod db;
 mod environment;
 mod doctor;
 mod guard;
@@ -289,6 +290,15 @@ pub enum Command {
     /// project's production environment, and turn it --on or --off.
     #[command(name = "config:production-guard")]
     ProductionGuard(guard::GuardArgs),
+    /// Show an environment's relationships (the app's services), or one property (-P).
+    #[command(name = "environment:relationships", visible_aliases = ["relationships", "rel"])]
+    Relationships(db::RelationshipsArgs),
+    /// Run SQL on the environment's database, or open its SQL shell (read-only on production).
+    #[command(name = "db:sql", visible_alias = "sql", alias = "environment:sql")]
+    DbSql(db::SqlArgs),
+    /// Create a local dump of the environment's database (a progress bar at a terminal).
+    #[command(name = "db:dump", aliases = ["sql-dump", "environment:sql-dump"])]
+    DbDump(db::DumpArgs),
     /// Check what Tether needs on this machine (OpenSSH, ~/.ssh/config, the keyring, the
     /// clock, the agent, the tray, the tunnel ports, the ssh hook), each with its fix; exit
     /// code 1 when a problem is found. --bundle writes a redacted archive for support.
@@ -348,6 +358,9 @@ impl Command {
             Command::TunnelInfo { .. } => "tunnel:info",
             Command::TunnelClose { .. } => "tunnel:close",
             Command::ProductionGuard(_) => "config:production-guard",
+            Command::Relationships(_) => "environment:relationships",
+            Command::DbSql(_) => "db:sql",
+            Command::DbDump(_) => "db:dump",
             Command::Doctor(_) => "doctor",
             Command::EnvironmentUrl(_) => "environment:url",
             Command::EnvironmentLogs(_) => "environment:logs",

@@ -841,10 +841,10 @@ mod tests {
             ("PLATFORM_RELATIONSHIPS", "e30="),
             ("PLATFORM_PROJECT", "abc"),
         ]);
-        assert!(runs_locally(&set, None, None, None));
-        assert!(runs_locally(&set, Some("abc"), None, None));
-        assert!(!runs_locally(&set, Some("other"), None, None));
-        assert!(!runs_locally(&set, None, Some("main"), None));
+        assert!(runs_locally(set, None, None, None));
+        assert!(runs_locally(set, Some("abc"), None, None));
+        assert!(!runs_locally(set, Some("other"), None, None));
+        assert!(!runs_locally(set, None, Some("main"), None));
     }
 
     #[test]

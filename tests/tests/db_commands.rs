@@ -1,0 +1,515 @@
+//! `environment:relationships`, `db:sql` and `db:dump` as users run them: the real `tether`
+//! against tether-sim, whose app containers run the official client's command text
+//! (`psql 'postgresql://main:main@database.internal:5432/main' …`) with the sim's stand-ins
+//! reaching a real PostgreSQL and Redis; then the export workflow, where the same commands
+//! run here through `tether tunnel:open`'s tunnels, as their counters show; the production
+//! SQL shell that starts read-only; and bad inputs. One sim, one PostgreSQL and one Redis for
+//! the whole suite (one test, in steps), to keep it fast.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use serde_json::Value;
+use tether_e2e::cli::{workspace_binary, User};
+use tether_e2e::*;
+use tether_sim::SimOptions;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `tether ARGS` as `user` with extra variables, `stdin` fed then closed, in `cwd`.
+async fn tether(
+    user: &User,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    stdin: Option<&str>,
+    cwd: Option<&Path>,
+) -> Result<Output> {
+    let mut cmd = user.tether(args)?;
+    for v in [
+        "PLATFORM_RELATIONSHIPS",
+        "PLATFORM_PROJECT",
+        "PLATFORM_BRANCH",
+        "PLATFORM_ENVIRONMENT",
+        "PLATFORM_APPLICATION_NAME",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("cannot start tether")?;
+    if let Some(mut pipe) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).await?;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .map_err(|_| anyhow!("tether {args:?} did not finish in 120 s"))?
+        .context("tether failed to run")
+}
+
+/// The same, failing unless it succeeds; returns stdout.
+async fn ok(
+    user: &User,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Result<(String, String)> {
+    let out = tether(user, args, vars, stdin, None).await?;
+    ensure!(
+        out.status.success(),
+        "tether {args:?} failed ({}):\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    Ok((text(&out.stdout), text(&out.stderr)))
+}
+
+/// A query straight to the test's PostgreSQL, not through Tether.
+fn psql(port: u16, database: &str, sql: &str) -> Result<String> {
+    Ok(run_ok(
+        Command::new("psql")
+            .arg(format!(
+                "postgresql://main:main@127.0.0.1:{port}/{database}"
+            ))
+            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]),
+    )?
+    .trim()
+    .to_string())
+}
+
+/// `COMMAND BASE… REST…` from `[COMMAND, REST…]`: the selection after the command name.
+fn with<'a>(base: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    [&command[..1], base, &command[1..]].concat()
+}
+
+const STAGING: [&str; 6] = ["-p", DEMO_PROJECT, "-e", "staging", "-A", "app"];
+const PRODUCTION: [&str; 6] = ["-p", DEMO_PROJECT, "-e", "main", "-A", "app"];
+
+/// The database tunnel's counters from `tunnel:list --format json`.
+async fn database_counters(user: &User) -> Result<Value> {
+    let (out, _) = ok(user, &["tunnel:list", "--format", "json"], &[], None).await?;
+    let tunnels: Value = serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))?;
+    tunnels
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["relationship"] == "database"))
+        .map(|t| t["counters"].clone())
+        .with_context(|| format!("no database tunnel: {tunnels}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_commands_run_on_the_app_and_through_tunnels() -> Result<()> {
+    // The sim's containers reach services through its stand-ins, links to this binary.
+    workspace_binary("tether-sim")?;
+    let postgres = Postgres::start()?;
+    let redis = Redis::start()?;
+    psql(
+        postgres.port,
+        "main",
+        "CREATE TABLE items (id int PRIMARY KEY, name text); \
+         INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+    )?;
+    let mut options = SimOptions::default();
+    backend(&mut options, "postgresql", postgres.port);
+    backend(&mut options, "redis", redis.port);
+    let sim = demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    let _stop = user.agent_stopper();
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+
+    relationships(&user).await?;
+    sql_on_the_app(&user).await?;
+    dump_restores(&user, postgres.port).await?;
+    production_shell_is_read_only(&user, postgres.port).await?;
+    export_runs_through_the_tunnel(&user, postgres.port).await?;
+    bad_inputs(&user).await?;
+    Ok(())
+}
+
+async fn relationships(user: &User) -> Result<()> {
+    let (port, _) = ok(
+        user,
+        &with(
+            &STAGING,
+            &["environment:relationships", "-P", "database.0.port"],
+        ),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(port.trim() == "5432", "{port}");
+    let (host, _) = ok(
+        user,
+        &with(&STAGING, &["rel", "-P", "database.0.host"]),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(host.trim() == "database.internal", "{host}");
+    // The environment as an argument, as the official client takes it; a URL for each.
+    let (all, _) = ok(
+        user,
+        &[
+            "relationships",
+            "staging",
+            "-p",
+            DEMO_PROJECT,
+            "-A",
+            "app",
+            "--format",
+            "json",
+        ],
+        &[],
+        None,
+    )
+    .await?;
+    let all: Value = serde_json::from_str(&all)?;
+    ensure!(
+        all["database"][0]["url"] == "postgresql://main:main@database.internal:5432/main",
+        "{all}"
+    );
+    ensure!(all["rediscache"][0]["scheme"] == "redis", "{all}");
+    Ok(())
+}
+
+async fn sql_on_the_app(user: &User) -> Result<()> {
+    let (out, _) = ok(
+        user,
+        &with(
+            &STAGING,
+            &[
+                "db:sql",
+                "--raw",
+                "SELECT string_agg(name, ',' ORDER BY id) FROM items",
+            ],
+        ),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(out.trim() == "one,two,three", "{out}");
+    // Tabular output, the `sql` alias, and -r with the official `.0` form.
+    let (out, _) = ok(
+        user,
+        &with(
+            &STAGING,
+            &["sql", "-r", "database.0", "SELECT count(*) AS n FROM items"],
+        ),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(
+        out.contains(" n ") && out.contains("3") && out.contains("(1 row)"),
+        "{out}"
+    );
+    // Redis, named with -r: redis-cli on the app.
+    let (out, _) = ok(
+        user,
+        &with(
+            &STAGING,
+            &["db:sql", "-r", "rediscache", "SET tether db-sql"],
+        ),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(out.trim() == "OK", "{out}");
+    let (out, _) = ok(
+        user,
+        &with(&STAGING, &["db:sql", "-r", "rediscache", "GET tether"]),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(out.trim() == "db-sql", "{out}");
+    // A query's own failure is the command's exit status, with psql's message.
+    let out = tether(
+        user,
+        &with(&STAGING, &["db:sql", "SELECT * FROM no_such_table"]),
+        &[],
+        None,
+        None,
+    )
+    .await?;
+    ensure!(!out.status.success(), "a failing query succeeded");
+    ensure!(
+        text(&out.stderr).contains("no_such_table"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+async fn dump_restores(user: &User, pg: u16) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("items.sql.gz");
+    let file_arg = file.to_string_lossy().into_owned();
+    let (_, said) = ok(
+        user,
+        &with(&STAGING, &["db:dump", "-z", "-f", &file_arg]),
+        &[],
+        None,
+    )
+    .await?;
+    ensure!(
+        said.contains(&format!("Creating gzipped SQL dump file: {file_arg}")),
+        "{said}"
+    );
+    let bytes = std::fs::read(&file)?;
+    ensure!(
+        bytes.starts_with(&[0x1f, 0x8b]),
+        "the dump is not gzip: {:?}",
+        &bytes[..bytes.len().min(16)]
+    );
+    psql(pg, "main", "CREATE DATABASE restored")?;
+    let restore = run(Command::new("sh").arg("-c").arg(format!(
+        "gunzip -c '{file_arg}' | psql -v ON_ERROR_STOP=1 -q postgresql://main:main@127.0.0.1:{pg}/restored"
+    )))?;
+    ensure!(
+        restore.status.success(),
+        "restore failed: {}",
+        text(&restore.stderr)
+    );
+    ensure!(
+        psql(
+            pg,
+            "restored",
+            "SELECT string_agg(name, ',' ORDER BY id) FROM items"
+        )? == "one,two,three"
+    );
+
+    // The default file name, as the official client builds it, in the current directory;
+    // only the tables asked for.
+    let out = tether(
+        user,
+        &with(&STAGING, &["db:dump", "--table", "items", "--schema-only"]),
+        &[],
+        None,
+        Some(dir.path()),
+    )
+    .await?;
+    ensure!(out.status.success(), "{}", text(&out.stderr));
+    let name =
+        format!("{DEMO_PROJECT}--staging-kqi3yda--postgresql15--main--items--schema--dump.sql");
+    let plain = std::fs::read_to_string(dir.path().join(&name)).with_context(|| {
+        format!(
+            "no {name} in {:?}",
+            std::fs::read_dir(dir.path()).map(|d| d.collect::<Vec<_>>())
+        )
+    })?;
+    ensure!(plain.contains("CREATE TABLE public.items"), "{plain}");
+    ensure!(
+        !plain.contains("'three'") && !plain.contains("COPY"),
+        "{plain}"
+    );
+
+    // --stdout.
+    let (out, _) = ok(user, &with(&STAGING, &["db:dump", "-o"]), &[], None).await?;
+    ensure!(
+        out.contains("COPY public.items") && out.contains("three"),
+        "{out}"
+    );
+    Ok(())
+}
+
+async fn production_shell_is_read_only(user: &User, pg: u16) -> Result<()> {
+    // No query: a SQL shell (statements from a pipe here), read-only on production.
+    let out = tether(
+        user,
+        &with(&PRODUCTION, &["db:sql"]),
+        &[],
+        Some("CREATE TABLE written (x int);\n"),
+        None,
+    )
+    .await?;
+    let said = text(&out.stderr);
+    ensure!(
+        said.contains("read-only")
+            && said.contains("SET default_transaction_read_only = off;")
+            && said.contains("--write"),
+        "{said}"
+    );
+    ensure!(
+        said.contains("cannot execute CREATE TABLE in a read-only transaction"),
+        "{said}"
+    );
+    ensure!(
+        psql(pg, "main", "SELECT to_regclass('written') IS NULL")? == "t",
+        "the write went through"
+    );
+    // The way out it names works, and so does --write.
+    ok(
+        user,
+        &with(&PRODUCTION, &["db:sql"]),
+        &[],
+        Some("SET default_transaction_read_only = off;\nCREATE TABLE written (x int);\n"),
+    )
+    .await?;
+    ensure!(psql(pg, "main", "SELECT to_regclass('written') IS NOT NULL")? == "t");
+    let (_, said) = ok(
+        user,
+        &with(&PRODUCTION, &["db:sql", "--write"]),
+        &[],
+        Some("CREATE TABLE written_too (x int);\n"),
+    )
+    .await?;
+    ensure!(!said.contains("read-only"), "{said}");
+    ensure!(psql(pg, "main", "SELECT to_regclass('written_too') IS NOT NULL")? == "t");
+    // Not production: writable.
+    let (_, said) = ok(
+        user,
+        &with(&STAGING, &["db:sql"]),
+        &[],
+        Some("CREATE TABLE staging_written (x int);\n"),
+    )
+    .await?;
+    ensure!(!said.contains("read-only"), "{said}");
+    ensure!(
+        psql(
+            pg,
+            "main",
+            "SELECT to_regclass('staging_written') IS NOT NULL"
+        )? == "t"
+    );
+    // Redis cannot be read-only: it says so.
+    let (out, said) = ok(
+        user,
+        &with(&PRODUCTION, &["db:sql", "-r", "rediscache"]),
+        &[],
+        Some("PING\n"),
+    )
+    .await?;
+    ensure!(said.contains("Redis has no read-only mode"), "{said}");
+    ensure!(out.contains("PONG"), "{out}");
+    Ok(())
+}
+
+async fn export_runs_through_the_tunnel(user: &User, pg: u16) -> Result<()> {
+    ok(
+        user,
+        &with(&PRODUCTION, &["tunnel:open", "-y", "-r", "database"]),
+        &[],
+        None,
+    )
+    .await?;
+    let (encoded, _) = ok(user, &["tunnel:info", "--encode"], &[], None).await?;
+    let export = [("PLATFORM_RELATIONSHIPS", encoded.trim())];
+    let before = database_counters(user).await?;
+
+    let (out, _) = ok(
+        user,
+        &["db:sql", "--raw", "SELECT count(*) FROM items"],
+        &export,
+        None,
+    )
+    .await?;
+    ensure!(out.trim() == "3", "{out}");
+    let after = database_counters(user).await?;
+    ensure!(
+        after["connections"].as_u64() > before["connections"].as_u64()
+            && after["bytes_received"].as_u64() > before["bytes_received"].as_u64(),
+        "the query did not go through the tunnel: {before} then {after}"
+    );
+    // The relationships are the export's (the tunnel's local port), read here.
+    let (port, _) = ok(user, &["rel", "-P", "database.0.host"], &export, None).await?;
+    ensure!(port.trim() == "127.0.0.1", "{port}");
+    // The tunnel's environment is production: its SQL shell starts read-only here too.
+    let out = tether(
+        user,
+        &["db:sql"],
+        &export,
+        Some("CREATE TABLE through_tunnel (x int);\n"),
+        None,
+    )
+    .await?;
+    let said = text(&out.stderr);
+    ensure!(said.contains("read-only transaction"), "{said}");
+    ensure!(psql(pg, "main", "SELECT to_regclass('through_tunnel') IS NULL")? == "t");
+    // A dump through the tunnel.
+    let (dump, _) = ok(user, &["db:dump", "-o"], &export, None).await?;
+    ensure!(dump.contains("COPY public.items"), "{dump}");
+    let dumped = database_counters(user).await?;
+    ensure!(
+        dumped["connections"].as_u64() > after["connections"].as_u64(),
+        "{after} then {dumped}"
+    );
+    // A flag naming another environment than the export's: on the app, not the tunnel.
+    let (out, _) = ok(
+        user,
+        &with(&STAGING, &["db:sql", "--raw", "SELECT 40 + 2"]),
+        &export,
+        None,
+    )
+    .await?;
+    ensure!(out.trim() == "42", "{out}");
+    let remote = database_counters(user).await?;
+    ensure!(
+        remote["connections"] == dumped["connections"],
+        "-e staging went through the tunnel: {dumped} then {remote}"
+    );
+    ok(user, &["tunnel:close", "--all", "-y"], &[], None).await?;
+    Ok(())
+}
+
+async fn bad_inputs(user: &User) -> Result<()> {
+    /// Arguments, variables, what the error says.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 5] = [
+        (
+            with(&STAGING, &["db:sql", "-r", "nope", "SELECT 1"]),
+            vec![],
+            "relationship not found: nope. Use -r with one of: database, rediscache",
+        ),
+        (
+            with(&STAGING, &["db:dump", "-r", "rediscache", "-o"]),
+            vec![],
+            "relationship rediscache is a redis service, not a database",
+        ),
+        (
+            with(&STAGING, &["rel", "-P", "database.9.port"]),
+            vec![],
+            "property not found: database.9.port",
+        ),
+        (
+            vec!["db:sql", "SELECT 1"],
+            vec![("PLATFORM_RELATIONSHIPS", "not base64!")],
+            "PLATFORM_RELATIONSHIPS is set here but unusable",
+        ),
+        (
+            vec!["db:sql", "SELECT 1"],
+            vec![("PLATFORM_RELATIONSHIPS", "e30=")],
+            "no relationships found matching scheme(s): mysql, pgsql",
+        ),
+    ];
+    for (args, vars, wanted) in cases {
+        let out = tether(user, &args, &vars, None, None).await?;
+        let said = text(&out.stderr);
+        ensure!(
+            out.status.code() == Some(1) || out.status.code() == Some(2),
+            "{args:?}: {:?} {said}",
+            out.status
+        );
+        ensure!(
+            said.contains(wanted),
+            "{args:?} did not say {wanted:?}:\n{said}"
+        );
+    }
+    Ok(())
+}
