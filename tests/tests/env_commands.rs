@@ -474,6 +474,45 @@ async fn mount_round_trip(sim: &SimHandle, user: &User, dir: &Path) -> Result<()
     .await?;
     assert_eq!(tree(&all.join("web/uploads"))?, sent);
     assert!(all.join("var/cache").is_dir());
+    // --source-path: each in a directory named after the mount's source path.
+    let by_source = dir.join("by-source");
+    user.ok(
+        &with(
+            "mount:download",
+            &[
+                "-a",
+                "--source-path",
+                "--target",
+                by_source.to_str().unwrap_or_default(),
+            ],
+        ),
+        None,
+    )
+    .await?;
+    assert_eq!(tree(&by_source.join("web-uploads"))?, sent);
+    // Includes come before excludes (rsync's first matching rule wins): only the .bin.
+    let only_bin = dir.join("only-bin");
+    user.ok(
+        &with(
+            "mount:download",
+            &[
+                "-m",
+                "web/uploads",
+                "--target",
+                only_bin.to_str().unwrap_or_default(),
+                "--include",
+                "*/",
+                "--include",
+                "*.bin",
+                "--exclude",
+                "*",
+            ],
+        ),
+        None,
+    )
+    .await?;
+    let got: Vec<String> = tree(&only_bin)?.into_keys().collect();
+    assert_eq!(got, ["nested/deeper/blob.bin"]);
     Ok(())
 }
 
