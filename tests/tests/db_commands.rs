@@ -137,6 +137,7 @@ async fn database_commands_run_on_the_app_and_through_tunnels() -> Result<()> {
     sql_on_the_app(&user).await?;
     dump_restores(&user, postgres.port).await?;
     production_shell_is_read_only(&user, postgres.port).await?;
+    at_a_terminal(&user, postgres.port).await?;
     export_runs_through_the_tunnel(&user, postgres.port).await?;
     bad_inputs(&user).await?;
     Ok(())
@@ -398,6 +399,75 @@ async fn production_shell_is_read_only(user: &User, pg: u16) -> Result<()> {
     .await?;
     ensure!(said.contains("Redis has no read-only mode"), "{said}");
     ensure!(out.contains("PONG"), "{out}");
+    Ok(())
+}
+
+/// `tether ARGS` on a terminal (util-linux `script`), typing `input`; what the terminal showed.
+async fn on_a_terminal(user: &User, args: &[&str], input: &str) -> Result<String> {
+    let inner = user.tether(args)?;
+    let line = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    user.environment(&mut cmd);
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("cannot run script (util-linux)")?;
+    let mut pipe = child.stdin.take().context("stdin")?;
+    use tokio::io::AsyncWriteExt;
+    pipe.write_all(input.as_bytes()).await?;
+    let out = tokio::time::timeout(Duration::from_secs(60), async {
+        // Typed input is read as the program asks; the end of it closes the terminal.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(pipe);
+        child.wait_with_output().await
+    })
+    .await
+    .map_err(|_| anyhow!("tether {args:?} on a terminal did not finish in 60 s"))??;
+    Ok(format!("{}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// At a terminal: the dump's progress bar (bytes and rate), and an interactive SQL shell on
+/// production (psql on the app's terminal, through ssh's RequestTTY) that refuses a write.
+async fn at_a_terminal(user: &User, pg: u16) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("tty.sql");
+    let file_arg = file.to_string_lossy().into_owned();
+    let shown = on_a_terminal(user, &with(&STAGING, &["db:dump", "-f", &file_arg]), "").await?;
+    ensure!(
+        shown.contains("[====================]") && shown.contains("B/s  done"),
+        "no progress bar at the terminal:\n{shown}"
+    );
+    ensure!(std::fs::read_to_string(&file)?.contains("COPY public.items"));
+    let shown = on_a_terminal(
+        user,
+        &with(&PRODUCTION, &["db:sql", "-y"]),
+        "CREATE TABLE typed (x int);\n\\q\n",
+    )
+    .await?;
+    ensure!(
+        shown.contains("the SQL shell is read-only")
+            && shown.contains("cannot execute CREATE TABLE in a read-only transaction"),
+        "{shown}"
+    );
+    // psql's own prompt: a real terminal session on the app.
+    ensure!(
+        shown.contains("main=>") || shown.contains("main=#"),
+        "{shown}"
+    );
+    ensure!(psql(pg, "main", "SELECT to_regclass('typed') IS NULL")? == "t");
+    // Without -y, production asks first; no answers no.
+    let shown = on_a_terminal(user, &with(&PRODUCTION, &["db:sql"]), "n\n").await?;
+    ensure!(
+        shown.contains("PRODUCTION environment") && shown.contains("nothing done"),
+        "{shown}"
+    );
     Ok(())
 }
 
