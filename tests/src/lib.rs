@@ -12,6 +12,7 @@ pub mod keyring;
 pub mod namespace;
 pub mod notifications;
 pub mod openssh;
+pub mod secrets;
 pub mod tray;
 pub mod webdriver;
 

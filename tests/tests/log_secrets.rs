@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use tether_e2e::cli::{PendingLogin, User};
 use tether_e2e::echo::echo_server;
+use tether_e2e::secrets::{key_lines, token_secrets};
 use tether_e2e::*;
 use tether_sim::{Fixture, Sim, SimOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -97,25 +98,6 @@ impl Logs {
         }
         Ok(())
     }
-}
-
-/// The lines of a private key file, its armour aside.
-fn key_lines(user: &User) -> Result<Vec<(&'static str, String)>> {
-    let key = std::fs::read_to_string(user.session_dir().join("id_ed25519"))?;
-    Ok(key
-        .lines()
-        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
-        .map(|l| ("a line of the private key", l.to_string()))
-        .collect())
-}
-
-/// A token, and a JWT's signature part alone (a secret too).
-fn token_secrets(what: &'static str, t: &str) -> Vec<(&'static str, String)> {
-    let mut v = vec![(what, t.to_string())];
-    if let Some(sig) = t.rsplit('.').next().filter(|s| s.len() < t.len()) {
-        v.push((what, sig.to_string()));
-    }
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

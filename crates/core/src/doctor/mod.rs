@@ -635,8 +635,8 @@ async fn keyring(access: &Access) -> Check {
         "A sign-in cannot be kept: every command would ask you to sign in again.",
     )
     .fix(
-        "Start and unlock a Secret Service (gnome-keyring or KWallet; a desktop session starts one), or keep sign-ins in a private file with TETHER_TOKEN_STORE=file (the app offers this too)",
-        Some("gnome-keyring-daemon --start --components=secrets".to_string()),
+        "Start and unlock a Secret Service: a desktop session starts one (unlock it when asked); elsewhere, run this and type your password, then Ctrl-D. Or keep sign-ins in a file only you can read: TETHER_TOKEN_STORE=file (the app offers this too)",
+        Some("gnome-keyring-daemon --unlock --components=secrets".to_string()),
     )
 }
 
