@@ -371,6 +371,10 @@ async fn an_interactive_session_in_a_terminal() -> Result<()> {
     let sim = demo_sim(SimOptions::default()).await?;
     let user = User::signed_in(&sim.info, ALICE_TOKEN).await?;
     let term = Tmux::start("session", &typed_line(&user.tether(&ssh_args(&SITE, &[]))?))?;
+    // main is production: asked first (tests/tests/production_guard.rs has the rest).
+    term.wait_for("Are you sure you want to open a terminal on it? [y/N]")
+        .await?;
+    term.type_line("y")?;
     let screen = term.wait_for("web@web.0").await?;
     assert!(screen.contains("Welcome to Platform.sh"), "{screen}");
     assert!(

@@ -20,7 +20,6 @@ use tether_core::routes::{self, Route, ROUTES_VARIABLE};
 use tether_core::select::{BRANCH_VARIABLE, PROJECT_VARIABLE};
 use tether_core::ssh::{Selection, SshUrl};
 use tether_core::transfer::{self, Verbosity};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::browse::{address, choose, choose_environment, choose_project, named_app, pick_app};
 use crate::context::{env_nonempty, Ctx};
@@ -162,36 +161,11 @@ pub async fn run_tool(ctx: &Ctx, program: &str, args: &[String]) -> Result<()> {
             cmd.env_remove(var);
         }
         tracing::debug!(program, ?args, "running");
-        let mut child = tokio::process::Command::from(cmd)
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {program}: is it installed?"))?;
-        let mut pipe = child.stderr.take().context("no stderr")?;
-        let mut copy = Vec::new();
-        let mut out = tokio::io::stderr();
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = pipe.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n]).await?;
-            out.flush().await?;
-            if copy.len() < 64 * 1024 {
-                copy.extend_from_slice(&buf[..n]);
-            }
-        }
-        let status = child.wait().await?;
-        let code = status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(255);
+        let what = format!("{program}: is it installed?");
+        let (code, stderr) = crate::ssh::run_passing_stderr(cmd, &what).await?;
         if code == 0 {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&copy);
         // rsync reports ssh's failure as its own status 255 too (its code 12 is a broken
         // stream); scp passes ssh's 255 on as 1, so the refusal's text is what tells.
         let diagnosed = if program == "ssh" {

@@ -197,12 +197,22 @@ async fn after_failure(
 /// Runs the system ssh with the caller's terminal, passing its stderr through while keeping a
 /// copy to diagnose refusals. Returns the exit status and what ssh printed on stderr.
 async fn run_ssh(ctx: &Ctx, argv: &[String]) -> Result<(u8, String)> {
-    let mut child = tokio::process::Command::from(ctx.access.ssh_command(argv))
+    run_passing_stderr(ctx.access.ssh_command(argv), "ssh: is OpenSSH installed?").await
+}
+
+/// Runs a program with the caller's terminal, passing its stderr through while keeping a
+/// copy (up to 64 KiB) to diagnose a refusal from. Returns its exit status (255 when a signal
+/// ended it) and that copy. `what` completes "cannot run …" when it cannot start.
+pub(crate) async fn run_passing_stderr(
+    cmd: std::process::Command,
+    what: &str,
+) -> Result<(u8, String)> {
+    let mut child = tokio::process::Command::from(cmd)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
         .spawn()
-        .context("cannot run ssh: is OpenSSH installed?")?;
+        .with_context(|| format!("cannot run {what}"))?;
     let mut pipe = child.stderr.take().context("no stderr")?;
     let mut copy = Vec::new();
     let mut out = tokio::io::stderr();
