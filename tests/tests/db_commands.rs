@@ -444,6 +444,10 @@ async fn at_a_terminal(user: &User, pg: u16) -> Result<()> {
         shown.contains("[====================]") && shown.contains("B/s  done"),
         "no progress bar at the terminal:\n{shown}"
     );
+    // The last state of the bar, for the log (`--nocapture`).
+    if let Some(last) = shown.rsplit('\r').find(|l| l.contains("done")) {
+        println!("db:dump at a terminal: {}", last.trim());
+    }
     ensure!(std::fs::read_to_string(&file)?.contains("COPY public.items"));
     let shown = on_a_terminal(
         user,

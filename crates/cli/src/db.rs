@@ -33,7 +33,11 @@ use crate::tunnel::{AppFlags, UsageError};
 #[derive(clap::Args, Debug)]
 pub struct RelationshipsArgs {
     /// The environment (as -e).
-    #[arg(id = "environment_arg", value_name = "ENVIRONMENT", conflicts_with = "environment")]
+    #[arg(
+        id = "environment_arg",
+        value_name = "ENVIRONMENT",
+        conflicts_with = "environment"
+    )]
     pub environment: Option<EnvironmentRef>,
     #[command(flatten)]
     pub app: AppFlags,
@@ -441,11 +445,18 @@ pub async fn dump(ctx: &Ctx, args: DumpArgs) -> Result<()> {
             let mut out = tokio::fs::File::create(path)
                 .await
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            let n = copy_with_progress(&mut from, &mut out).await?;
+            let n = copy_with_progress(&mut from, &mut out, true).await?;
             out.flush().await?;
             n
         }
-        None => copy_with_progress(&mut from, &mut tokio::io::stdout()).await?,
+        // No bar over a dump that goes to the same terminal.
+        None => {
+            let bar = !std::io::stdout().is_terminal();
+            let mut out = tokio::io::stdout();
+            let n = copy_with_progress(&mut from, &mut out, bar).await?;
+            out.flush().await?;
+            n
+        }
     };
     let status = child.wait().await?;
     if status.success() {
@@ -538,13 +549,15 @@ fn overwrite(file: &Path) -> Result<bool> {
     ))
 }
 
-/// Copies the dump, showing at a terminal (stderr) the bytes so far and the rate.
+/// Copies the dump, showing at a terminal (stderr, when `bar`) the bytes so far and the rate.
 async fn copy_with_progress(
     from: &mut (impl tokio::io::AsyncRead + Unpin),
     to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bar: bool,
 ) -> Result<u64> {
-    let show = std::io::stderr().is_terminal();
-    let started = Instant::now();
+    let show = bar && std::io::stderr().is_terminal();
+    // The rate counts from the first byte, not from the connection's setup.
+    let mut started: Option<Instant> = None;
     let mut last = Instant::now() - Duration::from_secs(1);
     let mut total: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
@@ -553,15 +566,17 @@ async fn copy_with_progress(
         if n == 0 {
             break;
         }
+        let first = *started.get_or_insert_with(Instant::now);
         to.write_all(&buf[..n]).await?;
         total += n as u64;
         if show && last.elapsed() >= Duration::from_millis(200) {
             last = Instant::now();
-            eprint!("\r{}", progress_line(total, started.elapsed(), false));
+            eprint!("\r{}", progress_line(total, first.elapsed(), false));
         }
     }
     if show {
-        eprintln!("\r{}", progress_line(total, started.elapsed(), true));
+        let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+        eprintln!("\r{}", progress_line(total, elapsed, true));
     }
     Ok(total)
 }
