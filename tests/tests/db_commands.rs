@@ -543,9 +543,16 @@ async fn export_runs_through_the_tunnel(user: &User, pg: u16) -> Result<()> {
 }
 
 async fn bad_inputs(user: &User) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let dir_arg = dir.path().to_string_lossy().into_owned();
     /// Arguments, variables, what the error says.
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
+        (
+            with(&STAGING, &["db:dump", "-f", &dir_arg]),
+            vec![],
+            "is a directory",
+        ),
         (
             with(&STAGING, &["db:sql", "-r", "nope", "SELECT 1"]),
             vec![],
