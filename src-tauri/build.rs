@@ -29,6 +29,13 @@ const COMMANDS: &[&str] = &[
     "welcome_step",
     "shell",
     "quit",
+    "switcher_items",
+    "switcher_run",
+    "close_switcher",
+    "open_switcher",
+    "switcher_shortcut",
+    "doctor",
+    "production_projects_view",
 ];
 
 fn main() {

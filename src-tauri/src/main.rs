@@ -10,10 +10,13 @@ mod autostart;
 mod clipboard;
 mod commands;
 mod desktop;
+mod doctor;
+mod guards;
 mod navigation;
 mod notify;
 mod shell;
 mod signin;
+mod switcher;
 mod tray;
 mod tray_host;
 mod view;
@@ -33,13 +36,20 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let hidden = std::env::args().any(|a| a == "--hidden");
+    let open_switcher = std::env::args().any(|a| a == switcher::FLAG);
     let app = tauri::Builder::default()
         // First: a second launch only brings the first one's window forward.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            windows::show(app, None);
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            // `tether-desktop --switcher` (a desktop's own keyboard shortcut) opens the switcher.
+            if args.iter().any(|a| a == switcher::FLAG) {
+                switcher::show(app);
+            } else {
+                windows::show(app, None);
+            }
         }))
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(autostart::plugin())
+        .plugin(switcher::plugin())
         .invoke_handler(tauri::generate_handler![
             commands::account,
             commands::sign_in,
@@ -62,6 +72,13 @@ fn main() {
             commands::welcome_step,
             shell::shell,
             shell::quit,
+            switcher::switcher_items,
+            switcher::switcher_run,
+            switcher::close_switcher,
+            switcher::open_switcher,
+            switcher::switcher_shortcut,
+            doctor::doctor,
+            guards::production_projects_view,
         ])
         .setup(move |app| {
             // The agent's socket is a Tokio listener: bind it on the app's runtime.
@@ -79,10 +96,15 @@ fn main() {
             });
             app.manage(desktop.clone());
             app.manage(clipboard::Clipboard::from_env());
+            app.manage(switcher::Registration::default());
+            notify::init(app.handle());
+            switcher::apply(app.handle(), &desktop.settings().switcher_shortcut);
             tray::follow(app.handle(), desktop.clone());
             // The tray icon once a tray host is there; the window at once when there is none.
             tray_host::watch(app.handle(), desktop);
-            if !hidden {
+            if open_switcher {
+                switcher::show(app.handle());
+            } else if !hidden {
                 windows::show(app.handle(), None);
             }
             Ok(())

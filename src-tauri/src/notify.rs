@@ -2,32 +2,96 @@
 //! needs the user (sign in again, MFA needed, renewal failing, a tunnel down and back, a copy),
 //! none for routine renewals. [`Notifier`] decides, from the agent's events, which deserve
 //! one; repeats of a state already announced do not.
+//!
+//! Where the notification server supports actions (its capabilities list `actions`), "Sign in
+//! to Tether again" carries a Sign in button and "Tunnel down" a Reconnect button
+//! ([`NoteAction`]); a click does it, as the tray's item would.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tauri::{AppHandle, Manager};
-use tether_core::agent::protocol::TunnelEventState;
+use tether_core::agent::protocol::{Request, TunnelEventState};
 use tether_core::cert::Event;
 
 use crate::clipboard::{Clipboard, Secrecy};
+use crate::desktop::Desktop;
 use crate::view::IpcError;
 
-/// What the user is told: a summary and a body.
-pub type Note = (String, String);
+/// What a notification's button does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoteAction {
+    /// Starts the sign-in window, as the tray's "Sign in…".
+    SignIn,
+    /// Reconnects the tunnels of an app (`project/environment/app`) now.
+    Reconnect(String),
+}
+
+impl NoteAction {
+    /// The action's key on the bus, and its button's label.
+    fn button(&self) -> (&'static str, &'static str) {
+        match self {
+            NoteAction::SignIn => ("sign-in", "Sign in"),
+            NoteAction::Reconnect(_) => ("reconnect", "Reconnect"),
+        }
+    }
+}
+
+/// What the user is told: a summary, a body, and what a button does where the server shows
+/// buttons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub summary: String,
+    pub body: String,
+    pub action: Option<NoteAction>,
+}
+
+impl Note {
+    fn with(summary: String, body: String, action: NoteAction) -> Note {
+        Note {
+            summary,
+            body,
+            action: Some(action),
+        }
+    }
+}
+
+impl From<(String, String)> for Note {
+    fn from((summary, body): (String, String)) -> Note {
+        Note {
+            summary,
+            body,
+            action: None,
+        }
+    }
+}
 
 /// Notes waiting to be shown; past this many (a flood of events, or a notification server
 /// that does not answer) new ones are dropped rather than queued without end.
 const QUEUED_NOTES: usize = 64;
+/// Notifications whose button may still be clicked, each watched by a thread until it is
+/// clicked or closed; past this many (a server that keeps every notification), new ones are
+/// shown without a button.
+const WATCHED_NOTES: usize = 8;
+
+/// The app a button's action runs in ([`init`]).
+static APP: OnceLock<AppHandle> = OnceLock::new();
+
+/// Lets notifications' buttons act on the app (without it they are shown without buttons).
+pub fn init(app: &AppHandle) {
+    let _ = APP.set(app.clone());
+}
 
 /// Shows a notification, off the caller's thread (the D-Bus call blocks). One thread shows
 /// them all, in order: a thread per note would pile up while the server is slow.
-pub fn show(note: Note) {
+pub fn show(note: impl Into<Note>) {
     static COURIER: std::sync::OnceLock<Option<Courier<Note>>> = std::sync::OnceLock::new();
     let courier = COURIER.get_or_init(|| Courier::start("tether-notify", QUEUED_NOTES, deliver));
     match courier {
         Some(c) => {
-            if !c.send(note) {
+            if !c.send(note.into()) {
                 tracing::warn!("too many notifications waiting: one was dropped");
             }
         }
@@ -35,19 +99,91 @@ pub fn show(note: Note) {
     }
 }
 
-fn deliver((summary, body): Note) {
+fn deliver(note: Note) {
+    static WATCHING: AtomicUsize = AtomicUsize::new(0);
+    let caps = notify_rust::get_capabilities().ok();
     // Unknown capabilities are taken to include markup: an entity shown as written is a
     // lesser harm than a name read as a link.
-    let markup = notify_rust::get_capabilities()
-        .map_or(true, |caps| caps.iter().any(|c| c == "body-markup"));
-    if let Err(e) = notify_rust::Notification::new()
+    let markup = caps
+        .as_ref()
+        .is_none_or(|caps| caps.iter().any(|c| c == "body-markup"));
+    let buttons = caps
+        .as_ref()
+        .is_some_and(|caps| caps.iter().any(|c| c == "actions"));
+    let mut notification = notify_rust::Notification::new();
+    notification
         .appname("Tether")
-        .summary(&summary)
-        .body(&body_for(markup, &body))
-        .show()
-    {
-        tracing::warn!(error = %e, "cannot show a notification");
+        .summary(&note.summary)
+        .body(&body_for(markup, &note.body));
+    let action = note
+        .action
+        .filter(|_| buttons && APP.get().is_some())
+        .filter(|_| {
+            WATCHING
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < WATCHED_NOTES).then_some(n + 1)
+                })
+                .is_ok()
+        });
+    if let Some(a) = &action {
+        let (key, label) = a.button();
+        notification.action(key, label);
     }
+    match notification.show() {
+        Ok(handle) => {
+            let Some(action) = action else { return };
+            let watched = std::thread::Builder::new()
+                .name("tether-note-action".into())
+                .spawn(move || {
+                    handle.wait_for_action(|key| {
+                        if key == action.button().0 {
+                            clicked(action);
+                        }
+                    });
+                    WATCHING.fetch_sub(1, Ordering::SeqCst);
+                });
+            if watched.is_err() {
+                WATCHING.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        Err(e) => {
+            if action.is_some() {
+                WATCHING.fetch_sub(1, Ordering::SeqCst);
+            }
+            tracing::warn!(error = %e, "cannot show a notification");
+        }
+    }
+}
+
+/// A notification's button was clicked: does what it says.
+fn clicked(action: NoteAction) {
+    let Some(app) = APP.get() else { return };
+    let Some(desktop) = app.try_state::<Arc<Desktop>>().map(|d| d.inner().clone()) else {
+        return;
+    };
+    match action {
+        NoteAction::SignIn => {
+            crate::actions::run(app, desktop, crate::tray::TrayAction::SignIn);
+        }
+        NoteAction::Reconnect(key) => {
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = reconnect(&desktop).await {
+                    show((format!("Tether could not reconnect {key}"), e.message));
+                }
+                desktop.refresh_wanted.notify_one();
+            });
+        }
+    }
+}
+
+/// Reconnects now rather than at the next try: a new certificate, after which every tunnel
+/// connection that is down tries again at once (the agent wakes them on a renewal). A session
+/// that needs a new sign-in says so, and the tunnels wait for it.
+async fn reconnect(desktop: &Desktop) -> Result<(), IpcError> {
+    desktop
+        .request(&Request::Ready { new: true })
+        .await
+        .map(|_| ())
 }
 
 /// One thread that hands what it is sent to `deliver`, in order, with a bounded queue. The
@@ -192,6 +328,7 @@ impl Notifier {
                         "Certificate renewal failed".to_string(),
                         format!("{reason}. Tether keeps trying; the current certificate works until it expires."),
                     )
+                        .into()
                 })
             }
             Event::MfaNeeded { reason } => {
@@ -200,6 +337,7 @@ impl Notifier {
                         "Multi-factor authentication needed".to_string(),
                         format!("{reason}. {}", self.sign_in_how(true)),
                     )
+                        .into()
                 })
             }
             Event::SignedOut { reason, by_user } => {
@@ -208,9 +346,10 @@ impl Notifier {
                 self.down.clear();
                 self.pending.clear();
                 (!by_user).then(|| {
-                    (
+                    Note::with(
                         "Sign in to Tether again".to_string(),
                         format!("{}. {}", sentence_case(reason), self.sign_in_how(false)),
+                        NoteAction::SignIn,
                     )
                 })
             }
@@ -235,7 +374,14 @@ impl Notifier {
                             )
                         };
                         let since = self.pending.get(&key).map_or(now, |(since, _)| *since);
-                        let note = (format!("Tunnel down: {relationship}"), body);
+                        // Waiting for a sign-in, the button signs in; otherwise it reconnects.
+                        let action = if *needs_sign_in {
+                            NoteAction::SignIn
+                        } else {
+                            NoteAction::Reconnect(app.to_string())
+                        };
+                        let note =
+                            Note::with(format!("Tunnel down: {relationship}"), body, action);
                         self.pending.insert(key, (since, note));
                     }
                     None
@@ -246,6 +392,7 @@ impl Notifier {
                             format!("Tunnel back: {relationship}"),
                             format!("{relationship} of {app} works again on port {port}."),
                         )
+                            .into()
                     })
                 } else {
                     self.pending.remove(&key);
@@ -343,7 +490,7 @@ mod tests {
         assert!(n
             .on(&mfa, Instant::now())
             .unwrap()
-            .0
+            .summary
             .contains("Multi-factor"));
         assert_eq!(n.on(&mfa, Instant::now()), None);
     }
@@ -363,13 +510,13 @@ mod tests {
         assert_eq!(n.on(&tunnel("reconnecting", true), later(2)), None);
         let down = n.due(later(3));
         assert_eq!(down.len(), 1, "{down:?}");
-        assert_eq!(down[0].0, "Tunnel down: database");
-        assert!(down[0].1.contains("port 30000"), "{down:?}");
+        assert_eq!(down[0].summary, "Tunnel down: database");
+        assert!(down[0].body.contains("port 30000"), "{down:?}");
         assert!(n.due(later(10)).is_empty(), "once");
         assert_eq!(n.on(&tunnel("reconnecting", true), later(11)), None);
         assert!(n.due(later(20)).is_empty());
         assert_eq!(
-            n.on(&tunnel("open", false), later(21)).unwrap().0,
+            n.on(&tunnel("open", false), later(21)).unwrap().summary,
             "Tunnel back: database"
         );
         assert_eq!(n.on(&tunnel("open", false), later(22)), None);
@@ -400,7 +547,36 @@ mod tests {
         let mut n = Notifier::default();
         n.on(&tunnel("failed: MFA is required", true), t0);
         let down = n.due(t0 + DOWN_GRACE);
-        assert!(down[0].1.contains("waits for a new sign-in"), "{down:?}");
+        assert!(down[0].body.contains("waits for a new sign-in"), "{down:?}");
+        assert_eq!(down[0].action, Some(NoteAction::SignIn), "its button signs in");
+    }
+
+    #[test]
+    fn sign_in_again_and_tunnel_down_carry_their_buttons_and_nothing_else_does() {
+        let t0 = Instant::now();
+        let mut n = Notifier::default();
+        n.on(&tunnel("reconnecting", true), t0);
+        let down = n.due(t0 + DOWN_GRACE);
+        assert_eq!(
+            down[0].action,
+            Some(NoteAction::Reconnect("p/main/app".into()))
+        );
+        let back = n.on(&tunnel("open", false), t0).unwrap();
+        assert_eq!(back.action, None);
+        let failed = Event::RenewalFailed {
+            reason: "unreachable".into(),
+        };
+        assert_eq!(n.on(&failed, t0).unwrap().action, None);
+        let idle = Event::SignedOut {
+            by_user: false,
+            reason: "inactive for 8 h".into(),
+        };
+        assert_eq!(n.on(&idle, t0).unwrap().action, Some(NoteAction::SignIn));
+        assert_eq!(NoteAction::SignIn.button(), ("sign-in", "Sign in"));
+        assert_eq!(
+            NoteAction::Reconnect(String::new()).button(),
+            ("reconnect", "Reconnect")
+        );
     }
 
     #[test]
@@ -416,7 +592,7 @@ mod tests {
             reason: "inactive for 8 h".into(),
         };
         let note = n.on(&idle, Instant::now()).unwrap();
-        assert!(note.1.starts_with("Inactive for 8 h. Choose"), "{note:?}");
+        assert!(note.body.starts_with("Inactive for 8 h. Choose"), "{note:?}");
     }
 
     #[test]
@@ -430,11 +606,11 @@ mod tests {
             reason: "inactive for 8 h".into(),
         };
         let note = n.on(&idle, Instant::now()).unwrap();
-        assert_eq!(note.1, "Inactive for 8 h. Open Tether and sign in again.");
+        assert_eq!(note.body, "Inactive for 8 h. Open Tether and sign in again.");
         let mfa = Event::MfaNeeded {
             reason: "the organization requires MFA".into(),
         };
         let note = n.on(&mfa, Instant::now()).unwrap();
-        assert!(!note.1.contains("menu"), "{note:?}");
+        assert!(!note.body.contains("menu"), "{note:?}");
     }
 }

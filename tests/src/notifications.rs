@@ -1,6 +1,8 @@
 //! A notification server (`org.freedesktop.Notifications`) on a test's session bus, as a
-//! desktop's would be: it records every notification an app sends, in order. It advertises
-//! `body-markup` as common desktops do, so what it records is what such a server would parse.
+//! desktop's would be: it records every notification an app sends, in order, with its buttons.
+//! It advertises `body-markup` as common desktops do, so what it records is what such a server
+//! would parse, and `actions`, so apps send buttons; [`Notifications::click`] clicks one as a
+//! person would (the server emits `ActionInvoked`, then closes the notification).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,11 +11,14 @@ use anyhow::{bail, Result};
 use zbus::zvariant::OwnedValue;
 use zbus::{interface, Connection};
 
-/// One notification: its summary and body.
+/// One notification: its summary and body, the id the server gave it, and its buttons as
+/// `(action key, label)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
+    pub id: u32,
     pub summary: String,
     pub body: String,
+    pub actions: Vec<(String, String)>,
 }
 
 struct Server {
@@ -30,24 +35,48 @@ impl Server {
         _app_icon: &str,
         summary: &str,
         body: &str,
-        _actions: Vec<String>,
+        actions: Vec<String>,
         _hints: std::collections::HashMap<String, OwnedValue>,
         _expire_timeout: i32,
     ) -> u32 {
         let mut r = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        let id = r.len() as u32 + 1;
         r.push(Note {
+            id,
             summary: summary.to_string(),
             body: body.to_string(),
+            // The spec's flat list: key, label, key, label, …
+            actions: actions
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default()))
+                .collect(),
         });
-        r.len() as u32
+        id
     }
 
     async fn close_notification(&self, _id: u32) {}
 
-    /// As GNOME's and KDE's servers: bodies are read as markup, so an app must escape them.
+    /// As GNOME's and KDE's servers: bodies are read as markup, so an app must escape them,
+    /// and notifications may carry buttons.
     async fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".into(), "body-markup".into()]
+        vec!["actions".into(), "body".into(), "body-markup".into()]
     }
+
+    /// A button was clicked.
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+
+    /// A notification went away; reason 2: the user dismissed it.
+    #[zbus(signal)]
+    async fn notification_closed(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        reason: u32,
+    ) -> zbus::Result<()>;
 
     async fn get_server_information(&self) -> (String, String, String, String) {
         (
@@ -61,8 +90,10 @@ impl Server {
 
 pub struct Notifications {
     received: Arc<Mutex<Vec<Note>>>,
-    _connection: Connection,
+    connection: Connection,
 }
+
+const PATH: &str = "/org/freedesktop/Notifications";
 
 impl Notifications {
     pub async fn start(address: &str) -> Result<Notifications> {
@@ -70,7 +101,7 @@ impl Notifications {
         let connection = zbus::connection::Builder::address(address)?
             .name("org.freedesktop.Notifications")?
             .serve_at(
-                "/org/freedesktop/Notifications",
+                PATH,
                 Server {
                     received: received.clone(),
                 },
@@ -79,8 +110,26 @@ impl Notifications {
             .await?;
         Ok(Notifications {
             received,
-            _connection: connection,
+            connection,
         })
+    }
+
+    /// Clicks `note`'s button `action_key` as a person would: the server says so on the bus
+    /// (`ActionInvoked`), then closes the notification (`NotificationClosed`, dismissed), as
+    /// real servers do. Fails when the note has no such button.
+    pub async fn click(&self, note: &Note, action_key: &str) -> Result<()> {
+        if !note.actions.iter().any(|(k, _)| k == action_key) {
+            bail!("{note:?} has no button {action_key:?}");
+        }
+        let server = self
+            .connection
+            .object_server()
+            .interface::<_, Server>(PATH)
+            .await?;
+        let emitter = server.signal_emitter();
+        Server::action_invoked(emitter, note.id, action_key).await?;
+        Server::notification_closed(emitter, note.id, 2).await?;
+        Ok(())
     }
 
     /// Every notification so far.

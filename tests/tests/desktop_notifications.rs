@@ -96,3 +96,171 @@ async fn a_relationship_named_with_markup_reaches_notifications_escaped() -> Res
     desktop.watcher.click(&item, "Quit Tether").await?;
     Ok(())
 }
+
+/// `redis-cli PING` through a tunnel's local address: whether the tunnel carries.
+async fn pings(local: &str) -> bool {
+    let (host, port) = local.rsplit_once(':').unwrap_or((local, ""));
+    let out = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::process::Command::new("redis-cli")
+            .args(["-h", host, "-p", port, "PING"])
+            .output(),
+    )
+    .await;
+    matches!(out, Ok(Ok(o)) if String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+}
+
+/// The desktop's notification server supports actions: "Tunnel down" comes with a Reconnect
+/// button, and clicking it reconnects there and then: the app gets a new certificate (the
+/// agent wakes every waiting connection on one) and the tunnel carries again on its port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_down_offers_reconnect_and_the_click_reconnects() -> Result<()> {
+    let redis = Redis::start()?;
+    let mut options = SimOptions::default();
+    backend(&mut options, "redis", redis.port);
+    let sim = tether_e2e::demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let _app = desktop.launch_for(&user, &["--hidden"])?;
+    let item = desktop.tray_item().await?;
+    let mut open = vec!["tunnel:open"];
+    open.extend(tether_e2e::DEMO_REDIS);
+    user.ok(&open, None).await?;
+    let listed: Vec<Value> =
+        serde_json::from_str(&user.ok(&["tunnel:list", "--format", "json"], None).await?)?;
+    let local = listed
+        .first()
+        .and_then(|t| t["local"].as_str())
+        .context("no tunnel listed")?
+        .to_string();
+    ensure!(pings(&local).await, "the tunnel does not carry to begin with");
+
+    sim.stop_gateway().await;
+    let start = Instant::now();
+    while notes.with_summary("Tunnel down").is_empty() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no Tunnel down notification in 30 s: {:?}",
+            notes.received()
+        );
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(local.as_str()),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let down = notes.wait_for("Tunnel down", Duration::ZERO).await?;
+    assert_eq!(
+        down.actions,
+        [("reconnect".to_string(), "Reconnect".to_string())],
+        "{down:?}"
+    );
+    // Notifications that need no doing carry no button.
+    for note in notes.received() {
+        if !note.summary.starts_with("Tunnel down") {
+            assert!(note.actions.is_empty(), "{note:?}");
+        }
+    }
+
+    let before = user.certificate_serial()?;
+    sim.start_gateway().await?;
+    notes.click(&down, "reconnect").await?;
+    let start = Instant::now();
+    loop {
+        let serial = user.certificate_serial().unwrap_or(before);
+        let listed: Vec<Value> =
+            serde_json::from_str(&user.ok(&["tunnel:list", "--format", "json"], None).await?)?;
+        let state = listed
+            .first()
+            .and_then(|t| t["state"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        if serial != before && state == "open" && pings(&local).await {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "after Reconnect: certificate {serial} (was {before}), tunnel {state:?}; the app said: {}",
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    desktop.watcher.click(&item, "Quit Tether").await?;
+    Ok(())
+}
+
+/// The id of a visible window whose title matches `pattern` (xdotool's regular expression),
+/// waiting up to `timeout` for it.
+async fn visible_window(desktop: &Desktop, pattern: &str, timeout: Duration) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", pattern])
+            .env("DISPLAY", &desktop.display)
+            .output()?;
+        let text = String::from_utf8_lossy(&found.stdout);
+        if let Some(id) = text.split_whitespace().next() {
+            return Ok(id.to_string());
+        }
+        ensure!(
+            start.elapsed() < timeout,
+            "no window {pattern:?} in {timeout:?}; the app said: {}",
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The session ends at the platform: "Sign in to Tether again" comes with a Sign in button,
+/// and clicking it opens the sign-in window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_again_offers_sign_in_and_the_click_opens_the_sign_in_window() -> Result<()> {
+    let options = SimOptions {
+        certificate_lifetime: Duration::from_secs(8),
+        ..SimOptions::default()
+    };
+    let sim = tether_e2e::demo_sim(options).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let _app = desktop.launch_for(&user, &["--hidden"])?;
+    let item = desktop.tray_item().await?;
+    desktop
+        .watcher
+        .wait_for_menu_entry(&item, "Storefront", Duration::from_secs(30))
+        .await?;
+
+    assert!(sim.revoke_api_token(ALICE_TOKEN));
+    let note = notes
+        .wait_for("Sign in to Tether again", Duration::from_secs(30))
+        .await?;
+    assert_eq!(
+        note.actions,
+        [("sign-in".to_string(), "Sign in".to_string())],
+        "{note:?}"
+    );
+    // No sign-in window before the click.
+    let none = std::process::Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", "^Sign in to "])
+        .env("DISPLAY", &desktop.display)
+        .output()?;
+    ensure!(
+        none.stdout.is_empty(),
+        "a sign-in window before the click"
+    );
+    notes.click(&note, "sign-in").await?;
+    visible_window(
+        &desktop,
+        "^Sign in to Local platform",
+        Duration::from_secs(20),
+    )
+    .await?;
+    desktop.watcher.click(&item, "Quit Tether").await?;
+    Ok(())
+}

@@ -90,7 +90,16 @@ export class App {
       el(
         "header",
         { class: "topbar" },
-        el("div", { class: "brand" }, el("h1", { class: "brand-name" }, "Tether"), this.state),
+        el(
+          "div",
+          { class: "brand" },
+          el("h1", { class: "brand-name" }, "Tether"),
+          this.state,
+          // The quick switcher (views/switcher.ts), also on its global shortcut.
+          button("Go to app…", { id: "open-switcher", class: "btn btn-small brand-switcher", title: "Quick switcher: find an app and open a terminal, tunnels or a SQL shell" }, () =>
+            void this.backend.openSwitcher().catch((e) => this.showError(e)),
+          ),
+        ),
         nav,
       ),
       this.shell.notice,

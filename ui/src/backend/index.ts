@@ -9,10 +9,15 @@ import type {
   ConnectionDetails,
   DesktopSettings,
   OpenedView,
+  ProductionProject,
   ProjectView,
+  Report,
   SettingsView,
   ShellView,
+  ShortcutView,
   SignInRequest,
+  SwitcherAction,
+  SwitcherItem,
   TunnelView,
   WelcomeAnswer,
   WelcomeView,
@@ -23,6 +28,7 @@ export type * from "./types";
 /** Events the shell emits. */
 export const CHANGED_EVENT = "tether://changed";
 export const NAVIGATE_EVENT = "tether://navigate";
+export const SWITCHER_RESET_EVENT = "tether://switcher-reset";
 
 /** What a rejection becomes: the shell's `{code, message}` as is, anything else as `other`. */
 export function toBackendError(e: unknown): BackendError {
@@ -66,4 +72,12 @@ export const tauriBackend: Backend = {
   quit: () => call<void>("quit"),
   onChanged: (cb: () => void) => listen(CHANGED_EVENT, () => cb()),
   onNavigate: (cb: (view: string) => void) => listen<string>(NAVIGATE_EVENT, (event) => cb(event.payload)),
+  switcherItems: () => call<SwitcherItem[]>("switcher_items"),
+  switcherRun: (app: AppRef, action: SwitcherAction) => call<void>("switcher_run", { app, action }),
+  closeSwitcher: () => call<void>("close_switcher"),
+  openSwitcher: () => call<void>("open_switcher"),
+  switcherShortcut: () => call<ShortcutView>("switcher_shortcut"),
+  onSwitcherReset: (cb: () => void) => listen(SWITCHER_RESET_EVENT, () => cb()),
+  doctor: () => call<Report>("doctor"),
+  productionProjects: () => call<ProductionProject[]>("production_projects_view"),
 };

@@ -5,7 +5,9 @@ import type {
   Backend,
   ConnectionDetails,
   ProjectView,
+  Report,
   SettingsView,
+  SwitcherItem,
   TunnelView,
   WelcomeView,
 } from "./types";
@@ -24,6 +26,8 @@ export interface MockBackend extends Backend {
   emitChanged(): void;
   /** Fires the `tether://navigate` listeners. */
   emitNavigate(view: string): void;
+  /** Fires the `tether://switcher-reset` listeners. */
+  emitSwitcherReset(): void;
 }
 
 export const NOW = 1_700_000_000;
@@ -182,10 +186,48 @@ export function sampleWelcome(overrides: Partial<WelcomeView> = {}): WelcomeView
   };
 }
 
+/** The switcher's list for the sample catalog: the pinned worker first, production marked. */
+export function sampleSwitcherItems(): SwitcherItem[] {
+  const item = (project: string, title: string, environment: string, label: string, app: string, extra: Partial<SwitcherItem> = {}) => ({
+    app: { project, environment, app },
+    project: title,
+    environment: label,
+    production: label.includes("[PRODUCTION]"),
+    pinned: false,
+    recent: false,
+    ...extra,
+  });
+  return [
+    item("abc123", "Shop", "main", "Main [PRODUCTION]", "worker", { pinned: true }),
+    item("def456", "Blog", "staging", "Staging", "app", { recent: true }),
+    item("abc123", "Shop", "main", "Main [PRODUCTION]", "web"),
+  ];
+}
+
+/** A doctor report: one check of each status, one with a command to run. */
+export function sampleReport(): Report {
+  return {
+    profile: "platformsh",
+    versions: { tether: "0.1.0 (0000000)", openssh: "OpenSSH_9.2p1", os: "linux x86_64" },
+    checks: [
+      { id: "openssh_version", status: "ok", title: "OpenSSH 9.2 supports certificates, Include and Match exec", detail: "Plain ssh can use Tether's certificate.", fix: null },
+      {
+        id: "ssh_config_block",
+        status: "problem",
+        title: "Tether's block in ~/.ssh/config comes after Host * on line 3",
+        detail: "The earlier Host * shadows it: plain ssh does not use the certificate.",
+        fix: { text: "Move Tether's block to the top", command: "tether config:ssh --write" },
+      },
+      { id: "tray_host", status: "warning", title: "No tray host on the session bus", detail: "Tether's icon cannot be shown.", fix: { text: "Install a tray extension", command: null } },
+    ],
+  };
+}
+
 /** A backend answering with the samples above; `overrides` replace any method. */
 export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
   const changed: Array<() => void> = [];
   const navigate: Array<(view: string) => void> = [];
+  const reset: Array<() => void> = [];
   const defaults: Backend = {
     account: async () => sampleAccount(),
     signIn: async () => sampleAccount(),
@@ -216,6 +258,17 @@ export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
       navigate.push(cb);
       return () => navigate.splice(navigate.indexOf(cb) >>> 0, 1);
     },
+    switcherItems: async () => sampleSwitcherItems(),
+    switcherRun: async () => {},
+    doctor: async () => sampleReport(),
+    productionProjects: async () => [{ id: "abc123", title: "Shop", environments: ["Main [PRODUCTION]"], guarded: true }],
+    closeSwitcher: async () => {},
+    openSwitcher: async () => {},
+    switcherShortcut: async () => ({ shortcut: "Ctrl+Alt+Space", registered: true, problem: null, wayland: false }),
+    onSwitcherReset: async (cb) => {
+      reset.push(cb);
+      return () => reset.splice(reset.indexOf(cb) >>> 0, 1);
+    },
   };
   const calls: Call[] = [];
   const recorded = {} as Record<keyof Backend, (...args: unknown[]) => unknown>;
@@ -232,5 +285,6 @@ export function mockBackend(overrides: Partial<Backend> = {}): MockBackend {
     callsTo: (method) => calls.filter((c) => c.method === method).map((c) => c.args),
     emitChanged: () => [...changed].forEach((cb) => cb()),
     emitNavigate: (view) => [...navigate].forEach((cb) => cb(view)),
+    emitSwitcherReset: () => [...reset].forEach((cb) => cb()),
   };
 }

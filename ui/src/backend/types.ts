@@ -8,7 +8,12 @@ import type { IpcError } from "./generated/IpcError";
 import type { OpenedView } from "./generated/OpenedView";
 import type { ProjectView } from "./generated/ProjectView";
 import type { SettingsView } from "./generated/SettingsView";
+import type { ProductionProject } from "./generated/ProductionProject";
+import type { Report } from "./generated/Report";
 import type { ShellView } from "./generated/ShellView";
+import type { ShortcutView } from "./generated/ShortcutView";
+import type { SwitcherAction } from "./generated/SwitcherAction";
+import type { SwitcherItem } from "./generated/SwitcherItem";
 import type { SignInRequest } from "./generated/SignInRequest";
 import type { TunnelView } from "./generated/TunnelView";
 import type { WelcomeAnswer } from "./generated/WelcomeAnswer";
@@ -29,7 +34,16 @@ export type { ProjectView } from "./generated/ProjectView";
 export type { ServiceDetails } from "./generated/ServiceDetails";
 export type { SessionView } from "./generated/SessionView";
 export type { SettingsView } from "./generated/SettingsView";
+export type { Check } from "./generated/Check";
+export type { CheckId } from "./generated/CheckId";
+export type { Fix } from "./generated/Fix";
+export type { ProductionProject } from "./generated/ProductionProject";
+export type { Report } from "./generated/Report";
 export type { ShellView } from "./generated/ShellView";
+export type { ShortcutView } from "./generated/ShortcutView";
+export type { Status } from "./generated/Status";
+export type { SwitcherAction } from "./generated/SwitcherAction";
+export type { SwitcherItem } from "./generated/SwitcherItem";
 export type { SignInMethod } from "./generated/SignInMethod";
 export type { SignInRequest } from "./generated/SignInRequest";
 export type { SshConfigOffer } from "./generated/SshConfigOffer";
@@ -83,4 +97,20 @@ export interface Backend {
   /** The tray asks for a view: "environments", "tunnels", "settings", "account", or a sign-in
    * the tray could not start ("sign-in", "sign-in-mfa") or finish ("sign-in-held"). */
   onNavigate(cb: (view: string) => void): Promise<() => void>;
+  /** The quick switcher's apps: pinned, then recent, then the rest; production marked. */
+  switcherItems(): Promise<SwitcherItem[]>;
+  /** Runs a switcher key's action (the tray's item of that name) on an app; the switcher closes. */
+  switcherRun(app: AppRef, action: SwitcherAction): Promise<void>;
+  /** Closes the switcher (Escape). */
+  closeSwitcher(): Promise<void>;
+  /** Opens the switcher (the main window's button). */
+  openSwitcher(): Promise<void>;
+  /** The switcher's global shortcut as the saved settings ask for it, registered again if changed. */
+  switcherShortcut(): Promise<ShortcutView>;
+  /** The switcher was opened again: start a new search. Resolves to an unlisten. */
+  onSwitcherReset(cb: () => void): Promise<() => void>;
+  /** The checks `tether doctor` runs: each one's status, meaning and fix (about half a second). */
+  doctor(): Promise<Report>;
+  /** The projects with a production environment, for Settings' "ask before entering production" switches. */
+  productionProjects(): Promise<ProductionProject[]>;
 }

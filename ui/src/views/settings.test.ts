@@ -176,3 +176,88 @@ describe("settings form", () => {
     expect($(form, "[role=alert]").textContent).toBe("Something went wrong. Unreadable.");
   });
 });
+
+describe("settings: quick switcher, production, checks", () => {
+  it("saves the switcher's shortcut and says it works, or why not, after the save", async () => {
+    let status: import("../backend/types").ShortcutView = { shortcut: "Ctrl+Alt+Space", registered: true, problem: null, wayland: false };
+    const form = await showSettings({ switcherShortcut: async () => status });
+    expect(input(form, "switcher_shortcut").value).toBe("Ctrl+Alt+Space");
+    expect($(form, "#shortcut-status").textContent).toBe("Press Ctrl+Alt+Space anywhere to open the switcher.");
+    status = {
+      shortcut: "Super+K",
+      registered: false,
+      problem: "Super+K is held by another program: choose another shortcut here, or free it in that program.",
+      wayland: false,
+    };
+    set(form, "switcher_shortcut", " Super+K ");
+    await click(form, "#save-settings");
+    expect((m!.backend.callsTo("saveSettings")[0][0] as DesktopSettings).switcher_shortcut).toBe("Super+K");
+    expect(m!.backend.callsTo("switcherShortcut")).toHaveLength(2);
+    expect($(form, "#shortcut-status").textContent).toContain("held by another program");
+  });
+
+  it("points Wayland users to tether-desktop --switcher", async () => {
+    const form = await showSettings({
+      switcherShortcut: async () => ({ shortcut: "Ctrl+Alt+Space", registered: true, problem: null, wayland: true }),
+    });
+    const said = $(form, "#shortcut-status").textContent!;
+    expect(said).toContain("On Wayland, global shortcuts may not reach Tether");
+    expect(said).toContain("tether-desktop --switcher");
+  });
+
+  it("turns the question before production off and on per project", async () => {
+    const view = sampleSettings();
+    view.settings.production_unguarded = ["gone1"];
+    const form = await showSettings({
+      settings: async () => view,
+      productionProjects: async () => [
+        { id: "abc123", title: "Shop", environments: ["Main [PRODUCTION]"], guarded: true },
+        { id: "def456", title: "Blog", environments: ["Live [PRODUCTION]"], guarded: true },
+      ],
+    });
+    const shop = $(form, "#guard-abc123") as HTMLInputElement;
+    expect(shop.checked).toBe(true);
+    expect($(form, "#production-settings").textContent).toContain("Asks before entering Main [PRODUCTION]");
+    shop.checked = false;
+    await click(form, "#save-settings");
+    // A project not listed now (gone1) keeps its choice.
+    expect((m!.backend.callsTo("saveSettings")[0][0] as DesktopSettings).production_unguarded).toEqual(["gone1", "abc123"]);
+    ($(form, "#guard-abc123") as HTMLInputElement).checked = true;
+    await click(form, "#save-settings");
+    expect((m!.backend.callsTo("saveSettings")[1][0] as DesktopSettings).production_unguarded).toEqual(["gone1"]);
+  });
+
+  it("says to sign in when the projects cannot be listed", async () => {
+    const form = await showSettings({ productionProjects: () => Promise.reject({ code: "sign_in", message: "not signed in" }) });
+    expect($(form, "#production-settings").textContent).toContain("Sign in to list your projects.");
+  });
+
+  it("shows each check's status, meaning and fix, and runs them again on request", async () => {
+    await showSettings();
+    const checks = $(m!.root, "#checks");
+    const rows = [...checks.querySelectorAll<HTMLElement>(".check")];
+    expect(rows.map((r) => [r.dataset.check, r.dataset.status])).toEqual([
+      ["openssh_version", "ok"],
+      ["ssh_config_block", "problem"],
+      ["tray_host", "warning"],
+    ]);
+    expect(rows[0].textContent).toContain("OK");
+    expect(rows[1].textContent).toContain("Problem");
+    expect(rows[1].textContent).toContain("The earlier Host * shadows it");
+    expect(rows[1].querySelector(".check-fix")!.textContent).toContain("Fix: Move Tether's block to the top");
+    expect(rows[1].querySelector("code")!.textContent).toBe("tether config:ssh --write");
+    expect(rows[0].querySelector(".check-fix")).toBeNull();
+    expect($(checks, "#checks-summary").textContent).toBe("1 problem, 1 warning: see what fixes them below.");
+    rows[1].querySelector<HTMLButtonElement>(".btn-link")!.click();
+    await settle();
+    expect(m!.backend.callsTo("copy")).toEqual([["tether config:ssh --write", "command", false]]);
+    await click(checks, "#run-checks");
+    expect(m!.backend.callsTo("doctor")).toHaveLength(2);
+  });
+
+  it("says when the checks could not run", async () => {
+    await showSettings({ doctor: () => Promise.reject({ code: "other", message: "the agent is gone" }) });
+    expect($(m!.root, "#checks [role=alert]").textContent).toContain("The agent is gone");
+    expect(($(m!.root, "#run-checks") as HTMLButtonElement).disabled).toBe(false);
+  });
+});

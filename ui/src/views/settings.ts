@@ -1,5 +1,5 @@
 // The settings form: each input is named as the DesktopSettings field it edits.
-import type { DesktopSettings, SettingsView } from "../backend/types";
+import type { Check, DesktopSettings, ProductionProject, Report, SettingsView, ShortcutView, Status } from "../backend/types";
 import type { Context } from "../context";
 import { button, el } from "../dom";
 import { describeError, isBackendError } from "../errors";
@@ -25,11 +25,26 @@ function checkbox(name: string, label: string, hint?: string): HTMLElement {
   );
 }
 
+const RANK: Record<Status, number> = { ok: 0, warning: 1, problem: 2 };
+const STATUS: Record<Status, { text: string; cls: string }> = {
+  ok: { text: "OK", cls: "badge badge-ok" },
+  warning: { text: "Warning", cls: "badge badge-warn" },
+  problem: { text: "Problem", cls: "badge badge-bad" },
+};
+
 export class SettingsPage {
   readonly element: HTMLElement;
   private readonly form: HTMLFormElement;
   private readonly message: HTMLElement;
   private view: SettingsView | null = null;
+  /** The projects with a production environment, for the question before entering it; null
+   * when they could not be listed (signed out). */
+  private production: ProductionProject[] | null = null;
+  private readonly shortcutStatus: HTMLElement;
+  private readonly checks: HTMLElement;
+  private readonly checksBody: HTMLElement;
+  private readonly checksButton: HTMLButtonElement;
+  private checking: Promise<void> | null = null;
   private loading: Promise<void> | null = null;
   private saving = false;
 
@@ -41,21 +56,39 @@ export class SettingsPage {
     });
     this.form.addEventListener("input", () => this.clearStatus());
     this.message = el("div", { class: "form-message" });
+    this.shortcutStatus = el("p", { class: "hint shortcut-status", id: "shortcut-status", "aria-live": "polite", hidden: true });
+    this.checksButton = button("Run checks again", { id: "run-checks", class: "btn btn-small" }, () => void this.runChecks());
+    this.checksBody = el("div", { id: "checks-body", "aria-live": "polite" });
+    this.checks = el(
+      "section",
+      { class: "settings-section", id: "checks", "aria-labelledby": "checks-title" },
+      el("div", { class: "checks-head" }, el("h3", { class: "settings-section-title", id: "checks-title" }, "Checks"), this.checksButton),
+      el("p", { class: "hint" }, "What tether doctor checks: OpenSSH, ~/.ssh/config, the keyring, the clock, the agent, the tray, the tunnel ports and the ssh hook."),
+      this.checksBody,
+    );
     this.element = el(
       "section",
       { class: "view view-settings", id: "view-settings", "aria-label": "Settings" },
       el("div", { class: "toolbar" }, el("h2", { class: "view-title" }, "Settings")),
       this.form,
+      this.checks,
     );
     this.form.append(el("p", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), "Loading settings…"));
   }
 
-  /** Loads the settings the first time the view is shown. */
+  /** Loads the settings (and runs the checks) the first time the view is shown. */
   show(): Promise<void> {
     if (this.view || this.loading) return this.loading ?? Promise.resolve();
+    void this.runChecks();
     this.loading = (async () => {
       try {
-        this.render(await this.ctx.backend.settings());
+        const [settings, production] = await Promise.all([
+          this.ctx.backend.settings(),
+          this.ctx.backend.productionProjects().catch(() => null),
+        ]);
+        this.production = production;
+        this.render(settings);
+        void this.refreshShortcut();
       } catch (e) {
         this.form.replaceChildren(el("p", { class: "alert", role: "alert" }, describeError(e)));
       } finally {
@@ -154,12 +187,195 @@ export class SettingsPage {
           ? `Now: ${store.location}. A change moves the sign-in there. The file is for machines whose keyring is missing or locked.`
           : `Now: ${store.location}, as set when Tether started.`,
       ),
+      this.switcherSection(s.switcher_shortcut),
+      this.guardsSection(s),
       this.message,
       el("div", { class: "form-actions" }, el("button", { type: "submit", id: "save-settings", class: "btn btn-primary" }, "Save")),
     );
     this.input("manage_ssh_config").checked = s.manage_ssh_config;
     this.input("start_at_login").checked = s.start_at_login;
     this.form.setAttribute("aria-busy", "false");
+  }
+
+  /** Runs `tether doctor`'s checks and shows each one's status, meaning and fix. */
+  runChecks(): Promise<void> {
+    if (this.checking) return this.checking;
+    this.checksButton.disabled = true;
+    this.checks.setAttribute("aria-busy", "true");
+    this.checksBody.replaceChildren(el("p", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), "Running checks…"));
+    this.checking = (async () => {
+      try {
+        this.showReport(await this.ctx.backend.doctor());
+      } catch (e) {
+        this.checksBody.replaceChildren(el("p", { class: "alert", role: "alert" }, describeError(e)));
+      } finally {
+        this.checking = null;
+        this.checksButton.disabled = false;
+        this.checks.setAttribute("aria-busy", "false");
+      }
+    })();
+    return this.checking;
+  }
+
+  private showReport(report: Report): void {
+    const worst = report.checks.reduce<Status>((w, c) => (RANK[c.status] > RANK[w] ? c.status : w), "ok");
+    const counts = (["problem", "warning"] as Status[])
+      .map((st) => [st, report.checks.filter((c) => c.status === st).length] as const)
+      .filter(([, n]) => n > 0)
+      .map(([st, n]) => `${n} ${st === "problem" ? (n === 1 ? "problem" : "problems") : n === 1 ? "warning" : "warnings"}`);
+    const summary = counts.length === 0 ? "Everything checked is fine." : `${counts.join(", ")}: see what fixes them below.`;
+    this.checksBody.replaceChildren(
+      el("p", { class: `checks-summary status-${worst}`, id: "checks-summary" }, summary),
+      el("ul", { class: "checks", id: "check-list" }, ...report.checks.map((c) => this.checkRow(c))),
+      el(
+        "p",
+        { class: "hint" },
+        `Tether ${report.versions.tether}; ${report.versions.openssh ?? "no OpenSSH found"}; ${report.versions.os}.`,
+      ),
+    );
+  }
+
+  private checkRow(c: Check): HTMLElement {
+    const badge = STATUS[c.status];
+    const fix = c.fix
+      ? el(
+          "p",
+          { class: "check-fix" },
+          `Fix: ${c.fix.text}`,
+          c.fix.command ? " " : null,
+          c.fix.command ? el("code", {}, c.fix.command) : null,
+          c.fix.command
+            ? button("Copy", { class: "btn-link", "aria-label": `Copy ${c.fix.command}` }, () => void this.ctx.copy(c.fix!.command!, "command"))
+            : null,
+        )
+      : null;
+    return el(
+      "li",
+      { class: "check", "data-check": c.id, "data-status": c.status },
+      el("span", { class: badge.cls }, badge.text),
+      el("span", { class: "check-title" }, c.title),
+      el("p", { class: "check-detail" }, c.detail),
+      fix,
+    );
+  }
+
+  /** The quick switcher's shortcut, and how it stands (read again after each save). */
+  private switcherSection(shortcut: string): HTMLElement {
+    const input = el("input", {
+      type: "text",
+      id: "setting-switcher_shortcut",
+      name: "switcher_shortcut",
+      class: "input mono",
+      placeholder: "none",
+      autocomplete: "off",
+      spellcheck: "false",
+      "aria-describedby": "setting-switcher_shortcut-hint shortcut-status",
+    });
+    input.value = shortcut;
+    return el(
+      "div",
+      { class: "settings-section", id: "switcher-settings" },
+      el("h3", { class: "settings-section-title" }, "Quick switcher"),
+      field("Shortcut", input),
+      el(
+        "p",
+        { class: "hint", id: "setting-switcher_shortcut-hint" },
+        "Opens the switcher from anywhere: modifiers and a key joined by +, such as Ctrl+Alt+Space; empty for none. " +
+          "The top bar's Go to app… and the command ",
+        el("code", {}, "tether-desktop --switcher"),
+        " open it too.",
+      ),
+      this.shortcutStatus,
+    );
+  }
+
+  /** Says whether the shortcut works, why not, and what a Wayland desktop needs instead. */
+  private showShortcut(view: ShortcutView): void {
+    const parts: Array<string | HTMLElement> = [];
+    let ok = false;
+    if (view.problem) parts.push(view.problem);
+    else if (view.registered) {
+      parts.push(`Press ${view.shortcut} anywhere to open the switcher.`);
+      ok = true;
+    } else if (view.shortcut === "") parts.push("No shortcut: open the switcher with the top bar's Go to app… or tether-desktop --switcher.");
+    if (view.wayland) {
+      parts.push(
+        "On Wayland, global shortcuts may not reach Tether: in your desktop's keyboard settings, give the command ",
+        el("code", {}, "tether-desktop --switcher"),
+        " a shortcut instead.",
+      );
+    }
+    this.shortcutStatus.replaceChildren(...parts.flatMap((p, i) => (i > 0 && typeof p === "string" && typeof parts[i - 1] === "string" ? [" ", p] : [p])));
+    this.shortcutStatus.classList.toggle("ok", ok && !view.wayland);
+    this.shortcutStatus.classList.toggle("warning", !!view.problem || view.wayland);
+    this.shortcutStatus.hidden = parts.length === 0;
+  }
+
+  /** Registers the saved shortcut again (if it changed) and shows how it stands. */
+  private async refreshShortcut(): Promise<void> {
+    try {
+      this.showShortcut(await this.ctx.backend.switcherShortcut());
+    } catch (e) {
+      this.shortcutStatus.textContent = describeError(e);
+      this.shortcutStatus.hidden = false;
+    }
+  }
+
+  /** A switch per project with a production environment: ask before entering it. */
+  private guardsSection(s: DesktopSettings): HTMLElement {
+    const projects = this.production;
+    const list =
+      projects === null
+        ? el("p", { class: "hint" }, "Sign in to list your projects.")
+        : projects.length === 0
+          ? el("p", { class: "hint" }, "None of your projects has a production environment.")
+          : el(
+              "div",
+              { class: "guards", id: "guards" },
+              ...projects.map((p) => {
+                const input = el("input", {
+                  type: "checkbox",
+                  id: `guard-${p.id}`,
+                  "data-project": p.id,
+                  "aria-describedby": `guard-${p.id}-hint`,
+                });
+                input.checked = !s.production_unguarded.includes(p.id);
+                return el(
+                  "div",
+                  { class: "field field-check" },
+                  input,
+                  el(
+                    "div",
+                    {},
+                    el("label", { for: input.id }, `${p.title} `, el("span", { class: "project-id" }, p.id)),
+                    el("p", { class: "hint", id: `guard-${p.id}-hint` }, `Asks before entering ${p.environments.join(", ")}`),
+                  ),
+                );
+              }),
+            );
+    return el(
+      "div",
+      { class: "settings-section", id: "production-settings" },
+      el("h3", { class: "settings-section-title" }, "Ask before entering production"),
+      el(
+        "p",
+        { class: "hint" },
+        "Before a terminal, SQL shell, database dump or tunnel on a production environment, Tether asks first (here and at a terminal, where -y answers). Turn it off per project.",
+      ),
+      list,
+    );
+  }
+
+  /** The projects not asked about, from the switches shown (projects not shown kept as loaded). */
+  private unguarded(loaded: string[]): string[] {
+    const result = [...loaded];
+    for (const input of this.form.querySelectorAll<HTMLInputElement>("input[data-project]")) {
+      const project = input.dataset.project!;
+      const at = result.indexOf(project);
+      if (input.checked && at >= 0) result.splice(at, 1);
+      if (!input.checked && at < 0) result.push(project);
+    }
+    return result;
   }
 
   /** The form's values as DesktopSettings (the lists it does not show kept as loaded). */
@@ -176,8 +392,8 @@ export class SettingsPage {
       pinned: loaded.pinned,
       recent: loaded.recent,
       welcome_under_way: loaded.welcome_under_way,
-      production_unguarded: loaded.production_unguarded,
-      switcher_shortcut: loaded.switcher_shortcut,
+      production_unguarded: this.unguarded(loaded.production_unguarded),
+      switcher_shortcut: this.input("switcher_shortcut").value.trim(),
     };
   }
 
@@ -238,6 +454,7 @@ export class SettingsPage {
       const focused = document.activeElement?.id;
       this.render(saved);
       this.message.replaceChildren(el("p", { class: "saved", role: "status" }, "Saved"));
+      void this.refreshShortcut();
       if (focused) this.form.querySelector<HTMLElement>(`#${focused}`)?.focus();
     } catch (e) {
       if (isBackendError(e) && e.code === "confirm") this.ask(e.message);

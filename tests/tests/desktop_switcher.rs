@@ -1,0 +1,297 @@
+//! The quick switcher in the real app on a private desktop (Xvfb + D-Bus session): its global
+//! shortcut pressed as a keyboard would (xdotool's XTEST keys, which the app's key grab on the
+//! root window receives), its palette driven through tauri-driver: it filters as one types and
+//! opens a terminal (xterm, logging what it shows) on Enter; `tether-desktop --switcher`, a
+//! second start, opens it in the running app; Escape closes it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use serde_json::json;
+use tether_e2e::cli::User;
+use tether_e2e::desktop::{app_session, screenshot, wait_text, Desktop};
+use tether_e2e::webdriver::WebDriver;
+use tether_e2e::{demo_sim, ALICE_TOKEN};
+
+const STOREFRONT: &str = "jyu7waly36ncj";
+const MARKETING: &str = "rjify4yjcwxaa";
+
+/// WebDriver's Enter and Escape keys.
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+/// Presses `keys` (xdotool's names, such as `ctrl+alt+space`) on the desktop's keyboard.
+fn press(desktop: &Desktop, keys: &str) -> Result<()> {
+    let status = std::process::Command::new("xdotool")
+        .args(["key", "--clearmodifiers", keys])
+        .env("DISPLAY", &desktop.display)
+        .status()?;
+    ensure!(status.success(), "xdotool key {keys} failed: {status}");
+    Ok(())
+}
+
+/// Waits until the switcher's window is there, switches the driver to it, and returns its
+/// handle once its list shows the apps.
+async fn switcher(app: &WebDriver, main: &str) -> Result<String> {
+    let handle = app
+        .switch_to_new_window(&[main.to_string()], Duration::from_secs(20))
+        .await
+        .context("the switcher did not open")?;
+    app.find(".switcher-item", Duration::from_secs(30)).await?;
+    Ok(handle)
+}
+
+/// The apps the switcher lists, top to bottom, as `project/environment/app`.
+async fn listed(app: &WebDriver) -> Result<Vec<String>> {
+    let v = app
+        .execute(
+            "return [...document.querySelectorAll('.switcher-item')].map(r => r.dataset.app)",
+            json!([]),
+        )
+        .await?;
+    Ok(serde_json::from_value(v)?)
+}
+
+/// Waits until only the main window is left (the switcher closed), and switches back to it.
+async fn closed(app: &WebDriver, main: &str) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let handles = app.window_handles().await?;
+        if handles == [main.to_string()] {
+            return app.switch_to_window(main).await;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the switcher is still open: {handles:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Result<()> {
+    let sim = demo_sim(tether_sim::SimOptions::default()).await?;
+    let user = User::new(&sim.info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let terminal_log = user.home().join("xterm.log");
+    let data = user.home().join(".local/share/tether");
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(
+        data.join("desktop.json"),
+        serde_json::to_vec(&json!({
+            "terminal": format!("xterm -l -lf {} -e {{}}", terminal_log.display()),
+            "pinned": [format!("{STOREFRONT}/staging/app")],
+            "recent": [format!("{MARKETING}/main/web")],
+        }))?,
+    )?;
+    let desktop = Desktop::start().await?;
+    let (_driver, url) = desktop.tauri_driver_for(&user)?;
+    let app = app_session(&url).await?;
+    let _stop = user.agent_stopper();
+    let main = app.window_handle().await?;
+    app.find("#open-switcher", Duration::from_secs(60)).await?;
+    // The window is up: the app has registered its shortcut by now (at its start).
+    wait_text(&app, "#account-state", "Signed in", Duration::from_secs(30)).await?;
+
+    // The shortcut, pressed anywhere, opens the palette: pinned, then recent, then the rest,
+    // production marked.
+    press(&desktop, "ctrl+alt+space")?;
+    switcher(&app, &main).await?;
+    let apps = listed(&app).await?;
+    assert_eq!(
+        apps[..2],
+        [
+            format!("{STOREFRONT}/staging/app"),
+            format!("{MARKETING}/main/web"),
+        ],
+        "pinned, then recent: {apps:?}"
+    );
+    // The rest in the catalog's order.
+    let mut rest = apps[2..].to_vec();
+    rest.sort();
+    assert_eq!(
+        rest,
+        [
+            format!("{STOREFRONT}/main/app"),
+            format!("{MARKETING}/preview/web"),
+        ],
+        "{apps:?}"
+    );
+    wait_text(&app, "#switcher-item-1", "[PRODUCTION]", Duration::ZERO).await?;
+    wait_text(&app, "#switcher-keys", "Ctrl+S SQL shell", Duration::ZERO).await?;
+    screenshot(&app, "switcher").await?;
+
+    // It filters as one types (fuzzy: "mrk" finds Marketing), and Enter opens a terminal.
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    app.send_keys(&query, "mrk prev").await?;
+    let start = Instant::now();
+    while listed(&app).await? != [format!("{MARKETING}/preview/web")] {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the switcher lists {:?} for \"mrk prev\"",
+            listed(&app).await?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    screenshot(&app, "switcher-filtered").await?;
+    // The window closes as the key is handled: the driver may find it gone before it answers.
+    let _ = app.send_keys(&query, ENTER).await;
+    closed(&app, &main).await?;
+    let start = Instant::now();
+    loop {
+        let shown = std::fs::read_to_string(&terminal_log).unwrap_or_default();
+        if shown.contains("Welcome to Platform.sh")
+            && shown.contains(&format!("project Marketing site ({MARKETING}), app web"))
+        {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the terminal shows {shown:?}; the app said: {}",
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &format!("xterm -l -lf {}", terminal_log.display())])
+        .status();
+    // The app used is recent now: first after the pinned one.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
+    assert_eq!(
+        saved["recent"][0],
+        format!("{MARKETING}/preview/web"),
+        "{saved}"
+    );
+
+    // `tether-desktop --switcher`, as a desktop's own keyboard shortcut would run it: the
+    // second start hands it to the running app, and ends.
+    let mut second = desktop.launch_for(&user, &["--switcher"])?;
+    switcher(&app, &main).await?;
+    let start = Instant::now();
+    while second.child.try_wait()?.is_none() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the second start is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A new search: the query is empty and the list whole.
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    ensure!(
+        app.execute("return document.querySelector('#switcher-query').value", json!([]))
+            .await?
+            == json!(""),
+        "the query was kept"
+    );
+    assert_eq!(listed(&app).await?.len(), 4);
+    // Escape closes it.
+    let _ = app.send_keys(&query, ESCAPE).await;
+    closed(&app, &main).await?;
+
+    // The window's button opens it too.
+    app.click(&app.find("#open-switcher", Duration::ZERO).await?)
+        .await?;
+    switcher(&app, &main).await?;
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    let _ = app.send_keys(&query, ESCAPE).await;
+    closed(&app, &main).await?;
+
+    // Settings: the shortcut works, and says so.
+    app.click(&app.find("#nav-settings", Duration::ZERO).await?)
+        .await?;
+    app.find("#check-list", Duration::from_secs(30)).await?;
+    wait_text(
+        &app,
+        "#shortcut-status",
+        "Press Ctrl+Alt+Space anywhere",
+        Duration::from_secs(10),
+    )
+    .await?;
+    show(&app, "#switcher-settings").await?;
+    screenshot(&app, "settings-switcher").await?;
+    show(&app, "#checks").await?;
+    screenshot(&app, "settings-checks").await?;
+
+    // A shortcut another program holds is refused, in words that say what to do.
+    let mut grab = std::process::Command::new("python3");
+    grab.arg(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/grab-key.py"),
+    )
+    .args(["j", "control", "mod1"])
+    .env("DISPLAY", &desktop.display)
+    .stdout(std::process::Stdio::piped());
+    let mut holder = tether_e2e::ChildGuard::spawn("grab-key.py", &mut grab)?;
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.child.stdout.take().context("no stdout")?),
+        &mut said,
+    )?;
+    ensure!(said.trim() == "grabbed", "grab-key.py said {said:?}");
+    save_shortcut(&app, "Ctrl+Alt+J").await?;
+    wait_text(
+        &app,
+        "#shortcut-status",
+        "Ctrl+Alt+J is held by another program: choose another shortcut",
+        Duration::from_secs(10),
+    )
+    .await?;
+    show(&app, "#switcher-settings").await?;
+    screenshot(&app, "settings-shortcut-held").await?;
+    holder.stop();
+
+    // Another shortcut is registered in the old one's place.
+    save_shortcut(&app, "Ctrl+Alt+K").await?;
+    wait_text(
+        &app,
+        "#shortcut-status",
+        "Press Ctrl+Alt+K anywhere",
+        Duration::from_secs(10),
+    )
+    .await?;
+    press(&desktop, "ctrl+alt+space")?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.window_handles().await?,
+        [main.clone()],
+        "the old shortcut still opens the switcher"
+    );
+    press(&desktop, "ctrl+alt+k")?;
+    switcher(&app, &main).await?;
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    let _ = app.send_keys(&query, ESCAPE).await;
+    closed(&app, &main).await?;
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
+    assert_eq!(saved["switcher_shortcut"], "Ctrl+Alt+K", "{saved}");
+    Ok(())
+}
+
+/// Scrolls the element `css` finds into view (for a screenshot of it).
+async fn show(app: &WebDriver, css: &str) -> Result<()> {
+    app.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'start'})",
+        json!([css]),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Types `shortcut` into Settings' shortcut field, as a person would replace its text, and saves.
+async fn save_shortcut(app: &WebDriver, shortcut: &str) -> Result<()> {
+    app.execute(
+        "const i = document.querySelector('#setting-switcher_shortcut'); i.value = ''; \
+         i.dispatchEvent(new Event('input', {bubbles: true}));",
+        json!([]),
+    )
+    .await?;
+    let field = app
+        .find("#setting-switcher_shortcut", Duration::ZERO)
+        .await?;
+    app.send_keys(&field, shortcut).await?;
+    app.click(&app.find("#save-settings", Duration::ZERO).await?)
+        .await?;
+    wait_text(app, "[role=status].saved", "Saved", Duration::from_secs(10)).await?;
+    Ok(())
+}
