@@ -224,11 +224,12 @@ fn bare_bus(dir: &Path) -> Result<(ChildGuard, String)> {
     let config = dir.join("bare-bus.conf");
     std::fs::write(
         &config,
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
+  <listen>unix:dir={dir}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
@@ -237,6 +238,8 @@ fn bare_bus(dir: &Path) -> Result<(ChildGuard, String)> {
   </policy>
 </busconfig>
 "#,
+            dir = dir.display()
+        ),
     )?;
     let mut bus = ChildGuard::spawn(
         "dbus-daemon",

@@ -867,17 +867,72 @@ async fn tray_host() -> Check {
     }
 }
 
-/// How many ports from [`FIRST_PORT`] up are free on `ip`, and the first of them.
-fn free_ports(ip: std::net::IpAddr) -> (usize, Option<u16>) {
-    let mut count = 0;
-    let mut first = None;
-    for port in FIRST_PORT..=u16::MAX {
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
-            count += 1;
-            first.get_or_insert(port);
+/// The address of a `/proc/net/tcp{,6}` line's local field (`0100007F:7530`): its bytes are
+/// 32-bit words in the host's order.
+#[cfg(target_os = "linux")]
+fn proc_address(hex: &str) -> Option<(std::net::IpAddr, u16)> {
+    let (addr, port) = hex.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = Vec::with_capacity(16);
+    for i in (0..addr.len()).step_by(8) {
+        let word = u32::from_str_radix(addr.get(i..i + 8)?, 16).ok()?;
+        bytes.extend(word.to_ne_bytes());
+    }
+    let ip = match bytes.len() {
+        4 => std::net::IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        16 => {
+            let b: [u8; 16] = bytes.try_into().ok()?;
+            let v6 = std::net::Ipv6Addr::from(b);
+            v6.to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// The ports a listener holds for `ip` (on it, or on every address), from the kernel's
+/// tables: what makes a tunnel's bind on `ip` fail. Read rather than probed by binding each
+/// port, which would take every port of the range for a moment from whoever wants it then.
+#[cfg(target_os = "linux")]
+fn listening_ports(ip: std::net::IpAddr) -> std::collections::BTreeSet<u16> {
+    const LISTEN: &str = "0A";
+    let mut taken = std::collections::BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(3) != Some(&LISTEN) {
+                continue;
+            }
+            if let Some((local, port)) = cols.get(1).and_then(|c| proc_address(c)) {
+                if local == ip || local.is_unspecified() {
+                    taken.insert(port);
+                }
+            }
         }
     }
-    (count, first)
+    taken
+}
+
+#[cfg(not(target_os = "linux"))]
+fn listening_ports(ip: std::net::IpAddr) -> std::collections::BTreeSet<u16> {
+    (FIRST_PORT..=u16::MAX)
+        .filter(|p| std::net::TcpListener::bind((ip, *p)).is_err())
+        .collect()
+}
+
+/// How many ports from [`FIRST_PORT`] up are free on `ip`, and the first that a real bind
+/// takes (and gives back at once).
+fn free_ports(ip: std::net::IpAddr) -> (usize, Option<u16>) {
+    let taken = listening_ports(ip);
+    let mut candidates = (FIRST_PORT..=u16::MAX).filter(|p| !taken.contains(p));
+    let free = candidates.clone().count();
+    let first = candidates
+        .by_ref()
+        .take(64)
+        .find(|p| std::net::TcpListener::bind((ip, *p)).is_ok());
+    (free, first)
 }
 
 async fn tunnel_ports(paths: &Paths) -> Check {
@@ -1055,5 +1110,24 @@ mod tests {
             assert!(host_matches(pattern, h), "{h} {pattern}");
             assert!(!h.contains('*'));
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernels_listeners_are_read_for_the_port_range() {
+        assert_eq!(
+            proc_address("0100007F:7530"),
+            Some((std::net::IpAddr::from([127, 0, 0, 1]), 30000))
+        );
+        assert_eq!(
+            proc_address("0000000000000000FFFF00000100007F:7531"),
+            Some((std::net::IpAddr::from([127, 0, 0, 1]), 30001))
+        );
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let held = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let port = held.local_addr().unwrap().port();
+        assert!(listening_ports(ip).contains(&port));
+        let (free, first) = free_ports(ip);
+        assert!(free > 0 && first.is_some());
     }
 }
