@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use tether_core::agent::{self, AgentClient, Reply, Request};
 use tether_core::api::{Environment, ProjectId};
-use tether_core::db::{self, Choice, Database, DumpOptions, ReadOnly};
+use tether_core::db::{self, Choice, Database, DumpOptions, ReadOnly, SchemaPick};
 use tether_core::guard::{Entry, EnvironmentType};
 use tether_core::select::EnvironmentRef;
 use tether_core::ssh::{Selection, SshUrl};
@@ -280,6 +280,53 @@ impl Host {
     }
 }
 
+/// The schema when `--schema` was not given, as the official client picks it: from the
+/// deployed service's schemas (on the environment), else the relationship's path; a person
+/// at a terminal picks among several, else the default.
+async fn pick_schema(
+    ctx: &Ctx,
+    host: &Host,
+    database: &Database,
+    dump: bool,
+) -> Result<Option<String>> {
+    let schemas = match host {
+        Host::Remote { project, env, .. } => {
+            match tether_core::deployment::current(&ctx.access, project, env).await {
+                Ok(Some(deployment)) => db::service_schemas(&deployment, database),
+                Ok(None) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the deployment's schemas");
+                    Vec::new()
+                }
+            }
+        }
+        Host::Local => Vec::new(),
+    };
+    let pick = if dump {
+        db::dump_schema(database, &schemas)
+    } else {
+        db::sql_schema(database, &schemas)
+    };
+    match pick {
+        SchemaPick::Use(s) => Ok(s),
+        SchemaPick::Ask { options, default } => {
+            let labelled: Vec<(String, Option<String>)> = options
+                .iter()
+                .map(|o| {
+                    let name = o.clone().unwrap_or_else(|| "(none)".into());
+                    let label = if *o == default {
+                        format!("{name} (default)")
+                    } else {
+                        name
+                    };
+                    (label, o.clone())
+                })
+                .collect();
+            Ok(choose("a schema", &labelled)?.unwrap_or(default))
+        }
+    }
+}
+
 /// The database `-r` names, or the only one, or the one the person picks.
 fn choose_database(
     rels: &Relationships,
@@ -287,7 +334,7 @@ fn choose_database(
     named: &[&str],
 ) -> Result<Database> {
     match db::choose(rels, requested, &db::DATABASE_SCHEMES, named)? {
-        Choice::One(d) => Ok(d),
+        Choice::One(d) => Ok(*d),
         Choice::Ask(options) => {
             let labelled: Vec<(String, Database)> =
                 options.iter().map(|d| (d.label(), d.clone())).collect();
@@ -338,8 +385,11 @@ pub async fn sql(ctx: &Ctx, args: SqlArgs) -> Result<()> {
         .is_some_and(|(_, e)| EnvironmentType::from_api(&e.kind).is_production());
     let query = args.query.as_deref().filter(|q| !q.is_empty());
     let read_only = production && query.is_none() && !args.write;
-    let schema = db::schema(&database, args.schema.as_deref());
-    let command = db::sql_command(&database, schema, query, args.raw, read_only);
+    let schema = match args.schema.clone() {
+        Some(given) => Some(given),
+        None => pick_schema(ctx, &host, &database, false).await?,
+    };
+    let command = db::sql_command(&database, schema.as_deref(), query, args.raw, read_only);
     match &command.read_only {
         Some(ReadOnly::Yes { leave }) => progress(
             ctx.format,
@@ -385,12 +435,16 @@ pub async fn dump(ctx: &Ctx, args: DumpArgs) -> Result<()> {
     if let Some((project, env)) = &env {
         crate::guard::confirm_in(ctx, project, env, Entry::Dump, args.yes)?;
     }
-    let Some(schema) = db::schema(&database, args.schema.as_deref().filter(|s| !s.is_empty()))
-    else {
+    let schema = match args.schema.clone().filter(|s| !s.is_empty()) {
+        Some(given) => Some(given),
+        None => pick_schema(ctx, &host, &database, true).await?,
+    };
+    let Some(schema) = schema else {
         bail!(UsageError(
             "the --schema is required: this relationship names no default schema".into()
         ));
     };
+    let schema = schema.as_str();
     let mut options = DumpOptions {
         schema_only: args.schema_only,
         tables: args.table.clone(),

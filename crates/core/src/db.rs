@@ -137,6 +137,8 @@ pub struct Database {
     pub service: Option<String>,
     /// The relationship's `type` (`postgresql:15`, `mariadb:10.6`…).
     pub kind: Option<String>,
+    /// The relationship's `rel`: the service endpoint it uses.
+    pub endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for Database {
@@ -172,6 +174,7 @@ impl Database {
             path: text(f, "path"),
             service: e.service().map(str::to_string),
             kind: e.service_type().map(str::to_string),
+            endpoint: f.get("rel").and_then(Value::as_str).map(str::to_string),
         }
     }
 
@@ -211,7 +214,7 @@ impl Database {
 /// What [`choose`] found: one database, or several for a person to pick from.
 #[derive(Debug)]
 pub enum Choice {
-    One(Database),
+    One(Box<Database>),
     Ask(Vec<Database>),
 }
 
@@ -253,7 +256,7 @@ pub fn choose(
                     .map(|d| format!("{} ({})", d.id, d.scheme))
                     .collect(),
             }),
-            1 => Ok(Choice::One(matching[0].clone())),
+            1 => Ok(Choice::One(Box::new(matching[0].clone()))),
             _ => Ok(Choice::Ask(matching)),
         };
     };
@@ -265,7 +268,7 @@ pub fn choose(
         schemes.contains(&d.scheme.as_str()) || named_schemes.contains(&d.scheme.as_str())
     };
     match all.iter().find(|d| d.id == name) {
-        Some(d) if accepted(&d) => Ok(Choice::One(d.clone())),
+        Some(d) if accepted(&d) => Ok(Choice::One(Box::new(d.clone()))),
         Some(d) => Err(DbError::WrongKind {
             name: name.to_string(),
             scheme: d.scheme.clone(),
@@ -291,6 +294,97 @@ pub fn schema<'a>(db: &'a Database, given: Option<&'a str>) -> Option<&'a str> {
         Some(s) => Some(s),
         None if db.path.is_empty() => None,
         None => Some(&db.path),
+    }
+}
+
+/// `Relationships::getServiceSchemas` over the current deployment's JSON, filtered as
+/// `DbSqlCommand` filters them by the endpoint's privileges: the service's `schemas`, else its
+/// `databases`, else `main` for PostgreSQL, MariaDB, MySQL and Oracle MySQL, else none. Empty
+/// when the deployment has no service of the relationship's `service` name.
+pub fn service_schemas(deployment: &Value, db: &Database) -> Vec<String> {
+    let Some(service) = db
+        .service
+        .as_deref()
+        .and_then(|name| deployment.get("services")?.get(name))
+    else {
+        return Vec::new();
+    };
+    let config = service.get("configuration");
+    let list = |key: &str| -> Option<Vec<String>> {
+        let items: Vec<String> = config?
+            .get(key)?
+            .as_array()?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        (!items.is_empty()).then_some(items)
+    };
+    let kind = service.get("type").and_then(Value::as_str).unwrap_or("");
+    let mut schemas = list("schemas")
+        .or_else(|| list("databases"))
+        .unwrap_or_else(|| {
+            let known = ["postgresql:", "mariadb:", "mysql:", "oracle-mysql:"];
+            if known.iter().any(|k| kind.starts_with(k)) {
+                vec!["main".to_string()]
+            } else {
+                Vec::new()
+            }
+        });
+    let endpoint = db.endpoint.as_deref().unwrap_or("");
+    if let Some(privileges) = config.and_then(|c| {
+        c.get("endpoints")?
+            .get(endpoint)?
+            .get("privileges")?
+            .as_object()
+    }) {
+        schemas.retain(|s| privileges.contains_key(s));
+    }
+    schemas
+}
+
+/// Which schema, when `--schema` was not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaPick {
+    /// This one (`None`: no schema).
+    Use(Option<String>),
+    /// A person picks among these (`None` in `options` is "(none)"); `default` without one.
+    Ask {
+        options: Vec<Option<String>>,
+        default: Option<String>,
+    },
+}
+
+/// `DbSqlCommand`'s choice: the relationship's path when the service does not list it, else
+/// the only schema, else a choice among the schemas and "(none)", the path by default.
+pub fn sql_schema(db: &Database, schemas: &[String]) -> SchemaPick {
+    if !db.path.is_empty() && !schemas.contains(&db.path) {
+        return SchemaPick::Use(Some(db.path.clone()));
+    }
+    if let [only] = schemas {
+        return SchemaPick::Use(Some(only.clone()));
+    }
+    let mut options: Vec<Option<String>> = schemas.iter().cloned().map(Some).collect();
+    options.push(None);
+    let default = (!db.path.is_empty()).then(|| db.path.clone());
+    SchemaPick::Ask { options, default }
+}
+
+/// `DbDumpCommand`'s choice: the path when the service does not list it, else a choice among
+/// the schemas (the path by default; the only one without asking). `Use(None)` means the
+/// `--schema` is required.
+pub fn dump_schema(db: &Database, schemas: &[String]) -> SchemaPick {
+    let schemas: Vec<String> = if !db.path.is_empty() && !schemas.contains(&db.path) {
+        vec![db.path.clone()]
+    } else {
+        schemas.to_vec()
+    };
+    match schemas.as_slice() {
+        [] => SchemaPick::Use(None),
+        [only] => SchemaPick::Use(Some(only.clone())),
+        many => SchemaPick::Ask {
+            options: many.iter().cloned().map(Some).collect(),
+            default: (!db.path.is_empty()).then(|| db.path.clone()),
+        },
     }
 }
 
@@ -658,7 +752,7 @@ mod tests {
 
     fn pick(r: &Relationships, name: &str) -> Database {
         match choose(r, Some(name), &DATABASE_SCHEMES, &[REDIS_SCHEME]).unwrap() {
-            Choice::One(d) => d,
+            Choice::One(d) => *d,
             other => panic!("{other:?}"),
         }
     }
@@ -805,6 +899,52 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn schemas_come_from_the_deployed_service_as_the_official_client_reads_them() {
+        let r = rels(json!({
+            "database": [{"scheme": "pgsql", "host": "database.internal", "port": 5432,
+                          "username": "main", "password": "main", "path": "main",
+                          "service": "db", "rel": "admin", "type": "postgresql:15"}],
+            "reports": [{"scheme": "pgsql", "host": "reports.internal", "port": 5432,
+                         "username": "r", "password": "r", "path": "",
+                         "service": "db", "rel": "reporter", "type": "postgresql:15"}],
+        }));
+        let deployment = json!({"services": {"db": {"type": "postgresql:15", "configuration": {
+            "databases": ["main", "legacy", "stats"],
+            "endpoints": {"admin": {"privileges": {"main": "admin", "legacy": "ro"}},
+                          "reporter": {"privileges": {"stats": "ro"}}}}}}});
+        let admin = pick(&r, "database");
+        let schemas = service_schemas(&deployment, &admin);
+        assert_eq!(schemas, ["main", "legacy"]);
+        assert_eq!(
+            sql_schema(&admin, &schemas),
+            SchemaPick::Ask {
+                options: vec![Some("main".into()), Some("legacy".into()), None],
+                default: Some("main".into())
+            }
+        );
+        let reporter = pick(&r, "reports");
+        let schemas = service_schemas(&deployment, &reporter);
+        assert_eq!(schemas, ["stats"]);
+        assert_eq!(
+            sql_schema(&reporter, &schemas),
+            SchemaPick::Use(Some("stats".into()))
+        );
+        assert_eq!(
+            dump_schema(&reporter, &schemas),
+            SchemaPick::Use(Some("stats".into()))
+        );
+        // A path the service does not list wins; no service, no schema list.
+        let plain = json!({"services": {"db": {"type": "postgresql:15"}}});
+        assert_eq!(service_schemas(&plain, &admin), ["main"]);
+        assert!(service_schemas(&json!({}), &admin).is_empty());
+        assert_eq!(
+            sql_schema(&admin, &[]),
+            SchemaPick::Use(Some("main".into()))
+        );
+        assert_eq!(dump_schema(&reporter, &[]), SchemaPick::Use(None));
     }
 
     #[test]
