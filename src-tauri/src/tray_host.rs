@@ -17,8 +17,8 @@ use tauri::{AppHandle, Emitter, Manager};
 use crate::desktop::Desktop;
 use crate::windows;
 
-/// The well-known name of the StatusNotifierWatcher.
-pub const WATCHER: &str = "org.kde.StatusNotifierWatcher";
+/// The well-known name of the StatusNotifierWatcher (core's, which `tether doctor` asks for).
+pub const WATCHER: &str = tether_core::doctor::TRAY_WATCHER;
 
 /// What the session bus last said about the watcher (managed by the app).
 #[derive(Debug, Default)]
