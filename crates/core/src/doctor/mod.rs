@@ -432,7 +432,7 @@ fn config_block(paths: &Paths, profile: &Profile) -> Check {
             format!("Tether's block is not in {shown}"),
             "Plain ssh, scp, rsync and git do not use the session's certificate (tether ssh still works).",
         )
-        .fix("Add the block: run tether config:ssh --write, or turn on \"Configure SSH\" in the app's Settings", write());
+        .fix("Add Tether's block (what the app's welcome offers as \"Let plain ssh use Tether?\")", write());
     }
     for host in sample_hosts(profile) {
         if let Some((line, header, option, certain)) = shadowing(&text, &host) {
@@ -492,6 +492,18 @@ async fn ssh_resolution(paths: &Paths, profile: &Profile, session_config: Option
     let certificate = CertFiles::new(paths.session_dir(profile)).certificate();
     let hook = hook_command(session_config);
     let config = paths.ssh_config();
+    if !config.exists() {
+        return check(
+            id,
+            Status::Problem,
+            format!("There is no {}: plain ssh does not use the session", config.display()),
+            "OpenSSH reads Tether's block from it before every plain ssh, scp, rsync and git connection.",
+        )
+        .fix(
+            "Add Tether's block: tether config:ssh --write",
+            Some("tether config:ssh --write".to_string()),
+        );
+    }
     let mut found = Vec::new();
     for host in sample_hosts(profile) {
         let mut cmd = tokio::process::Command::new("ssh");
