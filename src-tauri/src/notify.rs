@@ -548,7 +548,11 @@ mod tests {
         n.on(&tunnel("failed: MFA is required", true), t0);
         let down = n.due(t0 + DOWN_GRACE);
         assert!(down[0].body.contains("waits for a new sign-in"), "{down:?}");
-        assert_eq!(down[0].action, Some(NoteAction::SignIn), "its button signs in");
+        assert_eq!(
+            down[0].action,
+            Some(NoteAction::SignIn),
+            "its button signs in"
+        );
     }
 
     #[test]
@@ -592,7 +596,10 @@ mod tests {
             reason: "inactive for 8 h".into(),
         };
         let note = n.on(&idle, Instant::now()).unwrap();
-        assert!(note.body.starts_with("Inactive for 8 h. Choose"), "{note:?}");
+        assert!(
+            note.body.starts_with("Inactive for 8 h. Choose"),
+            "{note:?}"
+        );
     }
 
     #[test]
@@ -606,7 +613,10 @@ mod tests {
             reason: "inactive for 8 h".into(),
         };
         let note = n.on(&idle, Instant::now()).unwrap();
-        assert_eq!(note.body, "Inactive for 8 h. Open Tether and sign in again.");
+        assert_eq!(
+            note.body,
+            "Inactive for 8 h. Open Tether and sign in again."
+        );
         let mfa = Event::MfaNeeded {
             reason: "the organization requires MFA".into(),
         };

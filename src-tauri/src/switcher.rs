@@ -187,10 +187,7 @@ pub fn apply(app: &AppHandle, wanted: &str) -> ShortcutView {
         }
     }
     ShortcutView {
-        registered: state
-            .registered
-            .as_ref()
-            .is_some_and(|(s, _)| *s == wanted),
+        registered: state.registered.as_ref().is_some_and(|(s, _)| *s == wanted),
         problem: state
             .failed
             .as_ref()
@@ -399,10 +396,7 @@ mod tests {
 
     #[test]
     fn a_shortcut_held_elsewhere_says_so_and_what_to_do() {
-        let p = registration_problem(
-            "Ctrl+Alt+Space",
-            "HotKey already registered: HotKey { .. }",
-        );
+        let p = registration_problem("Ctrl+Alt+Space", "HotKey already registered: HotKey { .. }");
         assert!(p.contains("held by another program"), "{p}");
         assert!(p.contains("choose another"), "{p}");
     }

@@ -136,7 +136,10 @@ async fn tunnel_down_offers_reconnect_and_the_click_reconnects() -> Result<()> {
         .and_then(|t| t["local"].as_str())
         .context("no tunnel listed")?
         .to_string();
-    ensure!(pings(&local).await, "the tunnel does not carry to begin with");
+    ensure!(
+        pings(&local).await,
+        "the tunnel does not carry to begin with"
+    );
 
     sim.stop_gateway().await;
     let start = Instant::now();
@@ -250,10 +253,7 @@ async fn sign_in_again_offers_sign_in_and_the_click_opens_the_sign_in_window() -
         .args(["search", "--onlyvisible", "--name", "^Sign in to "])
         .env("DISPLAY", &desktop.display)
         .output()?;
-    ensure!(
-        none.stdout.is_empty(),
-        "a sign-in window before the click"
-    );
+    ensure!(none.stdout.is_empty(), "a sign-in window before the click");
     notes.click(&note, "sign-in").await?;
     visible_window(
         &desktop,

@@ -165,7 +165,39 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         "{saved}"
     );
 
-    // `tether-desktop --switcher`, as a desktop's own keyboard shortcut would run it: the
+    // On production, Enter asks first, as the tray's Open terminal does; no answer, no terminal.
+    let _ = std::fs::remove_file(&terminal_log);
+    press(&desktop, "ctrl+alt+space")?;
+    switcher(&app, &main).await?;
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    app.send_keys(&query, "store main").await?;
+    let start = Instant::now();
+    while listed(&app).await? != [format!("{STOREFRONT}/main/app")] {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the switcher lists {:?} for \"store main\"",
+            listed(&app).await?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = app.send_keys(&query, ENTER).await;
+    closed(&app, &main).await?;
+    let question = window_named(&desktop, "^Tether: production$").await?;
+    if let Some(dir) = tether_e2e::desktop::screenshot_dir() {
+        let _ = std::process::Command::new("import")
+            .args(["-window", "root"])
+            .arg(dir.join("desktop-switcher-production-question.png"))
+            .env("DISPLAY", &desktop.display)
+            .status();
+    }
+    desktop.close_window(&question)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        !terminal_log.exists(),
+        "a terminal opened on production without a yes: {:?}",
+        std::fs::read_to_string(&terminal_log)
+    );
+
     // second start hands it to the running app, and ends.
     let mut second = desktop.launch_for(&user, &["--switcher"])?;
     switcher(&app, &main).await?;
@@ -180,8 +212,11 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     // A new search: the query is empty and the list whole.
     let query = app.find("#switcher-query", Duration::ZERO).await?;
     ensure!(
-        app.execute("return document.querySelector('#switcher-query').value", json!([]))
-            .await?
+        app.execute(
+            "return document.querySelector('#switcher-query').value",
+            json!([])
+        )
+        .await?
             == json!(""),
         "the query was kept"
     );
@@ -202,6 +237,42 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     app.click(&app.find("#nav-settings", Duration::ZERO).await?)
         .await?;
     app.find("#check-list", Duration::from_secs(30)).await?;
+    // Every check `tether doctor` makes, each with its status and what it means.
+    let checks: Vec<(String, String, String)> = serde_json::from_value(
+        app.execute(
+            "return [...document.querySelectorAll('#check-list .check')].map(c => \
+             [c.dataset.check, c.dataset.status, c.querySelector('.check-detail').textContent])",
+            json!([]),
+        )
+        .await?,
+    )?;
+    let ids: Vec<&str> = checks.iter().map(|(id, ..)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "openssh_version",
+            "ssh_config_block",
+            "ssh_resolution",
+            "keyring",
+            "clock",
+            "agent",
+            "tray_host",
+            "tunnel_ports",
+            "hook_binary"
+        ],
+        "{checks:?}"
+    );
+    for (id, status, detail) in &checks {
+        ensure!(
+            ["ok", "warning", "problem"].contains(&status.as_str()) && !detail.is_empty(),
+            "check {id}: {status:?} {detail:?}"
+        );
+    }
+    // The app hosts the agent and has a tray host: those are fine here.
+    for id in ["agent", "tray_host"] {
+        let (_, status, detail) = checks.iter().find(|(i, ..)| i == id).context(id)?;
+        assert_eq!(status, "ok", "{id}: {detail}");
+    }
     wait_text(
         &app,
         "#shortcut-status",
@@ -216,12 +287,10 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
 
     // A shortcut another program holds is refused, in words that say what to do.
     let mut grab = std::process::Command::new("python3");
-    grab.arg(
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/grab-key.py"),
-    )
-    .args(["j", "control", "mod1"])
-    .env("DISPLAY", &desktop.display)
-    .stdout(std::process::Stdio::piped());
+    grab.arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/grab-key.py"))
+        .args(["j", "control", "mod1"])
+        .env("DISPLAY", &desktop.display)
+        .stdout(std::process::Stdio::piped());
     let mut holder = tether_e2e::ChildGuard::spawn("grab-key.py", &mut grab)?;
     let mut said = String::new();
     std::io::BufRead::read_line(
@@ -266,6 +335,29 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
     assert_eq!(saved["switcher_shortcut"], "Ctrl+Alt+K", "{saved}");
     Ok(())
+}
+
+/// The id of the visible window whose title matches `pattern` (xdotool's), waiting for it.
+async fn window_named(desktop: &Desktop, pattern: &str) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", pattern])
+            .env("DISPLAY", &desktop.display)
+            .output()?;
+        if let Some(id) = String::from_utf8_lossy(&found.stdout)
+            .split_whitespace()
+            .next()
+        {
+            return Ok(id.to_string());
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "no window {pattern:?}; the app said: {}",
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Scrolls the element `css` finds into view (for a screenshot of it).
