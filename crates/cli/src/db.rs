@@ -62,7 +62,8 @@ pub struct SqlArgs {
     /// Produce raw, non-tabular output.
     #[arg(long)]
     pub raw: bool,
-    /// The schema to use; default the relationship's path (usually `main`); `''` for none.
+    /// The schema to use; default the deployed service's (asked when several) or the
+    /// relationship's path (usually `main`); `''` for none.
     #[arg(long)]
     pub schema: Option<String>,
     /// On production, start the SQL shell writable (it starts read-only).
@@ -81,7 +82,8 @@ pub struct DumpArgs {
     /// The service relationship to use.
     #[arg(short = 'r', long = "relationship", value_name = "REL")]
     pub relationship: Option<String>,
-    /// The schema to dump; default the relationship's path (usually `main`).
+    /// The schema to dump; default the deployed service's (asked when several) or the
+    /// relationship's path (usually `main`).
     #[arg(long)]
     pub schema: Option<String>,
     /// A custom filename for the dump.
