@@ -1,5 +1,5 @@
-//! `tether doctor` on the real binary: each check has a broken case in a throwaway HOME (a
-//! `Host *` that shadows Tether's `Include`, the block missing, the platform's clock skewed, no
+//! `tether doctor` on the real binary: each check has a broken case in a throwaway HOME (an
+//! OpenSSH without `Include`, a `Host *` that shadows Tether's `Include`, the block missing, the platform's clock skewed, no
 //! Secret Service or tray host on the bus, no agent or an agent's socket others can reach, the
 //! tunnel port range taken, the hook's binary gone), which it reports with its status and exit
 //! code 1 for a problem; then the fix the report names is run (or, where it would change the
@@ -254,6 +254,46 @@ fn bare_bus(dir: &Path) -> Result<(ChildGuard, String)> {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut address)?;
     ensure!(!address.trim().is_empty(), "dbus-daemon printed no address");
     Ok((bus, address.trim().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openssh_older_than_include_is_a_problem_naming_what_it_lacks() -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = wired_user(&sim).await?;
+    // Ubuntu 16.04's ssh, first on PATH: it has certificates but no Include.
+    let old = user.home().join("old-openssh");
+    std::fs::create_dir_all(&old)?;
+    let ssh = old.join("ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\necho 'OpenSSH_7.2p2 Ubuntu-4ubuntu2.10, OpenSSL 1.0.2g  1 Mar 2016' >&2\nexit 255\n",
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755))?;
+    let path = format!(
+        "{}:{}",
+        old.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let d = doctor_with(&user, |cmd| {
+        cmd.env("PATH", &path);
+    })
+    .await?;
+    d.expect("openssh_version", "problem")?;
+    let title = d.check("openssh_version")?["title"].as_str().unwrap_or("");
+    ensure!(
+        title.contains("7.2")
+            && title.contains("Include (OpenSSH 7.3)")
+            && !title.contains("CertificateFile"),
+        "{title}"
+    );
+    ensure!(d.report["versions"]["openssh"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("OpenSSH_7.2p2")));
+    ensure!(d.code == 1, "a problem exits 1, not {}", d.code);
+    ensure!(d.fix("openssh_version")?.contains("openssh-client"));
+    // Installing a newer client is not for a test: the system's, 7.3 or later, is found again.
+    healthy(&doctor(&user).await?)
 }
 
 /// Waits until `name` has an owner on the bus at `address`.
