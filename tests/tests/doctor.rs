@@ -1,8 +1,8 @@
 //! `tether doctor` on the real binary: each check has a broken case in a throwaway HOME (an
-//! OpenSSH without `Include`, a `Host *` that shadows Tether's `Include`, the block missing, the platform's clock skewed, no
-//! Secret Service or tray host on the bus, no agent or an agent's socket others can reach, the
-//! tunnel port range taken, the hook's binary gone), which it reports with its status and exit
-//! code 1 for a problem; then the fix the report names is run (or, where it would change the
+//! OpenSSH without `Include`, a `Host *` that shadows Tether's `Include`, the block missing,
+//! the platform's clock skewed, no Secret Service or tray host on the bus, no agent or an
+//! agent's socket others can reach, the tunnel port range taken, the hook's binary gone),
+//! which it reports with its status and exit code 1 for a problem; then the fix the report names is run (or, where it would change the
 //! machine itself, done the test's way) and doctor says ok. And `--bundle` writes a 0600
 //! archive that holds none of the session's secrets, even when the log it packs does.
 
