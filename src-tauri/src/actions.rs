@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use tauri::AppHandle;
+use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 use tether_core::auth::LoginRequest;
+use tether_core::guard::Entry;
+use tether_core::tunnel::AppKey;
 
 use crate::clipboard::Secrecy;
 use crate::desktop::{app_ref, Desktop};
@@ -54,6 +57,34 @@ pub fn run(app: &AppHandle, desktop: Arc<Desktop>, action: TrayAction) {
     }
 }
 
+/// Asks before entering production from the tray, in a dialog of its own (the tray has no
+/// window to ask in); says whether to go on. Nothing is asked elsewhere, or when the project's
+/// guardrails are off.
+async fn confirmed(
+    app: &AppHandle,
+    desktop: &Arc<Desktop>,
+    key: &AppKey,
+    entry: Entry,
+) -> Result<bool, IpcError> {
+    let Some(question) = desktop.production_question(key, entry).await? else {
+        return Ok(true);
+    };
+    let dialog = app
+        .dialog()
+        .message(question)
+        .title("Tether: production")
+        .kind(MessageDialogKind::Warning)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            "Yes, go on".into(),
+            "Cancel".into(),
+        ));
+    let yes = tauri::async_runtime::spawn_blocking(move || dialog.blocking_show())
+        .await
+        .map_err(|e| IpcError::other(e.to_string()))?;
+    tracing::info!(yes, "asked before entering production from the tray");
+    Ok(yes)
+}
+
 async fn run_async(
     app: &AppHandle,
     desktop: &Arc<Desktop>,
@@ -72,7 +103,39 @@ async fn run_async(
         TrayAction::SignOut => desktop.sign_out().await,
         TrayAction::CloseAllTunnels => desktop.close_all_tunnels().await,
         TrayAction::ReopenTunnels => desktop.reopen_tunnels().await.map(|_| ()),
-        TrayAction::App(AppAction::Terminal, key) => desktop.open_terminal(&key).await,
+        TrayAction::App(AppAction::Terminal, key) => {
+            if confirmed(app, desktop, &key, Entry::Terminal).await? {
+                desktop.open_terminal(&key).await?;
+            }
+            Ok(())
+        }
+        TrayAction::App(AppAction::SqlShell, key) => {
+            if confirmed(app, desktop, &key, Entry::SqlShell).await? {
+                desktop.sql_shell(app, &key, None).await?;
+            }
+            Ok(())
+        }
+        TrayAction::App(AppAction::Logs, key) => desktop.logs(&key).await,
+        TrayAction::App(AppAction::OpenSite, key) => desktop.open_site(&key).await.map(|_| ()),
+        TrayAction::App(AppAction::OpenIn(client), key) => {
+            if confirmed(app, desktop, &key, Entry::SqlShell).await? {
+                desktop.open_in(app, &key, client, None).await?;
+            }
+            Ok(())
+        }
+        TrayAction::App(AppAction::CopyAs(form), key) => {
+            let ask = desktop.copy_entry(&key).await;
+            if ask.is_none() || confirmed(app, desktop, &key, Entry::Tunnel).await? {
+                desktop.copy_as(app, &key, form, None).await?;
+            }
+            Ok(())
+        }
+        TrayAction::App(AppAction::Dump, key) => {
+            if confirmed(app, desktop, &key, Entry::Dump).await? {
+                crate::dump::run(app, desktop, &key, None).await?;
+            }
+            Ok(())
+        }
         TrayAction::App(AppAction::CopySsh, key) => {
             let url = desktop.address(&key).await?;
             desktop.used(&key).await;
@@ -84,6 +147,9 @@ async fn run_async(
             crate::notify::copy(app, url.to_string(), "SSH address", Secrecy::Plain).await
         }
         TrayAction::App(AppAction::OpenTunnels, key) => {
+            if !confirmed(app, desktop, &key, Entry::Tunnel).await? {
+                return Ok(());
+            }
             let opened =
                 crate::commands::with_step_up(app, desktop, || desktop.open_tunnels(&key)).await?;
             if !opened.failed.is_empty() {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tauri::{AppHandle, State};
 use tether_core::api::{StepUp, StepUpKind};
 use tether_core::auth::LoginRequest;
+use tether_core::guard::Entry;
 use tether_core::settings::DesktopSettings;
 
 use crate::clipboard::Secrecy;
@@ -94,9 +95,19 @@ pub async fn connection_details(
     with_step_up(&handle, &desktop, || desktop.connection_details(&key)).await
 }
 
+/// Opens a terminal on the app; on production the first call answers with the question (a
+/// [`CONFIRM`] error) and `confirmed` is the person's yes.
 #[tauri::command]
-pub async fn open_terminal(desktop: Shared<'_>, app: AppRef) -> Result<(), IpcError> {
-    desktop.open_terminal(&app_key(&app)?).await
+pub async fn open_terminal(
+    desktop: Shared<'_>,
+    app: AppRef,
+    confirmed: Option<bool>,
+) -> Result<(), IpcError> {
+    let key = app_key(&app)?;
+    desktop
+        .check_production(&key, Entry::Terminal, confirmed)
+        .await?;
+    desktop.open_terminal(&key).await
 }
 
 #[tauri::command]
@@ -104,9 +115,114 @@ pub async fn open_tunnels(
     handle: AppHandle,
     desktop: Shared<'_>,
     app: AppRef,
+    confirmed: Option<bool>,
 ) -> Result<OpenedView, IpcError> {
     let key = app_key(&app)?;
+    desktop
+        .check_production(&key, Entry::Tunnel, confirmed)
+        .await?;
     with_step_up(&handle, &desktop, || desktop.open_tunnels(&key)).await
+}
+
+/// A terminal with the app's database client, through its tunnel (read-only on production).
+#[tauri::command]
+pub async fn sql_shell(
+    handle: AppHandle,
+    desktop: Shared<'_>,
+    app: AppRef,
+    relationship: Option<String>,
+    confirmed: Option<bool>,
+) -> Result<(), IpcError> {
+    let key = app_key(&app)?;
+    desktop
+        .check_production(&key, Entry::SqlShell, confirmed)
+        .await?;
+    desktop
+        .sql_shell(&handle, &key, relationship.as_deref())
+        .await
+}
+
+/// A terminal following the app's log (`tail -n 100 -f /var/log/app.log`).
+#[tauri::command]
+pub async fn show_logs(desktop: Shared<'_>, app: AppRef) -> Result<(), IpcError> {
+    desktop.logs(&app_key(&app)?).await
+}
+
+/// Opens the environment's primary URL in the browser; answers the URL.
+#[tauri::command]
+pub async fn open_site(desktop: Shared<'_>, app: AppRef) -> Result<String, IpcError> {
+    desktop.open_site(&app_key(&app)?).await
+}
+
+/// The database clients found on this machine.
+#[tauri::command]
+pub async fn database_clients() -> Result<Vec<ClientView>, IpcError> {
+    let found = tauri::async_runtime::spawn_blocking(Desktop::database_clients)
+        .await
+        .map_err(|e| IpcError::other(e.to_string()))?;
+    Ok(found
+        .into_iter()
+        .map(|client| ClientView {
+            client,
+            title: client.title().to_string(),
+        })
+        .collect())
+}
+
+/// Opens a service of the app in a database client, through its tunnel.
+#[tauri::command]
+pub async fn open_in(
+    handle: AppHandle,
+    desktop: Shared<'_>,
+    app: AppRef,
+    client: tether_core::clients::Client,
+    relationship: Option<String>,
+    confirmed: Option<bool>,
+) -> Result<(), IpcError> {
+    let key = app_key(&app)?;
+    desktop
+        .check_production(&key, Entry::SqlShell, confirmed)
+        .await?;
+    desktop
+        .open_in(&handle, &key, client, relationship.as_deref())
+        .await
+}
+
+/// Copies a service's connection in one of the forms other tools take (opening the app's
+/// tunnels first, which on production asks when none is open).
+#[tauri::command]
+pub async fn copy_as(
+    handle: AppHandle,
+    desktop: Shared<'_>,
+    app: AppRef,
+    form: CopyForm,
+    relationship: Option<String>,
+    confirmed: Option<bool>,
+) -> Result<(), IpcError> {
+    let key = app_key(&app)?;
+    if let Some(entry) = desktop.copy_entry(&key).await {
+        desktop.check_production(&key, entry, confirmed).await?;
+    }
+    desktop
+        .copy_as(&handle, &key, form, relationship.as_deref())
+        .await
+}
+
+/// Dumps a database of the app into a file the person chooses in a save dialog; `None` when
+/// they cancelled it.
+#[tauri::command]
+pub async fn dump_database(
+    handle: AppHandle,
+    desktop: Shared<'_>,
+    app: AppRef,
+    relationship: Option<String>,
+    confirmed: Option<bool>,
+) -> Result<Option<DumpView>, IpcError> {
+    let key = app_key(&app)?;
+    desktop
+        .check_production(&key, Entry::Dump, confirmed)
+        .await?;
+    crate::dump::run(&handle, desktop.inner(), &key, relationship.as_deref()).await
 }
 
 #[tauri::command]

@@ -113,6 +113,8 @@ pub struct Snapshot {
     /// Renewal failing (until the next renewal).
     pub renewal_failing: bool,
     pub catalog: Option<Vec<ProjectView>>,
+    /// The database clients found on this machine ("Open in…").
+    pub clients: Vec<tether_core::clients::Client>,
 }
 
 /// Which agent the app talks to.
@@ -501,12 +503,16 @@ impl Desktop {
         } else {
             None
         };
+        let clients = tauri::async_runtime::spawn_blocking(Desktop::database_clients)
+            .await
+            .unwrap_or_default();
         Snapshot {
             account,
             tunnels_down: infos.iter().filter(|t| t.state.is_down()).count(),
             tunnels: infos.iter().map(tunnel_view).collect(),
             renewal_failing,
             catalog,
+            clients,
         }
     }
 

@@ -11,6 +11,7 @@ mod clipboard;
 mod commands;
 mod desktop;
 mod doctor;
+mod dump;
 mod guards;
 mod navigation;
 mod notify;
@@ -22,6 +23,7 @@ mod tray_host;
 mod view;
 mod welcome;
 mod windows;
+mod workflow;
 
 use std::sync::Arc;
 
@@ -48,6 +50,7 @@ fn main() {
             }
         }))
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_dialog::init())
         .plugin(autostart::plugin())
         .plugin(switcher::plugin())
         .invoke_handler(tauri::generate_handler![
@@ -58,6 +61,13 @@ fn main() {
             commands::connection_details,
             commands::open_terminal,
             commands::open_tunnels,
+            commands::sql_shell,
+            commands::show_logs,
+            commands::open_site,
+            commands::database_clients,
+            commands::open_in,
+            commands::copy_as,
+            commands::dump_database,
             commands::tunnels,
             commands::close_tunnel,
             commands::close_all_tunnels,

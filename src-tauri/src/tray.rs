@@ -9,11 +9,13 @@ use tauri::image::Image;
 use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, Wry};
+use tether_core::clients::Client;
+use tether_core::guard::{self, EnvironmentType};
 use tether_core::settings::DesktopSettings;
 use tether_core::tunnel::AppKey;
 
 use crate::desktop::{app_key, Desktop, Snapshot};
-use crate::view::{AppView, ProjectView, SessionView, TunnelStateView, TunnelView};
+use crate::view::{AppView, CopyForm, ProjectView, SessionView, TunnelStateView, TunnelView};
 
 pub const TRAY_ID: &str = "tether";
 /// Beyond this many projects the tray lists only pinned and recent apps, and Browse… opens the
@@ -26,10 +28,78 @@ const MAX_ENVIRONMENTS: usize = 12;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppAction {
     Terminal,
+    SqlShell,
+    Logs,
+    OpenSite,
+    OpenTunnels,
+    OpenIn(Client),
+    CopyAs(CopyForm),
+    Dump,
     CopySsh,
     CopyAddress,
-    OpenTunnels,
     Details,
+}
+
+/// The app's plain items: action, id, label, in menu order ("Open in…" and "Copy as…" are
+/// submenus after "Open tunnels").
+const APP_ACTIONS: [(AppAction, &str, &str); 9] = [
+    (AppAction::Terminal, "terminal", "Open terminal"),
+    (AppAction::SqlShell, "sql-shell", "SQL shell"),
+    (AppAction::Logs, "logs", "Logs"),
+    (AppAction::OpenSite, "open-site", "Open site"),
+    (AppAction::OpenTunnels, "tunnels", "Open tunnels"),
+    (AppAction::Dump, "dump", "Download a database dump…"),
+    (AppAction::CopySsh, "copy-ssh", "Copy SSH command"),
+    (AppAction::CopyAddress, "copy-address", "Copy user@host"),
+    (AppAction::Details, "details", "Connection details…"),
+];
+
+/// "Copy as…"'s items.
+pub const COPY_FORMS: [(CopyForm, &str, &str); 4] = [
+    (CopyForm::Url, "url", "URL"),
+    (
+        CopyForm::Command,
+        "command",
+        "Command line (psql, mysql, redis-cli)",
+    ),
+    (CopyForm::Jdbc, "jdbc", "JDBC URL"),
+    (CopyForm::Env, "env", "Environment variables"),
+];
+
+impl AppAction {
+    fn name(self) -> String {
+        match self {
+            AppAction::OpenIn(c) => format!("open-in:{}", c.id()),
+            AppAction::CopyAs(form) => format!(
+                "copy-as:{}",
+                COPY_FORMS
+                    .iter()
+                    .find(|(f, ..)| *f == form)
+                    .map_or("", |(_, n, _)| n)
+            ),
+            plain => APP_ACTIONS
+                .iter()
+                .find(|(a, ..)| *a == plain)
+                .map(|(_, n, _)| n.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn parse(name: &str) -> Option<AppAction> {
+        if let Some(client) = name.strip_prefix("open-in:") {
+            return Client::parse(client).map(AppAction::OpenIn);
+        }
+        if let Some(form) = name.strip_prefix("copy-as:") {
+            return COPY_FORMS
+                .iter()
+                .find(|(_, n, _)| *n == form)
+                .map(|(f, ..)| AppAction::CopyAs(*f));
+        }
+        APP_ACTIONS
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(a, ..)| *a)
+    }
 }
 
 /// What one of a tunnel's items does.
@@ -57,14 +127,6 @@ pub enum TrayAction {
     Tunnel(TunnelAction, u32),
 }
 
-const APP_ACTIONS: [(AppAction, &str, &str); 5] = [
-    (AppAction::Terminal, "terminal", "Open terminal"),
-    (AppAction::CopySsh, "copy-ssh", "Copy SSH command"),
-    (AppAction::CopyAddress, "copy-address", "Copy user@host"),
-    (AppAction::OpenTunnels, "tunnels", "Open tunnels"),
-    (AppAction::Details, "details", "Connection details…"),
-];
-
 const TUNNEL_ACTIONS: [(TunnelAction, &str); 4] = [
     (TunnelAction::CopyAddress, "copy-address"),
     (TunnelAction::CopyUrl, "copy-url"),
@@ -87,13 +149,7 @@ const PLAIN: [(TrayAction, &str); 9] = [
 impl TrayAction {
     pub fn id(&self) -> String {
         match self {
-            TrayAction::App(action, key) => {
-                let name = APP_ACTIONS
-                    .iter()
-                    .find(|(a, ..)| a == action)
-                    .map(|(_, n, _)| *n);
-                format!("app/{}/{key}", name.unwrap_or_default())
-            }
+            TrayAction::App(action, key) => format!("app/{}/{key}", action.name()),
             TrayAction::Tunnel(action, id) => {
                 let name = TUNNEL_ACTIONS
                     .iter()
@@ -112,8 +168,10 @@ impl TrayAction {
     pub fn parse(id: &str) -> Option<TrayAction> {
         if let Some(rest) = id.strip_prefix("app/") {
             let (name, key) = rest.split_once('/')?;
-            let action = APP_ACTIONS.iter().find(|(_, n, _)| *n == name)?.0;
-            return Some(TrayAction::App(action, AppKey::parse(key).ok()?));
+            return Some(TrayAction::App(
+                AppAction::parse(name)?,
+                AppKey::parse(key).ok()?,
+            ));
         }
         if let Some(rest) = id.strip_prefix("tunnel/") {
             let (name, tunnel) = rest.split_once('/')?;
@@ -171,19 +229,62 @@ fn clock(unix: u64) -> String {
     format!("{:02}:{:02} UTC", day / 3600, day % 3600 / 60)
 }
 
-fn app_menu(label: String, app: &AppView) -> Option<Line> {
+fn app_menu(label: String, app: &AppView, clients: &[Client]) -> Option<Line> {
     let key = app_key(&app.app).ok()?;
-    Some(Line::Submenu {
-        label,
-        children: APP_ACTIONS
-            .iter()
-            .map(|(a, _, text)| Line::action(TrayAction::App(*a, key.clone()), *text))
-            .collect(),
-    })
+    let item = |a: AppAction, text: &str| Line::action(TrayAction::App(a, key.clone()), text);
+    let mut children = Vec::new();
+    for (a, _, text) in APP_ACTIONS {
+        if a == AppAction::Dump {
+            let open_in = if clients.is_empty() {
+                vec![Line::info(
+                    &format!("info-clients-{key}"),
+                    "No database client found",
+                )]
+            } else {
+                clients
+                    .iter()
+                    .map(|c| item(AppAction::OpenIn(*c), &c.label_for(None)))
+                    .collect()
+            };
+            children.push(Line::Submenu {
+                label: "Open in…".into(),
+                children: open_in,
+            });
+            children.push(Line::Submenu {
+                label: "Copy as…".into(),
+                children: COPY_FORMS
+                    .iter()
+                    .map(|(f, _, text)| item(AppAction::CopyAs(*f), text))
+                    .collect(),
+            });
+        }
+        children.push(item(a, text));
+    }
+    Some(Line::Submenu { label, children })
+}
+
+/// An environment as labels show it: `main [PRODUCTION]`, `staging (staging)`,
+/// `feature-x (development)`.
+pub fn environment_label(id: &str, kind: &str) -> String {
+    let t = EnvironmentType::from_api(kind);
+    match t.word() {
+        _ if t.is_production() => guard::environment_label(id, kind),
+        Some(word) => format!("{id} ({word})"),
+        None => id.to_string(),
+    }
+}
+
+/// The environment's type in the catalog (for labels that only know its id).
+fn kind_of<'a>(catalog: &'a [ProjectView], project: &str, environment: &str) -> &'a str {
+    catalog
+        .iter()
+        .find(|p| p.id == project)
+        .and_then(|p| p.environments.iter().find(|e| e.id == environment))
+        .map_or("", |e| e.kind.as_str())
 }
 
 /// Pinned and recent apps, found in the catalog.
-fn shortcuts(settings: &DesktopSettings, catalog: &[ProjectView]) -> Vec<Line> {
+fn shortcuts(settings: &DesktopSettings, catalog: &[ProjectView], clients: &[Client]) -> Vec<Line> {
     let mut out = Vec::new();
     for (key, pinned) in settings.shortcuts() {
         let found = catalog
@@ -195,22 +296,24 @@ fn shortcuts(settings: &DesktopSettings, catalog: &[ProjectView]) -> Vec<Line> {
                     .iter()
                     .find(|e| e.id == key.environment.as_str())?;
                 let app = env.apps.iter().find(|a| a.app.app == key.app.as_str())?;
-                Some((p, app))
+                Some((p, env, app))
             });
-        if let Some((project, app)) = found {
+        if let Some((project, env, app)) = found {
             let mark = if pinned { "★ " } else { "" };
             let label = format!(
                 "{mark}{} — {} / {}",
-                app.app.app, project.title, app.app.environment
+                app.app.app,
+                project.title,
+                environment_label(&env.id, &env.kind)
             );
-            out.extend(app_menu(label, app));
+            out.extend(app_menu(label, app, clients));
         }
     }
     out
 }
 
 /// Projects → "environment › app" → the app's actions: three levels at most.
-fn projects(catalog: &[ProjectView]) -> Vec<Line> {
+fn projects(catalog: &[ProjectView], clients: &[Client]) -> Vec<Line> {
     if catalog.len() > MAX_PROJECTS {
         return Vec::new();
     }
@@ -238,11 +341,20 @@ fn projects(catalog: &[ProjectView]) -> Vec<Line> {
                     if e.apps.is_empty() {
                         children.push(Line::info(
                             &format!("info-env-{}-{}", p.id, e.id),
-                            format!("{} ({})", e.id, e.status),
+                            match EnvironmentType::from_api(&e.kind) {
+                                t if t.is_production() => {
+                                    format!("{} ({})", environment_label(&e.id, &e.kind), e.status)
+                                }
+                                t => match t.word() {
+                                    Some(word) => format!("{} ({word}, {})", e.id, e.status),
+                                    None => format!("{} ({})", e.id, e.status),
+                                },
+                            },
                         ));
                     }
+                    let env = environment_label(&e.id, &e.kind);
                     for a in &e.apps {
-                        children.extend(app_menu(format!("{} › {}", e.id, a.app.app), a));
+                        children.extend(app_menu(format!("{env} › {}", a.app.app), a, clients));
                     }
                 }
             }
@@ -254,8 +366,21 @@ fn projects(catalog: &[ProjectView]) -> Vec<Line> {
         .collect()
 }
 
-fn tunnel_menu(t: &TunnelView) -> Line {
-    let app = format!("{}/{}/{}", t.app.project, t.app.environment, t.app.app);
+fn tunnel_menu(t: &TunnelView, catalog: &[ProjectView]) -> Line {
+    let production =
+        EnvironmentType::from_api(kind_of(catalog, &t.app.project, &t.app.environment))
+            .is_production();
+    let app = format!(
+        "{}/{}/{}{}",
+        t.app.project,
+        t.app.environment,
+        t.app.app,
+        if production {
+            format!(" [{}]", guard::PRODUCTION_MARK)
+        } else {
+            String::new()
+        }
+    );
     let state = match t.state {
         TunnelStateView::Opening => "opening",
         TunnelStateView::Open => "open",
@@ -346,8 +471,8 @@ pub fn lines(profile: &str, snapshot: Option<&Snapshot>, settings: &DesktopSetti
     if account.session == SessionView::Active {
         out.push(Line::Separator);
         let catalog = snapshot.catalog.as_deref().unwrap_or_default();
-        out.extend(shortcuts(settings, catalog));
-        out.extend(projects(catalog));
+        out.extend(shortcuts(settings, catalog, &snapshot.clients));
+        out.extend(projects(catalog, &snapshot.clients));
         out.push(Line::action(TrayAction::Browse, "Browse…"));
     }
 
@@ -365,7 +490,8 @@ pub fn lines(profile: &str, snapshot: Option<&Snapshot>, settings: &DesktopSetti
     if snapshot.tunnels.is_empty() {
         out.push(Line::info("info-no-tunnels", "No tunnels open"));
     } else {
-        out.extend(snapshot.tunnels.iter().map(tunnel_menu));
+        let catalog = snapshot.catalog.as_deref().unwrap_or_default();
+        out.extend(snapshot.tunnels.iter().map(|t| tunnel_menu(t, catalog)));
         out.push(Line::action(
             TrayAction::CloseAllTunnels,
             "Close all tunnels",
@@ -572,7 +698,14 @@ mod tests {
     #[test]
     fn every_action_round_trips_through_its_menu_id() {
         let mut all: Vec<TrayAction> = PLAIN.iter().map(|(a, _)| a.clone()).collect();
-        for (a, ..) in APP_ACTIONS {
+        let mut apps: Vec<AppAction> = APP_ACTIONS.iter().map(|(a, ..)| *a).collect();
+        apps.extend(
+            tether_core::clients::CLIENTS
+                .iter()
+                .map(|(c, ..)| AppAction::OpenIn(*c)),
+        );
+        apps.extend(COPY_FORMS.iter().map(|(f, ..)| AppAction::CopyAs(*f)));
+        for a in apps {
             all.push(TrayAction::App(a, key("jyu7waly36ncj/main/app")));
         }
         for (a, _) in TUNNEL_ACTIONS {
@@ -586,10 +719,23 @@ mod tests {
             "info-session",
             "app/terminal/../x",
             "app/nope/p/e/a",
+            "app/open-in:nope/p/e/a",
+            "app/copy-as:nope/p/e/a",
             "tunnel/close/x",
         ] {
             assert_eq!(TrayAction::parse(id), None, "{id}");
         }
+    }
+
+    #[test]
+    fn every_environment_says_its_type_and_production_is_marked() {
+        assert_eq!(environment_label("main", "production"), "main [PRODUCTION]");
+        assert_eq!(environment_label("staging", "staging"), "staging (staging)");
+        assert_eq!(
+            environment_label("feat", "development"),
+            "feat (development)"
+        );
+        assert_eq!(environment_label("x", ""), "x");
     }
 
     #[test]
@@ -653,6 +799,7 @@ mod tests {
             tunnels_down: 0,
             tunnels,
             renewal_failing: false,
+            clients: vec![Client::Dbeaver, Client::Terminal],
             catalog: Some(vec![ProjectView {
                 id: "p1".into(),
                 title: "Storefront".into(),
@@ -710,11 +857,11 @@ mod tests {
                 "Sign in with MFA…",
                 "Sign out",
                 "---",
-                "app — Storefront / main",
+                "app — Storefront / main [PRODUCTION]",
                 "Storefront",
                 "Browse…",
                 "---",
-                "database of p1/main/app — 127.0.0.1:30000 (open)",
+                "database of p1/main/app [PRODUCTION] — 127.0.0.1:30000 (open)",
                 "Close all tunnels",
                 "---",
                 "Open Tether…",
@@ -725,7 +872,10 @@ mod tests {
         let Line::Submenu { children, .. } = &l[6] else {
             panic!("{:?}", l[6])
         };
-        assert_eq!(labels(children), ["main › app", "old (inactive)"]);
+        assert_eq!(
+            labels(children),
+            ["main [PRODUCTION] › app", "old (development, inactive)"]
+        );
         let Line::Submenu { children, .. } = &children[0] else {
             panic!()
         };
@@ -733,10 +883,41 @@ mod tests {
             labels(children),
             [
                 "Open terminal",
+                "SQL shell",
+                "Logs",
+                "Open site",
+                "Open tunnels",
+                "Open in…",
+                "Copy as…",
+                "Download a database dump…",
                 "Copy SSH command",
                 "Copy user@host",
-                "Open tunnels",
                 "Connection details…"
+            ]
+        );
+        let Line::Submenu {
+            children: open_in, ..
+        } = &children[5]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            labels(open_in),
+            ["DBeaver", "Terminal (psql, mysql, redis-cli)"]
+        );
+        let Line::Submenu {
+            children: copy_as, ..
+        } = &children[6]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            labels(copy_as),
+            [
+                "URL",
+                "Command line (psql, mysql, redis-cli)",
+                "JDBC URL",
+                "Environment variables"
             ]
         );
         let Line::Submenu { children, .. } = &l[9] else {

@@ -325,3 +325,35 @@ pub enum WelcomeAnswer {
     /// Step 4: start at login, and the welcome is done.
     Finish { start_at_login: bool },
 }
+
+/// A form "Copy as…" puts a service's connection in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum CopyForm {
+    /// `postgresql://user:password@127.0.0.1:PORT/db` (not the platform's `pgsql://`).
+    Url,
+    /// `PGPASSWORD=… psql -h … -p … -U … db` (or `mysql`, `redis-cli`).
+    Command,
+    /// `jdbc:postgresql://127.0.0.1:PORT/db?user=…&password=…`.
+    Jdbc,
+    /// `export PGHOST=…` lines, then `export DATABASE_URL=…`.
+    Env,
+}
+
+/// A database client found on this machine, for "Open in…".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ClientView {
+    pub client: tether_core::clients::Client,
+    pub title: String,
+}
+
+/// A finished database dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DumpView {
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}

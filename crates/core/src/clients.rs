@@ -363,7 +363,7 @@ impl TerminalClient {
     pub fn notice(&self) -> Option<String> {
         match &self.read_only {
             Some(ReadOnlyMode::Yes { leave }) => Some(format!(
-                "This is PRODUCTION: the session starts read-only. To change data, run: {leave}"
+                "This is PRODUCTION: the session starts read-only.\nTo change data, run: {leave}"
             )),
             Some(ReadOnlyMode::Unsupported) => Some(format!(
                 "This is PRODUCTION, and {} has no read-only mode: every command you type runs.",
@@ -540,7 +540,7 @@ pub fn desktop_args(client: Client, service: &Service, name: &str) -> Vec<String
 
 /// The first service of `services` a client handles, SQL databases before Redis (what "SQL
 /// shell" and "Copy as…" use when no relationship is named).
-pub fn preferred<'a>(services: &'a [Service], client: Option<Client>) -> Option<&'a Service> {
+pub fn preferred(services: &[Service], client: Option<Client>) -> Option<&Service> {
     let fits = |s: &&Service| client.is_none_or(|c| c.handles(s.kind));
     services
         .iter()
@@ -715,7 +715,10 @@ mod tests {
         let both = vec![redis.clone(), pg()];
         assert_eq!(preferred(&both, None), Some(&both[1]));
         assert_eq!(preferred(&both, Some(Client::RedisInsight)), Some(&both[0]));
-        assert_eq!(preferred(&[redis.clone()], Some(Client::Dbeaver)), None);
+        assert_eq!(
+            preferred(std::slice::from_ref(&redis), Some(Client::Dbeaver)),
+            None
+        );
         let dir = tempfile::tempdir().unwrap();
         for name in ["dbeaver-ce", "redis-cli"] {
             std::fs::write(dir.path().join(name), "#!/bin/sh\n").unwrap();

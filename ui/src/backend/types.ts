@@ -2,7 +2,11 @@
 // DesktopSettings) into ./generated/. Import them from here, never from ./generated directly.
 import type { Account } from "./generated/Account";
 import type { AppRef } from "./generated/AppRef";
+import type { Client } from "./generated/Client";
+import type { ClientView } from "./generated/ClientView";
 import type { ConnectionDetails } from "./generated/ConnectionDetails";
+import type { CopyForm } from "./generated/CopyForm";
+import type { DumpView } from "./generated/DumpView";
 import type { DesktopSettings } from "./generated/DesktopSettings";
 import type { IpcError } from "./generated/IpcError";
 import type { OpenedView } from "./generated/OpenedView";
@@ -23,7 +27,11 @@ export type { Account } from "./generated/Account";
 export type { AppRef } from "./generated/AppRef";
 export type { AppView } from "./generated/AppView";
 export type { CertificateView } from "./generated/CertificateView";
+export type { Client } from "./generated/Client";
+export type { ClientView } from "./generated/ClientView";
 export type { ConnectionDetails } from "./generated/ConnectionDetails";
+export type { CopyForm } from "./generated/CopyForm";
+export type { DumpView } from "./generated/DumpView";
 export type { DesktopSettings } from "./generated/DesktopSettings";
 export type { EnvironmentView } from "./generated/EnvironmentView";
 export type { IpcError } from "./generated/IpcError";
@@ -40,8 +48,8 @@ export type { Fix } from "./generated/Fix";
 export type { ProductionProject } from "./generated/ProductionProject";
 export type { Report } from "./generated/Report";
 export type { ShellView } from "./generated/ShellView";
-export type { ShortcutView } from "./generated/ShortcutView";
 export type { Status } from "./generated/Status";
+export type { ShortcutView } from "./generated/ShortcutView";
 export type { SwitcherAction } from "./generated/SwitcherAction";
 export type { SwitcherItem } from "./generated/SwitcherItem";
 export type { SignInMethod } from "./generated/SignInMethod";
@@ -65,8 +73,23 @@ export interface Backend {
   signOut(): Promise<Account>;
   catalog(refresh: boolean): Promise<ProjectView[]>;
   connectionDetails(app: AppRef): Promise<ConnectionDetails>;
-  openTerminal(app: AppRef): Promise<void>;
-  openTunnels(app: AppRef): Promise<OpenedView>;
+  /** On production a first call fails with a `confirm` error whose message is the question;
+   * `confirmed` is the person's yes (the same for every call below that takes it). */
+  openTerminal(app: AppRef, confirmed?: boolean): Promise<void>;
+  openTunnels(app: AppRef, confirmed?: boolean): Promise<OpenedView>;
+  /** A terminal with psql, mysql or redis-cli through the app's tunnel (read-only on production). */
+  sqlShell(app: AppRef, relationship: string | null, confirmed?: boolean): Promise<void>;
+  /** A terminal following the app's log. */
+  showLogs(app: AppRef): Promise<void>;
+  /** Opens the environment's primary URL in the browser; resolves to the URL. */
+  openSite(app: AppRef): Promise<string>;
+  /** The database clients found on this machine. */
+  databaseClients(): Promise<ClientView[]>;
+  openIn(app: AppRef, client: Client, relationship: string | null, confirmed?: boolean): Promise<void>;
+  /** Rust copies the service's connection in that form (a secret when it holds the password). */
+  copyAs(app: AppRef, form: CopyForm, relationship: string | null, confirmed?: boolean): Promise<void>;
+  /** Asks where to save in a dialog, dumps, notifies; `null` when the dialog was cancelled. */
+  dumpDatabase(app: AppRef, relationship: string | null, confirmed?: boolean): Promise<DumpView | null>;
   tunnels(): Promise<TunnelView[]>;
   closeTunnel(id: number): Promise<void>;
   closeAllTunnels(): Promise<void>;

@@ -85,7 +85,86 @@ describe("environments view", () => {
   it("opens a terminal on the app", async () => {
     m = await mount();
     await click(row(m.root, "abc123/main/web"), "[data-action=terminal]");
-    expect(m.backend.callsTo("openTerminal")).toEqual([[web]]);
+    expect(m.backend.callsTo("openTerminal")).toEqual([[web, undefined]]);
+  });
+
+  it("marks production and names every environment's type", async () => {
+    m = await mount();
+    const main = $(m.root, '[data-environment="abc123/main"]');
+    expect($(main, "[data-field=type]").textContent).toBe("PRODUCTION");
+    expect(main.className).toContain("is-production");
+    expect($($(m.root, '[data-environment="def456/staging"]'), "[data-field=type]").textContent).toBe("staging");
+    expect($($(m.root, '[data-environment="abc123/feature-x"]'), "[data-field=type]").textContent).toBe("development");
+    // The pinned app's label carries the mark too.
+    expect($(row(m.root, "abc123/main/worker"), ".app-context").textContent).toBe("Shop · Main [PRODUCTION]");
+  });
+
+  it("asks before production, and does nothing on a no", async () => {
+    const asked = "main is the PRODUCTION environment of project abc123. Are you sure you want to open a SQL shell on it?";
+    m = await mount({
+      sqlShell: async (_app, _rel, confirmed) => {
+        if (!confirmed) throw { code: "confirm", message: asked };
+      },
+    });
+    await click(row(m.root, "abc123/main/web"), "[data-action=sql-shell]");
+    expect($(document.body, "#production-question-text").textContent).toBe(asked);
+    expect(document.activeElement).toBe($(document.body, "#production-no"));
+    await click(document.body, "#production-no");
+    expect(document.querySelector("#production-question")).toBeNull();
+    expect(m.backend.callsTo("sqlShell")).toEqual([[web, null, undefined]]);
+    // Yes: the same call again, confirmed.
+    await click(row(m.root, "abc123/main/web"), "[data-action=sql-shell]");
+    await click(document.body, "#production-yes");
+    expect(m.backend.callsTo("sqlShell")).toEqual([
+      [web, null, undefined],
+      [web, null, undefined],
+      [web, null, true],
+    ]);
+    expect(m.root.querySelector("[role=alert]")?.textContent ?? "").toBe("");
+  });
+
+  it("Escape answers no to the production question", async () => {
+    m = await mount({ dumpDatabase: async () => Promise.reject({ code: "confirm", message: "Sure?" }) });
+    await click(row(m.root, "abc123/main/web"), "[data-action=dump]");
+    key($(document.body, "#production-question"), "Escape");
+    await new Promise((r) => setTimeout(r, 0));
+    expect(document.querySelector("#production-question")).toBeNull();
+    expect(m.backend.callsTo("dumpDatabase")).toEqual([[web, null, undefined]]);
+  });
+
+  it("offers the database clients found and the copy forms, each in its menu", async () => {
+    m = await mount();
+    const r = row(m.root, "abc123/main/web");
+    const openIn = $(r, '[data-menu="open-in"]');
+    expect(openIn.hidden).toBe(true);
+    await click(r, '[data-menu-toggle="open-in"]');
+    expect(openIn.hidden).toBe(false);
+    expect([...openIn.querySelectorAll("button")].map((b) => b.textContent)).toEqual(["DBeaver", "Terminal (psql, mysql, redis-cli)"]);
+    await click(openIn, '[data-client="dbeaver"]');
+    expect(openIn.hidden).toBe(true);
+    expect(m.backend.callsTo("openIn")).toEqual([[web, "dbeaver", null, undefined]]);
+    await click(r, '[data-menu-toggle="copy-as"]');
+    expect([...$(r, '[data-menu="copy-as"]').querySelectorAll("button")].map((b) => b.textContent)).toEqual([
+      "URL",
+      "Command line (psql, mysql, redis-cli)",
+      "JDBC URL",
+      "Environment variables",
+    ]);
+    await click(r, '[data-form="jdbc"]');
+    expect(m.backend.callsTo("copyAs")).toEqual([[web, "jdbc", null, undefined]]);
+  });
+
+  it("says where a dump was saved, and runs logs and the site", async () => {
+    m = await mount();
+    const r = row(m.root, "abc123/main/web");
+    await click(r, "[data-action=dump]");
+    const toasts = () => [...m!.root.querySelectorAll("[role=status]")].map((t) => t.textContent);
+    expect(toasts()).toContain("Saved the dump to /home/me/Downloads/abc123--main--db--main--dump.sql (1.2 kB)");
+    // The row was drawn again when the dump ended.
+    await click(row(m.root, "abc123/main/web"), "[data-action=logs]");
+    await click(row(m.root, "abc123/main/web"), "[data-action=open-site]");
+    expect(m.backend.callsTo("showLogs")).toEqual([[web]]);
+    expect(toasts()).toContain("Opened https://main-abc123.example.com/");
   });
 
   it("copies the SSH command and user@host, and confirms", async () => {
@@ -108,7 +187,7 @@ describe("environments view", () => {
     };
     m = await mount({ openTunnels: async () => opened });
     await click(row(m.root, "abc123/main/web"), "[data-action=tunnels]");
-    expect(m.backend.callsTo("openTunnels")).toEqual([[web]]);
+    expect(m.backend.callsTo("openTunnels")).toEqual([[web, undefined]]);
     expect($(m.root, "#nav-tunnels").getAttribute("aria-current")).toBe("page");
     expect(m.root.querySelector('[data-tunnel="1"]')).not.toBeNull();
     expect($(m.root, "[role=alert]").textContent).toContain("cache: the service does not answer");

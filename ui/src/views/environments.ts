@@ -1,9 +1,25 @@
 // The environments view: search, projects → environments → apps, and what to do with an app.
-import type { AppView, EnvironmentView, ProjectView } from "../backend/types";
+import type { AppView, ClientView, Client, CopyForm, EnvironmentView, ProjectView } from "../backend/types";
 import type { Context } from "../context";
 import { button, el } from "../dom";
 import { appKey } from "../format";
 import { filterCatalog, pinnedApps, withoutPinned } from "../search";
+import { appMenu, copyAsItems, openInItems, size, withConfirmation } from "./workflow";
+
+/** The environment's type as its tag says it: PRODUCTION stands out, the others are named. */
+export function typeTag(kind: string): HTMLElement | null {
+  if (kind === "production") return el("span", { class: "tag tag-production", "data-field": "type" }, "PRODUCTION");
+  if (kind === "staging" || kind === "development") return el("span", { class: `tag tag-${kind}`, "data-field": "type" }, kind);
+  return null;
+}
+
+/** An environment's name with its type, as every label shows it (the tray's way):
+ * `main [PRODUCTION]`, `staging (staging)`, `feature-x (development)`. */
+export function environmentLabel(name: string, kind: string): string {
+  if (kind === "production") return `${name} [PRODUCTION]`;
+  if (kind === "staging" || kind === "development") return `${name} (${kind})`;
+  return name;
+}
 
 /** The badge class of an environment status: active green, paused amber, the rest grey. */
 export function statusClass(status: string): string {
@@ -20,6 +36,10 @@ export class EnvironmentsView {
   private catalog: ProjectView[] | null = null;
   private loading: Promise<void> | null = null;
   private opening = new Set<string>();
+  /** Apps whose dump is under way. */
+  private dumping = new Set<string>();
+  /** The database clients found on this machine ("Open in…"). */
+  private clients: ClientView[] = [];
   private failed = false;
   private busy = false;
 
@@ -80,7 +100,9 @@ export class EnvironmentsView {
     this.render();
     this.loading = (async () => {
       try {
+        const clients = this.ctx.backend.databaseClients().catch(() => [] as ClientView[]);
         this.catalog = await this.ctx.backend.catalog(refresh);
+        this.clients = await clients;
         this.failed = false;
       } catch (e) {
         this.failed = true;
@@ -125,16 +147,76 @@ export class EnvironmentsView {
     if (app) void this.act(target.dataset.action ?? "", app, target);
   }
 
+  /** The environment's type, from the catalog. */
+  private kindOf(app: AppView): string {
+    const project = this.catalog?.find((p) => p.id === app.app.project);
+    return project?.environments.find((e) => e.id === app.app.environment)?.kind ?? "";
+  }
+
   private async act(action: string, app: AppView, from: HTMLButtonElement): Promise<void> {
     const { backend } = this.ctx;
     switch (action) {
       case "terminal":
         try {
-          await backend.openTerminal(app.app);
+          await withConfirmation((yes) => backend.openTerminal(app.app, yes));
         } catch (e) {
           this.ctx.showError(e);
         }
         return;
+      case "sql-shell":
+        try {
+          await withConfirmation((yes) => backend.sqlShell(app.app, null, yes));
+        } catch (e) {
+          this.ctx.showError(e);
+        }
+        return;
+      case "logs":
+        try {
+          await backend.showLogs(app.app);
+        } catch (e) {
+          this.ctx.showError(e);
+        }
+        return;
+      case "open-site":
+        try {
+          const url = await backend.openSite(app.app);
+          this.ctx.toast(`Opened ${url}`);
+        } catch (e) {
+          this.ctx.showError(e);
+        }
+        return;
+      case "open-in":
+        try {
+          const client = from.dataset.client as Client;
+          await withConfirmation((yes) => backend.openIn(app.app, client, null, yes));
+        } catch (e) {
+          this.ctx.showError(e);
+        }
+        return;
+      case "copy-as":
+        try {
+          const form = from.dataset.form as CopyForm;
+          await withConfirmation((yes) => backend.copyAs(app.app, form, null, yes));
+        } catch (e) {
+          this.ctx.showError(e);
+        }
+        return;
+      case "dump": {
+        const key = appKey(app.app);
+        if (this.dumping.has(key)) return;
+        this.dumping.add(key);
+        this.render();
+        try {
+          const done = await withConfirmation((yes) => backend.dumpDatabase(app.app, null, yes));
+          if (done) this.ctx.toast(`Saved the dump to ${done.path} (${size(done.bytes)})`);
+        } catch (e) {
+          this.ctx.showError(e);
+        } finally {
+          this.dumping.delete(key);
+          this.render();
+        }
+        return;
+      }
       case "copy-ssh":
         return this.ctx.copy(app.ssh_command, "SSH command");
       case "copy-address":
@@ -148,8 +230,8 @@ export class EnvironmentsView {
         this.opening.add(key);
         this.render();
         try {
-          const opened = await backend.openTunnels(app.app);
-          this.ctx.showOpened(opened);
+          const opened = await withConfirmation((yes) => backend.openTunnels(app.app, yes));
+          if (opened) this.ctx.showOpened(opened);
         } catch (e) {
           this.ctx.showError(e);
         } finally {
@@ -200,7 +282,13 @@ export class EnvironmentsView {
             "section",
             { class: "group group-pinned", "aria-labelledby": "pinned-title" },
             el("h2", { class: "group-title", id: "pinned-title" }, "Pinned"),
-            el("ul", { class: "apps" }, ...pinned.map((p) => this.appRow(p.app, `${p.project.title} · ${p.environment.title || p.environment.id}`))),
+            el(
+              "ul",
+              { class: "apps" },
+              ...pinned.map((p) =>
+                this.appRow(p.app, `${p.project.title} · ${environmentLabel(p.environment.title || p.environment.id, p.environment.kind)}`),
+              ),
+            ),
           ),
         );
       }
@@ -240,13 +328,13 @@ export class EnvironmentsView {
     const running = env.status === "active";
     return el(
       "div",
-      { class: "environment", "data-environment": `${project.id}/${env.id}` },
+      { class: env.kind === "production" ? "environment is-production" : "environment", "data-environment": `${project.id}/${env.id}` },
       el(
         "div",
         { class: "env-head" },
         el("span", { class: "env-title" }, env.title || env.id),
         env.title && env.title !== env.id ? el("span", { class: "muted env-id" }, env.id) : null,
-        env.kind === "production" ? el("span", { class: "tag" }, "production") : null,
+        typeTag(env.kind),
         el("span", { class: statusClass(env.status), "data-field": "status" }, env.status),
       ),
       !running
@@ -261,6 +349,8 @@ export class EnvironmentsView {
     const key = appKey(app.app);
     const name = app.app.app;
     const opening = this.opening.has(key);
+    const dumping = this.dumping.has(key);
+    const production = this.kindOf(app) === "production";
     return el(
       "li",
       { class: "app", "data-app": key },
@@ -291,6 +381,16 @@ export class EnvironmentsView {
           { type: "button", class: "btn btn-small", "data-action": "tunnels", "aria-label": `Open tunnels to ${key}'s services`, disabled: opening },
           opening ? "Opening…" : "Open tunnels",
         ),
+        el(
+          "button",
+          { type: "button", class: "btn btn-small", "data-action": "sql-shell", "aria-label": `SQL shell on ${key}${production ? " (production: starts read-only)" : ""}` },
+          "SQL shell",
+        ),
+        el("button", { type: "button", class: "btn-link", "data-action": "logs", "aria-label": `Follow the log of ${key}` }, "Logs"),
+        el("button", { type: "button", class: "btn-link", "data-action": "open-site", "aria-label": `Open the site of ${key}` }, "Open site"),
+        appMenu("Open in…", "open-in", openInItems(this.clients)),
+        appMenu("Copy as…", "copy-as", copyAsItems()),
+        el("button", { type: "button", class: "btn-link", "data-action": "dump", disabled: dumping }, dumping ? "Dumping…" : "Download a database dump…"),
         el("button", { type: "button", class: "btn-link", "data-action": "copy-ssh", title: app.ssh_command }, "Copy SSH command"),
         el("button", { type: "button", class: "btn-link", "data-action": "copy-address", title: app.ssh_address }, "Copy user@host"),
         el("button", { type: "button", class: "btn-link", "data-action": "details" }, "Connection details…"),
