@@ -321,6 +321,29 @@ async fn dump_restores(user: &User, pg: u16) -> Result<()> {
         "{plain}"
     );
 
+    // --timestamp goes before the extension.
+    let stamped = dir.path().join("stamped.sql");
+    ok(
+        user,
+        &with(
+            &STAGING,
+            &["db:dump", "-t", "-f", &stamped.to_string_lossy()],
+        ),
+        &[],
+        None,
+    )
+    .await?;
+    let names: Vec<String> = std::fs::read_dir(dir.path())?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("stamped--"))
+        .collect();
+    ensure!(
+        names.len() == 1
+            && names[0].ends_with("-UTC.sql")
+            && names[0].len() == "stamped--20261207-174400-UTC.sql".len(),
+        "{names:?}"
+    );
+
     // --stdout.
     let (out, _) = ok(user, &with(&STAGING, &["db:dump", "-o"]), &[], None).await?;
     ensure!(

@@ -92,6 +92,9 @@ pub struct DumpArgs {
     /// A custom directory for the dump.
     #[arg(short = 'd', long, value_name = "DIR")]
     pub directory: Option<PathBuf>,
+    /// Add a timestamp (UTC) to the dump filename.
+    #[arg(short = 't', long)]
+    pub timestamp: bool,
     /// Compress the dump using gzip (on the server, as the official client).
     #[arg(short = 'z', long)]
     pub gzip: bool,
@@ -581,6 +584,13 @@ fn dump_file(
         }
         let name = file.file_name().map(PathBuf::from).unwrap_or_default();
         file = dir.join(name);
+    }
+    if args.timestamp {
+        // `Ymd-His-T`, the zone being UTC here.
+        let stamp: String = crate::output::utc(crate::output::now())
+            .replace(['-', ':'], "")
+            .replace(' ', "-");
+        file = PathBuf::from(db::with_timestamp(&file.to_string_lossy(), &stamp));
     }
     let file = std::path::absolute(&file)
         .with_context(|| format!("cannot make {} absolute", file.display()))?;

@@ -646,6 +646,21 @@ pub fn default_dump_file(
     name
 }
 
+/// `db:dump --timestamp`, as `DbDumpCommand::execute`: `--STAMP` inserted before the first dot
+/// of the file's base name (`abc--main--dump.sql` → `abc--main--dump--STAMP.sql`), or appended
+/// when it has none (or starts with it); unchanged when the path holds it already.
+pub fn with_timestamp(path: &str, stamp: &str) -> String {
+    if path.contains(stamp) {
+        return path.to_string();
+    }
+    let base_start = path.rfind('/').map_or(0, |i| i + 1);
+    let (prefix, base) = path.split_at(base_start);
+    match base.find('.') {
+        Some(dot) if dot > 0 => format!("{prefix}{}--{stamp}{}", &base[..dot], &base[dot..]),
+        _ => format!("{prefix}{base}--{stamp}"),
+    }
+}
+
 /// `LocalHost::conflictsWithCommandLineOptions` with `hasLocalEnvVar`: run locally when
 /// `PLATFORM_RELATIONSHIPS` is set and no `-p`/`-e`/`-A` differs from `PLATFORM_PROJECT`,
 /// `PLATFORM_BRANCH`, `PLATFORM_APPLICATION_NAME`. `env` reads a variable (empty as unset).
@@ -965,6 +980,22 @@ mod tests {
             default_dump_file(None, None, Some("db"), None, &o),
             "db--db--a,b--excl-c--schema--dump.sql.gz"
         );
+    }
+
+    #[test]
+    fn timestamps_go_before_the_first_dot_of_the_base_name() {
+        let stamp = "20261207-174400-UTC";
+        assert_eq!(
+            with_timestamp("/d.x/abc--main--db--main--dump.sql.gz", stamp),
+            "/d.x/abc--main--db--main--dump--20261207-174400-UTC.sql.gz"
+        );
+        assert_eq!(with_timestamp("dump", stamp), "dump--20261207-174400-UTC");
+        assert_eq!(
+            with_timestamp(".hidden", stamp),
+            ".hidden--20261207-174400-UTC"
+        );
+        let once = with_timestamp("a.sql", stamp);
+        assert_eq!(with_timestamp(&once, stamp), once);
     }
 
     #[test]
