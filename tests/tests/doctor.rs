@@ -435,10 +435,27 @@ async fn a_hook_naming_a_binary_that_is_gone_is_a_problem_until_tether_runs_agai
     std::fs::create_dir_all(&moved_dir)?;
     let moved = moved_dir.join("tether");
     std::fs::copy(workspace_binary("tether")?, &moved)?;
-    let mut cmd = Command::new(&moved);
-    cmd.arg("auth:info");
-    user.environment(&mut cmd);
-    run_ok(&mut cmd)?;
+    // A test beside this one may fork while the copy is still open for writing, and its child
+    // holds it open until it execs: running the copy then fails with "text file busy" a moment.
+    let start = Instant::now();
+    loop {
+        let mut cmd = Command::new(&moved);
+        cmd.arg("auth:info");
+        user.environment(&mut cmd);
+        match run_ok(&mut cmd) {
+            Ok(_) => break,
+            Err(e)
+                if start.elapsed() < Duration::from_secs(5)
+                    && e.chain().any(|c| {
+                        c.downcast_ref::<std::io::Error>()
+                            .is_some_and(|io| io.raw_os_error() == Some(26))
+                    }) =>
+            {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => return Err(e),
+        }
+    }
     ensure!(hook_program(&user)? == moved.display().to_string());
     std::fs::remove_file(&moved)?;
 

@@ -378,14 +378,21 @@ fn config_words(line: &str) -> Option<(String, Vec<&str>)> {
     Some((keyword.to_lowercase(), rest.split_whitespace().collect()))
 }
 
+/// Options whose value before the block does not take the session's place: an identity is
+/// offered before the session's (which usually still gets in), and an included file may set
+/// nothing for the platform's hosts (`ssh -G` tells).
+const UNCERTAIN_OPTIONS: [&str; 2] = ["identityfile", "include"];
+
 /// What in `~/.ssh/config` before Tether's block applies to `host` and sets an option Tether
-/// sets: (line number, the section's header, the option), and whether it is certain.
+/// sets: (line number, the section's header, the option), and whether it surely wins over the
+/// session's; the first sure one, else the first that may.
 fn shadowing(text: &str, host: &str) -> Option<(usize, String, String, bool)> {
     // Before any Host or Match line, settings apply to every host.
     let mut section: (String, Option<bool>) = ("the top of the file".to_string(), Some(true));
+    let mut maybe = None;
     for (n, line) in text.lines().enumerate() {
         if line.trim() == BLOCK_BEGIN {
-            return None;
+            break;
         }
         let Some((keyword, args)) = config_words(line) else {
             continue;
@@ -398,10 +405,15 @@ fn shadowing(text: &str, host: &str) -> Option<(usize, String, String, bool)> {
             continue;
         }
         if TETHER_OPTIONS.contains(&keyword.as_str()) && section.1 != Some(false) {
-            return Some((n + 1, section.0, keyword, section.1 == Some(true)));
+            let sure = section.1 == Some(true) && !UNCERTAIN_OPTIONS.contains(&keyword.as_str());
+            let found = (n + 1, section.0.clone(), keyword, sure);
+            if sure {
+                return Some(found);
+            }
+            maybe.get_or_insert(found);
         }
     }
-    None
+    maybe
 }
 
 /// The command that puts Tether's block at the top of `~/.ssh/config`.
@@ -441,7 +453,10 @@ fn config_block(paths: &Paths, profile: &Profile) -> Check {
             let c = check(
                 id,
                 if certain { Status::Problem } else { Status::Warning },
-                format!("Line {line} of {shown} ({header}) sets {option} for {host} before Tether's block"),
+                format!(
+                    "Line {line} of {shown} ({header}) {} {option} for {host} before Tether's block",
+                    if certain { "sets" } else { "may set" }
+                ),
                 "OpenSSH uses the first value it reads for an option (and offers keys and certificates in the order it reads them), so what comes before Tether's block wins over the session's certificate, keys and known hosts.",
             );
             return c.fix(
@@ -1079,7 +1094,20 @@ mod tests {
         // Other hosts' sections, and what Tether does not set, shadow nothing.
         let fine = format!("Host github.com\n  IdentityFile ~/.ssh/gh\nHost *\n  ServerAliveInterval 60\n{block}Host *\n  IdentityFile ~/.ssh/late\n");
         assert_eq!(shadowing(&fine, host), None);
-        assert!(shadowing(&format!("IdentityFile ~/.ssh/top\n{block}"), host).is_some());
+        // An identity offered first, or an included file, may shadow: not certain.
+        assert!(
+            !shadowing(&format!("IdentityFile ~/.ssh/top\n{block}"), host)
+                .unwrap()
+                .3
+        );
+        assert!(
+            !shadowing(&format!("Include ~/.orbstack/ssh/config\n\n{block}"), host)
+                .unwrap()
+                .3
+        );
+        // A sure one after an unsure one is the one named.
+        let both = format!("Include ~/.x\nHost *\n  Port 2222\n{block}");
+        assert_eq!(shadowing(&both, host).unwrap().0, 3);
         assert!(shadowing(
             &format!("Host * !*.platform.sh\n  Port 2222\n{block}"),
             host
