@@ -177,7 +177,7 @@ pub fn apply(app: &AppHandle, wanted: &str) -> ShortcutView {
                         registration_problem(&wanted, &e)
                     } else {
                         format!(
-                            "{wanted} cannot be registered: this desktop gives apps no global shortcuts. Give `tether-desktop --switcher` a keyboard shortcut in your desktop's settings instead."
+                            "{wanted} cannot be registered: this desktop gives apps no global shortcuts (no X11 display)."
                         )
                     };
                     tracing::warn!(shortcut = %wanted, error = %e, "cannot register the switcher's shortcut");

@@ -387,3 +387,71 @@ async fn save_shortcut(app: &WebDriver, shortcut: &str) -> Result<()> {
     wait_text(app, "[role=status].saved", "Saved", Duration::from_secs(10)).await?;
     Ok(())
 }
+
+/// On Wayland (weston, no X display) the app registers no global shortcut and Settings says
+/// so, pointing to `tether-desktop --switcher`, which opens the switcher there as anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_wayland_settings_point_to_the_switcher_command_which_opens_it() -> Result<()> {
+    if let Err(e) = std::process::Command::new("weston")
+        .arg("--version")
+        .output()
+    {
+        eprintln!("SKIPPED: weston cannot start here ({e}); make test installs it");
+        return Ok(());
+    }
+    let desktop = Desktop::start_wayland().await?;
+    let (_driver, url) = desktop.tauri_driver()?;
+    let app = app_session(&url).await?;
+    let main = app.window_handle().await?;
+    app.click(&app.find("#nav-settings", Duration::from_secs(60)).await?)
+        .await?;
+    let said = wait_text(
+        &app,
+        "#shortcut-status",
+        "On Wayland, global shortcuts may not reach Tether",
+        Duration::from_secs(20),
+    )
+    .await?;
+    assert!(
+        said.contains(
+            "Ctrl+Alt+Space cannot be registered: this desktop gives apps no global shortcuts"
+        ) && said.contains("give the command tether-desktop --switcher a shortcut instead"),
+        "{said}"
+    );
+    show(&app, "#switcher-settings").await?;
+    screenshot(&app, "settings-switcher-wayland").await?;
+
+    // The command a desktop shortcut would run: a second start that hands it over, and ends.
+    let mut cmd = std::process::Command::new(tether_e2e::desktop::desktop_binary()?);
+    cmd.arg("--switcher")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    desktop.env(&mut cmd);
+    let mut second = tether_e2e::ChildGuard::spawn("tether-desktop --switcher", &mut cmd)?;
+    let handle = app
+        .switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
+        .await
+        .context("the switcher did not open")?;
+    // Nobody is signed in (and this desktop has no keyring): it says why it lists nothing.
+    wait_text(
+        &app,
+        "#switcher-status",
+        "No OS keyring is reachable",
+        Duration::from_secs(20),
+    )
+    .await?;
+    screenshot(&app, "switcher-wayland-signed-out").await?;
+    let start = Instant::now();
+    while second.child.try_wait()?.is_none() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the second start is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    let _ = app.send_keys(&query, ESCAPE).await;
+    closed(&app, &main).await?;
+    let _ = handle;
+    Ok(())
+}
