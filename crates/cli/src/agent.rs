@@ -12,10 +12,7 @@ use crate::{Cli, Format};
 /// The agent's log, `<data>/logs/agent-<profile>.log`.
 pub fn log_path(cli: &Cli) -> Result<std::path::PathBuf> {
     let (profile, _) = context::profile(cli)?;
-    Ok(context::paths()?
-        .data_dir
-        .join("logs")
-        .join(format!("agent-{}.log", profile.name)))
+    Ok(context::paths()?.agent_log(&profile))
 }
 
 /// The agent's log file, appended to.

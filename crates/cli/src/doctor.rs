@@ -37,7 +37,7 @@ pub async fn run(cli: &Cli, args: &DoctorArgs) -> Result<()> {
     let access = Access::new(surroundings);
     let report = doctor::run(&access, crate::VERSION).await;
     if let Some(file) = &args.bundle {
-        let log = bundle::agent_log(access.paths(), access.profile());
+        let log = access.paths().agent_log(access.profile());
         bundle::write(&report, &log, file, args.force)?;
         progress(
             cli.format,

@@ -11,8 +11,8 @@ mod certs;
 mod commands;
 mod context;
 mod db;
-mod environment;
 mod doctor;
+mod environment;
 mod guard;
 mod manual;
 mod mount;
@@ -299,10 +299,6 @@ pub enum Command {
     /// Create a local dump of the environment's database (a progress bar at a terminal).
     #[command(name = "db:dump", aliases = ["sql-dump", "environment:sql-dump"])]
     DbDump(db::DumpArgs),
-    /// Check what Tether needs on this machine (OpenSSH, ~/.ssh/config, the keyring, the
-    /// clock, the agent, the tray, the tunnel ports, the ssh hook), each with its fix; exit
-    /// code 1 when a problem is found. --bundle writes a redacted archive for support.
-    Doctor(doctor::DoctorArgs),
     /// Get the public URLs of an environment (primary first), or open one in a browser.
     #[command(name = "environment:url", alias = "url")]
     EnvironmentUrl(environment::UrlArgs),
@@ -321,6 +317,10 @@ pub enum Command {
     /// Upload files to a mount with rsync.
     #[command(name = "mount:upload")]
     MountUpload(mount::UploadArgs),
+    /// Check what Tether needs on this machine (OpenSSH, ~/.ssh/config, the keyring, the
+    /// clock, the agent, the tray, the tunnel ports, the ssh hook), each with its fix; exit
+    /// code 1 when a problem is found. --bundle writes a redacted archive for support.
+    Doctor(doctor::DoctorArgs),
     /// Print the completion script for a shell, to install where it looks for them (for bash:
     /// `tether completion bash > ~/.local/share/bash-completion/completions/tether`).
     Completion {
@@ -361,13 +361,13 @@ impl Command {
             Command::Relationships(_) => "environment:relationships",
             Command::DbSql(_) => "db:sql",
             Command::DbDump(_) => "db:dump",
-            Command::Doctor(_) => "doctor",
             Command::EnvironmentUrl(_) => "environment:url",
             Command::EnvironmentLogs(_) => "environment:logs",
             Command::EnvironmentScp(_) => "environment:scp",
             Command::MountList(_) => "mount:list",
             Command::MountDownload(_) => "mount:download",
             Command::MountUpload(_) => "mount:upload",
+            Command::Doctor(_) => "doctor",
             Command::Completion { .. } => "completion",
             Command::Man => "man",
         }

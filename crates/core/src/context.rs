@@ -30,6 +30,13 @@ impl Paths {
         self.ssh_dir.join("config")
     }
 
+    /// The headless agent's log file for a profile (`logs/agent-<profile>.log`).
+    pub fn agent_log(&self, profile: &Profile) -> PathBuf {
+        self.data_dir
+            .join("logs")
+            .join(format!("agent-{}.log", profile.name))
+    }
+
     /// Standard locations under a home directory (`~/.local/share/tether`, `~/.ssh`).
     pub fn under_home(home: &Path, data_dir: Option<PathBuf>) -> Paths {
         let data_dir = data_dir.unwrap_or_else(|| home.join(".local/share/tether"));

@@ -21,15 +21,6 @@ pub enum BundleError {
     Write { path: PathBuf, message: String },
 }
 
-/// Where the agent of `profile` logs (`<data>/logs/agent-<profile>.log`, what `tether agent`
-/// writes).
-pub fn agent_log(paths: &crate::Paths, profile: &crate::Profile) -> PathBuf {
-    paths
-        .data_dir
-        .join("logs")
-        .join(format!("agent-{}.log", profile.name))
-}
-
 /// The log's previous part (see [`crate::agent::AgentLog`]).
 fn previous_part(path: &Path) -> PathBuf {
     #[cfg(unix)]
