@@ -98,8 +98,8 @@ pub fn bind(ip: IpAddr, choice: PortChoice, avoid: &[u16]) -> Result<Bound, Port
         displaced: None,
     };
     match choice {
-        PortChoice::Exact(port) => bind_one(ip, port.get()).map(bound),
-        PortChoice::Prefer(port) => match bind_one(ip, port.get()) {
+        PortChoice::Exact(port) => bind_one(ip, port.get(), true).map(bound),
+        PortChoice::Prefer(port) => match bind_one(ip, port.get(), true) {
             Ok(done) => Ok(bound(done)),
             Err(PortError::Busy { port, holder, .. }) => {
                 let mut anew = bind(ip, PortChoice::Any, avoid)?;
@@ -117,7 +117,9 @@ fn bind_any(ip: IpAddr, avoid: &[u16]) -> Result<(TcpListener, LocalPort), PortE
         if avoid.contains(&port) {
             continue;
         }
-        match bind_one(ip, port) {
+        // Who holds each busy port is not asked here: finding it scans every process, and a
+        // busy range would make that a scan per port.
+        match bind_one(ip, port, false) {
             Ok(done) => return Ok(done),
             Err(PortError::Busy { .. }) => continue,
             Err(e) => return Err(e),
@@ -126,14 +128,20 @@ fn bind_any(ip: IpAddr, avoid: &[u16]) -> Result<(TcpListener, LocalPort), PortE
     Err(PortError::NoneFree { ip })
 }
 
-fn bind_one(ip: IpAddr, port: u16) -> Result<(TcpListener, LocalPort), PortError> {
+/// Binds `ip:port`; when it is taken, the error names the process holding it if
+/// `name_holder`.
+fn bind_one(
+    ip: IpAddr,
+    port: u16,
+    name_holder: bool,
+) -> Result<(TcpListener, LocalPort), PortError> {
     let addr = SocketAddr::new(ip, port);
     let bind_error = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             PortError::Busy {
                 ip,
                 port,
-                holder: holder_of(port),
+                holder: name_holder.then(|| holder_of(port)).flatten(),
             }
         } else {
             PortError::Bind {
