@@ -329,6 +329,7 @@ pub fn tunnel_view(t: &TunnelInfo) -> TunnelView {
         state,
         detail,
         address: t.local.to_string(),
+        production: false,
         url: t.url.clone(),
         connections: t.counters.connections,
         active: t.counters.active,
@@ -486,8 +487,29 @@ impl Desktop {
         }
     }
 
+    /// Marks the tunnels to production environments, as the catalog last loaded says them.
+    fn marked(&self, mut views: Vec<TunnelView>) -> Vec<TunnelView> {
+        self.read(|s| {
+            let Some((_, catalog)) = &s.session.catalog else {
+                return;
+            };
+            for v in &mut views {
+                v.production = catalog.iter().any(|p| {
+                    p.id == v.app.project
+                        && p.environments.iter().any(|e| {
+                            e.id == v.app.environment
+                                && tether_core::guard::EnvironmentType::from_api(&e.kind)
+                                    .is_production()
+                        })
+                });
+            }
+        });
+        views
+    }
+
     pub async fn tunnels(&self) -> Result<Vec<TunnelView>, IpcError> {
-        Ok(self.tunnel_infos().await?.iter().map(tunnel_view).collect())
+        let views = self.tunnel_infos().await?.iter().map(tunnel_view).collect();
+        Ok(self.marked(views))
     }
 
     /// What the tray and the window show now (whether renewal is failing is known from the
@@ -509,7 +531,7 @@ impl Desktop {
         Snapshot {
             account,
             tunnels_down: infos.iter().filter(|t| t.state.is_down()).count(),
-            tunnels: infos.iter().map(tunnel_view).collect(),
+            tunnels: self.marked(infos.iter().map(tunnel_view).collect()),
             renewal_failing,
             catalog,
             clients,
@@ -747,7 +769,7 @@ impl Desktop {
             Reply::Opened(report) => {
                 self.used(key).await;
                 Ok(OpenedView {
-                    tunnels: report.tunnels.iter().map(tunnel_view).collect(),
+                    tunnels: self.marked(report.tunnels.iter().map(tunnel_view).collect()),
                     failed: report
                         .failed
                         .into_iter()
@@ -783,7 +805,7 @@ impl Desktop {
     pub async fn reopen_tunnels(&self) -> Result<OpenedView, IpcError> {
         match self.request(&Request::TunnelReopen).await? {
             Reply::Opened(report) => Ok(OpenedView {
-                tunnels: report.tunnels.iter().map(tunnel_view).collect(),
+                tunnels: self.marked(report.tunnels.iter().map(tunnel_view).collect()),
                 failed: report
                     .failed
                     .into_iter()

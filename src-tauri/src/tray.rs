@@ -839,6 +839,7 @@ mod tests {
             state: TunnelStateView::Open,
             detail: String::new(),
             address: "127.0.0.1:30000".into(),
+            production: true,
             url: "pgsql://u:p@127.0.0.1:30000/main".into(),
             connections: 0,
             active: 0,

@@ -204,6 +204,8 @@ pub struct TunnelView {
     pub detail: String,
     /// `127.0.0.1:PORT`.
     pub address: String,
+    /// The environment is production (its label carries the mark).
+    pub production: bool,
     /// The service's URL through the tunnel (with its credentials).
     pub url: String,
     #[ts(type = "number")]

@@ -222,6 +222,11 @@ impl Terminal {
     /// Ends psql (`\q`), which ends xterm, and forgets the log.
     async fn quit(&self, desktop: &Desktop) -> Result<()> {
         self.type_line(desktop, "\\q").await?;
+        self.closed(desktop).await
+    }
+
+    /// Waits for xterm to end, and forgets the log.
+    async fn closed(&self, desktop: &Desktop) -> Result<()> {
         let start = Instant::now();
         while !xterms(desktop, Duration::ZERO).await?.is_empty() {
             ensure!(
@@ -247,6 +252,30 @@ fn stand_in(bin: &Path, name: &str) -> Result<PathBuf> {
     )?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
     Ok(out)
+}
+
+/// Runs SQL on the test's PostgreSQL directly.
+fn psql_exec(port: u16, sql: &str) -> Result<()> {
+    let out = std::process::Command::new("psql")
+        .env("PGPASSWORD", "main")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "main",
+            "main",
+            "-c",
+            sql,
+        ])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 async fn wait_file(path: &Path, timeout: Duration) -> Result<String> {
@@ -296,6 +325,8 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     // A stand-in DBeaver, found on the app's PATH.
     let bin = tempfile::tempdir()?;
     let dbeaver_args = stand_in(bin.path(), "dbeaver")?;
+    let browser_args = stand_in(bin.path(), "browser")?;
+    let browser = bin.path().join("browser").display().to_string();
     let path = format!(
         "{}:{}",
         bin.path().display(),
@@ -304,8 +335,14 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
 
     let desktop = Desktop::start().await?;
     let notes = Notifications::start(&desktop.bus_address).await?;
-    let (_driver, url) =
-        desktop.tauri_driver_for_with_env(&user, &[("PATH", &path), ("TETHER_LOG", "info")])?;
+    let (_driver, url) = desktop.tauri_driver_for_with_env(
+        &user,
+        &[
+            ("PATH", &path),
+            ("BROWSER", &browser),
+            ("TETHER_LOG", "info"),
+        ],
+    )?;
     let app = app_session(&url).await?;
     let staging = format!("{STOREFRONT}/staging/app");
     let main = format!("{STOREFRONT}/main/app");
@@ -409,6 +446,72 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
         )
     );
 
+    // Open site: the environment's primary route in the browser.
+    click_in_row(&app, &staging, "[data-action=open-site]").await?;
+    assert_eq!(
+        wait_file(&browser_args, Duration::from_secs(30)).await?,
+        format!("https://staging-kqi3yda-{STOREFRONT}.eu-3.tether.test/\n")
+    );
+
+    // A dump of staging: the save dialog offers db:dump's name; the file is pg_dump's output
+    // from the environment, and a notification says where it is.
+    psql_exec(postgres.port, "create table dumped_marker (x int)")?;
+    click_in_row(&app, &staging, "[data-action=dump]").await?;
+    let dialog = windows_named(&desktop, "Save the database dump", Duration::from_secs(30))
+        .await?
+        .first()
+        .cloned()
+        .context("no save dialog")?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    window_shot(&desktop, &dialog, "workflow-dump-save-dialog")?;
+    let dump = user.home().join("staging-dump.sql");
+    xdotool(&desktop, &["windowfocus", "--sync", &dialog])?;
+    xdotool(&desktop, &["key", "--clearmodifiers", "ctrl+a"])?;
+    xdotool(
+        &desktop,
+        &["type", "--delay", "10", &dump.display().to_string()],
+    )?;
+    xdotool(&desktop, &["key", "--clearmodifiers", "Return"])?;
+    let saved = notes
+        .wait_for("Database dump saved", Duration::from_secs(60))
+        .await?;
+    assert!(
+        saved.body.contains(&dump.display().to_string()),
+        "{saved:?}"
+    );
+    let dumped = std::fs::read_to_string(&dump)?;
+    assert!(
+        dumped.contains("PostgreSQL database dump") && dumped.contains("dumped_marker"),
+        "{}",
+        &dumped[..dumped.len().min(400)]
+    );
+
+    // The connection details offer each service's own client: redis-cli for the cache.
+    click_in_row(&app, &staging, "[data-action=details]").await?;
+    let cache = app
+        .find(
+            "[data-service=\"rediscache\"] [data-action=sql-shell]",
+            Duration::from_secs(30),
+        )
+        .await?;
+    app.execute(
+        "document.querySelector('[data-service=\"rediscache\"]').scrollIntoView()",
+        json!([]),
+    )
+    .await?;
+    screenshot(&app, "workflow-details").await?;
+    app.click(&cache).await?;
+    terminal.wait_for(&["127.0.0.1:"], &desktop).await?;
+    terminal.type_line(&desktop, "PING").await?;
+    terminal.wait_for(&["PONG"], &desktop).await?;
+    terminal.type_line(&desktop, "quit").await?;
+    terminal.closed(&desktop).await?;
+    app.click(
+        &app.find("#details [data-action=close]", Duration::ZERO)
+            .await?,
+    )
+    .await?;
+
     // The tray: every label says the type, production marked.
     let w = &desktop.watcher;
     let item = desktop.tray_item().await?;
@@ -453,6 +556,31 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
         .await?;
     assert!(!shown.contains("read-only"), "{shown}");
     terminal.quit(&desktop).await?;
+
+    // Logs: the app's log followed over ssh; a line appended shows up.
+    w.click_path(&item, &[staging_label, "Logs"]).await?;
+    let app_log = sim
+        .scratch_dir()
+        .join(STOREFRONT)
+        .join("staging")
+        .join("app")
+        .join("var/log/app.log");
+    wait_file(&app_log, Duration::from_secs(30)).await?;
+    terminal
+        .wait_for(&["app.INFO: Application started"], &desktop)
+        .await?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&app_log)?;
+        writeln!(f, "tether-e2e: a line appended while following")?;
+    }
+    terminal
+        .wait_for(&["tether-e2e: a line appended while following"], &desktop)
+        .await?;
+    let window = xterms(&desktop, Duration::ZERO).await?;
+    let window = window.last().context("no xterm")?;
+    xdotool(&desktop, &["key", "--window", window, "ctrl+c"])?;
+    terminal.closed(&desktop).await?;
 
     // On production the tray asks in a dialog of its own: no (Escape), and nothing happens.
     w.click_path(&item, &[main_label, "SQL shell"]).await?;

@@ -133,6 +133,7 @@ export function sampleTunnel(overrides: Partial<TunnelView> = {}): TunnelView {
     state: "open",
     detail: "",
     address: "127.0.0.1:30000",
+    production: true,
     url: "mysql://user:s3cret@127.0.0.1:30000/main",
     connections: 3,
     active: 1,

@@ -87,3 +87,27 @@ describe("connection details panel", () => {
     expect($(d, "[role=alert]").textContent).toBe("This needs multi-factor authentication. Sign in with MFA.");
   });
 });
+
+describe("a service's own actions", () => {
+  it("run for that relationship, and ask first when the app asks", async () => {
+    const web = { project: "abc123", environment: "main", app: "web" };
+    const d = await openDetails({
+      sqlShell: async (_app: unknown, _rel: unknown, confirmed?: boolean) => {
+        if (!confirmed) throw { code: "confirm", message: "main is the PRODUCTION environment. Sure?" };
+      },
+    });
+    const db = $(d, '[data-service="database"]');
+    await click(db, "[data-action=sql-shell]");
+    expect($(document.body, "#production-question-text").textContent).toContain("PRODUCTION");
+    await click(document.body, "#production-yes");
+    expect(m!.backend.callsTo("sqlShell")).toEqual([
+      [web, "database", undefined],
+      [web, "database", true],
+    ]);
+    await click(db, '[data-menu-toggle="copy-as-database"]');
+    await click(db, '[data-form="jdbc"]');
+    expect(m!.backend.callsTo("copyAs")).toEqual([[web, "jdbc", "database", undefined]]);
+    await click(db, "[data-action=dump]");
+    expect(m!.backend.callsTo("dumpDatabase")).toEqual([[web, "database", undefined]]);
+  });
+});

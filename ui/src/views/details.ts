@@ -1,9 +1,55 @@
 // The connection details panel: what a database tool that opens its own SSH tunnel needs.
-import type { AppRef, ConnectionDetails, ServiceDetails } from "../backend/types";
+import type { AppRef, ConnectionDetails, CopyForm, ServiceDetails } from "../backend/types";
 import type { Context } from "../context";
 import { button, el } from "../dom";
 import { describeError } from "../errors";
 import { appKey } from "../format";
+import { appMenu, copyAsItems, size, withConfirmation } from "./workflow";
+
+/** The schemes the SQL shell, "Copy as…" and the dump know. */
+const CLIENT_SCHEMES = ["pgsql", "postgres", "postgresql", "mysql", "redis", "valkey"];
+
+/** A service's own SQL shell, "Copy as…" and dump, for this relationship (the app's menus pick
+ * the first database). */
+function serviceActions(ctx: Context, app: AppRef, s: ServiceDetails): HTMLElement | null {
+  if (!CLIENT_SCHEMES.includes(s.scheme)) return null;
+  const rel = s.relationship;
+  const sql = s.scheme !== "redis" && s.scheme !== "valkey";
+  const run = async (work: () => Promise<unknown>) => {
+    try {
+      await work();
+    } catch (e) {
+      ctx.showError(e);
+    }
+  };
+  const actions = el(
+    "div",
+    { class: "service-actions" },
+    el("button", { type: "button", class: "btn btn-small", "data-action": "sql-shell" }, sql ? "SQL shell" : "redis-cli"),
+    appMenu("Copy as…", `copy-as-${rel}`, copyAsItems().filter((b) => sql || b.dataset.form !== "jdbc")),
+    sql ? el("button", { type: "button", class: "btn-link", "data-action": "dump" }, "Download a dump…") : null,
+  );
+  actions.addEventListener("click", (e) => {
+    const target = (e.target as HTMLElement).closest<HTMLElement>("[data-action]");
+    switch (target?.dataset.action) {
+      case "sql-shell":
+        void run(() => withConfirmation((yes) => ctx.backend.sqlShell(app, rel, yes)));
+        return;
+      case "copy-as": {
+        const form = target.dataset.form as CopyForm;
+        void run(() => withConfirmation((yes) => ctx.backend.copyAs(app, form, rel, yes)));
+        return;
+      }
+      case "dump":
+        void run(async () => {
+          const done = await withConfirmation((yes) => ctx.backend.dumpDatabase(app, rel, yes));
+          if (done) ctx.toast(`Saved the dump to ${done.path} (${size(done.bytes)})`);
+        });
+        return;
+    }
+  });
+  return actions;
+}
 
 export const MASK = "••••••";
 
@@ -45,7 +91,7 @@ function detailRow(ctx: Context, row: Row): HTMLElement {
   );
 }
 
-function serviceSection(ctx: Context, s: ServiceDetails): HTMLElement {
+function serviceSection(ctx: Context, app: AppRef, s: ServiceDetails): HTMLElement {
   const rel = s.relationship;
   const rows: Row[] = [
     { field: "host", label: "Host", value: s.host, copyLabel: `${rel} host` },
@@ -65,6 +111,7 @@ function serviceSection(ctx: Context, s: ServiceDetails): HTMLElement {
       el("span", { class: "muted" }, ` ${s.service}${s.service_type ? ` (${s.service_type})` : ""}`),
     ),
     ...rows.map((r) => detailRow(ctx, r)),
+    serviceActions(ctx, app, s),
   );
 }
 
@@ -87,7 +134,7 @@ export function detailsBody(ctx: Context, d: ConnectionDetails): HTMLElement {
     ),
     el("section", { class: "service", "data-service-ssh": "" }, el("h3", { class: "service-title" }, "SSH"), ...ssh.map((r) => detailRow(ctx, r))),
     ...(d.services.length > 0
-      ? d.services.map((s) => serviceSection(ctx, s))
+      ? d.services.map((s) => serviceSection(ctx, d.app, s))
       : [el("p", { class: "muted" }, "This app has no services to connect to.")]),
   );
 }

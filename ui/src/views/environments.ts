@@ -353,7 +353,7 @@ export class EnvironmentsView {
     const production = this.kindOf(app) === "production";
     return el(
       "li",
-      { class: "app", "data-app": key },
+      { class: production ? "app is-production" : "app", "data-app": key },
       el(
         "div",
         { class: "app-head" },
@@ -378,13 +378,13 @@ export class EnvironmentsView {
         el("button", { type: "button", class: "btn btn-small btn-primary", "data-action": "terminal", "aria-label": `Open terminal on ${key}` }, "Open terminal"),
         el(
           "button",
-          { type: "button", class: "btn btn-small", "data-action": "tunnels", "aria-label": `Open tunnels to ${key}'s services`, disabled: opening },
-          opening ? "Opening…" : "Open tunnels",
+          { type: "button", class: "btn btn-small", "data-action": "sql-shell", "aria-label": `SQL shell on ${key}${production ? " (production: starts read-only)" : ""}` },
+          "SQL shell",
         ),
         el(
           "button",
-          { type: "button", class: "btn btn-small", "data-action": "sql-shell", "aria-label": `SQL shell on ${key}${production ? " (production: starts read-only)" : ""}` },
-          "SQL shell",
+          { type: "button", class: "btn btn-small", "data-action": "tunnels", "aria-label": `Open tunnels to ${key}'s services`, disabled: opening },
+          opening ? "Opening…" : "Open tunnels",
         ),
         el("button", { type: "button", class: "btn-link", "data-action": "logs", "aria-label": `Follow the log of ${key}` }, "Logs"),
         el("button", { type: "button", class: "btn-link", "data-action": "open-site", "aria-label": `Open the site of ${key}` }, "Open site"),

@@ -14,6 +14,8 @@ const two = (): TunnelView[] => [
   sampleTunnel(),
   sampleTunnel({
     id: 2,
+    app: { project: "def456", environment: "staging", app: "app" },
+    production: false,
     relationship: "cache",
     service: "redis",
     state: "reconnecting",
@@ -40,11 +42,12 @@ describe("tunnels view", () => {
     const db = $(root, '[data-tunnel="1"]');
     expect(db.textContent).toContain("database");
     expect(db.textContent).toContain("db");
-    expect($(db, "[data-field=app]").textContent).toBe("abc123/main/web");
+    expect($(db, "[data-field=app]").textContent).toBe("abc123/main/web [PRODUCTION]");
     expect($(db, "[data-field=state]").textContent).toBe("open");
     expect($(db, "[data-field=address]").textContent).toBe("127.0.0.1:30000");
     expect($(db, "[data-field=counters]").textContent).toBe("3 connections · 1 active · ↓ 2 KB ↑ 512 B");
     const cache = $(root, '[data-tunnel="2"]');
+    expect($(cache, "[data-field=app]").textContent).toBe("def456/staging/app");
     expect($(cache, "[data-field=state]").textContent).toBe("reconnecting");
     expect($(cache, "[data-field=state]").className).toContain("badge-warn");
     expect($(cache, "[data-field=detail]").textContent).toBe("the connection dropped; trying again");

@@ -191,7 +191,11 @@ export class TunnelsView {
         el("span", { class: "tunnel-name" }, el("strong", {}, t.relationship), el("span", { class: "muted" }, ` ${t.service}`)),
         state,
       ),
-      el("p", { class: "muted small mono", "data-field": "app" }, appKey(t.app)),
+      el(
+        "p",
+        { class: "muted small mono", "data-field": "app" },
+        t.production ? `${appKey(t.app)} [PRODUCTION]` : appKey(t.app),
+      ),
       detail,
       el(
         "div",

@@ -16,6 +16,10 @@ detail: string,
  */
 address: string, 
 /**
+ * The environment is production (its label carries the mark).
+ */
+production: boolean, 
+/**
  * The service's URL through the tunnel (with its credentials).
  */
 url: string, connections: number, active: number, bytes_in: number, bytes_out: number, };
