@@ -129,6 +129,10 @@ fn main() {
                 let _ = window.hide();
             }
             tauri::WindowEvent::Destroyed => windows::release_webkit(window.app_handle()),
+            // The switcher goes away when another window takes the focus, as palettes do.
+            tauri::WindowEvent::Focused(focused) if window.label() == switcher::SWITCHER => {
+                switcher::focus_changed(window, *focused)
+            }
             _ => {}
         })
         .build(tauri::generate_context!("../tauri.conf.json"));

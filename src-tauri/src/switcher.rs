@@ -9,6 +9,7 @@
 //! apps none (Wayland) is told in Settings, which points to `tether-desktop --switcher` for a
 //! shortcut of the desktop's own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -200,6 +201,7 @@ pub fn apply(app: &AppHandle, wanted: &str) -> ShortcutView {
 
 /// Shows the switcher (making it if it is not there), ready for a new search.
 pub fn show(app: &AppHandle) {
+    HAD_FOCUS.store(false, Ordering::SeqCst);
     if let Some(w) = app.get_webview_window(SWITCHER) {
         let _ = app.emit_to(SWITCHER, RESET, ());
         let _ = w.show();
@@ -224,6 +226,33 @@ pub fn show(app: &AppHandle) {
         }
         Err(e) => tracing::error!(error = %e, "cannot open the switcher"),
     }
+}
+
+/// How long a lost focus must stay lost before the switcher closes: a flicker (the window
+/// manager settling, a dialog of its own) is not the person turning to another window.
+const BLUR_CLOSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Whether the switcher shown now has had the focus.
+static HAD_FOCUS: AtomicBool = AtomicBool::new(false);
+
+/// The switcher's window gained or lost the focus: once it has had it, losing it for longer
+/// than [`BLUR_CLOSE`] closes it (a desktop may open it without the focus; then it stays until
+/// used or closed).
+pub fn focus_changed(window: &tauri::Window, focused: bool) {
+    if focused {
+        HAD_FOCUS.store(true, Ordering::SeqCst);
+        return;
+    }
+    if !HAD_FOCUS.load(Ordering::SeqCst) {
+        return;
+    }
+    let window = window.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(BLUR_CLOSE).await;
+        if !window.is_focused().unwrap_or(true) && HAD_FOCUS.swap(false, Ordering::SeqCst) {
+            let _ = window.close();
+        }
+    });
 }
 
 /// Every app, pinned first (in the order pinned), then recent (newest first), then the rest
