@@ -153,9 +153,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = std::process::Command::new("pkill")
-        .args(["-f", &format!("xterm -l -lf {}", terminal_log.display())])
-        .status();
+    end_terminal(&terminal_log);
     // The app used is recent now: first after the pinned one.
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
@@ -341,7 +339,86 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
     assert_eq!(saved["switcher_shortcut"], "Ctrl+Alt+K", "{saved}");
+
+    // Settings turn the question off for Storefront: its production terminal opens at once.
+    let guard = app
+        .find(&format!("#guard-{STOREFRONT}"), Duration::ZERO)
+        .await?;
+    app.click(&guard).await?;
+    app.click(&app.find("#save-settings", Duration::ZERO).await?)
+        .await?;
+    wait_text(
+        &app,
+        "[role=status].saved",
+        "Saved",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
+    assert_eq!(
+        saved["production_unguarded"],
+        json!([STOREFRONT]),
+        "{saved}"
+    );
+    press(&desktop, "ctrl+alt+k")?;
+    switcher(&app, &main).await?;
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    app.send_keys(&query, "store main").await?;
+    let start = Instant::now();
+    while listed(&app).await? != [format!("{STOREFRONT}/main/app")] {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the switcher lists {:?}",
+            listed(&app).await?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = app.send_keys(&query, ENTER).await;
+    closed(&app, &main).await?;
+    let start = Instant::now();
+    loop {
+        let shown = std::fs::read_to_string(&terminal_log).unwrap_or_default();
+        if shown.contains(&format!("project Storefront ({STOREFRONT}), app app")) {
+            break;
+        }
+        let asked = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Tether: production$"])
+            .env("DISPLAY", &desktop.display)
+            .output()?;
+        ensure!(
+            asked.stdout.is_empty(),
+            "asked about production although Settings turned it off"
+        );
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the terminal shows {shown:?}; the app said: {}",
+            std::fs::read_to_string(desktop.log()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    end_terminal(&terminal_log);
     Ok(())
+}
+
+/// Ends the xterm the app started with `log` as its log file (found by that unique path in
+/// its command line, ended by its pid).
+fn end_terminal(log: &std::path::Path) {
+    let wanted = format!("-lf\0{}\0", log.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&wanted) {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
 }
 
 /// Gives an X window the keyboard focus.
