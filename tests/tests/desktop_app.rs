@@ -339,7 +339,8 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     )
     .await?;
 
-    // Open its tunnels: the tunnels view shows them, and so does the command line.
+    // Open its tunnels: production asks first; then the tunnels view shows them, and so does
+    // the command line.
     app.click(
         &app.find(
             &format!("{row} [data-action=tunnels]"),
@@ -348,6 +349,8 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         .await?,
     )
     .await?;
+    app.click(&app.find("#production-yes", Duration::from_secs(20)).await?)
+        .await?;
     let listed = {
         let start = Instant::now();
         loop {
@@ -501,6 +504,9 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         serde_json::to_vec(&json!({
             "terminal": format!("xterm -l -lf {} -e {{}}", terminal_log.display()),
             "pinned": [format!("{MARKETING}/main/web")],
+            // Its production opens without a question (the project's switch): the questions
+            // are desktop_workflow's.
+            "production_unguarded": [MARKETING],
         }))?,
     )?;
 
@@ -528,24 +534,31 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         "{labels:?}"
     );
     // The pinned app first, then the projects.
-    let pinned = "★ web — Marketing site / main";
+    let pinned = "★ web — Marketing site / main [PRODUCTION]";
     assert_eq!(labels[5], pinned, "{labels:?}");
     for project in ["Storefront", "Marketing site"] {
         assert!(labels.iter().any(|l| l == project), "{project}: {labels:?}");
     }
     let storefront = menu.at(&["Storefront"]).context("Storefront")?.labels();
     assert!(
-        storefront.contains(&"main › app".to_string())
-            && storefront.contains(&"feature-search (paused)".to_string()),
+        storefront.contains(&"main [PRODUCTION] › app".to_string())
+            && storefront.contains(&"staging (staging) › app".to_string())
+            && storefront.contains(&"feature-search (development, paused)".to_string()),
         "{storefront:?}"
     );
     assert_eq!(
         menu.at(&[pinned]).context("the pinned app")?.labels(),
         [
             "Open terminal",
+            "SQL shell",
+            "Logs",
+            "Open site",
+            "Open tunnels",
+            "Open in…",
+            "Copy as…",
+            "Download a database dump…",
             "Copy SSH command",
             "Copy user@host",
-            "Open tunnels",
             "Connection details…"
         ]
     );
@@ -578,7 +591,7 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let local = listed[0]["local"].as_str().unwrap_or_default().to_string();
-    let label = format!("redis of {MARKETING}/main/web — {local} (open)");
+    let label = format!("redis of {MARKETING}/main/web [PRODUCTION] — {local} (open)");
     let menu = w
         .wait_for_menu_entry(&item, &label, Duration::from_secs(10))
         .await?;
@@ -831,6 +844,9 @@ async fn a_project_that_demands_mfa_is_one_mfa_sign_in_away() -> Result<()> {
             .await?,
     )
     .await?;
+    // Its main environment is production: the window asks first.
+    app.click(&app.find("#production-yes", Duration::from_secs(20)).await?)
+        .await?;
     let start = Instant::now();
     let ledger = loop {
         if let Some(t) = tunnel_list(&user)

@@ -102,7 +102,11 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     let settings_file = user.home().join(".local/share/tether/desktop.json");
     std::fs::write(
         &settings_file,
-        serde_json::to_vec(&json!({ "pinned": [format!("{MARKETING}/main/web")] }))?,
+        // Its production opens without a question (the project's switch).
+        serde_json::to_vec(&json!({
+            "pinned": [format!("{MARKETING}/main/web")],
+            "production_unguarded": [MARKETING],
+        }))?,
     )?;
     // Read once by the app at start; this test is alone in its binary.
     std::env::set_var("TETHER_CLIPBOARD_CLEAR_SECS", CLEAR_SECS.to_string());
@@ -113,7 +117,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
     let _app = desktop.launch_for(&user, &["--hidden"])?;
     let w = &desktop.watcher;
     let item = desktop.tray_item().await?;
-    let pinned = "★ web — Marketing site / main";
+    let pinned = "★ web — Marketing site / main [PRODUCTION]";
     w.wait_for_menu_entry(&item, pinned, Duration::from_secs(30))
         .await?;
     w.click_path(&item, &[pinned, "Open tunnels"]).await?;
@@ -130,7 +134,7 @@ async fn a_copied_tunnel_url_is_cleared_from_the_clipboard_unless_the_user_copie
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let label = format!("redis of {MARKETING}/main/web — {local} (open)");
+    let label = format!("redis of {MARKETING}/main/web [PRODUCTION] — {local} (open)");
     w.wait_for_menu_entry(&item, &label, Duration::from_secs(10))
         .await?;
 
