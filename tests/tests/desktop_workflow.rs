@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use tether_e2e::cli::User;
-use tether_e2e::desktop::{app_session, screenshot, screenshot_dir, wait_text, Desktop};
+use tether_e2e::desktop::{app_session, screenshot, screenshot_dir, Desktop};
 use tether_e2e::notifications::Notifications;
 use tether_e2e::webdriver::WebDriver;
 use tether_e2e::{backend, demo_sim, Postgres, Redis, ALICE_TOKEN};
