@@ -251,19 +251,21 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         )
         .await?,
     )?;
-    let ids: Vec<&str> = checks.iter().map(|(id, ..)| id.as_str()).collect();
+    // Problems and warnings are listed first; all nine are there.
+    let mut ids: Vec<&str> = checks.iter().map(|(id, ..)| id.as_str()).collect();
+    ids.sort();
     assert_eq!(
         ids,
         [
+            "agent",
+            "clock",
+            "hook_binary",
+            "keyring",
             "openssh_version",
             "ssh_config_block",
             "ssh_resolution",
-            "keyring",
-            "clock",
-            "agent",
             "tray_host",
             "tunnel_ports",
-            "hook_binary"
         ],
         "{checks:?}"
     );
@@ -287,6 +289,52 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     .await?;
     show(&app, "#switcher-settings").await?;
     screenshot(&app, "settings-switcher").await?;
+
+    // A clock 5 minutes off the platform's: "Run checks again" shows the problem and its fix,
+    // and once the clocks agree again, the check is fine.
+    sim.set_clock_skew(-300);
+    app.click(&app.find("#run-checks", Duration::ZERO).await?)
+        .await?;
+    wait_text(
+        &app,
+        "#check-list [data-check=clock]",
+        "300 s ahead of the platform's",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let clock = wait_text(
+        &app,
+        "#check-list [data-check=clock]",
+        "Problem",
+        Duration::ZERO,
+    )
+    .await?;
+    assert!(
+        clock.contains("Fix: Set the clock from the network")
+            && clock.contains("sudo timedatectl set-ntp true"),
+        "{clock}"
+    );
+    wait_text(&app, "#checks-summary", "1 problem", Duration::ZERO).await?;
+    // What needs doing comes first.
+    wait_text(
+        &app,
+        "#check-list .check:first-child",
+        "300 s ahead",
+        Duration::ZERO,
+    )
+    .await?;
+    show(&app, "#checks").await?;
+    screenshot(&app, "settings-checks-clock-problem").await?;
+    sim.set_clock_skew(0);
+    app.click(&app.find("#run-checks", Duration::ZERO).await?)
+        .await?;
+    wait_text(
+        &app,
+        "#check-list [data-check=clock]",
+        "within 60 s",
+        Duration::from_secs(30),
+    )
+    .await?;
     show(&app, "#checks").await?;
     screenshot(&app, "settings-checks").await?;
 

@@ -236,19 +236,21 @@ describe("settings: quick switcher, production, checks", () => {
     await showSettings();
     const checks = $(m!.root, "#checks");
     const rows = [...checks.querySelectorAll<HTMLElement>(".check")];
+    // Problems first, then warnings, then what is fine.
     expect(rows.map((r) => [r.dataset.check, r.dataset.status])).toEqual([
-      ["openssh_version", "ok"],
       ["ssh_config_block", "problem"],
       ["tray_host", "warning"],
+      ["openssh_version", "ok"],
     ]);
-    expect(rows[0].textContent).toContain("OK");
-    expect(rows[1].textContent).toContain("Problem");
-    expect(rows[1].textContent).toContain("The earlier Host * shadows it");
-    expect(rows[1].querySelector(".check-fix")!.textContent).toContain("Fix: Move Tether's block to the top");
-    expect(rows[1].querySelector("code")!.textContent).toBe("tether config:ssh --write");
-    expect(rows[0].querySelector(".check-fix")).toBeNull();
+    expect(rows[2].textContent).toContain("OK");
+    expect(rows[1].textContent).toContain("Warning");
+    expect(rows[0].textContent).toContain("Problem");
+    expect(rows[0].textContent).toContain("The earlier Host * shadows it");
+    expect(rows[0].querySelector(".check-fix")!.textContent).toContain("Fix: Move Tether's block to the top");
+    expect(rows[0].querySelector("code")!.textContent).toBe("tether config:ssh --write");
+    expect(rows[2].querySelector(".check-fix")).toBeNull();
     expect($(checks, "#checks-summary").textContent).toBe("1 problem, 1 warning: see what fixes them below.");
-    rows[1].querySelector<HTMLButtonElement>(".btn-link")!.click();
+    rows[0].querySelector<HTMLButtonElement>(".btn-link")!.click();
     await settle();
     expect(m!.backend.callsTo("copy")).toEqual([["tether config:ssh --write", "command", false]]);
     await click(checks, "#run-checks");

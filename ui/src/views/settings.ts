@@ -223,10 +223,20 @@ export class SettingsPage {
       .map((st) => [st, report.checks.filter((c) => c.status === st).length] as const)
       .filter(([, n]) => n > 0)
       .map(([st, n]) => `${n} ${st === "problem" ? (n === 1 ? "problem" : "problems") : n === 1 ? "warning" : "warnings"}`);
-    const summary = counts.length === 0 ? "Everything checked is fine." : `${counts.join(", ")}: see what fixes them below.`;
+    const flagged = report.checks.filter((c) => c.status !== "ok").length;
+    const summary =
+      flagged === 0 ? "Everything checked is fine." : `${counts.join(", ")}: see what fixes ${flagged === 1 ? "it" : "them"} below.`;
     this.checksBody.replaceChildren(
       el("p", { class: `checks-summary status-${worst}`, id: "checks-summary" }, summary),
-      el("ul", { class: "checks", id: "check-list" }, ...report.checks.map((c) => this.checkRow(c))),
+      // What needs doing first; the report's order within each status.
+      el(
+        "ul",
+        { class: "checks", id: "check-list" },
+        ...report.checks
+          .map((c, i) => ({ c, i }))
+          .sort((a, b) => RANK[b.c.status] - RANK[a.c.status] || a.i - b.i)
+          .map(({ c }) => this.checkRow(c)),
+      ),
       el(
         "p",
         { class: "hint" },
@@ -242,7 +252,7 @@ export class SettingsPage {
           "p",
           { class: "check-fix" },
           `Fix: ${c.fix.text}`,
-          c.fix.command ? " " : null,
+          c.fix.command ? ": " : null,
           c.fix.command ? el("code", {}, c.fix.command) : null,
           c.fix.command
             ? button("Copy", { class: "btn-link", "aria-label": `Copy ${c.fix.command}` }, () => void this.ctx.copy(c.fix!.command!, "command"))
