@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use tauri::AppHandle;
-use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
 use tether_core::auth::LoginRequest;
 use tether_core::guard::Entry;
 use tether_core::tunnel::AppKey;
@@ -69,6 +68,51 @@ async fn confirmed(
     let Some(question) = desktop.production_question(key, entry).await? else {
         return Ok(true);
     };
+    let yes = ask(app, question).await?;
+    tracing::info!(yes, "asked before entering production from the tray");
+    Ok(yes)
+}
+
+/// The question in a GTK dialog of its own, on the main thread: Cancel is its default and has
+/// the focus, so Enter or Escape answer no; "Yes, go on" (Alt+Y) answers yes.
+#[cfg(target_os = "linux")]
+async fn ask(app: &AppHandle, question: String) -> Result<bool, IpcError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.run_on_main_thread(move || {
+        use gtk::prelude::*;
+        let dialog = gtk::MessageDialog::new(
+            None::<&gtk::Window>,
+            gtk::DialogFlags::MODAL,
+            gtk::MessageType::Warning,
+            gtk::ButtonsType::None,
+            "Production",
+        );
+        dialog.set_secondary_text(Some(&question));
+        dialog.set_title("Tether: production");
+        dialog.set_keep_above(true);
+        dialog.add_button("_Cancel", gtk::ResponseType::Cancel);
+        dialog.add_button("_Yes, go on", gtk::ResponseType::Accept);
+        dialog.set_default_response(gtk::ResponseType::Cancel);
+        let answer = std::cell::RefCell::new(Some(tx));
+        dialog.connect_response(move |d, response| {
+            if let Some(tx) = answer.borrow_mut().take() {
+                let _ = tx.send(response == gtk::ResponseType::Accept);
+            }
+            d.close();
+        });
+        dialog.show_all();
+        if let Some(cancel) = dialog.widget_for_response(gtk::ResponseType::Cancel) {
+            cancel.grab_focus();
+        }
+        dialog.present();
+    })
+    .map_err(|e| IpcError::other(format!("cannot ask: {e}")))?;
+    Ok(rx.await.unwrap_or(false))
+}
+
+/// Elsewhere, the dialog plugin's (OK focused, as each system draws it).
+#[cfg(not(target_os = "linux"))]
+async fn ask(app: &AppHandle, question: String) -> Result<bool, IpcError> {
     let dialog = app
         .dialog()
         .message(question)
@@ -78,11 +122,9 @@ async fn confirmed(
             "Yes, go on".into(),
             "Cancel".into(),
         ));
-    let yes = tauri::async_runtime::spawn_blocking(move || dialog.blocking_show())
+    tauri::async_runtime::spawn_blocking(move || dialog.blocking_show())
         .await
-        .map_err(|e| IpcError::other(e.to_string()))?;
-    tracing::info!(yes, "asked before entering production from the tray");
-    Ok(yes)
+        .map_err(|e| IpcError::other(e.to_string()))
 }
 
 async fn run_async(

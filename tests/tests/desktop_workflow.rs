@@ -71,8 +71,8 @@ fn window_shot(desktop: &Desktop, window: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The tray's production question: waits for its dialog, then answers with `key`
-/// (`Escape` is no, `Return` the focused button, yes).
+/// The tray's production question: waits for its dialog, then answers with `key` (`Return`
+/// or `Escape` is no, `alt+y` is "Yes, go on").
 async fn answer_tray_question(desktop: &Desktop, key: &str, shot: &str) -> Result<()> {
     let found = windows_named(desktop, "Tether: production", Duration::from_secs(20)).await?;
     let window = found
@@ -582,9 +582,10 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     xdotool(&desktop, &["key", "--window", window, "ctrl+c"])?;
     terminal.closed(&desktop).await?;
 
-    // On production the tray asks in a dialog of its own: no (Escape), and nothing happens.
+    // On production the tray asks in a dialog of its own, where Enter answers no (Cancel is its
+    // default): nothing happens.
     w.click_path(&item, &[main_label, "SQL shell"]).await?;
-    answer_tray_question(&desktop, "Escape", "workflow-tray-question").await?;
+    answer_tray_question(&desktop, "Return", "workflow-tray-question").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         xterms(&desktop, Duration::ZERO).await?.is_empty() && terminal.shown().is_empty(),
@@ -593,7 +594,7 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     );
     // Yes: psql starts read-only, says so and how to leave it; a write is refused.
     w.click_path(&item, &[main_label, "SQL shell"]).await?;
-    answer_tray_question(&desktop, "Return", "workflow-tray-question-yes").await?;
+    answer_tray_question(&desktop, "alt+y", "workflow-tray-question-yes").await?;
     terminal
         .wait_for(
             &[
