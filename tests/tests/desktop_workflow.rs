@@ -325,6 +325,7 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     // A stand-in DBeaver, found on the app's PATH.
     let bin = tempfile::tempdir()?;
     let dbeaver_args = stand_in(bin.path(), "dbeaver")?;
+    let tableplus_args = stand_in(bin.path(), "tableplus")?;
     let browser_args = stand_in(bin.path(), "browser")?;
     let browser = bin.path().join("browser").display().to_string();
     let path = format!(
@@ -446,6 +447,14 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
         )
     );
 
+    // TablePlus on staging (no question) gets the URL it opens: postgresql://, not pgsql://.
+    click_in_row(&app, &staging, "[data-menu-toggle=open-in]").await?;
+    click_in_row(&app, &staging, "[data-client=table_plus]").await?;
+    assert_eq!(
+        wait_file(&tableplus_args, Duration::from_secs(30)).await?,
+        format!("postgresql://main:main@127.0.0.1:{port}/main\n")
+    );
+
     // Open site: the environment's primary route in the browser.
     click_in_row(&app, &staging, "[data-action=open-site]").await?;
     assert_eq!(
@@ -536,7 +545,10 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
         .at(&[main_label, "Open in…"])
         .context("Open in…")?
         .labels();
-    assert_eq!(open_in, ["DBeaver", "Terminal (psql, mysql, redis-cli)"]);
+    assert_eq!(
+        open_in,
+        ["DBeaver", "TablePlus", "Terminal (psql, mysql, redis-cli)"]
+    );
     assert!(
         menu.labels().iter().any(|l| l.starts_with(&format!(
             "database of {STOREFRONT}/main/app [PRODUCTION] — "
