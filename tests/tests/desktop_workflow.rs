@@ -166,15 +166,23 @@ async fn wait_content(app: &WebDriver, css: &str, want: &str, timeout: Duration)
     }
 }
 
-/// Clicks an app's item in the window: `[data-app=KEY] SELECTOR`.
+/// Clicks an app's item in the window: `[data-app=KEY] SELECTOR`, found again when the view
+/// drew its rows anew between the find and the click (after an event of the agent).
 async fn click_in_row(app: &WebDriver, key: &str, selector: &str) -> Result<()> {
-    let element = app
-        .find(
-            &format!("[data-app=\"{key}\"] {selector}"),
-            Duration::from_secs(30),
-        )
-        .await?;
-    app.click(&element).await
+    let css = format!("[data-app=\"{key}\"] {selector}");
+    let start = Instant::now();
+    loop {
+        let element = app.find(&css, Duration::from_secs(30)).await?;
+        match app.click(&element).await {
+            Err(e)
+                if format!("{e:#}").contains("stale")
+                    && start.elapsed() < Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// A terminal session the test reads: xterm's log file, and its window to type in.
