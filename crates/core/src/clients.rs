@@ -25,6 +25,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+// A URL's user, password or path segment is encoded as PHP's `rawurlencode` (what `db:sql`
+// puts in psql's URL), and a relationship's fields read as `db` reads them.
+use crate::db::{field_text as text, rawurlencode as encode};
 use crate::ssh::url::shell_quote;
 
 /// The kind of service a client talks to.
@@ -64,27 +67,6 @@ impl std::fmt::Debug for Service {
             .field("database", &self.database)
             .finish_non_exhaustive()
     }
-}
-
-fn text(fields: &Map<String, Value>, key: &str) -> String {
-    match fields.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// Percent-encodes what a URL's user, password or path segment may not hold as is.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Service {

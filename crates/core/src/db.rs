@@ -77,8 +77,9 @@ pub fn escape(arg: &str) -> String {
     }
 }
 
-/// PHP's `rawurlencode` (RFC 3986 unreserved characters kept).
-fn rawurlencode(s: &str) -> String {
+/// PHP's `rawurlencode` (RFC 3986 unreserved characters kept): also what [`crate::clients`]
+/// encodes a URL's user, password and path with.
+pub(crate) fn rawurlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -152,7 +153,8 @@ impl std::fmt::Debug for Database {
     }
 }
 
-fn text(fields: &serde_json::Map<String, Value>, key: &str) -> String {
+/// A relationship's field as text (a number as its digits), empty when absent.
+pub(crate) fn field_text(fields: &serde_json::Map<String, Value>, key: &str) -> String {
     match fields.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -167,11 +169,11 @@ impl Database {
             id,
             relationship: e.relationship().to_string(),
             scheme: e.scheme().unwrap_or_default().to_string(),
-            username: text(f, "username"),
-            password: text(f, "password"),
+            username: field_text(f, "username"),
+            password: field_text(f, "password"),
             host: e.host().to_string(),
             port: e.port().get(),
-            path: text(f, "path"),
+            path: field_text(f, "path"),
             service: e.service().map(str::to_string),
             kind: e.service_type().map(str::to_string),
             endpoint: f.get("rel").and_then(Value::as_str).map(str::to_string),
