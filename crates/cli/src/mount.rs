@@ -13,7 +13,9 @@ use tether_core::mounts::{self, Mount, APPLICATION_VARIABLE};
 use tether_core::transfer::{self, RsyncOptions, Sync, Verbosity};
 
 use crate::context::{env_nonempty, Ctx};
-use crate::environment::{container, local_variables_apply, run_tool, ssh_options, ContainerFlags};
+use crate::environment::{
+    container, local_variables_apply, run_tool, ssh_options, Container, ContainerFlags,
+};
 use crate::output::{print, progress};
 use crate::session::confirm;
 use crate::Format;
@@ -168,6 +170,20 @@ fn chosen_mount(given: Option<&str>, app: &str, list: &[Mount], verb: &str) -> R
     }
 }
 
+/// The container a copy names and its mounts (refreshed first with `--refresh`); an error
+/// when it has none, as there is nothing to copy from or to.
+async fn container_mounts(ctx: &Ctx, copy: &CopyFlags) -> Result<(Container, Vec<Mount>)> {
+    if copy.refresh {
+        ctx.access.catalog().refresh().await;
+    }
+    let c = container(ctx, &copy.container).await?;
+    let list = mounts::app_mounts(&ctx.access, &c.project, &c.env, &c.name).await?;
+    if list.is_empty() {
+        bail!("no mounts found on {} ({})", c.label(), c.url);
+    }
+    Ok((c, list))
+}
+
 /// Asks before a copy, at a terminal and without `-y`; elsewhere the copy goes ahead, as the
 /// official client's confirmation defaults to yes when nobody can answer.
 fn go_ahead(ctx: &Ctx, question: &str, yes: bool) -> Result<bool> {
@@ -211,14 +227,7 @@ pub async fn download(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
             shown(&target)
         );
     }
-    if copy.refresh {
-        ctx.access.catalog().refresh().await;
-    }
-    let c = container(ctx, &copy.container).await?;
-    let list = mounts::app_mounts(&ctx.access, &c.project, &c.env, &c.name).await?;
-    if list.is_empty() {
-        bail!("no mounts found on {} ({})", c.label(), c.url);
-    }
+    let (c, list) = container_mounts(ctx, copy).await?;
     // Each mount and where it goes, all checked before anything is written.
     let plan: Vec<(String, PathBuf)> = if args.all {
         list.iter()
@@ -293,14 +302,7 @@ pub async fn upload(ctx: &Ctx, args: UploadArgs) -> Result<()> {
             shown(&source)
         );
     }
-    if copy.refresh {
-        ctx.access.catalog().refresh().await;
-    }
-    let c = container(ctx, &copy.container).await?;
-    let list = mounts::app_mounts(&ctx.access, &c.project, &c.env, &c.name).await?;
-    if list.is_empty() {
-        bail!("no mounts found on {} ({})", c.label(), c.url);
-    }
+    let (c, list) = container_mounts(ctx, copy).await?;
     let mount = chosen_mount(copy.mount.as_deref(), &c.name, &list, "upload to")?;
     let question = format!(
         "Uploading files from {} to the remote mount {mount} of {}",
