@@ -206,35 +206,13 @@ impl User {
 
     /// Runs `tether ARGS`, feeding `stdin`.
     pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
-        let mut cmd = tokio::process::Command::from(self.tether(args)?);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().context("cannot start tether")?;
-        if let Some(mut pipe) = child.stdin.take() {
-            use tokio::io::AsyncWriteExt;
-            if let Some(input) = stdin {
-                pipe.write_all(input.as_bytes()).await?;
-            }
-        }
-        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .map_err(|_| anyhow!("tether {args:?} did not finish in 120 s"))?
-            .context("tether failed to run")
+        run_tether(self.tether(args)?, args, stdin).await
     }
 
     /// Runs `tether ARGS` and fails unless it succeeds; returns stdout.
     pub async fn ok(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
         let out = self.run(args, stdin).await?;
-        if !out.status.success() {
-            bail!(
-                "tether {args:?} failed ({}):\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        succeeded(args, &out)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -450,6 +428,41 @@ impl Drop for User {
     fn drop(&mut self) {
         stop_agent(&self.runtime_dir().join("tether").join("tether-sim.pid"));
     }
+}
+
+/// Runs `cmd`, a `tether ARGS` from [`User::tether`] that a suite may have given more
+/// variables or another directory, with `stdin` fed then closed; fails if it does not finish
+/// in 120 s.
+pub async fn run_tether(cmd: Command, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("cannot start tether")?;
+    if let Some(mut pipe) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).await?;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .map_err(|_| anyhow!("tether {args:?} did not finish in 120 s"))?
+        .context("tether failed to run")
+}
+
+/// Fails unless `tether ARGS` succeeded, with its status, stdout and stderr in the error.
+pub fn succeeded(args: &[&str], out: &Output) -> Result<()> {
+    if !out.status.success() {
+        bail!(
+            "tether {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch, by the wall clock.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
 use serde_json::Value;
-use tether_e2e::cli::{workspace_binary, User};
+use tether_e2e::cli::{run_tether, succeeded, workspace_binary, User};
 use tether_e2e::*;
 use tether_sim::SimOptions;
 
@@ -44,22 +44,7 @@ async fn tether(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("cannot start tether")?;
-    if let Some(mut pipe) = child.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).await?;
-        }
-    }
-    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .map_err(|_| anyhow!("tether {args:?} did not finish in 120 s"))?
-        .context("tether failed to run")
+    run_tether(cmd, args, stdin).await
 }
 
 /// The same, failing unless it succeeds; returns stdout.
@@ -70,13 +55,7 @@ async fn ok(
     stdin: Option<&str>,
 ) -> Result<(String, String)> {
     let out = tether(user, args, vars, stdin, None).await?;
-    ensure!(
-        out.status.success(),
-        "tether {args:?} failed ({}):\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    succeeded(args, &out)?;
     Ok((text(&out.stdout), text(&out.stderr)))
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use base64::Engine;
 use serde_json::{json, Value};
-use tether_e2e::cli::User;
+use tether_e2e::cli::{run_tether, succeeded, User};
 use tether_e2e::*;
 use tether_sim::{SimHandle, SimOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -34,22 +34,13 @@ fn with<'a>(command: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
 /// `tether ARGS` with more variables in its environment.
 async fn run_env(user: &User, args: &[&str], vars: &[(&str, &str)]) -> Result<Output> {
     let mut cmd = user.tether(args)?;
-    cmd.envs(vars.iter().copied()).stdin(Stdio::null());
-    let out = tokio::time::timeout(Duration::from_secs(120), run_async(cmd))
-        .await
-        .with_context(|| format!("tether {args:?} did not finish in 120 s"))??;
-    Ok(out)
+    cmd.envs(vars.iter().copied());
+    run_tether(cmd, args, None).await
 }
 
 async fn ok_env(user: &User, args: &[&str], vars: &[(&str, &str)]) -> Result<String> {
     let out = run_env(user, args, vars).await?;
-    ensure!(
-        out.status.success(),
-        "tether {args:?} failed ({}):\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    succeeded(args, &out)?;
     Ok(text(&out.stdout))
 }
 
