@@ -68,3 +68,56 @@ pub async fn echo_retrying(port: u16, within: Duration) -> Result<()> {
         }
     }
 }
+
+/// A platform with Alice (password only) and one project, `project`, in the organization
+/// `organization` (its id `organization_id`; `label` names both): an app whose database
+/// relationship (`main`, with `password`) is served by the echo server at `echo`, on a
+/// development environment `dev` (machine name `dev-abcdefg`).
+pub fn database_on_echo_fixture(
+    echo: SocketAddr,
+    password: &str,
+    organization_id: &str,
+    organization: &str,
+    label: &str,
+    project: &str,
+) -> Result<tether_sim::Fixture> {
+    let alice = crate::alice_fixture();
+    Ok(tether_sim::Fixture::from_toml(&format!(
+        r#"
+[backends]
+echo = "{echo}"
+
+[[organizations]]
+id = "{organization_id}"
+name = "{organization}"
+label = "{label}"
+
+{alice}
+[[projects]]
+id = "{project}"
+title = "{label}"
+region = "eu-3"
+organization = "{organization}"
+members = ["alice"]
+
+  [[projects.services]]
+  name = "db"
+  type = "postgresql:16"
+  backend = "echo"
+  username = "main"
+  password = "{password}"
+  path = "main"
+
+  [[projects.apps]]
+  name = "app"
+  type = "php:8.3"
+  relationships = {{ database = "db:postgresql" }}
+
+  [[projects.environments]]
+  id = "dev"
+  machine_name = "dev-abcdefg"
+  status = "active"
+  type = "development"
+"#
+    ))?)
+}

@@ -569,45 +569,14 @@ mod inside {
 /// A platform with Alice and an app whose database relationship has `password`, served by
 /// an echo server at `echo`.
 fn bundle_fixture(echo: std::net::SocketAddr, password: &str) -> Result<tether_sim::Fixture> {
-    let alice = alice_fixture();
-    Ok(tether_sim::Fixture::from_toml(&format!(
-        r#"
-[backends]
-echo = "{echo}"
-
-[[organizations]]
-id = "01HZX3DOCT000000000000000"
-name = "doctor"
-label = "Doctor"
-
-{alice}
-[[projects]]
-id = "doctorproj1"
-title = "Doctor"
-region = "eu-3"
-organization = "doctor"
-members = ["alice"]
-
-  [[projects.services]]
-  name = "db"
-  type = "postgresql:16"
-  backend = "echo"
-  username = "main"
-  password = "{password}"
-  path = "main"
-
-  [[projects.apps]]
-  name = "app"
-  type = "php:8.3"
-  relationships = {{ database = "db:postgresql" }}
-
-  [[projects.environments]]
-  id = "dev"
-  machine_name = "dev-abcdefg"
-  status = "active"
-  type = "development"
-"#
-    ))?)
+    tether_e2e::echo::database_on_echo_fixture(
+        echo,
+        password,
+        "01HZX3DOCT000000000000000",
+        "doctor",
+        "Doctor",
+        "doctorproj1",
+    )
 }
 
 /// Every file under `dir`, with its text.

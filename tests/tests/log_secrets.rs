@@ -145,45 +145,14 @@ async fn an_api_token_session_logged_at_trace_level_shows_no_secret() -> Result<
 /// A platform with Alice (password only), and an app whose database relationship has a
 /// password of this test's, served by `echo`.
 fn fixture(echo: std::net::SocketAddr, password: &str) -> Result<Fixture> {
-    let alice = alice_fixture();
-    Ok(Fixture::from_toml(&format!(
-        r#"
-[backends]
-echo = "{echo}"
-
-[[organizations]]
-id = "01HZX3LOGS000000000000000"
-name = "logs"
-label = "Logs"
-
-{alice}
-[[projects]]
-id = "logsproj1"
-title = "Logs"
-region = "eu-3"
-organization = "logs"
-members = ["alice"]
-
-  [[projects.services]]
-  name = "db"
-  type = "postgresql:16"
-  backend = "echo"
-  username = "main"
-  password = "{password}"
-  path = "main"
-
-  [[projects.apps]]
-  name = "app"
-  type = "php:8.3"
-  relationships = {{ database = "db:postgresql" }}
-
-  [[projects.environments]]
-  id = "dev"
-  machine_name = "dev-abcdefg"
-  status = "active"
-  type = "development"
-"#
-    ))?)
+    tether_e2e::echo::database_on_echo_fixture(
+        echo,
+        password,
+        "01HZX3LOGS000000000000000",
+        "logs",
+        "Logs",
+        "logsproj1",
+    )
 }
 
 const APP: [&str; 6] = ["-p", "logsproj1", "-e", "dev", "-A", "app"];
