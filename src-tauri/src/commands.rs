@@ -15,6 +15,7 @@ use tether_core::api::{StepUp, StepUpKind};
 use tether_core::auth::LoginRequest;
 use tether_core::guard::Entry;
 use tether_core::settings::DesktopSettings;
+use tether_core::tunnel::AppKey;
 
 use crate::clipboard::Secrecy;
 use crate::desktop::{app_key, Desktop};
@@ -49,6 +50,20 @@ where
         }
         Err((e, _)) => Err(e),
     }
+}
+
+/// The app a command acts on, once the production question for `entry` has had its yes (on
+/// production the first call answers with the question, a [`CONFIRM`] error, and `confirmed`
+/// is the person's yes).
+async fn asked(
+    desktop: &Desktop,
+    app: &AppRef,
+    entry: Entry,
+    confirmed: Option<bool>,
+) -> Result<AppKey, IpcError> {
+    let key = app_key(app)?;
+    desktop.check_production(&key, entry, confirmed).await?;
+    Ok(key)
 }
 
 #[tauri::command]
@@ -103,10 +118,7 @@ pub async fn open_terminal(
     app: AppRef,
     confirmed: Option<bool>,
 ) -> Result<(), IpcError> {
-    let key = app_key(&app)?;
-    desktop
-        .check_production(&key, Entry::Terminal, confirmed)
-        .await?;
+    let key = asked(&desktop, &app, Entry::Terminal, confirmed).await?;
     desktop.open_terminal(&key).await
 }
 
@@ -117,10 +129,7 @@ pub async fn open_tunnels(
     app: AppRef,
     confirmed: Option<bool>,
 ) -> Result<OpenedView, IpcError> {
-    let key = app_key(&app)?;
-    desktop
-        .check_production(&key, Entry::Tunnel, confirmed)
-        .await?;
+    let key = asked(&desktop, &app, Entry::Tunnel, confirmed).await?;
     with_step_up(&handle, &desktop, || desktop.open_tunnels(&key)).await
 }
 
@@ -133,10 +142,7 @@ pub async fn sql_shell(
     relationship: Option<String>,
     confirmed: Option<bool>,
 ) -> Result<(), IpcError> {
-    let key = app_key(&app)?;
-    desktop
-        .check_production(&key, Entry::SqlShell, confirmed)
-        .await?;
+    let key = asked(&desktop, &app, Entry::SqlShell, confirmed).await?;
     desktop
         .sql_shell(&handle, &key, relationship.as_deref())
         .await
@@ -179,10 +185,7 @@ pub async fn open_in(
     relationship: Option<String>,
     confirmed: Option<bool>,
 ) -> Result<(), IpcError> {
-    let key = app_key(&app)?;
-    desktop
-        .check_production(&key, Entry::SqlShell, confirmed)
-        .await?;
+    let key = asked(&desktop, &app, Entry::SqlShell, confirmed).await?;
     desktop
         .open_in(&handle, &key, client, relationship.as_deref())
         .await
@@ -218,10 +221,7 @@ pub async fn dump_database(
     relationship: Option<String>,
     confirmed: Option<bool>,
 ) -> Result<Option<DumpView>, IpcError> {
-    let key = app_key(&app)?;
-    desktop
-        .check_production(&key, Entry::Dump, confirmed)
-        .await?;
+    let key = asked(&desktop, &app, Entry::Dump, confirmed).await?;
     crate::dump::run(&handle, desktop.inner(), &key, relationship.as_deref()).await
 }
 
