@@ -16,6 +16,8 @@ packages=(
   # the real peers the tests and the demo use
   openssh-client openssh-server openssh-sftp-server rsync
   postgresql postgresql-client redis-server redis-tools
+  # MySQL/MariaDB for db:sql, db:dump and the SQL shell (tests/src/mariadb.rs runs its own)
+  mariadb-server mariadb-client
   # a browser engine for the login page tests, a terminal, screenshots
   chromium chromium-driver xterm xfonts-base tmux imagemagick xdotool xclip
   # scripts and the desktop tests (close-window.py, the demo's ports)
@@ -50,7 +52,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "setup-system: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Debian's postgresql and redis packages try to start system services; we run our own
+# Debian's postgresql, redis and mariadb packages try to start system services; we run our own
 # instances on loopback, so keep the package scripts from starting anything.
 if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
