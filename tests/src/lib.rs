@@ -9,6 +9,7 @@ pub mod desktop;
 pub mod echo;
 pub mod forms;
 pub mod keyring;
+pub mod mariadb;
 pub mod namespace;
 pub mod notifications;
 pub mod openssh;
