@@ -27,7 +27,10 @@ use serde_json::{Map, Value};
 
 // A URL's user, password or path segment is encoded as PHP's `rawurlencode` (what `db:sql`
 // puts in psql's URL), and a relationship's fields read as `db` reads them.
-use crate::db::{field_text as text, rawurlencode as encode};
+use crate::db::{
+    field_text as text, rawurlencode as encode, ReadOnly, MYSQL_READ_ONLY_INIT,
+    PG_READ_ONLY_OPTIONS,
+};
 use crate::ssh::url::shell_quote;
 
 /// The kind of service a client talks to.
@@ -187,10 +190,7 @@ impl Service {
                     env.push(("PGPASSWORD".to_string(), self.password.clone()));
                 }
                 if read_only {
-                    env.push((
-                        "PGOPTIONS".to_string(),
-                        "-c default_transaction_read_only=on".to_string(),
-                    ));
+                    env.push(("PGOPTIONS".to_string(), PG_READ_ONLY_OPTIONS.to_string()));
                 }
                 let mut args = vec![
                     "-h".to_string(),
@@ -204,9 +204,7 @@ impl Service {
                 if !self.database.is_empty() {
                     args.push(self.database.clone());
                 }
-                let mode = read_only.then_some(ReadOnlyMode::Yes {
-                    leave: "SET default_transaction_read_only = off;",
-                });
+                let mode = read_only.then_some(ReadOnly::POSTGRES);
                 ("psql", args, mode)
             }
             Kind::MySql => {
@@ -222,14 +220,12 @@ impl Service {
                     args.push(format!("--user={}", self.username));
                 }
                 if read_only {
-                    args.push("--init-command=SET SESSION TRANSACTION READ ONLY".to_string());
+                    args.push(format!("--init-command={MYSQL_READ_ONLY_INIT}"));
                 }
                 if !self.database.is_empty() {
                     args.push(self.database.clone());
                 }
-                let mode = read_only.then_some(ReadOnlyMode::Yes {
-                    leave: "SET SESSION TRANSACTION READ WRITE;",
-                });
+                let mode = read_only.then_some(ReadOnly::MYSQL);
                 ("mysql", args, mode)
             }
             Kind::Redis => {
@@ -242,7 +238,7 @@ impl Service {
                     "-p".to_string(),
                     self.port.to_string(),
                 ];
-                let mode = read_only.then_some(ReadOnlyMode::Unsupported);
+                let mode = read_only.then_some(ReadOnly::Unsupported);
                 ("redis-cli", args, mode)
             }
         };
@@ -310,16 +306,6 @@ impl Service {
     }
 }
 
-/// Whether a terminal client's session is read-only, and how to leave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadOnlyMode {
-    Yes {
-        leave: &'static str,
-    },
-    /// The client has no read-only mode (`redis-cli`).
-    Unsupported,
-}
-
 /// A terminal client ready to run: `program args…` with `env` added.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TerminalClient {
@@ -327,7 +313,7 @@ pub struct TerminalClient {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     /// Asked for read-only: whether it is.
-    pub read_only: Option<ReadOnlyMode>,
+    pub read_only: Option<ReadOnly>,
 }
 
 impl std::fmt::Debug for TerminalClient {
@@ -344,10 +330,10 @@ impl TerminalClient {
     /// What the terminal shows before the client starts: read-only, and how to leave it.
     pub fn notice(&self) -> Option<String> {
         match &self.read_only {
-            Some(ReadOnlyMode::Yes { leave }) => Some(format!(
+            Some(ReadOnly::Yes { leave }) => Some(format!(
                 "This is PRODUCTION: the session starts read-only.\nTo change data, run: {leave}"
             )),
-            Some(ReadOnlyMode::Unsupported) => Some(format!(
+            Some(ReadOnly::Unsupported) => Some(format!(
                 "This is PRODUCTION, and {} has no read-only mode: every command you type runs.",
                 self.program
             )),
@@ -643,7 +629,7 @@ mod tests {
             .contains(&"--init-command=SET SESSION TRANSACTION READ ONLY".into()));
         let redis = service(json!({"scheme": "redis", "host": "h", "port": 1, "password": "s"}));
         let c = redis.terminal_client(true);
-        assert_eq!(c.read_only, Some(ReadOnlyMode::Unsupported));
+        assert_eq!(c.read_only, Some(ReadOnly::Unsupported));
         assert!(c.notice().unwrap().contains("no read-only mode"));
         assert_eq!(c.env, [("REDISCLI_AUTH".to_string(), "s".to_string())]);
     }

@@ -432,14 +432,31 @@ fn with_fallback(command: &str) -> String {
     }
 }
 
-/// How a production SQL shell starts read-only (Tether's addition), where the client can.
+/// How a production SQL shell starts read-only (Tether's addition), where the client can: the
+/// same for `db:sql` over SSH and the desktop's terminal client ([`crate::clients`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOnly {
     /// Read-only, and the statement that leaves it.
     Yes { leave: &'static str },
-    /// The client has no read-only mode.
+    /// The client has no read-only mode (`redis-cli`).
     Unsupported,
 }
+
+impl ReadOnly {
+    /// PostgreSQL, started with [`PG_READ_ONLY_OPTIONS`] in `PGOPTIONS`.
+    pub const POSTGRES: ReadOnly = ReadOnly::Yes {
+        leave: "SET default_transaction_read_only = off;",
+    };
+    /// MySQL and MariaDB, started with `--init-command=`[`MYSQL_READ_ONLY_INIT`].
+    pub const MYSQL: ReadOnly = ReadOnly::Yes {
+        leave: "SET SESSION TRANSACTION READ WRITE;",
+    };
+}
+
+/// `PGOPTIONS` for a read-only PostgreSQL session.
+pub const PG_READ_ONLY_OPTIONS: &str = "-c default_transaction_read_only=on";
+/// `--init-command` for a read-only MySQL or MariaDB session.
+pub const MYSQL_READ_ONLY_INIT: &str = "SET SESSION TRANSACTION READ ONLY";
 
 /// What [`sql_command`] builds: the command text and, when asked, whether it is read-only.
 #[derive(Debug, Clone)]
@@ -483,19 +500,17 @@ pub fn sql_command(
             text.push_str(&escape(q));
         }
         if read_only {
-            text = format!("PGOPTIONS='-c default_transaction_read_only=on' {text}");
+            text = format!("PGOPTIONS={} {text}", escape(PG_READ_ONLY_OPTIONS));
         }
         return SqlCommand {
             text,
-            read_only: read_only.then_some(ReadOnly::Yes {
-                leave: "SET default_transaction_read_only = off;",
-            }),
+            read_only: read_only.then_some(ReadOnly::POSTGRES),
         };
     }
     let name = if db.is_mariadb() { "mariadb" } else { "mysql" };
     let mut text = format!("{} --no-auto-rehash ", with_fallback(name));
     if read_only {
-        text.push_str("--init-command='SET SESSION TRANSACTION READ ONLY' ");
+        text.push_str(&format!("--init-command={} ", escape(MYSQL_READ_ONLY_INIT)));
     }
     text.push_str(&command_args(name, db, schema));
     if let Some(q) = query {
@@ -507,9 +522,7 @@ pub fn sql_command(
     }
     SqlCommand {
         text,
-        read_only: read_only.then_some(ReadOnly::Yes {
-            leave: "SET SESSION TRANSACTION READ WRITE;",
-        }),
+        read_only: read_only.then_some(ReadOnly::MYSQL),
     }
 }
 
