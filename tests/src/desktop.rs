@@ -4,7 +4,7 @@
 //! the guard drops.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -133,6 +133,16 @@ impl Desktop {
             _dbus: dbus,
             _display_server: xvfb,
         })
+    }
+
+    /// [`Desktop::start_wayland`], or `None` (with a SKIPPED line on stderr) where weston cannot
+    /// start at all (it is not installed).
+    pub async fn start_wayland_or_skip() -> Result<Option<Desktop>> {
+        if let Err(e) = Command::new("weston").arg("--version").output() {
+            eprintln!("SKIPPED: weston cannot start here ({e}); make test installs it");
+            return Ok(None);
+        }
+        Ok(Some(Desktop::start_wayland().await?))
     }
 
     /// A Wayland desktop: weston's headless backend, with the pixman renderer so that its
@@ -371,6 +381,62 @@ impl Desktop {
             bail!("close-window.py failed: {closed}");
         }
         Ok(())
+    }
+
+    /// The id of the first visible X window whose title matches `pattern` (xdotool's regular
+    /// expression), waiting up to `timeout` for it; the error carries the app's log.
+    pub async fn visible_window(&self, pattern: &str, timeout: Duration) -> Result<String> {
+        let start = std::time::Instant::now();
+        loop {
+            let found = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--name", pattern])
+                .env("DISPLAY", &self.display)
+                .output()?;
+            if let Some(id) = String::from_utf8_lossy(&found.stdout)
+                .split_whitespace()
+                .next()
+            {
+                return Ok(id.to_string());
+            }
+            if start.elapsed() >= timeout {
+                bail!(
+                    "no window {pattern:?} in {timeout:?}; the app said: {}",
+                    std::fs::read_to_string(self.log()).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits up to 30 s until the terminal the app started, whose screen is logged to `log`
+    /// (xterm's `-lf`), shows each of `wanted`; returns what it shows. The error carries the
+    /// screen and the app's log.
+    pub async fn terminal_shows(&self, log: &Path, wanted: &[&str]) -> Result<String> {
+        self.terminal_shows_checking(log, wanted, || Ok(())).await
+    }
+
+    /// [`Desktop::terminal_shows`], failing at once if `check` fails on any look before it.
+    pub async fn terminal_shows_checking(
+        &self,
+        log: &Path,
+        wanted: &[&str],
+        mut check: impl FnMut() -> Result<()>,
+    ) -> Result<String> {
+        let start = std::time::Instant::now();
+        loop {
+            let shown = std::fs::read_to_string(log).unwrap_or_default();
+            if wanted.iter().all(|w| shown.contains(w)) {
+                return Ok(shown);
+            }
+            check()?;
+            if start.elapsed() >= Duration::from_secs(30) {
+                bail!(
+                    "the terminal shows {shown:?}; the app said: {}",
+                    std::fs::read_to_string(self.log()).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The log of the app [`Desktop::launch_for`] started, and of tauri-driver and the app it

@@ -646,21 +646,15 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
 
     // "Open terminal" starts xterm on the app: its screen shows the app's welcome.
     w.click_path(&item, &[pinned, "Open terminal"]).await?;
-    let start = Instant::now();
-    loop {
-        let shown = std::fs::read_to_string(&terminal_log).unwrap_or_default();
-        if shown.contains("Welcome to Platform.sh")
-            && shown.contains(&format!("project Marketing site ({MARKETING}), app web"))
-        {
-            break;
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "the terminal shows {shown:?}; the app said: {}",
-            std::fs::read_to_string(desktop.log()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    desktop
+        .terminal_shows(
+            &terminal_log,
+            &[
+                "Welcome to Platform.sh",
+                &format!("project Marketing site ({MARKETING}), app web"),
+            ],
+        )
+        .await?;
     let _ = std::process::Command::new("pkill")
         .args(["-f", &format!("xterm -l -lf {}", terminal_log.display())])
         .status();
@@ -675,12 +669,14 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let window = visible_window(&desktop).await?;
+    let window = desktop
+        .visible_window("^Tether$", Duration::from_secs(20))
+        .await?;
 
     // Closing the window leaves the app in the tray with no web view (WebKit's processes
     // end); "Open Tether…" makes a new window.
     let app_pid = app.child.id();
-    close_window(&desktop, &window)?;
+    desktop.close_window(&window)?;
     let start = Instant::now();
     while !children_of(app_pid).is_empty() {
         ensure!(
@@ -692,7 +688,9 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
     }
     assert_eq!(w.item_property(&item, "Status").await?, "Active");
     w.click(&item, "Open Tether…").await?;
-    let window = visible_window(&desktop).await?;
+    let window = desktop
+        .visible_window("^Tether$", Duration::from_secs(20))
+        .await?;
     // The new window renders (WebKit started its processes again): more than a blank page.
     let shot = desktop.state.path().join("reopened.png");
     let start = Instant::now();
@@ -741,26 +739,6 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
     Ok(())
 }
 
-/// The id of the app's visible window ("Tether"), waiting for it.
-async fn visible_window(desktop: &Desktop) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let found = std::process::Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^Tether$"])
-            .env("DISPLAY", &desktop.display)
-            .output()?;
-        let text = String::from_utf8_lossy(&found.stdout);
-        if let Some(id) = text.split_whitespace().next() {
-            return Ok(id.to_string());
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the app showed no window"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Whether a process runs (a zombie does not).
 fn is_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -786,18 +764,6 @@ fn children_of(parent: u32) -> Vec<String> {
             (ppid == parent && !rest.starts_with('Z')).then(|| comm.to_string())
         })
         .collect()
-}
-
-/// Asks a window to close as a window manager would (`scripts/close-window.py`).
-fn close_window(desktop: &Desktop, window: &str) -> Result<()> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/close-window.py");
-    let closed = std::process::Command::new("python3")
-        .arg(script)
-        .arg(window)
-        .env("DISPLAY", &desktop.display)
-        .status()?;
-    ensure!(closed.success(), "close-window.py failed");
-    Ok(())
 }
 
 /// An organization that demands MFA, met with a password-only session: its project says why

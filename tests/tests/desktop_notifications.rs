@@ -45,32 +45,12 @@ async fn a_relationship_named_with_markup_reaches_notifications_escaped() -> Res
         None,
     )
     .await?;
-    let listed: Vec<Value> =
-        serde_json::from_str(&user.ok(&["tunnel:list", "--format", "json"], None).await?)?;
-    let local = listed
-        .first()
-        .and_then(|t| t["local"].as_str())
-        .context("no tunnel listed")?
-        .to_string();
+    let local = first_tunnel_local(&user).await?;
     let port = local.rsplit(':').next().unwrap_or_default();
 
     // The gateway goes away for longer than the grace a blip gets: the tunnel is down.
     sim.stop_gateway().await;
-    let start = Instant::now();
-    while notes.with_summary("Tunnel down").is_empty() {
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "no Tunnel down notification in 30 s: {:?}",
-            notes.received()
-        );
-        // A client arriving probes the link at once.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(local.as_str()),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_tunnel_down(&notes, &local).await?;
     let down = notes.wait_for("Tunnel down", Duration::ZERO).await?;
     // The summary is plain text for every server; the body is markup for this one.
     assert_eq!(down.summary, "Tunnel down: <b>cache&co");
@@ -94,6 +74,37 @@ async fn a_relationship_named_with_markup_reaches_notifications_escaped() -> Res
         assert!(!note.body.contains("<b>"), "unescaped: {note:?}");
     }
     desktop.watcher.click(&item, "Quit Tether").await?;
+    Ok(())
+}
+
+/// The local address of the first tunnel `tunnel:list` shows.
+async fn first_tunnel_local(user: &User) -> Result<String> {
+    let listed: Vec<Value> =
+        serde_json::from_str(&user.ok(&["tunnel:list", "--format", "json"], None).await?)?;
+    Ok(listed
+        .first()
+        .and_then(|t| t["local"].as_str())
+        .context("no tunnel listed")?
+        .to_string())
+}
+
+/// Waits up to 30 s for a "Tunnel down" notification once the gateway is gone, a client
+/// knocking at `local` meanwhile (a client arriving probes the link at once).
+async fn until_tunnel_down(notes: &Notifications, local: &str) -> Result<()> {
+    let start = Instant::now();
+    while notes.with_summary("Tunnel down").is_empty() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "no Tunnel down notification in 30 s: {:?}",
+            notes.received()
+        );
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(local),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }
 
@@ -129,33 +140,14 @@ async fn tunnel_down_offers_reconnect_and_the_click_reconnects() -> Result<()> {
     let mut open = vec!["tunnel:open"];
     open.extend(tether_e2e::DEMO_REDIS);
     user.ok(&open, None).await?;
-    let listed: Vec<Value> =
-        serde_json::from_str(&user.ok(&["tunnel:list", "--format", "json"], None).await?)?;
-    let local = listed
-        .first()
-        .and_then(|t| t["local"].as_str())
-        .context("no tunnel listed")?
-        .to_string();
+    let local = first_tunnel_local(&user).await?;
     ensure!(
         pings(&local).await,
         "the tunnel does not carry to begin with"
     );
 
     sim.stop_gateway().await;
-    let start = Instant::now();
-    while notes.with_summary("Tunnel down").is_empty() {
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "no Tunnel down notification in 30 s: {:?}",
-            notes.received()
-        );
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(local.as_str()),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_tunnel_down(&notes, &local).await?;
     let down = notes.wait_for("Tunnel down", Duration::ZERO).await?;
     assert_eq!(
         down.actions,
@@ -196,28 +188,6 @@ async fn tunnel_down_offers_reconnect_and_the_click_reconnects() -> Result<()> {
     Ok(())
 }
 
-/// The id of a visible window whose title matches `pattern` (xdotool's regular expression),
-/// waiting up to `timeout` for it.
-async fn visible_window(desktop: &Desktop, pattern: &str, timeout: Duration) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let found = std::process::Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", pattern])
-            .env("DISPLAY", &desktop.display)
-            .output()?;
-        let text = String::from_utf8_lossy(&found.stdout);
-        if let Some(id) = text.split_whitespace().next() {
-            return Ok(id.to_string());
-        }
-        ensure!(
-            start.elapsed() < timeout,
-            "no window {pattern:?} in {timeout:?}; the app said: {}",
-            std::fs::read_to_string(desktop.log()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The session ends at the platform: "Sign in to Tether again" comes with a Sign in button,
 /// and clicking it opens the sign-in window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,12 +225,9 @@ async fn sign_in_again_offers_sign_in_and_the_click_opens_the_sign_in_window() -
         .output()?;
     ensure!(none.stdout.is_empty(), "a sign-in window before the click");
     notes.click(&note, "sign-in").await?;
-    visible_window(
-        &desktop,
-        "^Sign in to Local platform",
-        Duration::from_secs(20),
-    )
-    .await?;
+    desktop
+        .visible_window("^Sign in to Local platform", Duration::from_secs(20))
+        .await?;
     desktop.watcher.click(&item, "Quit Tether").await?;
     Ok(())
 }

@@ -72,14 +72,9 @@ fn pixels_of(png_path: &Path, rgb: [u8; 3]) -> Result<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_renders_and_registers_its_tray_under_wayland() -> Result<()> {
-    if let Err(e) = std::process::Command::new("weston")
-        .arg("--version")
-        .output()
-    {
-        eprintln!("SKIPPED: weston cannot start here ({e}); make test installs it");
+    let Some(desktop) = Desktop::start_wayland_or_skip().await? else {
         return Ok(());
-    }
-    let desktop = Desktop::start_wayland().await?;
+    };
     let (_driver, url) = desktop.tauri_driver_with_env(&[("TETHER_LOG", "info")])?;
     let app = WebDriver::new_session(
         &url,
