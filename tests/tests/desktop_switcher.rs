@@ -68,6 +68,50 @@ async fn closed(app: &WebDriver, main: &str) -> Result<()> {
     }
 }
 
+/// Types `words` into the switcher's query and waits until it lists only `only`; returns the
+/// query field.
+async fn filter(app: &WebDriver, words: &str, only: &str) -> Result<String> {
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    app.send_keys(&query, words).await?;
+    let start = Instant::now();
+    while listed(app).await? != [only] {
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "the switcher lists {:?} for {words:?}",
+            listed(app).await?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(query)
+}
+
+/// Escape in the switcher's query: the switcher closes.
+async fn escape(app: &WebDriver, main: &str) -> Result<()> {
+    let query = app.find("#switcher-query", Duration::ZERO).await?;
+    let _ = app.send_keys(&query, ESCAPE).await;
+    closed(app, main).await
+}
+
+/// The app's saved settings (`desktop.json` in its data directory `data`).
+fn settings_saved(data: &std::path::Path) -> Result<serde_json::Value> {
+    Ok(serde_json::from_slice(&std::fs::read(
+        data.join("desktop.json"),
+    )?)?)
+}
+
+/// Waits up to 20 s for a second start of the app, which hands its work over, to end.
+async fn ends(second: &mut tether_e2e::ChildGuard) -> Result<()> {
+    let start = Instant::now();
+    while second.child.try_wait()?.is_none() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the second start is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Result<()> {
     let sim = demo_sim(tether_sim::SimOptions::default()).await?;
@@ -123,40 +167,23 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     screenshot(&app, "switcher").await?;
 
     // It filters as one types (fuzzy: "mrk" finds Marketing), and Enter opens a terminal.
-    let query = app.find("#switcher-query", Duration::ZERO).await?;
-    app.send_keys(&query, "mrk prev").await?;
-    let start = Instant::now();
-    while listed(&app).await? != [format!("{MARKETING}/preview/web")] {
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "the switcher lists {:?} for \"mrk prev\"",
-            listed(&app).await?
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let query = filter(&app, "mrk prev", &format!("{MARKETING}/preview/web")).await?;
     screenshot(&app, "switcher-filtered").await?;
     // The window closes as the key is handled: the driver may find it gone before it answers.
     let _ = app.send_keys(&query, ENTER).await;
     closed(&app, &main).await?;
-    let start = Instant::now();
-    loop {
-        let shown = std::fs::read_to_string(&terminal_log).unwrap_or_default();
-        if shown.contains("Welcome to Platform.sh")
-            && shown.contains(&format!("project Marketing site ({MARKETING}), app web"))
-        {
-            break;
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "the terminal shows {shown:?}; the app said: {}",
-            std::fs::read_to_string(desktop.log()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    desktop
+        .terminal_shows(
+            &terminal_log,
+            &[
+                "Welcome to Platform.sh",
+                &format!("project Marketing site ({MARKETING}), app web"),
+            ],
+        )
+        .await?;
     end_terminal(&terminal_log);
     // The app used is recent now: first after the pinned one.
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
+    let saved = settings_saved(&data)?;
     assert_eq!(
         saved["recent"][0],
         format!("{MARKETING}/preview/web"),
@@ -167,20 +194,12 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     let _ = std::fs::remove_file(&terminal_log);
     press(&desktop, "ctrl+alt+space")?;
     switcher(&app, &main).await?;
-    let query = app.find("#switcher-query", Duration::ZERO).await?;
-    app.send_keys(&query, "store main").await?;
-    let start = Instant::now();
-    while listed(&app).await? != [format!("{STOREFRONT}/main/app")] {
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "the switcher lists {:?} for \"store main\"",
-            listed(&app).await?
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let query = filter(&app, "store main", &format!("{STOREFRONT}/main/app")).await?;
     let _ = app.send_keys(&query, ENTER).await;
     closed(&app, &main).await?;
-    let question = window_named(&desktop, "^Tether: production$").await?;
+    let question = desktop
+        .visible_window("^Tether: production$", Duration::from_secs(20))
+        .await?;
     if let Some(dir) = tether_e2e::desktop::screenshot_dir() {
         let _ = std::process::Command::new("import")
             .args(["-window", "root"])
@@ -199,16 +218,8 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     // second start hands it to the running app, and ends.
     let mut second = desktop.launch_for(&user, &["--switcher"])?;
     switcher(&app, &main).await?;
-    let start = Instant::now();
-    while second.child.try_wait()?.is_none() {
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the second start is still running"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ends(&mut second).await?;
     // A new search: the query is empty and the list whole.
-    let query = app.find("#switcher-query", Duration::ZERO).await?;
     ensure!(
         app.execute(
             "return document.querySelector('#switcher-query').value",
@@ -220,22 +231,28 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     );
     assert_eq!(listed(&app).await?.len(), 4);
     // Escape closes it.
-    let _ = app.send_keys(&query, ESCAPE).await;
-    closed(&app, &main).await?;
+    escape(&app, &main).await?;
 
     // The window's button opens it too; it goes away when another window takes the focus, as a
     // click elsewhere gives it on a desktop (Xvfb has no window manager: xdotool moves it).
     app.click(&app.find("#open-switcher", Duration::ZERO).await?)
         .await?;
     switcher(&app, &main).await?;
-    let palette = window_named(&desktop, "^Tether switcher$").await?;
+    let palette = desktop
+        .visible_window("^Tether switcher$", Duration::from_secs(20))
+        .await?;
     focus(&desktop, &palette)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     ensure!(
         app.window_handles().await?.len() == 2,
         "the switcher closed when it got the focus"
     );
-    focus(&desktop, &window_named(&desktop, "^Tether$").await?)?;
+    focus(
+        &desktop,
+        &desktop
+            .visible_window("^Tether$", Duration::from_secs(20))
+            .await?,
+    )?;
     closed(&app, &main).await?;
 
     // Settings: the shortcut works, and says so.
@@ -381,11 +398,8 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     );
     press(&desktop, "ctrl+alt+k")?;
     switcher(&app, &main).await?;
-    let query = app.find("#switcher-query", Duration::ZERO).await?;
-    let _ = app.send_keys(&query, ESCAPE).await;
-    closed(&app, &main).await?;
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
+    escape(&app, &main).await?;
+    let saved = settings_saved(&data)?;
     assert_eq!(saved["switcher_shortcut"], "Ctrl+Alt+K", "{saved}");
 
     // Settings turn the question off for Storefront: its production terminal opens at once.
@@ -402,8 +416,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         Duration::from_secs(10),
     )
     .await?;
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("desktop.json"))?)?;
+    let saved = settings_saved(&data)?;
     assert_eq!(
         saved["production_unguarded"],
         json!([STOREFRONT]),
@@ -411,40 +424,26 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     );
     press(&desktop, "ctrl+alt+k")?;
     switcher(&app, &main).await?;
-    let query = app.find("#switcher-query", Duration::ZERO).await?;
-    app.send_keys(&query, "store main").await?;
-    let start = Instant::now();
-    while listed(&app).await? != [format!("{STOREFRONT}/main/app")] {
-        ensure!(
-            start.elapsed() < Duration::from_secs(10),
-            "the switcher lists {:?}",
-            listed(&app).await?
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let query = filter(&app, "store main", &format!("{STOREFRONT}/main/app")).await?;
     let _ = app.send_keys(&query, ENTER).await;
     closed(&app, &main).await?;
-    let start = Instant::now();
-    loop {
-        let shown = std::fs::read_to_string(&terminal_log).unwrap_or_default();
-        if shown.contains(&format!("project Storefront ({STOREFRONT}), app app")) {
-            break;
-        }
-        let asked = std::process::Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^Tether: production$"])
-            .env("DISPLAY", &desktop.display)
-            .output()?;
-        ensure!(
-            asked.stdout.is_empty(),
-            "asked about production although Settings turned it off"
-        );
-        ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "the terminal shows {shown:?}; the app said: {}",
-            std::fs::read_to_string(desktop.log()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    desktop
+        .terminal_shows_checking(
+            &terminal_log,
+            &[&format!("project Storefront ({STOREFRONT}), app app")],
+            || {
+                let asked = std::process::Command::new("xdotool")
+                    .args(["search", "--onlyvisible", "--name", "^Tether: production$"])
+                    .env("DISPLAY", &desktop.display)
+                    .output()?;
+                ensure!(
+                    asked.stdout.is_empty(),
+                    "asked about production although Settings turned it off"
+                );
+                Ok(())
+            },
+        )
+        .await?;
     end_terminal(&terminal_log);
     Ok(())
 }
@@ -479,29 +478,6 @@ fn focus(desktop: &Desktop, window: &str) -> Result<()> {
     Ok(())
 }
 
-/// The id of the visible window whose title matches `pattern` (xdotool's), waiting for it.
-async fn window_named(desktop: &Desktop, pattern: &str) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let found = std::process::Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", pattern])
-            .env("DISPLAY", &desktop.display)
-            .output()?;
-        if let Some(id) = String::from_utf8_lossy(&found.stdout)
-            .split_whitespace()
-            .next()
-        {
-            return Ok(id.to_string());
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "no window {pattern:?}; the app said: {}",
-            std::fs::read_to_string(desktop.log()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Scrolls the element `css` finds into view (for a screenshot of it).
 async fn show(app: &WebDriver, css: &str) -> Result<()> {
     app.execute(
@@ -534,14 +510,9 @@ async fn save_shortcut(app: &WebDriver, shortcut: &str) -> Result<()> {
 /// so, pointing to `tether-desktop --switcher`, which opens the switcher there as anywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_wayland_settings_point_to_the_switcher_command_which_opens_it() -> Result<()> {
-    if let Err(e) = std::process::Command::new("weston")
-        .arg("--version")
-        .output()
-    {
-        eprintln!("SKIPPED: weston cannot start here ({e}); make test installs it");
+    let Some(desktop) = Desktop::start_wayland_or_skip().await? else {
         return Ok(());
-    }
-    let desktop = Desktop::start_wayland().await?;
+    };
     let (_driver, url) = desktop.tauri_driver()?;
     let app = app_session(&url).await?;
     let main = app.window_handle().await?;
@@ -583,17 +554,8 @@ async fn on_wayland_settings_point_to_the_switcher_command_which_opens_it() -> R
     )
     .await?;
     screenshot(&app, "switcher-wayland-signed-out").await?;
-    let start = Instant::now();
-    while second.child.try_wait()?.is_none() {
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the second start is still running"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let query = app.find("#switcher-query", Duration::ZERO).await?;
-    let _ = app.send_keys(&query, ESCAPE).await;
-    closed(&app, &main).await?;
+    ends(&mut second).await?;
+    escape(&app, &main).await?;
     let _ = handle;
     Ok(())
 }
