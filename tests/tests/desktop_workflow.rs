@@ -28,27 +28,17 @@ fn xdotool(desktop: &Desktop, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The ids of the windows whose name matches `name`, waiting up to `timeout` for one.
-async fn windows_named(desktop: &Desktop, name: &str, timeout: Duration) -> Result<Vec<String>> {
-    let start = Instant::now();
-    loop {
-        let found: Vec<String> = xdotool(desktop, &["search", "--onlyvisible", "--name", name])?
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !found.is_empty() || start.elapsed() >= timeout {
-            return Ok(found);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The visible xterm windows.
-async fn xterms(desktop: &Desktop, timeout: Duration) -> Result<Vec<String>> {
+/// The ids of the visible windows `xdotool search --onlyvisible SEARCH…` finds, waiting up to
+/// `timeout` for one.
+async fn visible_windows(
+    desktop: &Desktop,
+    search: &[&str],
+    timeout: Duration,
+) -> Result<Vec<String>> {
     let start = Instant::now();
     loop {
         let found: Vec<String> =
-            xdotool(desktop, &["search", "--onlyvisible", "--class", "xterm"])?
+            xdotool(desktop, &[&["search", "--onlyvisible"], search].concat())?
                 .lines()
                 .map(str::to_string)
                 .collect();
@@ -57,6 +47,16 @@ async fn xterms(desktop: &Desktop, timeout: Duration) -> Result<Vec<String>> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The ids of the visible windows whose name matches `name`, waiting up to `timeout` for one.
+async fn windows_named(desktop: &Desktop, name: &str, timeout: Duration) -> Result<Vec<String>> {
+    visible_windows(desktop, &["--name", name], timeout).await
+}
+
+/// The visible xterm windows, waiting up to `timeout` for one.
+async fn xterms(desktop: &Desktop, timeout: Duration) -> Result<Vec<String>> {
+    visible_windows(desktop, &["--class", "xterm"], timeout).await
 }
 
 /// A screenshot of an X window (a dialog WebDriver cannot see), as `desktop-<name>.png`.
