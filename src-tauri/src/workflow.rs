@@ -135,20 +135,9 @@ fn pick<'a>(
     })
 }
 
-/// "1.2 MB", for the dump's progress.
+/// "1.2 MB", for the dump's progress (decimal units, as file managers show a file's size).
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    tether_core::size::decimal(bytes as f64)
 }
 
 impl Desktop {

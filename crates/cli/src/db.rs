@@ -19,6 +19,7 @@ use tether_core::api::{Environment, ProjectId};
 use tether_core::db::{self, Choice, Database, DumpOptions, ReadOnly, SchemaPick};
 use tether_core::guard::{Entry, EnvironmentType};
 use tether_core::select::EnvironmentRef;
+use tether_core::size;
 use tether_core::ssh::{Selection, SshUrl};
 use tether_core::tunnel::Relationships;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -670,25 +671,10 @@ fn progress_line(bytes: u64, elapsed: Duration, done: bool) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
     format!(
         "[{bar}] {}  {}/s{}   ",
-        human(bytes as f64),
-        human(bytes as f64 / secs),
+        size::binary(bytes as f64),
+        size::binary(bytes as f64 / secs),
         if done { "  done" } else { "" }
     )
-}
-
-fn human(n: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]

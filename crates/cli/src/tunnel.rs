@@ -406,19 +406,9 @@ fn state_text(state: &TunnelState, last_error: Option<&str>) -> String {
     }
 }
 
+/// A tunnel's byte count, in binary units (`1.5 KiB`).
 fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    tether_core::size::binary(n as f64)
 }
 
 pub async fn info(

@@ -28,6 +28,7 @@ pub mod secret;
 pub mod select;
 pub mod settings;
 pub mod setup;
+pub mod size;
 pub mod ssh;
 pub mod transfer;
 pub mod tunnel;
