@@ -535,3 +535,56 @@ impl User {
         Ok((status, String::from_utf8_lossy(&shown).into_owned()))
     }
 }
+
+/// The user's browser (`$BROWSER`, or a command's `--browser`): a script that writes down each
+/// address it is given, one a line.
+pub struct BrowserStub {
+    script: PathBuf,
+    opened: PathBuf,
+}
+
+impl BrowserStub {
+    /// The script `DIR/NAME.sh`, writing to `DIR/NAME-opened`.
+    pub fn new(dir: &Path, name: &str) -> Result<BrowserStub> {
+        let opened = dir.join(format!("{name}-opened"));
+        let script = dir.join(format!("{name}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+                opened.display()
+            ),
+        )?;
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(BrowserStub { script, opened })
+    }
+
+    /// The script's path, for `BROWSER` or `--browser`.
+    pub fn path(&self) -> &str {
+        self.script.to_str().unwrap_or_default()
+    }
+
+    /// The addresses opened so far.
+    pub fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.opened)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The addresses opened, once there are `n` (within 20 s).
+    pub async fn wait_for(&self, n: usize) -> Result<Vec<String>> {
+        let start = std::time::Instant::now();
+        loop {
+            let opened = self.opened();
+            if opened.len() >= n {
+                return Ok(opened);
+            }
+            if start.elapsed() >= Duration::from_secs(20) {
+                bail!("the browser was given {opened:?}, not {n} addresses, in 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
-use tether_e2e::cli::{User, KEYRING_SERVICE};
+use tether_e2e::cli::{BrowserStub, User, KEYRING_SERVICE};
 use tether_e2e::desktop::{
     app_session, screenshot, screenshot_dir, sign_in_through_the_window, wait_text, Desktop,
 };
@@ -838,59 +838,6 @@ async fn a_project_that_demands_mfa_is_one_mfa_sign_in_away() -> Result<()> {
     Ok(())
 }
 
-/// The user's browser as the app sees it (`$BROWSER`): a script that writes down each address it
-/// is given, one a line.
-struct BrowserStub {
-    script: PathBuf,
-    opened: PathBuf,
-}
-
-impl BrowserStub {
-    fn new(user: &User) -> Result<BrowserStub> {
-        let opened = user.home().join("opened-urls");
-        let script = user.home().join("browser.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
-                opened.display()
-            ),
-        )?;
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        Ok(BrowserStub { script, opened })
-    }
-
-    /// `BROWSER=…` for the app.
-    fn var(&self) -> (&'static str, String) {
-        ("BROWSER", self.script.display().to_string())
-    }
-
-    /// The addresses opened so far.
-    fn opened(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.opened)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The addresses opened, once there are `n` (within 20 s).
-    async fn wait_for(&self, n: usize) -> Result<Vec<String>> {
-        let start = Instant::now();
-        loop {
-            let opened = self.opened();
-            if opened.len() >= n {
-                return Ok(opened);
-            }
-            ensure!(
-                start.elapsed() < Duration::from_secs(20),
-                "the app opened {opened:?} in the browser, not {n} pages"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// The app for a simulator's user whose browser is a [`BrowserStub`], on its main window.
 struct AppWithBrowserStub {
     // Dropped in this order: the user's agent, the app, tauri-driver, the desktop, the rest.
@@ -909,10 +856,10 @@ impl AppWithBrowserStub {
         let sim = demo_sim(tether_sim::SimOptions::default()).await?;
         sim.set_navigation_probes(probes);
         let user = User::new(&sim.info, false)?;
-        let browser = BrowserStub::new(&user)?;
+        let browser = BrowserStub::new(user.home(), "browser")?;
         let desktop = Desktop::start().await?;
-        let (name, value) = browser.var();
-        let (driver, url) = desktop.tauri_driver_for_with_env(&user, &[(name, value.as_str())])?;
+        let (driver, url) =
+            desktop.tauri_driver_for_with_env(&user, &[("BROWSER", browser.path())])?;
         let app = app_session(&url).await?;
         Ok(AppWithBrowserStub {
             _stop: user.agent_stopper(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use base64::Engine;
 use serde_json::{json, Value};
-use tether_e2e::cli::{run_tether, succeeded, User};
+use tether_e2e::cli::{run_tether, succeeded, BrowserStub, User};
 use tether_e2e::*;
 use tether_sim::{SimHandle, SimOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -72,41 +72,6 @@ async fn deployment(sim: &SimHandle) -> Result<Value> {
         .error_for_status()?
         .json()
         .await?)
-}
-
-/// The user's browser (`$BROWSER` or `--browser`): a script that writes down each address it
-/// is given, one a line.
-struct BrowserStub {
-    script: PathBuf,
-    opened: PathBuf,
-}
-
-impl BrowserStub {
-    fn new(dir: &Path, name: &str) -> Result<BrowserStub> {
-        let opened = dir.join(format!("{name}-opened"));
-        let script = dir.join(format!("{name}.sh"));
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
-                opened.display()
-            ),
-        )?;
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        Ok(BrowserStub { script, opened })
-    }
-
-    fn path(&self) -> &str {
-        self.script.to_str().unwrap_or_default()
-    }
-
-    fn opened(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.opened)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
 }
 
 /// Every file under `dir`, by relative path, with its bytes.
