@@ -74,6 +74,17 @@ async fn deployment(sim: &SimHandle) -> Result<Value> {
         .await?)
 }
 
+/// `tether mount:download` on the shop's app into `target`, with `options`; fails unless it
+/// succeeds.
+async fn download_to(user: &User, target: &Path, options: &[&str]) -> Result<String> {
+    let target = target.to_str().context("a target path that is not UTF-8")?;
+    user.ok(
+        &with("mount:download", &[options, &["--target", target]].concat()),
+        None,
+    )
+    .await
+}
+
 /// Every file under `dir`, by relative path, with its bytes.
 fn tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
@@ -379,39 +390,16 @@ async fn mount_round_trip(sim: &SimHandle, user: &User, dir: &Path) -> Result<()
 
     // --exclude, then --delete.
     let filtered = dir.join("filtered");
-    user.ok(
-        &with(
-            "mount:download",
-            &[
-                "-m",
-                "web/uploads",
-                "--target",
-                filtered.to_str().unwrap_or_default(),
-                "--exclude",
-                "*.log",
-            ],
-        ),
-        None,
+    download_to(
+        user,
+        &filtered,
+        &["-m", "web/uploads", "--exclude", "*.log"],
     )
     .await?;
     let got = tree(&filtered)?;
     assert!(!got.contains_key("nested/skip.log") && got.contains_key("nested/deeper/blob.bin"));
     std::fs::write(filtered.join("extra.txt"), "not in the mount")?;
-    user.ok(
-        &with(
-            "mount:download",
-            &[
-                "-m",
-                "web/uploads",
-                "--target",
-                filtered.to_str().unwrap_or_default(),
-                "--delete",
-                "-y",
-            ],
-        ),
-        None,
-    )
-    .await?;
+    download_to(user, &filtered, &["-m", "web/uploads", "--delete", "-y"]).await?;
     assert_eq!(
         tree(&filtered)?,
         sent,
@@ -420,51 +408,28 @@ async fn mount_round_trip(sim: &SimHandle, user: &User, dir: &Path) -> Result<()
 
     // --all: each mount in a directory of its own.
     let all = dir.join("all");
-    user.ok(
-        &with(
-            "mount:download",
-            &["--all", "--target", all.to_str().unwrap_or_default()],
-        ),
-        None,
-    )
-    .await?;
+    download_to(user, &all, &["--all"]).await?;
     assert_eq!(tree(&all.join("web/uploads"))?, sent);
     assert!(all.join("var/cache").is_dir());
     // --source-path: each in a directory named after the mount's source path.
     let by_source = dir.join("by-source");
-    user.ok(
-        &with(
-            "mount:download",
-            &[
-                "-a",
-                "--source-path",
-                "--target",
-                by_source.to_str().unwrap_or_default(),
-            ],
-        ),
-        None,
-    )
-    .await?;
+    download_to(user, &by_source, &["-a", "--source-path"]).await?;
     assert_eq!(tree(&by_source.join("web-uploads"))?, sent);
     // Includes come before excludes (rsync's first matching rule wins): only the .bin.
     let only_bin = dir.join("only-bin");
-    user.ok(
-        &with(
-            "mount:download",
-            &[
-                "-m",
-                "web/uploads",
-                "--target",
-                only_bin.to_str().unwrap_or_default(),
-                "--include",
-                "*/",
-                "--include",
-                "*.bin",
-                "--exclude",
-                "*",
-            ],
-        ),
-        None,
+    download_to(
+        user,
+        &only_bin,
+        &[
+            "-m",
+            "web/uploads",
+            "--include",
+            "*/",
+            "--include",
+            "*.bin",
+            "--exclude",
+            "*",
+        ],
     )
     .await?;
     let got: Vec<String> = tree(&only_bin)?.into_keys().collect();
