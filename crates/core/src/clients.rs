@@ -179,25 +179,40 @@ impl Service {
         ))
     }
 
+    /// The variable the service's client reads its password from (libpq's `PGPASSWORD`,
+    /// `MYSQL_PWD`, redis-cli's `REDISCLI_AUTH`): the terminal client's environment and the
+    /// export lines both set it.
+    fn password_variable(&self) -> &'static str {
+        match self.kind {
+            Kind::Postgres => "PGPASSWORD",
+            Kind::MySql => "MYSQL_PWD",
+            Kind::Redis => "REDISCLI_AUTH",
+        }
+    }
+
     /// The terminal client: its name, its arguments (no secret among them) and its
     /// environment (the password, and read-only where the client has it). A MariaDB service
     /// uses `mysql`, which MariaDB's packages also install.
     pub fn terminal_client(&self, read_only: bool) -> TerminalClient {
         let mut env = Vec::new();
+        if !self.password.is_empty() {
+            env.push((self.password_variable().to_string(), self.password.clone()));
+        }
+        // psql's and redis-cli's way of saying where.
+        let host_port = || {
+            vec![
+                "-h".to_string(),
+                self.host.clone(),
+                "-p".to_string(),
+                self.port.to_string(),
+            ]
+        };
         let (program, args, read_only) = match self.kind {
             Kind::Postgres => {
-                if !self.password.is_empty() {
-                    env.push(("PGPASSWORD".to_string(), self.password.clone()));
-                }
                 if read_only {
                     env.push(("PGOPTIONS".to_string(), PG_READ_ONLY_OPTIONS.to_string()));
                 }
-                let mut args = vec![
-                    "-h".to_string(),
-                    self.host.clone(),
-                    "-p".to_string(),
-                    self.port.to_string(),
-                ];
+                let mut args = host_port();
                 if !self.username.is_empty() {
                     args.extend(["-U".to_string(), self.username.clone()]);
                 }
@@ -208,9 +223,6 @@ impl Service {
                 ("psql", args, mode)
             }
             Kind::MySql => {
-                if !self.password.is_empty() {
-                    env.push(("MYSQL_PWD".to_string(), self.password.clone()));
-                }
                 let mut args = vec![
                     "--no-auto-rehash".to_string(),
                     format!("--host={}", self.host),
@@ -229,15 +241,7 @@ impl Service {
                 ("mysql", args, mode)
             }
             Kind::Redis => {
-                if !self.password.is_empty() {
-                    env.push(("REDISCLI_AUTH".to_string(), self.password.clone()));
-                }
-                let args = vec![
-                    "-h".to_string(),
-                    self.host.clone(),
-                    "-p".to_string(),
-                    self.port.to_string(),
-                ];
+                let args = host_port();
                 let mode = read_only.then_some(ReadOnly::Unsupported);
                 ("redis-cli", args, mode)
             }
@@ -278,7 +282,7 @@ impl Service {
                     vars.push(("PGUSER", self.username.clone()));
                 }
                 if !self.password.is_empty() {
-                    vars.push(("PGPASSWORD", self.password.clone()));
+                    vars.push((self.password_variable(), self.password.clone()));
                 }
                 if !self.database.is_empty() {
                     vars.push(("PGDATABASE", self.database.clone()));
@@ -289,13 +293,13 @@ impl Service {
                 vars.push(("MYSQL_HOST", self.host.clone()));
                 vars.push(("MYSQL_TCP_PORT", self.port.to_string()));
                 if !self.password.is_empty() {
-                    vars.push(("MYSQL_PWD", self.password.clone()));
+                    vars.push((self.password_variable(), self.password.clone()));
                 }
                 vars.push(("DATABASE_URL", self.url()));
             }
             Kind::Redis => {
                 if !self.password.is_empty() {
-                    vars.push(("REDISCLI_AUTH", self.password.clone()));
+                    vars.push((self.password_variable(), self.password.clone()));
                 }
                 vars.push(("REDIS_URL", self.url()));
             }
