@@ -510,6 +510,23 @@ fn as_service_user(program: &Path) -> Command {
     }
 }
 
+/// `psql` on the test's PostgreSQL ([`Postgres`]) at 127.0.0.1:`port`, as `main` (password
+/// `main`), on `database`; the caller adds what to run.
+pub fn psql_command(port: u16, database: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.env("PGPASSWORD", "main").args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "main",
+        "-d",
+        database,
+    ]);
+    cmd
+}
+
 impl Postgres {
     pub fn start() -> Result<Postgres> {
         let dir = tempfile::Builder::new().prefix("tether-pg-").tempdir()?;
@@ -544,19 +561,7 @@ impl Postgres {
         // The server accepts connections a moment before it accepts logins.
         let start = Instant::now();
         loop {
-            let ok = run(Command::new("psql")
-                .env("PGPASSWORD", "main")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-U",
-                    "main",
-                    "-d",
-                    "postgres",
-                ])
-                .args(["-tAc", "create database main"]))?;
+            let ok = run(psql_command(port, "postgres").args(["-tAc", "create database main"]))?;
             if ok.status.success() {
                 break;
             }

@@ -61,15 +61,11 @@ async fn ok(
 
 /// A query straight to the test's PostgreSQL, not through Tether.
 fn psql(port: u16, database: &str, sql: &str) -> Result<String> {
-    Ok(run_ok(
-        Command::new("psql")
-            .arg(format!(
-                "postgresql://main:main@127.0.0.1:{port}/{database}"
-            ))
-            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]),
-    )?
-    .trim()
-    .to_string())
+    Ok(
+        run_ok(psql_command(port, database).args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]))?
+            .trim()
+            .to_string(),
+    )
 }
 
 /// `COMMAND BASE… REST…` from `[COMMAND, REST…]`: the selection after the command name.

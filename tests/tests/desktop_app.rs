@@ -16,7 +16,8 @@ use tether_e2e::notifications::Notifications;
 use tether_e2e::tray::{TrayItem, TrayWatcher};
 use tether_e2e::webdriver::WebDriver;
 use tether_e2e::{
-    backend, demo_sim, run_async, Postgres, Redis, ALICE_MFA_TOKEN, ALICE_TOKEN, DEMO_PROJECT,
+    backend, demo_sim, psql_command, run_async, Postgres, Redis, ALICE_MFA_TOKEN, ALICE_TOKEN,
+    DEMO_PROJECT,
 };
 
 const STOREFRONT: &str = "jyu7waly36ncj";
@@ -51,10 +52,9 @@ async fn clipboard(desktop: &Desktop) -> Result<String> {
 }
 
 async fn psql(port: u16, sql: &str) -> Result<String> {
-    let mut c = tokio::process::Command::new("psql");
-    c.arg(format!("postgresql://main:main@127.0.0.1:{port}/main"))
-        .args(["-tAc", sql]);
-    let out = run_async(c.into_std()).await?;
+    let mut c = psql_command(port, "main");
+    c.args(["-tAc", sql]);
+    let out = run_async(c).await?;
     ensure!(
         out.status.success(),
         "psql: {}",

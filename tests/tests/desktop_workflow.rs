@@ -14,7 +14,7 @@ use tether_e2e::cli::User;
 use tether_e2e::desktop::{app_session, screenshot, screenshot_dir, Desktop};
 use tether_e2e::notifications::Notifications;
 use tether_e2e::webdriver::WebDriver;
-use tether_e2e::{backend, demo_sim, Postgres, Redis, ALICE_TOKEN};
+use tether_e2e::{backend, demo_sim, psql_command, Postgres, Redis, ALICE_TOKEN};
 
 const STOREFRONT: &str = "jyu7waly36ncj";
 const MARKETING: &str = "rjify4yjcwxaa";
@@ -264,20 +264,7 @@ fn stand_in(bin: &Path, name: &str) -> Result<PathBuf> {
 
 /// Runs SQL on the test's PostgreSQL directly.
 fn psql_exec(port: u16, sql: &str) -> Result<()> {
-    let out = std::process::Command::new("psql")
-        .env("PGPASSWORD", "main")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "main",
-            "main",
-            "-c",
-            sql,
-        ])
-        .output()?;
+    let out = psql_command(port, "main").args(["-c", sql]).output()?;
     ensure!(
         out.status.success(),
         "psql: {}",
