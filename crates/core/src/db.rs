@@ -14,42 +14,20 @@
 //! the client can ([`ReadOnly`]), and `db:sql -r <redis relationship>` runs `redis-cli` as the
 //! official `service:redis-cli` builds it (`Command/Service/ValkeyCliCommandBase.php`).
 
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine;
 use serde_json::Value;
 
 use crate::tunnel::{Endpoint, Relationships, RelationshipsError};
 
 /// What the app's shell runs to print its relationships, between markers so that whatever its
-/// login scripts print around them is ignored: the official client's
-/// (`Service/RemoteEnvVars.php`, `getEnvVar`), the same text the tunnels read them with.
-pub const READ_RELATIONSHIPS: &str =
-    "echo -n '_BEGIN_ENV_VAR_'\"$PLATFORM_RELATIONSHIPS\"'_END_ENV_VAR_'";
-
-/// The text between the first `_BEGIN_ENV_VAR_` and the first `_END_ENV_VAR_` after it.
-pub fn between_markers(output: &[u8]) -> Option<&[u8]> {
-    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
-    let start = find(output, b"_BEGIN_ENV_VAR_")? + b"_BEGIN_ENV_VAR_".len();
-    let rest = &output[start..];
-    Some(&rest[..find(rest, b"_END_ENV_VAR_")?])
-}
+/// login scripts print around them is ignored (the official client's `Service/RemoteEnvVars.php`,
+/// `getEnvVar`), and how the value is taken from between them: the tunnels' own.
+pub use crate::tunnel::{between_markers, READ_RELATIONSHIPS};
 
 /// A `PLATFORM_RELATIONSHIPS` value as it came (the JSON object) and decoded. Empty is none.
 pub fn read_value(value: &[u8]) -> Result<(Value, Relationships), RelationshipsError> {
-    let value = value.trim_ascii();
-    if value.is_empty() {
+    let Some(parsed) = Relationships::json(value)? else {
         return Ok((Value::Object(Default::default()), Relationships::default()));
-    }
-    const BASE64: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    let json = BASE64
-        .decode(value)
-        .map_err(|e| RelationshipsError::NotBase64(e.to_string()))?;
-    let parsed: Value =
-        serde_json::from_slice(&json).map_err(|e| RelationshipsError::NotJson(e.to_string()))?;
+    };
     let decoded = Relationships::from_json(&parsed)?;
     // PHP encodes an empty map as an empty list.
     let parsed = match parsed {
@@ -746,6 +724,7 @@ pub fn property<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
     use serde_json::json;
 
     fn rels(v: Value) -> Relationships {

@@ -131,12 +131,12 @@ fn refused(access: &Access, app: &AppKey, message: String) -> TunnelError {
 /// whatever the app's login scripts print around it is ignored.
 const BEGIN_MARKER: &str = "_BEGIN_ENV_VAR_";
 const END_MARKER: &str = "_END_ENV_VAR_";
-const READ_RELATIONSHIPS: &str =
+pub const READ_RELATIONSHIPS: &str =
     "echo -n '_BEGIN_ENV_VAR_'\"$PLATFORM_RELATIONSHIPS\"'_END_ENV_VAR_'";
 
 /// The text between the first begin marker and the first end marker after it; `None` when
 /// either is missing.
-fn between_markers(output: &[u8]) -> Option<&[u8]> {
+pub fn between_markers(output: &[u8]) -> Option<&[u8]> {
     let find = |hay: &[u8], needle: &str| {
         hay.windows(needle.len())
             .position(|w| w == needle.as_bytes())

@@ -27,6 +27,7 @@ mod model;
 pub mod ports;
 pub mod relationships;
 
+pub use cache::{between_markers, READ_RELATIONSHIPS};
 pub use error::TunnelError;
 pub use host::TunnelHost;
 pub use model::{

@@ -472,16 +472,26 @@ impl Relationships {
     /// value, or an empty list (PHP's encoding of an empty map), means no relationships.
     /// Fails only when the value as a whole is unusable; see the module docs.
     pub fn decode(value: impl AsRef<[u8]>) -> Result<Relationships, RelationshipsError> {
+        match Relationships::json(value)? {
+            None => Ok(Relationships::default()),
+            Some(parsed) => Relationships::from_json(&parsed),
+        }
+    }
+
+    /// A `PLATFORM_RELATIONSHIPS` value's JSON, base64-decoded (surrounding whitespace
+    /// ignored); `None` when the value is empty. What [`Relationships::decode`] reads, for
+    /// those that also show the value as it came (`environment:relationships`).
+    pub fn json(value: impl AsRef<[u8]>) -> Result<Option<Value>, RelationshipsError> {
         let value = value.as_ref().trim_ascii();
         if value.is_empty() {
-            return Ok(Relationships::default());
+            return Ok(None);
         }
         let json = BASE64
             .decode(value)
             .map_err(|e| RelationshipsError::NotBase64(e.to_string()))?;
-        let parsed: Value = serde_json::from_slice(&json)
-            .map_err(|e| RelationshipsError::NotJson(e.to_string()))?;
-        Relationships::from_json(&parsed)
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| RelationshipsError::NotJson(e.to_string()))
     }
 
     /// The same from the decoded JSON.
