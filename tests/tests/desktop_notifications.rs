@@ -10,7 +10,8 @@ use serde_json::Value;
 use tether_e2e::cli::User;
 use tether_e2e::desktop::Desktop;
 use tether_e2e::notifications::Notifications;
-use tether_e2e::{backend, Redis, ALICE_TOKEN};
+use tether_e2e::tray::TrayItem;
+use tether_e2e::{backend, ChildGuard, Redis, ALICE_TOKEN};
 use tether_sim::fixture::{Fixture, DEMO_FIXTURE};
 use tether_sim::{Sim, SimOptions};
 
@@ -32,13 +33,7 @@ async fn a_relationship_named_with_markup_reaches_notifications_escaped() -> Res
         options,
     )
     .await?;
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    let desktop = Desktop::start().await?;
-    let notes = Notifications::start(&desktop.bus_address).await?;
-    let _app = desktop.launch_for(&user, &["--hidden"])?;
-    let item = desktop.tray_item().await?;
+    let (user, desktop, notes, _app, item) = hidden_app(&sim.info).await?;
     // The app's agent opens it (the app hosts the agent from its start).
     user.ok(
         &["tunnel:open", "-p", MARKETING, "-e", "main", "-A", "web"],
@@ -75,6 +70,21 @@ async fn a_relationship_named_with_markup_reaches_notifications_escaped() -> Res
     }
     desktop.watcher.click(&item, "Quit Tether").await?;
     Ok(())
+}
+
+/// Alice signed in on the simulator `info` names, and her app started hidden (in the tray) on
+/// a desktop of its own whose notification server is watched.
+async fn hidden_app(
+    info: &tether_sim::ReadyInfo,
+) -> Result<(User, Desktop, Notifications, ChildGuard, TrayItem)> {
+    let user = User::new(info, false)?;
+    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = Notifications::start(&desktop.bus_address).await?;
+    let app = desktop.launch_for(&user, &["--hidden"])?;
+    let item = desktop.tray_item().await?;
+    Ok((user, desktop, notes, app, item))
 }
 
 /// The local address of the first tunnel `tunnel:list` shows.
@@ -130,13 +140,7 @@ async fn tunnel_down_offers_reconnect_and_the_click_reconnects() -> Result<()> {
     let mut options = SimOptions::default();
     backend(&mut options, "redis", redis.port);
     let sim = tether_e2e::demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    let desktop = Desktop::start().await?;
-    let notes = Notifications::start(&desktop.bus_address).await?;
-    let _app = desktop.launch_for(&user, &["--hidden"])?;
-    let item = desktop.tray_item().await?;
+    let (user, desktop, notes, _app, item) = hidden_app(&sim.info).await?;
     let mut open = vec!["tunnel:open"];
     open.extend(tether_e2e::DEMO_REDIS);
     user.ok(&open, None).await?;
@@ -197,13 +201,7 @@ async fn sign_in_again_offers_sign_in_and_the_click_opens_the_sign_in_window() -
         ..SimOptions::default()
     };
     let sim = tether_e2e::demo_sim(options).await?;
-    let user = User::new(&sim.info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    let desktop = Desktop::start().await?;
-    let notes = Notifications::start(&desktop.bus_address).await?;
-    let _app = desktop.launch_for(&user, &["--hidden"])?;
-    let item = desktop.tray_item().await?;
+    let (_user, desktop, notes, _app, item) = hidden_app(&sim.info).await?;
     desktop
         .watcher
         .wait_for_menu_entry(&item, "Storefront", Duration::from_secs(30))
