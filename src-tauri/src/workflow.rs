@@ -470,11 +470,7 @@ impl Desktop {
             .find(|e| e.id == chosen.relationship)
             .map(|e| e.fields.clone())
             .unwrap_or_default();
-        let text = |k: &str| match fields.get(k) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => String::new(),
-        };
+        let text = |k: &str| tether_core::db::field_text(&fields, k);
         Ok(tether_core::db::Database {
             id: chosen.relationship.clone(),
             relationship: chosen

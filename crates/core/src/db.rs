@@ -132,7 +132,7 @@ impl std::fmt::Debug for Database {
 }
 
 /// A relationship's field as text (a number as its digits), empty when absent.
-pub(crate) fn field_text(fields: &serde_json::Map<String, Value>, key: &str) -> String {
+pub fn field_text(fields: &serde_json::Map<String, Value>, key: &str) -> String {
     match fields.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
