@@ -148,7 +148,7 @@ pub async fn sql_shell(
         .await
 }
 
-/// A terminal following the app's log (`tail -n 100 -f /var/log/app.log`).
+/// A terminal following the app's log (`tail -n 100 /var/log/app.log -f`).
 #[tauri::command]
 pub async fn show_logs(desktop: Shared<'_>, app: AppRef) -> Result<(), IpcError> {
     desktop.logs(&app_key(&app)?).await

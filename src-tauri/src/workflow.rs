@@ -23,11 +23,6 @@ use crate::clipboard::Secrecy;
 use crate::desktop::Desktop;
 use crate::view::{CopyForm, IpcError, CONFIRM};
 
-/// The command that follows the app's log, as the official `environment:logs` builds it
-/// (`legacy/src/Command/Environment/EnvironmentLogCommand.php`: `tail -n 100 -f` for
-/// `--tail`, the file under `/var/log`).
-pub const LOG_COMMAND: &str = "tail -n 100 -f /var/log/app.log";
-
 /// The terminal from the settings and `$TERMINAL`, as "Open terminal" finds it.
 fn terminal_settings(desktop: &Desktop) -> TerminalSettings {
     TerminalSettings {
@@ -289,16 +284,20 @@ impl Desktop {
         Ok(())
     }
 
-    /// A terminal following the app's log over the session's ssh.
+    /// A terminal following the app's log over the session's ssh: what `tether logs app
+    /// --tail` runs (the official `environment:logs`: its last 100 lines, then what is appended).
     pub async fn logs(self: &Arc<Self>, key: &AppKey) -> Result<(), IpcError> {
         let url = self.address(key).await?;
+        let file = tether_core::transfer::log_file(&url, "app")
+            .map_err(|e| IpcError::other(e.to_string()))?;
+        let command = tether_core::transfer::log_command(&file, 100, true);
         self.request(&Request::Ready { new: false }).await?;
         let settings = terminal_settings(self);
         let path = std::env::var_os("PATH");
         let access = self.access.clone();
         tauri::async_runtime::spawn_blocking(move || {
             access
-                .open_terminal(&url, Some(LOG_COMMAND), &settings, path.as_deref())
+                .open_terminal(&url, Some(&command), &settings, path.as_deref())
                 .map(|_| ())
                 .map_err(|e| IpcError::of(&e))
         })
