@@ -142,6 +142,18 @@ pub fn kill_processes_mentioning(marker: &str) {
     }
 }
 
+/// Fails unless `127.0.0.1:port` can be listened on again: no listener holds it. The bind
+/// asks for SO_REUSEADDR, as Tether's own listeners do, so that the connections it carried
+/// lingering in TIME_WAIT (whichever end closed first) do not count.
+pub fn port_has_no_listener(port: u16) -> Result<()> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .and_then(|()| socket.listen(1).map(drop))
+        .with_context(|| format!("port {port} is still listened on"))
+}
+
 /// A free loopback port (there is a small window in which someone else could take it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

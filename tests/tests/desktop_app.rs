@@ -424,7 +424,7 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    std::net::TcpListener::bind(("127.0.0.1", port)).context("the closed tunnel's port")?;
+    tether_e2e::port_has_no_listener(port).context("the closed tunnel's port")?;
 
     // Settings: a bad value is refused in words, a good one saved.
     app.click(&app.find("#nav-settings", Duration::ZERO).await?)

@@ -939,7 +939,7 @@ async fn tunnel_single_runs_in_the_foreground_without_an_agent() -> Result<()> {
     run_ok(Command::new("kill").args(["-INT", &child.id().context("pid")?.to_string()]))?;
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
     ensure!(status.success(), "{status}");
-    TcpListener::bind(("127.0.0.1", port)).await?;
+    port_has_no_listener(port)?;
     Ok(())
 }
 
