@@ -5,6 +5,7 @@
 //! Every server binds loopback; every child process is killed when its guard drops.
 
 pub mod cli;
+pub mod db;
 pub mod desktop;
 pub mod echo;
 pub mod forms;

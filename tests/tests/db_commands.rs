@@ -6,58 +6,15 @@
 //! SQL shell that starts read-only; and bad inputs. One sim, one PostgreSQL and one Redis for
 //! the whole suite (one test, in steps), to keep it fast.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context, Result};
 use serde_json::Value;
-use tether_e2e::cli::{run_tether, succeeded, workspace_binary, User};
+use tether_e2e::cli::{workspace_binary, User};
+use tether_e2e::db::*;
 use tether_e2e::*;
 use tether_sim::SimOptions;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs `tether ARGS` as `user` with extra variables, `stdin` fed then closed, in `cwd`.
-async fn tether(
-    user: &User,
-    args: &[&str],
-    vars: &[(&str, &str)],
-    stdin: Option<&str>,
-    cwd: Option<&Path>,
-) -> Result<Output> {
-    let mut cmd = user.tether(args)?;
-    for v in [
-        "PLATFORM_RELATIONSHIPS",
-        "PLATFORM_PROJECT",
-        "PLATFORM_BRANCH",
-        "PLATFORM_ENVIRONMENT",
-        "PLATFORM_APPLICATION_NAME",
-    ] {
-        cmd.env_remove(v);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    run_tether(cmd, args, stdin).await
-}
-
-/// The same, failing unless it succeeds; returns stdout.
-async fn ok(
-    user: &User,
-    args: &[&str],
-    vars: &[(&str, &str)],
-    stdin: Option<&str>,
-) -> Result<(String, String)> {
-    let out = tether(user, args, vars, stdin, None).await?;
-    succeeded(args, &out)?;
-    Ok((text(&out.stdout), text(&out.stderr)))
-}
 
 /// A query straight to the test's PostgreSQL, not through Tether.
 fn psql(port: u16, database: &str, sql: &str) -> Result<String> {
@@ -66,25 +23,6 @@ fn psql(port: u16, database: &str, sql: &str) -> Result<String> {
             .trim()
             .to_string(),
     )
-}
-
-/// `COMMAND BASE… REST…` from `[COMMAND, REST…]`: the selection after the command name.
-fn with<'a>(base: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
-    [&command[..1], base, &command[1..]].concat()
-}
-
-const STAGING: [&str; 6] = ["-p", DEMO_PROJECT, "-e", "staging", "-A", "app"];
-const PRODUCTION: [&str; 6] = ["-p", DEMO_PROJECT, "-e", "main", "-A", "app"];
-
-/// The database tunnel's counters from `tunnel:list --format json`.
-async fn database_counters(user: &User) -> Result<Value> {
-    let (out, _) = ok(user, &["tunnel:list", "--format", "json"], &[], None).await?;
-    let tunnels: Value = serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))?;
-    tunnels
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["relationship"] == "database"))
-        .map(|t| t["counters"].clone())
-        .with_context(|| format!("no database tunnel: {tunnels}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,25 +173,8 @@ async fn sql_on_the_app(user: &User) -> Result<()> {
 
 async fn dump_restores(user: &User, pg: u16) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("items.sql.gz");
-    let file_arg = file.to_string_lossy().into_owned();
-    let (_, said) = ok(
-        user,
-        &with(&STAGING, &["db:dump", "-z", "-f", &file_arg]),
-        &[],
-        None,
-    )
-    .await?;
-    ensure!(
-        said.contains(&format!("Creating gzipped SQL dump file: {file_arg}")),
-        "{said}"
-    );
-    let bytes = std::fs::read(&file)?;
-    ensure!(
-        bytes.starts_with(&[0x1f, 0x8b]),
-        "the dump is not gzip: {:?}",
-        &bytes[..bytes.len().min(16)]
-    );
+    let file = gzipped_dump(user, dir.path()).await?;
+    let file_arg = file.display();
     psql(pg, "main", "CREATE DATABASE restored")?;
     let restore = run(Command::new("sh").arg("-c").arg(format!(
         "gunzip -c '{file_arg}' | psql -v ON_ERROR_STOP=1 -q postgresql://main:main@127.0.0.1:{pg}/restored"

@@ -9,19 +9,14 @@
 //! whole suite (one test, in steps), to keep it fast.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use anyhow::{anyhow, ensure, Context, Result};
-use serde_json::Value;
+use anyhow::{ensure, Result};
 use tether_e2e::cli::{workspace_binary, User};
+use tether_e2e::db::*;
 use tether_e2e::mariadb::MariaDb;
 use tether_e2e::*;
 use tether_sim::{Fixture, SimOptions};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// The demo, with the storefront's `db` service a MariaDB (its `database` relationship then
 /// names the `mysql` endpoint) on a `mariadb` backend.
@@ -46,68 +41,6 @@ fn fixture() -> Result<Fixture> {
     Ok(Fixture::from_toml(&toml)?)
 }
 
-/// Runs `tether ARGS` as `user` with extra variables (and none of the platform's own),
-/// `stdin` fed then closed.
-async fn tether(
-    user: &User,
-    args: &[&str],
-    vars: &[(&str, &str)],
-    stdin: Option<&str>,
-) -> Result<Output> {
-    let mut cmd = user.tether(args)?;
-    for v in [
-        "PLATFORM_RELATIONSHIPS",
-        "PLATFORM_PROJECT",
-        "PLATFORM_BRANCH",
-        "PLATFORM_ENVIRONMENT",
-        "PLATFORM_APPLICATION_NAME",
-    ] {
-        cmd.env_remove(v);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("cannot start tether")?;
-    if let Some(mut pipe) = child.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        pipe.write_all(stdin.unwrap_or_default().as_bytes()).await?;
-    }
-    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .map_err(|_| anyhow!("tether {args:?} did not finish in 120 s"))?
-        .context("tether failed to run")
-}
-
-/// The same, failing unless it succeeds; returns stdout and stderr.
-async fn ok(
-    user: &User,
-    args: &[&str],
-    vars: &[(&str, &str)],
-    stdin: Option<&str>,
-) -> Result<(String, String)> {
-    let out = tether(user, args, vars, stdin).await?;
-    ensure!(
-        out.status.success(),
-        "tether {args:?} failed ({}):\n{}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    Ok((text(&out.stdout), text(&out.stderr)))
-}
-
-/// `COMMAND BASE… REST…` from `[COMMAND, REST…]`: the selection after the command name.
-fn with<'a>(base: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
-    [&command[..1], base, &command[1..]].concat()
-}
-
-const STAGING: [&str; 6] = ["-p", DEMO_PROJECT, "-e", "staging", "-A", "app"];
-const PRODUCTION: [&str; 6] = ["-p", DEMO_PROJECT, "-e", "main", "-A", "app"];
 const NAMES: &str = "SELECT GROUP_CONCAT(name ORDER BY id) AS names FROM items";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +109,7 @@ async fn sql_on_the_app(user: &User) -> Result<()> {
         &with(&STAGING, &["db:sql", "SELECT * FROM no_such_table"]),
         &[],
         None,
+        None,
     )
     .await?;
     ensure!(!out.status.success(), "a failing query succeeded");
@@ -207,25 +141,7 @@ fn restore(maria: &MariaDb, file: &Path, database: &str, gzipped: bool) -> Resul
 
 async fn dump_restores(user: &User, maria: &MariaDb) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("items.sql.gz");
-    let file_arg = file.to_string_lossy().into_owned();
-    let (_, said) = ok(
-        user,
-        &with(&STAGING, &["db:dump", "-z", "-f", &file_arg]),
-        &[],
-        None,
-    )
-    .await?;
-    ensure!(
-        said.contains(&format!("Creating gzipped SQL dump file: {file_arg}")),
-        "{said}"
-    );
-    let bytes = std::fs::read(&file)?;
-    ensure!(
-        bytes.starts_with(&[0x1f, 0x8b]),
-        "the dump is not gzip: {:?}",
-        &bytes[..bytes.len().min(16)]
-    );
+    let file = gzipped_dump(user, dir.path()).await?;
     let rows = restore(maria, &file, "restored", true)?;
     ensure!(rows == "one,two,three", "restored: {rows}");
     // --schema-only: the table, none of its rows.
@@ -274,6 +190,7 @@ async fn production_shell_is_read_only(user: &User, maria: &MariaDb) -> Result<(
         &with(&PRODUCTION, &["db:sql", "-y"]),
         &[],
         Some("INSERT INTO items VALUES (4, 'four');\n"),
+        None,
     )
     .await?;
     let said = text(&out.stderr);
@@ -320,17 +237,6 @@ async fn production_shell_is_read_only(user: &User, maria: &MariaDb) -> Result<(
     Ok(())
 }
 
-/// The database tunnel's counters from `tunnel:list --format json`.
-async fn database_counters(user: &User) -> Result<Value> {
-    let (out, _) = ok(user, &["tunnel:list", "--format", "json"], &[], None).await?;
-    let tunnels: Value = serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))?;
-    tunnels
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["relationship"] == "database"))
-        .map(|t| t["counters"].clone())
-        .with_context(|| format!("no database tunnel: {tunnels}"))
-}
-
 async fn export_runs_through_the_tunnel(user: &User, maria: &MariaDb) -> Result<()> {
     ok(
         user,
@@ -356,6 +262,7 @@ async fn export_runs_through_the_tunnel(user: &User, maria: &MariaDb) -> Result<
         &["db:sql", "-y"],
         &export,
         Some("INSERT INTO items VALUES (7, 'seven');\n"),
+        None,
     )
     .await?;
     let said = text(&out.stderr);
