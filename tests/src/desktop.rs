@@ -590,3 +590,42 @@ fn tauri_driver_path() -> Result<PathBuf> {
 pub fn desktop_binary() -> Result<PathBuf> {
     crate::cli::workspace_binary("tether-desktop")
 }
+
+/// Alice signed in on the simulator `info` names, and her app started hidden (in the tray) on
+/// a desktop of its own whose notification server is watched.
+pub async fn hidden_app(
+    info: &tether_sim::ReadyInfo,
+) -> Result<(
+    crate::cli::User,
+    Desktop,
+    crate::notifications::Notifications,
+    ChildGuard,
+    crate::tray::TrayItem,
+)> {
+    let user = crate::cli::User::new(info, false)?;
+    user.ok(&["auth:api-token-login"], Some(crate::ALICE_TOKEN))
+        .await?;
+    let desktop = Desktop::start().await?;
+    let notes = crate::notifications::Notifications::start(&desktop.bus_address).await?;
+    let app = desktop.launch_for(&user, &["--hidden"])?;
+    let item = desktop.tray_item().await?;
+    Ok((user, desktop, notes, app, item))
+}
+
+/// Ends the xterm whose log is `log` (started with `xterm -l -lf LOG`), found by that path in
+/// its command line, so that no other terminal is touched.
+pub fn end_terminal(log: &Path) {
+    let wanted = format!("-lf\0{}\0", log.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&wanted) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}

@@ -10,7 +10,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use tether_e2e::cli::{BrowserStub, User, KEYRING_SERVICE};
 use tether_e2e::desktop::{
-    app_session, screenshot, screenshot_dir, sign_in_through_the_window, wait_text, Desktop,
+    app_session, end_terminal, hidden_app, screenshot, screenshot_dir, sign_in_through_the_window,
+    wait_text, Desktop,
 };
 use tether_e2e::notifications::Notifications;
 use tether_e2e::tray::{TrayItem, TrayWatcher};
@@ -655,9 +656,7 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
             ],
         )
         .await?;
-    let _ = std::process::Command::new("pkill")
-        .args(["-f", &format!("xterm -l -lf {}", terminal_log.display())])
-        .status();
+    end_terminal(&terminal_log);
 
     // A second launch only brings the first one's window forward, and ends.
     let mut second = desktop.launch_for(&user, &[])?;
@@ -1230,13 +1229,7 @@ impl ShortCertificates {
             ..tether_sim::SimOptions::default()
         };
         let sim = demo_sim(options).await?;
-        let user = User::new(&sim.info, false)?;
-        user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-            .await?;
-        let desktop = Desktop::start().await?;
-        let notes = Notifications::start(&desktop.bus_address).await?;
-        let app = desktop.launch_for(&user, &["--hidden"])?;
-        let item = desktop.tray_item().await?;
+        let (user, desktop, notes, app, item) = hidden_app(&sim.info).await?;
         wait_for_icon(
             &desktop.watcher,
             &item,

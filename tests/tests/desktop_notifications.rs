@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use tether_e2e::cli::User;
-use tether_e2e::desktop::Desktop;
+use tether_e2e::desktop::hidden_app;
 use tether_e2e::notifications::Notifications;
-use tether_e2e::tray::TrayItem;
-use tether_e2e::{backend, ChildGuard, Redis, ALICE_TOKEN};
+use tether_e2e::{backend, Redis, ALICE_TOKEN};
 use tether_sim::fixture::{Fixture, DEMO_FIXTURE};
 use tether_sim::{Sim, SimOptions};
 
@@ -70,21 +69,6 @@ async fn a_relationship_named_with_markup_reaches_notifications_escaped() -> Res
     }
     desktop.watcher.click(&item, "Quit Tether").await?;
     Ok(())
-}
-
-/// Alice signed in on the simulator `info` names, and her app started hidden (in the tray) on
-/// a desktop of its own whose notification server is watched.
-async fn hidden_app(
-    info: &tether_sim::ReadyInfo,
-) -> Result<(User, Desktop, Notifications, ChildGuard, TrayItem)> {
-    let user = User::new(info, false)?;
-    user.ok(&["auth:api-token-login"], Some(ALICE_TOKEN))
-        .await?;
-    let desktop = Desktop::start().await?;
-    let notes = Notifications::start(&desktop.bus_address).await?;
-    let app = desktop.launch_for(&user, &["--hidden"])?;
-    let item = desktop.tray_item().await?;
-    Ok((user, desktop, notes, app, item))
 }
 
 /// The local address of the first tunnel `tunnel:list` shows.

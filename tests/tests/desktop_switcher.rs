@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
 use tether_e2e::cli::User;
-use tether_e2e::desktop::{app_session, screenshot, wait_text, Desktop};
+use tether_e2e::desktop::{app_session, end_terminal, screenshot, wait_text, Desktop};
 use tether_e2e::webdriver::WebDriver;
 use tether_e2e::{demo_sim, ALICE_TOKEN};
 
@@ -446,26 +446,6 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         .await?;
     end_terminal(&terminal_log);
     Ok(())
-}
-
-/// Ends the xterm the app started with `log` as its log file (found by that unique path in
-/// its command line, ended by its pid).
-fn end_terminal(log: &std::path::Path) {
-    let wanted = format!("-lf\0{}\0", log.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&wanted) {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-    }
 }
 
 /// Gives an X window the keyboard focus.
