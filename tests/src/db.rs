@@ -100,3 +100,36 @@ pub async fn gzipped_dump(user: &User, dir: &Path) -> Result<std::path::PathBuf>
     );
     Ok(file)
 }
+
+/// A query's own failure is the command's exit status, with the client's message.
+pub async fn failing_query_fails(user: &User) -> Result<()> {
+    let out = tether(
+        user,
+        &with(&STAGING, &["db:sql", "SELECT * FROM no_such_table"]),
+        &[],
+        None,
+        None,
+    )
+    .await?;
+    anyhow::ensure!(!out.status.success(), "a failing query succeeded");
+    anyhow::ensure!(
+        text(&out.stderr).contains("no_such_table"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Opens the production app's `database` tunnel and returns its `PLATFORM_RELATIONSHIPS`
+/// value, as `tunnel:info --encode` prints it for the export.
+pub async fn production_tunnel_export(user: &User) -> Result<String> {
+    ok(
+        user,
+        &with(&PRODUCTION, &["tunnel:open", "-y", "-r", "database"]),
+        &[],
+        None,
+    )
+    .await?;
+    let (encoded, _) = ok(user, &["tunnel:info", "--encode"], &[], None).await?;
+    Ok(encoded.trim().to_string())
+}

@@ -153,22 +153,7 @@ async fn sql_on_the_app(user: &User) -> Result<()> {
     )
     .await?;
     ensure!(out.trim() == "db-sql", "{out}");
-    // A query's own failure is the command's exit status, with psql's message.
-    let out = tether(
-        user,
-        &with(&STAGING, &["db:sql", "SELECT * FROM no_such_table"]),
-        &[],
-        None,
-        None,
-    )
-    .await?;
-    ensure!(!out.status.success(), "a failing query succeeded");
-    ensure!(
-        text(&out.stderr).contains("no_such_table"),
-        "{}",
-        text(&out.stderr)
-    );
-    Ok(())
+    failing_query_fails(user).await
 }
 
 async fn dump_restores(user: &User, pg: u16) -> Result<()> {
@@ -395,15 +380,8 @@ async fn at_a_terminal(user: &User, pg: u16) -> Result<()> {
 }
 
 async fn export_runs_through_the_tunnel(user: &User, pg: u16) -> Result<()> {
-    ok(
-        user,
-        &with(&PRODUCTION, &["tunnel:open", "-y", "-r", "database"]),
-        &[],
-        None,
-    )
-    .await?;
-    let (encoded, _) = ok(user, &["tunnel:info", "--encode"], &[], None).await?;
-    let export = [("PLATFORM_RELATIONSHIPS", encoded.trim())];
+    let encoded = production_tunnel_export(user).await?;
+    let export = [("PLATFORM_RELATIONSHIPS", encoded.as_str())];
     let before = database_counters(user).await?;
 
     let (out, _) = ok(

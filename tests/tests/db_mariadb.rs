@@ -103,22 +103,7 @@ async fn sql_on_the_app(user: &User) -> Result<()> {
         out.starts_with("n\tv\n3\t") && out.contains("MariaDB"),
         "{out}"
     );
-    // A query's own failure is the command's exit status, with the client's message.
-    let out = tether(
-        user,
-        &with(&STAGING, &["db:sql", "SELECT * FROM no_such_table"]),
-        &[],
-        None,
-        None,
-    )
-    .await?;
-    ensure!(!out.status.success(), "a failing query succeeded");
-    ensure!(
-        text(&out.stderr).contains("no_such_table"),
-        "{}",
-        text(&out.stderr)
-    );
-    Ok(())
+    failing_query_fails(user).await
 }
 
 /// Restores a dump (`gunzip` when `gzipped`) into a fresh database; its rows.
@@ -238,15 +223,8 @@ async fn production_shell_is_read_only(user: &User, maria: &MariaDb) -> Result<(
 }
 
 async fn export_runs_through_the_tunnel(user: &User, maria: &MariaDb) -> Result<()> {
-    ok(
-        user,
-        &with(&PRODUCTION, &["tunnel:open", "-y", "-r", "database"]),
-        &[],
-        None,
-    )
-    .await?;
-    let (encoded, _) = ok(user, &["tunnel:info", "--encode"], &[], None).await?;
-    let export = [("PLATFORM_RELATIONSHIPS", encoded.trim())];
+    let encoded = production_tunnel_export(user).await?;
+    let export = [("PLATFORM_RELATIONSHIPS", encoded.as_str())];
     let before = database_counters(user).await?;
     let (out, _) = ok(user, &["db:sql", "--raw", NAMES], &export, None).await?;
     ensure!(out.trim() == "names\none,two,three,four,five", "{out}");
