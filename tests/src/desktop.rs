@@ -39,6 +39,18 @@ pub struct Desktop {
     pub state: tempfile::TempDir,
 }
 
+/// The bus name by which a second start of the app finds the first (tauri-plugin-single-instance:
+/// the identifier in `tauri.conf.json` and `.SingleInstance`).
+const SINGLE_INSTANCE_NAME: &str = "sh.tether.desktop.SingleInstance";
+
+/// Whether a process runs (a zombie does not).
+pub fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.chars().next()? != 'Z'))
+        .unwrap_or(false)
+}
+
 /// Reads the first line a child prints on stdout (Xvfb's display number, dbus's address).
 fn first_line(child: &mut std::process::Child, what: &str) -> Result<String> {
     let stdout = child
@@ -439,6 +451,27 @@ impl Desktop {
         }
     }
 
+    /// Waits until the app whose process is `pid` has ended and the bus has let go of its
+    /// single-instance name. The bus notices a killed app (WebDriver ends its session that way)
+    /// a moment after the process is gone; an app started in that moment finds the name taken,
+    /// tries to hand over to the instance that is gone, and exits.
+    pub async fn wait_app_ended(&self, pid: u32, within: Duration) -> Result<()> {
+        let bus = zbus::connection::Builder::address(self.bus_address.as_str())?
+            .build()
+            .await?;
+        let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
+        let name = zbus::names::BusName::try_from(SINGLE_INSTANCE_NAME)?;
+        let start = std::time::Instant::now();
+        while is_running(pid) || dbus.name_has_owner(name.clone()).await? {
+            anyhow::ensure!(
+                start.elapsed() < within,
+                "the app (pid {pid}) still runs or holds {SINGLE_INSTANCE_NAME} after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
     /// The log of the app [`Desktop::launch_for`] started, and of tauri-driver and the app it
     /// starts.
     pub fn log(&self) -> PathBuf {
@@ -532,8 +565,7 @@ pub async fn sign_in_through_the_window(
     user: &tether_sim::fixture::User,
 ) -> Result<String> {
     let main = app.window_handle().await?;
-    app.click(&app.find(open, Duration::from_secs(30)).await?)
-        .await?;
+    app.click_on(open, Duration::from_secs(30)).await?;
     app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
         .await?;
     let url = app.current_url().await?;

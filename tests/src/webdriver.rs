@@ -126,6 +126,26 @@ impl WebDriver {
         Ok(())
     }
 
+    /// Finds the element `css` selects (waiting up to `timeout` for it) and clicks it. A page
+    /// that renders again between the two (the app redraws on each of its agent's events)
+    /// replaces the element found: it is found again and clicked.
+    pub async fn click_on(&self, css: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        // An element that was there is looked for again a little while, whatever `timeout`.
+        let again = timeout.max(Duration::from_secs(5));
+        loop {
+            let element = self
+                .find(css, timeout.saturating_sub(start.elapsed()))
+                .await?;
+            match self.click(&element).await {
+                Err(e) if e.to_string().contains("stale element") && start.elapsed() < again => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     pub async fn click(&self, element: &str) -> Result<()> {
         self.call(
             reqwest::Method::POST,
@@ -362,7 +382,7 @@ pub async fn fill_sign_in(
                 d.send_keys(&user, username).await?;
                 d.send_keys(&d.find("#password", wait).await?, password)
                     .await?;
-                d.click(&d.find("#submit", wait).await?).await?;
+                d.click_on("#submit", wait).await?;
                 done_password = true;
                 continue;
             }
@@ -372,7 +392,7 @@ pub async fn fill_sign_in(
                 let secret =
                     totp_secret.ok_or_else(|| anyhow!("the page asks for a one-time code"))?;
                 d.send_keys(&totp, &crate::totp_now(secret)?).await?;
-                d.click(&d.find("#submit", wait).await?).await?;
+                d.click_on("#submit", wait).await?;
                 done_totp = true;
                 continue;
             }

@@ -244,14 +244,12 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
         &alice.password,
     )
     .await?;
-    app.click(&app.find("#submit", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#submit", Duration::ZERO).await?;
     let totp = app.find("#totp", Duration::from_secs(15)).await?;
     screenshot(&app, "sign-in-totp").await?;
     let secret = alice.totp_secret.as_deref().context("alice's TOTP")?;
     app.send_keys(&totp, &tether_e2e::totp_now(secret)?).await?;
-    app.click(&app.find("#submit", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#submit", Duration::ZERO).await?;
     let allow = app.find("#allow", Duration::from_secs(15)).await?;
     // The app closes this window on the redirect.
     tether_e2e::webdriver::click_later(&app, &allow).await?;
@@ -292,11 +290,8 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     screenshot(&app, "browsing").await?;
 
     // Its connection details, checked against the simulator's data.
-    app.click(
-        &app.find(&format!("{row} [data-action=details]"), Duration::ZERO)
-            .await?,
-    )
-    .await?;
+    app.click_on(&format!("{row} [data-action=details]"), Duration::ZERO)
+        .await?;
     let env = fixture
         .project(STOREFRONT)
         .and_then(|p| p.environments.iter().find(|e| e.id == "main"))
@@ -317,12 +312,9 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     let password = "#details [data-service=database] [data-field=password]";
     let masked = app.text(&app.find(password, Duration::ZERO).await?).await?;
     assert_ne!(masked, db_password, "the password shows only when asked");
-    app.click(
-        &app.find(
-            "#details [data-service=database] [data-action=reveal]",
-            Duration::ZERO,
-        )
-        .await?,
+    app.click_on(
+        "#details [data-service=database] [data-action=reveal]",
+        Duration::ZERO,
     )
     .await?;
     wait_text(&app, password, &db_password, Duration::from_secs(5)).await?;
@@ -334,23 +326,17 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     )
     .await?;
     screenshot(&app, "connection-details-scrolled").await?;
-    app.click(
-        &app.find("#details [data-action=close]", Duration::ZERO)
-            .await?,
-    )
-    .await?;
+    app.click_on("#details [data-action=close]", Duration::ZERO)
+        .await?;
 
     // Open its tunnels: production asks first; then the tunnels view shows them, and so does
     // the command line.
-    app.click(
-        &app.find(
-            &format!("{row} [data-action=tunnels]"),
-            Duration::from_secs(5),
-        )
-        .await?,
+    app.click_on(
+        &format!("{row} [data-action=tunnels]"),
+        Duration::from_secs(5),
     )
     .await?;
-    app.click(&app.find("#production-yes", Duration::from_secs(20)).await?)
+    app.click_on("#production-yes", Duration::from_secs(20))
         .await?;
     let listed = {
         let start = Instant::now();
@@ -392,12 +378,9 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     screenshot(&app, "tunnels").await?;
 
     // Copy its address, read it back from the X clipboard, and connect psql to it.
-    app.click(
-        &app.find(
-            &format!("{tunnel} [data-action=copy-address]"),
-            Duration::ZERO,
-        )
-        .await?,
+    app.click_on(
+        &format!("{tunnel} [data-action=copy-address]"),
+        Duration::ZERO,
     )
     .await?;
     notes
@@ -408,11 +391,8 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     assert_eq!(psql(port, "select 6*7").await?, "42");
 
     // Close it: gone for the command line, its port free.
-    app.click(
-        &app.find(&format!("{tunnel} [data-action=close]"), Duration::ZERO)
-            .await?,
-    )
-    .await?;
+    app.click_on(&format!("{tunnel} [data-action=close]"), Duration::ZERO)
+        .await?;
     let start = Instant::now();
     while tunnel_list(&user)
         .await?
@@ -428,8 +408,7 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     tether_e2e::port_has_no_listener(port).context("the closed tunnel's port")?;
 
     // Settings: a bad value is refused in words, a good one saved.
-    app.click(&app.find("#nav-settings", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#nav-settings", Duration::ZERO).await?;
     let hours = app
         .find(
             "#settings [name=inactivity_limit_hours]",
@@ -442,13 +421,9 @@ async fn a_person_signs_in_finds_an_app_and_uses_its_tunnels_in_the_window() -> 
     )
     .await?;
     app.send_keys(&hours, "12").await?;
-    app.click(
-        &app.find("#settings [name=start_at_login]", Duration::ZERO)
-            .await?,
-    )
-    .await?;
-    app.click(&app.find("#save-settings", Duration::ZERO).await?)
+    app.click_on("#settings [name=start_at_login]", Duration::ZERO)
         .await?;
+    app.click_on("#save-settings", Duration::ZERO).await?;
     if let Err(e) = wait_text(
         &app,
         "#settings [role=status]",
@@ -738,17 +713,6 @@ async fn the_tray_offers_the_account_apps_tunnels_and_terminals_as_a_shell_sees_
     Ok(())
 }
 
-/// Whether a process runs (a zombie does not).
-fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(") ")?.1.chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
-}
-
 /// The names of a process's children (WebKit's web and network processes, for the app).
 fn children_of(parent: u32) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -804,13 +768,10 @@ async fn a_project_that_demands_mfa_is_one_mfa_sign_in_away() -> Result<()> {
     assert!(second.contains("amr=mfa"), "{second}");
     let row = format!("[data-app=\"{BANK}/main/api\"]");
     app.find(&row, Duration::from_secs(30)).await?;
-    app.click(
-        &app.find(&format!("{row} [data-action=tunnels]"), Duration::ZERO)
-            .await?,
-    )
-    .await?;
+    app.click_on(&format!("{row} [data-action=tunnels]"), Duration::ZERO)
+        .await?;
     // Its main environment is production: the window asks first.
-    app.click(&app.find("#production-yes", Duration::from_secs(20)).await?)
+    app.click_on("#production-yes", Duration::from_secs(20))
         .await?;
     let start = Instant::now();
     let ledger = loop {
@@ -883,11 +844,8 @@ async fn the_browser_sign_in_comes_back_to_the_app() -> Result<()> {
         app, browser, sim, ..
     } = &AppWithBrowserStub::start(false).await?;
 
-    app.click(
-        &app.find("#sign-in-browser", Duration::from_secs(60))
-            .await?,
-    )
-    .await?;
+    app.click_on("#sign-in-browser", Duration::from_secs(60))
+        .await?;
     let address = browser.wait_for(1).await?.remove(0);
     assert!(address.starts_with(&sim.info.auth_url), "{address}");
     let chromium = tether_e2e::webdriver::Chromium::start().await?;
@@ -925,8 +883,7 @@ async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pag
     } = &AppWithBrowserStub::start(true).await?;
 
     let main = app.window_handle().await?;
-    app.click(&app.find("#sign-in", Duration::from_secs(60)).await?)
-        .await?;
+    app.click_on("#sign-in", Duration::from_secs(60)).await?;
     app.switch_to_new_window(std::slice::from_ref(&main), Duration::from_secs(20))
         .await?;
     // The frame (the API's origin) loaded in the page: it told the page so, and the page then
@@ -962,8 +919,7 @@ async fn the_sign_in_window_leaves_frames_to_the_page_and_sends_only_clicked_pag
 
     // A click on the page's link: the browser gets it, the window keeps the sign-in page.
     let help = format!("{}{}", sim.info.api_url, tether_sim::probes::HELP);
-    app.click(&app.find("#probe-help", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#probe-help", Duration::ZERO).await?;
     let opened = browser.wait_for(1).await?;
     assert_eq!(opened, [help], "only the clicked page goes to the browser");
     let href = shown().await?;
@@ -1024,14 +980,9 @@ async fn a_sign_in_in_the_app_lives_in_the_keyring_until_signed_out() -> Result<
     app.quit().await?;
     // Gone before the next one starts, which would otherwise only hand over to it (single
     // instance) and never open its window.
-    let start = Instant::now();
-    while is_running(first) {
-        ensure!(
-            start.elapsed() < Duration::from_secs(20),
-            "the app (pid {first}) still runs after its session ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    desktop
+        .wait_app_ended(first, Duration::from_secs(20))
+        .await?;
     let app = app_session(&url).await?;
     wait_text(&app, "#account", "Alice", Duration::from_secs(60)).await?;
     let again = user.agent_pid();
@@ -1041,8 +992,7 @@ async fn a_sign_in_in_the_app_lives_in_the_keyring_until_signed_out() -> Result<
     );
 
     // Signing out in the app takes the session out of the keyring.
-    app.click(&app.find("#sign-out", Duration::from_secs(10)).await?)
-        .await?;
+    app.click_on("#sign-out", Duration::from_secs(10)).await?;
     let start = Instant::now();
     while keyring.lookup(KEYRING_SERVICE, "session")?.is_some() {
         ensure!(
@@ -1406,8 +1356,7 @@ async fn save_bind_address(app: &WebDriver, address: &str) -> Result<()> {
     )
     .await?;
     app.send_keys(&bind, address).await?;
-    app.click(&app.find("#save-settings", Duration::ZERO).await?)
-        .await
+    app.click_on("#save-settings", Duration::ZERO).await
 }
 
 /// Waits for the settings page to answer (`[role=status]` "Saved", or the question `#confirm`
@@ -1431,7 +1380,7 @@ async fn a_wildcard_bind_address_is_saved_only_after_a_yes() -> Result<()> {
     let desktop = Desktop::start_without_keyring().await?;
     let (_driver, url) = desktop.tauri_driver()?;
     let app = app_session(&url).await?;
-    app.click(&app.find("#nav-settings", Duration::from_secs(60)).await?)
+    app.click_on("#nav-settings", Duration::from_secs(60))
         .await?;
 
     save_bind_address(&app, "0.0.0.0").await?;
@@ -1439,15 +1388,14 @@ async fn a_wildcard_bind_address_is_saved_only_after_a_yes() -> Result<()> {
     assert_eq!(settings_answer(&app, &desktop, asked).await?, "127.0.0.1");
     screenshot(&app, "settings-wildcard-question").await?;
     // No: nothing saved, the question goes.
-    app.click(&app.find("#confirm-no", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#confirm-no", Duration::ZERO).await?;
     ensure!(app.find("#confirm", Duration::ZERO).await.is_err());
     assert_eq!(saved_bind_address(&desktop)?, "127.0.0.1");
 
     // Yes: saved. The address is typed again, as a person would after a no (the form may
     // have been drawn again from the saved settings meanwhile).
     save_bind_address(&app, "0.0.0.0").await?;
-    app.click(&app.find("#confirm-yes", Duration::from_secs(10)).await?)
+    app.click_on("#confirm-yes", Duration::from_secs(10))
         .await?;
     assert_eq!(settings_answer(&app, &desktop, "Saved").await?, "0.0.0.0");
 

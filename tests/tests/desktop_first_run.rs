@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use tether_e2e::cli::User;
 use tether_e2e::demo_sim;
 use tether_e2e::desktop::{
-    app_session, screenshot, screenshot_dir, sign_in_through_the_window, Desktop, SETTINGS,
+    app_session, is_running, screenshot, screenshot_dir, sign_in_through_the_window, Desktop,
+    SETTINGS,
 };
 use tether_e2e::notifications::Notifications;
 use tether_e2e::webdriver::WebDriver;
@@ -59,7 +60,7 @@ async fn wait_step(app: &WebDriver, want: &str) -> Result<()> {
 }
 
 async fn click(app: &WebDriver, css: &str) -> Result<()> {
-    app.click(&app.find(css, WITHIN).await?).await
+    app.click_on(css, WITHIN).await
 }
 
 fn settings_of(data_dir: &std::path::Path) -> Result<Value> {
@@ -67,14 +68,6 @@ fn settings_of(data_dir: &std::path::Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     Ok(serde_json::from_str(&text)?)
-}
-
-/// Whether a process runs (a zombie does not).
-fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.chars().next()? != 'Z'))
-        .unwrap_or(false)
 }
 
 async fn wait_ended(pid: u32) -> Result<()> {
@@ -209,7 +202,7 @@ async fn the_first_start_walks_through_the_welcome_and_later_starts_skip_it() ->
     // The next start goes to the app as it is, signed in: no welcome.
     let first = agent_pid(&user.runtime_dir().join("tether/tether-sim.pid"), None).await?;
     app.quit().await?;
-    wait_ended(first).await?;
+    desktop.wait_app_ended(first, WITHIN).await?;
     let app = app_session(&url).await?;
     wait_text(&app, "#account", "Alice").await?;
     ensure!(
@@ -294,7 +287,9 @@ async fn another_platform_restarts_the_app_which_goes_on_with_the_welcome() -> R
     let first = agent_pid(&pids.join("platformsh.pid"), None).await?;
 
     click(&app, "#welcome-platform-upsun").await?;
-    click(&app, "#welcome-next").await?;
+    // The click ends the app's process, which may go before WebDriver answers the click.
+    let next = app.find("#welcome-next", WITHIN).await?;
+    tether_e2e::webdriver::click_later(&app, &next).await?;
     // The app says it restarts, and does: a new process serves Upsun.
     let upsun = agent_pid(&pids.join("upsun.pid"), Some(first)).await?;
     wait_ended(first).await?;

@@ -235,8 +235,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
 
     // The window's button opens it too; it goes away when another window takes the focus, as a
     // click elsewhere gives it on a desktop (Xvfb has no window manager: xdotool moves it).
-    app.click(&app.find("#open-switcher", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#open-switcher", Duration::ZERO).await?;
     switcher(&app, &main).await?;
     let palette = desktop
         .visible_window("^Tether switcher$", Duration::from_secs(20))
@@ -256,8 +255,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     closed(&app, &main).await?;
 
     // Settings: the shortcut works, and says so.
-    app.click(&app.find("#nav-settings", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#nav-settings", Duration::ZERO).await?;
     app.find("#check-list", Duration::from_secs(30)).await?;
     // Every check `tether doctor` makes, each with its status and what it means.
     let checks: Vec<(String, String, String)> = serde_json::from_value(
@@ -310,8 +308,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     // A clock 5 minutes off the platform's: "Run checks again" shows the problem and its fix,
     // and once the clocks agree again, the check is fine.
     sim.set_clock_skew(-300);
-    app.click(&app.find("#run-checks", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#run-checks", Duration::ZERO).await?;
     wait_text(
         &app,
         "#check-list [data-check=clock]",
@@ -343,8 +340,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
     show(&app, "#checks").await?;
     screenshot(&app, "settings-checks-clock-problem").await?;
     sim.set_clock_skew(0);
-    app.click(&app.find("#run-checks", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#run-checks", Duration::ZERO).await?;
     wait_text(
         &app,
         "#check-list [data-check=clock]",
@@ -407,8 +403,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         .find(&format!("#guard-{STOREFRONT}"), Duration::ZERO)
         .await?;
     app.click(&guard).await?;
-    app.click(&app.find("#save-settings", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#save-settings", Duration::ZERO).await?;
     wait_text(
         &app,
         "[role=status].saved",
@@ -480,8 +475,7 @@ async fn save_shortcut(app: &WebDriver, shortcut: &str) -> Result<()> {
         .find("#setting-switcher_shortcut", Duration::ZERO)
         .await?;
     app.send_keys(&field, shortcut).await?;
-    app.click(&app.find("#save-settings", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#save-settings", Duration::ZERO).await?;
     wait_text(app, "[role=status].saved", "Saved", Duration::from_secs(10)).await?;
     Ok(())
 }
@@ -496,7 +490,7 @@ async fn on_wayland_settings_point_to_the_switcher_command_which_opens_it() -> R
     let (_driver, url) = desktop.tauri_driver()?;
     let app = app_session(&url).await?;
     let main = app.window_handle().await?;
-    app.click(&app.find("#nav-settings", Duration::from_secs(60)).await?)
+    app.click_on("#nav-settings", Duration::from_secs(60))
         .await?;
     let said = wait_text(
         &app,

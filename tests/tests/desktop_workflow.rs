@@ -413,8 +413,7 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     .await?;
     assert!(question.contains("open a SQL shell on"), "{question}");
     screenshot(&app, "workflow-production-question").await?;
-    app.click(&app.find("#production-no", Duration::ZERO).await?)
-        .await?;
+    app.click_on("#production-no", Duration::ZERO).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !dbeaver_args.exists(),
@@ -430,7 +429,7 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     // Yes: the tunnel opens, and the stand-in DBeaver gets its -con spec through it.
     click_in_row(&app, &main, "[data-menu-toggle=open-in]").await?;
     click_in_row(&app, &main, "[data-client=dbeaver]").await?;
-    app.click(&app.find("#production-yes", Duration::from_secs(20)).await?)
+    app.click_on("#production-yes", Duration::from_secs(20))
         .await?;
     let args = wait_file(&dbeaver_args, Duration::from_secs(30)).await?;
     let main_port = tunnel_port(&user, "main", "database").await?;
@@ -510,11 +509,8 @@ async fn sql_shell_open_in_copy_as_and_the_production_question_in_the_window_and
     terminal.wait_for(&["PONG"], &desktop).await?;
     terminal.type_line(&desktop, "quit").await?;
     terminal.closed(&desktop).await?;
-    app.click(
-        &app.find("#details [data-action=close]", Duration::ZERO)
-            .await?,
-    )
-    .await?;
+    app.click_on("#details [data-action=close]", Duration::ZERO)
+        .await?;
 
     // The tray: every label says the type, production marked.
     let w = &desktop.watcher;

@@ -128,7 +128,7 @@ async fn a_real_browser_signs_in_with_password_totp_and_consent() -> Result<()> 
         .await?;
     d.send_keys(&d.find("#password", wait).await?, ALICE_PASSWORD)
         .await?;
-    d.click(&d.find("#submit", wait).await?).await?;
+    d.click_on("#submit", wait).await?;
     // Alice has an authenticator: the page asks for the current code.
     let totp = d.find("#totp", wait).await?;
     let shots = std::env::var_os("TETHER_SCREENSHOTS").map(std::path::PathBuf::from);
@@ -137,12 +137,12 @@ async fn a_real_browser_signs_in_with_password_totp_and_consent() -> Result<()> 
         d.screenshot(&dir.join("sim-login-totp.png")).await?;
     }
     d.send_keys(&totp, "000000").await?;
-    d.click(&d.find("#submit", wait).await?).await?;
+    d.click_on("#submit", wait).await?;
     let error = d.text(&d.find("#error", wait).await?).await?;
     assert!(error.contains("not valid"), "{error}");
     d.send_keys(&d.find("#totp", wait).await?, &totp_now(ALICE_TOTP)?)
         .await?;
-    d.click(&d.find("#submit", wait).await?).await?;
+    d.click_on("#submit", wait).await?;
     let allow = d.find("#allow", wait).await?;
     if let Some(dir) = &shots {
         d.screenshot(&dir.join("sim-login-consent.png")).await?;
