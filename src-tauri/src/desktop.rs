@@ -514,9 +514,13 @@ impl Desktop {
 
     /// What the tray and the window show now (whether renewal is failing is known from the
     /// agent's events, which the tray follows).
-    pub async fn snapshot(&self, renewal_failing: bool) -> Snapshot {
+    ///
+    /// When the agent does not answer for its tunnels, the tunnels last shown stay (an empty
+    /// list would turn a tunnel that is down into "No tunnels open" and the icon back to ready,
+    /// with no later event to correct it) and `stale` says to ask again.
+    pub async fn snapshot(&self, renewal_failing: bool) -> (Snapshot, bool) {
         let account = self.account().await.ok();
-        let infos = self.tunnel_infos().await.unwrap_or_default();
+        let infos = self.tunnel_infos().await;
         let signed_in = account
             .as_ref()
             .is_some_and(|a| a.session == SessionView::Active);
@@ -528,14 +532,32 @@ impl Desktop {
         let clients = tauri::async_runtime::spawn_blocking(Desktop::database_clients)
             .await
             .unwrap_or_default();
-        Snapshot {
+        let stale = infos.is_err() && account.is_some();
+        let (tunnels_down, tunnels) = match infos {
+            Ok(infos) => (
+                infos.iter().filter(|t| t.state.is_down()).count(),
+                self.marked(infos.iter().map(tunnel_view).collect()),
+            ),
+            Err(e) if account.is_some() => {
+                tracing::warn!(
+                    "the agent did not list its tunnels ({}); showing the last list",
+                    e.message
+                );
+                let shown = self.shown();
+                (shown.tunnels_down, shown.tunnels)
+            }
+            // No agent at all: nothing is open.
+            Err(_) => (0, Vec::new()),
+        };
+        let snapshot = Snapshot {
             account,
-            tunnels_down: infos.iter().filter(|t| t.state.is_down()).count(),
-            tunnels: self.marked(infos.iter().map(tunnel_view).collect()),
+            tunnels_down,
+            tunnels,
             renewal_failing,
             catalog,
             clients,
-        }
+        };
+        (snapshot, stale)
     }
 
     /// The catalog as last loaded, loaded when older than [`CATALOG_TTL`]; `None` when it

@@ -663,7 +663,17 @@ pub fn follow(app: &AppHandle, desktop: Arc<Desktop>) {
 /// Rebuilds the menu and the icon from the agent's state, and tells the window. Only the
 /// loop in [`follow`] calls it; others ask through `Desktop::refresh_wanted`.
 async fn refresh(app: &AppHandle, desktop: &Desktop, renewal_failing: bool) {
-    let snapshot = desktop.snapshot(renewal_failing).await;
+    let (snapshot, stale) = desktop.snapshot(renewal_failing).await;
+    if stale {
+        // Asked again in a moment, through the loop in `follow` (one rebuild at a time).
+        let again = app.clone();
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if let Some(desktop) = again.try_state::<Arc<Desktop>>() {
+                desktop.refresh_wanted.notify_one();
+            }
+        });
+    }
     let lines = lines(
         desktop.profile_title(),
         Some(&snapshot),
