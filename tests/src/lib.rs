@@ -155,6 +155,23 @@ pub fn port_has_no_listener(port: u16) -> Result<()> {
         .with_context(|| format!("port {port} is still listened on"))
 }
 
+/// A loopback address that refuses every connection for as long as the test binary runs: its
+/// port stays bound and is never listened on. A port that was only free when it was chosen can be
+/// taken by another listener later, or be picked as the source port of a connection to itself
+/// (a simultaneous open on loopback), which then succeeds: a "refusing" service that accepted
+/// once failed a CI run of the tunnels suite.
+pub fn refusing_address() -> Result<std::net::SocketAddr> {
+    static HELD: std::sync::OnceLock<(tokio::net::TcpSocket, std::net::SocketAddr)> =
+        std::sync::OnceLock::new();
+    if let Some((_, addr)) = HELD.get() {
+        return Ok(*addr);
+    }
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let addr = socket.local_addr()?;
+    Ok(HELD.get_or_init(|| (socket, addr)).1)
+}
+
 /// A free loopback port (there is a small window in which someone else could take it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -497,8 +497,8 @@ async fn signed_in(sim: &SimHandle, token: &str) -> Result<(User, tether_e2e::cl
 
 async fn tunnel_sim(options: SimOptions) -> Result<(SimHandle, Arc<AtomicU64>)> {
     let (echo, accepted) = echo_server().await?;
-    // A port nothing listens on: the "service" refuses every connection.
-    let refusing: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+    // The "service" refuses every connection.
+    let refusing = tether_e2e::refusing_address()?;
     let sim = Sim::start(tunnel_fixture(echo, refusing)?, options).await?;
     Ok((sim, accepted))
 }
