@@ -300,16 +300,16 @@ pub enum Command {
     #[command(name = "db:dump", aliases = ["sql-dump", "environment:sql-dump"])]
     DbDump(db::DumpArgs),
     /// Get the public URLs of an environment (primary first), or open one in a browser.
-    #[command(name = "environment:url", alias = "url")]
+    #[command(name = "environment:url", visible_alias = "url")]
     EnvironmentUrl(environment::UrlArgs),
     /// Read an app's log (app, access, error…), or follow it with --tail.
-    #[command(name = "environment:logs", aliases = ["log", "logs"])]
+    #[command(name = "environment:logs", visible_alias = "log", alias = "logs")]
     EnvironmentLogs(environment::LogsArgs),
     /// Copy files to and from an app with scp (`remote:PATH` names the app's files).
-    #[command(name = "environment:scp", alias = "scp")]
+    #[command(name = "environment:scp", visible_alias = "scp")]
     EnvironmentScp(environment::ScpArgs),
     /// List an app's mounts.
-    #[command(name = "mount:list", alias = "mounts")]
+    #[command(name = "mount:list", visible_alias = "mounts")]
     MountList(mount::ListArgs),
     /// Download files from a mount with rsync.
     #[command(name = "mount:download")]
