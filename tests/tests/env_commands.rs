@@ -437,29 +437,37 @@ async fn mount_round_trip(sim: &SimHandle, user: &User, dir: &Path) -> Result<()
     Ok(())
 }
 
-/// At a terminal: the mount is chosen from a list, the copy is confirmed first (a "no" copies
-/// nothing and makes no directory), and rsync shows the transfer's progress.
+/// At a terminal: the mount is chosen from a list (or all of them), the target directory is
+/// asked for when not given, the copy is confirmed first (a "no" copies nothing and makes no
+/// directory), and rsync shows the transfer's progress.
 async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
     let declined = dir.join("declined");
     let d = declined.to_str().unwrap_or_default();
     let (status, shown) = user
         .at_a_terminal(
             &with("mount:download", &["--target", d]),
-            &[("Number (1-2): ", "2\n"), ("continue? [Y/n]", "n\n")],
+            &[("Number (1-3): ", "2\n"), ("continue? [Y/n]", "n\n")],
         )
         .await?;
     ensure!(!status.success(), "a no went ahead: {shown}");
     ensure!(
-        shown.contains("[2] web/uploads: storage") && shown.contains("nothing downloaded"),
+        shown.contains("[2] web/uploads: storage")
+            && shown.contains("[3] All mounts")
+            && shown.contains("nothing downloaded"),
         "{shown}"
     );
     ensure!(!declined.exists(), "a declined download made its directory");
+    // No --target: asked for, as the official client asks.
     let chosen = dir.join("chosen");
-    let c = chosen.to_str().unwrap_or_default();
+    let c = format!("{}\n", chosen.display());
     let (status, shown) = user
         .at_a_terminal(
-            &with("mount:download", &["--target", c]),
-            &[("Number (1-2): ", "2\n"), ("continue? [Y/n]", "\n")],
+            &with("mount:download", &[]),
+            &[
+                ("Number (1-3): ", "2\n"),
+                ("Target directory: ", &c),
+                ("continue? [Y/n]", "\n"),
+            ],
         )
         .await?;
     ensure!(status.success(), "{shown}");
@@ -473,6 +481,24 @@ async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
         "no progress shown: {shown}"
     );
     ensure!(tree(&chosen)?.contains_key("nested/deeper/blob.bin"));
+    // All mounts, each into a directory named after its path under the target given.
+    let all = dir.join("all");
+    let a = format!("{}\n", all.display());
+    let (status, shown) = user
+        .at_a_terminal(
+            &with("mount:download", &[]),
+            &[
+                ("Number (1-3): ", "3\n"),
+                ("Target directory [.]: ", &a),
+                ("continue? [Y/n]", "\n"),
+            ],
+        )
+        .await?;
+    ensure!(status.success(), "{shown}");
+    ensure!(
+        tree(&all)?.contains_key("web/uploads/nested/deeper/blob.bin"),
+        "{shown}"
+    );
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use crate::environment::{
     container, local_variables_apply, run_tool, ssh_options, Container, ContainerFlags,
 };
 use crate::output::{print, progress};
-use crate::session::confirm;
+use crate::session::{ask, confirm};
 use crate::Format;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -64,7 +64,7 @@ pub struct DownloadArgs {
     /// Download every mount (each into TARGET/<mount path>).
     #[arg(short = 'a', long, conflicts_with = "mount")]
     pub all: bool,
-    /// The local directory to download into (made when missing).
+    /// The local directory to download into (made when missing; asked for at a terminal).
     #[arg(long, value_name = "DIR")]
     pub target: Option<PathBuf>,
     /// With --all: name each mount's directory after its source path, not its mount path.
@@ -76,7 +76,7 @@ pub struct DownloadArgs {
 pub struct UploadArgs {
     #[command(flatten)]
     pub copy: CopyFlags,
-    /// The local directory whose contents go into the mount.
+    /// The local directory whose contents go into the mount (asked for at a terminal).
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
 }
@@ -142,12 +142,20 @@ fn table(mounts: &[Mount]) -> String {
     t
 }
 
-/// The mount `-m` names, or one chosen at the terminal; an error listing them otherwise.
-fn chosen_mount(given: Option<&str>, app: &str, list: &[Mount], verb: &str) -> Result<String> {
+/// The mount `-m` names, or one chosen at the terminal (where `offer_all` adds "All mounts",
+/// as the official `mount:download` does: `None` is that choice); an error listing them
+/// otherwise.
+fn chosen_mount(
+    given: Option<&str>,
+    app: &str,
+    list: &[Mount],
+    verb: &str,
+    offer_all: bool,
+) -> Result<Option<String>> {
     if let Some(m) = given {
-        return Ok(mounts::find(m, app, list)?.path.clone());
+        return Ok(Some(mounts::find(m, app, list)?.path.clone()));
     }
-    let options: Vec<(String, String)> = list
+    let mut options: Vec<(String, Option<String>)> = list
         .iter()
         .map(|m| {
             let label = if m.source == "local" {
@@ -155,9 +163,12 @@ fn chosen_mount(given: Option<&str>, app: &str, list: &[Mount], verb: &str) -> R
             } else {
                 format!("{}: {}", m.path, m.source)
             };
-            (label, m.path.clone())
+            (label, Some(m.path.clone()))
         })
         .collect();
+    if offer_all && list.len() > 1 {
+        options.push(("All mounts".to_string(), None));
+    }
     match crate::browse::choose(&format!("a mount to {verb}"), &options)? {
         Some(m) => Ok(m),
         None => bail!(
@@ -197,6 +208,44 @@ fn go_ahead(ctx: &Ctx, question: &str, yes: bool) -> Result<bool> {
     )
 }
 
+/// The directory an option names; without it, asked at a terminal ("Target directory [web/uploads]:",
+/// as the official client asks), offering `default` when there is one; an error naming the
+/// option otherwise.
+fn directory(
+    given: Option<PathBuf>,
+    question: &str,
+    default: Option<PathBuf>,
+    option: &str,
+) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let missing = || {
+        anyhow::anyhow!(
+            "the {} must be given with {option} DIR",
+            question.to_lowercase()
+        )
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(missing());
+    }
+    let answer = match &default {
+        Some(d) => ask(&format!("{question} [{}]: ", shown(d)))?,
+        None => ask(&format!("{question}: "))?,
+    };
+    match answer.as_str() {
+        "" => default.ok_or_else(missing),
+        a => Ok(PathBuf::from(a)),
+    }
+}
+
+/// Where a mount's files are here by default: the directory of the mount's path under the
+/// current directory, when there is one (run from the app's checkout, `web/uploads` is there).
+fn local_mount_dir(mount: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(mount.trim_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
 fn rsync_options(ctx: &Ctx, copy: &CopyFlags) -> RsyncOptions {
     RsyncOptions {
         delete: copy.delete,
@@ -218,18 +267,26 @@ fn shown(path: &Path) -> String {
 /// `mount:download`: rsync from a mount (or all of them) into a local directory.
 pub async fn download(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
     let copy = &args.copy;
-    let Some(target) = args.target.clone() else {
-        bail!("the target directory must be given with --target DIR");
+    let (c, list) = container_mounts(ctx, copy).await?;
+    let chosen = if args.all {
+        None
+    } else {
+        chosen_mount(copy.mount.as_deref(), &c.name, &list, "download from", true)?
     };
+    let all = chosen.is_none();
+    let default = match &chosen {
+        Some(mount) => local_mount_dir(mount),
+        None => Some(PathBuf::from(".")),
+    };
+    let target = directory(args.target.clone(), "Target directory", default, "--target")?;
     if target.exists() && !target.is_dir() {
         bail!(
             "the target {} is not a directory: choose a directory with --target",
             shown(&target)
         );
     }
-    let (c, list) = container_mounts(ctx, copy).await?;
     // Each mount and where it goes, all checked before anything is written.
-    let plan: Vec<(String, PathBuf)> = if args.all {
+    let plan: Vec<(String, PathBuf)> = if all {
         list.iter()
             .map(|m| {
                 let sub = match (&m.source_path, args.source_path) {
@@ -247,10 +304,9 @@ pub async fn download(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
             })
             .collect()
     } else {
-        let mount = chosen_mount(copy.mount.as_deref(), &c.name, &list, "download from")?;
-        vec![(mount, target.clone())]
+        vec![(chosen.unwrap_or_default(), target.clone())]
     };
-    let what = if args.all {
+    let what = if all {
         "all remote mounts".to_string()
     } else {
         format!("the remote mount {}", plan[0].0)
@@ -271,7 +327,7 @@ pub async fn download(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
     for (mount, local) in &plan {
         std::fs::create_dir_all(local)
             .map_err(|e| anyhow::anyhow!("cannot make the directory {}: {e}", shown(local)))?;
-        if args.all {
+        if all {
             progress(
                 ctx.format,
                 &format!("Downloading files from {mount} to {}", shown(local)),
@@ -293,17 +349,21 @@ pub async fn download(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
 /// `mount:upload`: rsync a local directory's contents into a mount.
 pub async fn upload(ctx: &Ctx, args: UploadArgs) -> Result<()> {
     let copy = &args.copy;
-    let Some(source) = args.source.clone() else {
-        bail!("the source directory must be given with --source DIR");
-    };
+    let (c, list) = container_mounts(ctx, copy).await?;
+    let mount = chosen_mount(copy.mount.as_deref(), &c.name, &list, "upload to", false)?
+        .unwrap_or_default();
+    let source = directory(
+        args.source.clone(),
+        "Source directory",
+        local_mount_dir(&mount),
+        "--source",
+    )?;
     if !source.is_dir() {
         bail!(
             "the source {} is not a directory: give the directory whose files go into the mount",
             shown(&source)
         );
     }
-    let (c, list) = container_mounts(ctx, copy).await?;
-    let mount = chosen_mount(copy.mount.as_deref(), &c.name, &list, "upload to")?;
     let question = format!(
         "Uploading files from {} to the remote mount {mount} of {}",
         shown(&source),

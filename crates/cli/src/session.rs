@@ -43,13 +43,22 @@ fn open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-/// Asks a yes/no question at the terminal; `default` when the answer is empty.
-pub fn confirm(question: &str, default: bool) -> Result<bool> {
-    eprint!("{question} [{}] ", if default { "Y/n" } else { "y/N" });
+/// Shows `prompt` on the terminal and reads the line typed, trimmed.
+pub fn ask(prompt: &str) -> Result<String> {
+    eprint!("{prompt}");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(match answer.trim().to_lowercase().as_str() {
+    Ok(answer.trim().to_string())
+}
+
+/// Asks a yes/no question at the terminal; `default` when the answer is empty.
+pub fn confirm(question: &str, default: bool) -> Result<bool> {
+    let answer = ask(&format!(
+        "{question} [{}] ",
+        if default { "Y/n" } else { "y/N" }
+    ))?;
+    Ok(match answer.to_lowercase().as_str() {
         "" => default,
         a => matches!(a, "y" | "yes"),
     })
