@@ -208,9 +208,9 @@ fn go_ahead(ctx: &Ctx, question: &str, yes: bool) -> Result<bool> {
     )
 }
 
-/// The directory an option names; without it, asked at a terminal ("Target directory [web/uploads]:",
-/// as the official client asks), offering `default` when there is one; an error naming the
-/// option otherwise.
+/// The directory an option names; without it, asked at a terminal ("Target directory
+/// [web/uploads]:", as the official client asks), offering `default` when there is one; an
+/// error naming the option otherwise.
 fn directory(
     given: Option<PathBuf>,
     question: &str,
@@ -241,9 +241,14 @@ fn directory(
 
 /// Where a mount's files are here by default: the directory of the mount's path under the
 /// current directory, when there is one (run from the app's checkout, `web/uploads` is there).
+/// The path comes from the platform: one that would leave the current directory (`..`) is
+/// never offered.
 fn local_mount_dir(mount: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(mount.trim_matches('/'));
-    dir.is_dir().then_some(dir)
+    let inside = dir
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (inside && dir.is_dir()).then_some(dir)
 }
 
 fn rsync_options(ctx: &Ctx, copy: &CopyFlags) -> RsyncOptions {
@@ -390,4 +395,21 @@ pub async fn upload(ctx: &Ctx, args: UploadArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_mount_dir;
+    use std::path::PathBuf;
+
+    /// Tests run in the crate's directory, which has `src`.
+    #[test]
+    fn a_mount_path_is_offered_only_inside_the_current_directory() {
+        assert_eq!(local_mount_dir("/src/"), Some(PathBuf::from("src")));
+        assert_eq!(local_mount_dir("no/such/mount"), None);
+        // They exist, but outside: a platform's mount path never leads the user there.
+        for hostile in ["../cli/src", "src/../..", "/.."] {
+            assert_eq!(local_mount_dir(hostile), None, "{hostile}");
+        }
+    }
 }
