@@ -499,6 +499,29 @@ async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
         tree(&all)?.contains_key("web/uploads/nested/deeper/blob.bin"),
         "{shown}"
     );
+    // An upload without --source: the source directory is asked for too.
+    let source = dir.join("asked source");
+    std::fs::create_dir_all(&source)?;
+    std::fs::write(source.join("asked.txt"), b"uploaded from a question\n")?;
+    let answer = format!("{}\n", source.display());
+    let (status, shown) = user
+        .at_a_terminal(
+            &with("mount:upload", &[]),
+            &[
+                ("Number (1-2): ", "2\n"),
+                ("Source directory: ", &answer),
+                ("continue? [Y/n]", "\n"),
+            ],
+        )
+        .await?;
+    ensure!(status.success(), "{shown}");
+    let back = dir.join("asked back");
+    download_to(user, &back, &["-m", "web/uploads"]).await?;
+    ensure!(
+        tree(&back)?.get("asked.txt").map(Vec::as_slice)
+            == Some(&b"uploaded from a question\n"[..]),
+        "the asked-for source did not arrive: {shown}"
+    );
     Ok(())
 }
 
