@@ -532,11 +532,11 @@ impl Desktop {
         let clients = tauri::async_runtime::spawn_blocking(Desktop::database_clients)
             .await
             .unwrap_or_default();
-        let stale = infos.is_err() && account.is_some();
-        let (tunnels_down, tunnels) = match infos {
+        let (tunnels_down, tunnels, stale) = match infos {
             Ok(infos) => (
                 infos.iter().filter(|t| t.state.is_down()).count(),
                 self.marked(infos.iter().map(tunnel_view).collect()),
+                false,
             ),
             Err(e) if account.is_some() => {
                 tracing::warn!(
@@ -544,10 +544,10 @@ impl Desktop {
                     e.message
                 );
                 let shown = self.shown();
-                (shown.tunnels_down, shown.tunnels)
+                (shown.tunnels_down, shown.tunnels, true)
             }
             // No agent at all: nothing is open.
-            Err(_) => (0, Vec::new()),
+            Err(_) => (0, Vec::new(), false),
         };
         let snapshot = Snapshot {
             account,
