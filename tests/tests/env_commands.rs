@@ -459,18 +459,13 @@ async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
     ensure!(!declined.exists(), "a declined download made its directory");
     // No --target: asked for, as the official client asks.
     let chosen = dir.join("chosen");
-    let c = format!("{}\n", chosen.display());
-    let (status, shown) = user
-        .at_a_terminal(
-            &with("mount:download", &[]),
-            &[
-                ("Number (1-3): ", "2\n"),
-                ("Target directory: ", &c),
-                ("continue? [Y/n]", "\n"),
-            ],
-        )
-        .await?;
-    ensure!(status.success(), "{shown}");
+    let shown = answered(
+        user,
+        "mount:download",
+        ("Number (1-3): ", "2"),
+        ("Target directory: ", &chosen),
+    )
+    .await?;
     ensure!(
         shown.contains("Downloading files from the remote mount web/uploads of environment main [PRODUCTION], app app"),
         "{shown}"
@@ -483,18 +478,13 @@ async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
     ensure!(tree(&chosen)?.contains_key("nested/deeper/blob.bin"));
     // All mounts, each into a directory named after its path under the target given.
     let all = dir.join("all");
-    let a = format!("{}\n", all.display());
-    let (status, shown) = user
-        .at_a_terminal(
-            &with("mount:download", &[]),
-            &[
-                ("Number (1-3): ", "3\n"),
-                ("Target directory [.]: ", &a),
-                ("continue? [Y/n]", "\n"),
-            ],
-        )
-        .await?;
-    ensure!(status.success(), "{shown}");
+    let shown = answered(
+        user,
+        "mount:download",
+        ("Number (1-3): ", "3"),
+        ("Target directory [.]: ", &all),
+    )
+    .await?;
     ensure!(
         tree(&all)?.contains_key("web/uploads/nested/deeper/blob.bin"),
         "{shown}"
@@ -503,18 +493,13 @@ async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
     let source = dir.join("asked source");
     std::fs::create_dir_all(&source)?;
     std::fs::write(source.join("asked.txt"), b"uploaded from a question\n")?;
-    let answer = format!("{}\n", source.display());
-    let (status, shown) = user
-        .at_a_terminal(
-            &with("mount:upload", &[]),
-            &[
-                ("Number (1-2): ", "2\n"),
-                ("Source directory: ", &answer),
-                ("continue? [Y/n]", "\n"),
-            ],
-        )
-        .await?;
-    ensure!(status.success(), "{shown}");
+    let shown = answered(
+        user,
+        "mount:upload",
+        ("Number (1-2): ", "2"),
+        ("Source directory: ", &source),
+    )
+    .await?;
     let back = dir.join("asked back");
     download_to(user, &back, &["-m", "web/uploads"]).await?;
     ensure!(
@@ -523,6 +508,31 @@ async fn at_a_terminal(user: &User, dir: &Path) -> Result<()> {
         "the asked-for source did not arrive: {shown}"
     );
     Ok(())
+}
+
+/// `tether COMMAND` on the shop's app at a terminal, answering its mount list with `mount`'s
+/// number, its directory question with `directory`'s path, and its confirmation with the
+/// default (yes); fails unless it succeeds, and returns what the terminal showed.
+async fn answered(
+    user: &User,
+    command: &str,
+    mount: (&str, &str),
+    directory: (&str, &Path),
+) -> Result<String> {
+    let number = format!("{}\n", mount.1);
+    let path = format!("{}\n", directory.1.display());
+    let (status, shown) = user
+        .at_a_terminal(
+            &with(command, &[]),
+            &[
+                (mount.0, &number),
+                (directory.0, &path),
+                ("continue? [Y/n]", "\n"),
+            ],
+        )
+        .await?;
+    ensure!(status.success(), "{shown}");
+    Ok(shown)
 }
 
 async fn scp(sim: &SimHandle, user: &User, dir: &Path) -> Result<()> {
