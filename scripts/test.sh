@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how much disk is left where the build writes: a CI machine's disk can be small,
+# and the log should show which step used it up.
+step() { printf '\n==> %s (%s free)\n' "$*" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
 
 # The processes of this run's suite: those whose environment has TMPDIR set to the run's own
 # temporary directory (every child of a test inherits it) or whose command line names it (a
@@ -100,7 +102,9 @@ step "packages: make package, then lintian, rpm, and an install, upgrade and rem
 # They install into the system one after another, so one at a time, after the rest.
 package_start=$(date +%s)
 if scripts/package.sh; then
-  TMPDIR="$suite_tmp" cargo test -p tether-e2e --test packages --locked -- --ignored --test-threads=1 --nocapture || tests=$?
+  # --workspace, not -p tether-e2e: the same packages as the build above, so the same features
+  # of every dependency, and nothing is compiled a second time.
+  TMPDIR="$suite_tmp" cargo test --workspace --test packages --locked -- --ignored --test-threads=1 --nocapture || tests=$?
 else
   tests=1
 fi
