@@ -512,39 +512,84 @@ async fn the_users_terminal_recording_and_real() -> Result<()> {
             xterm_log.display()
         ),
     )?;
-    let mut cmd = user.tether(&ssh_args(&SITE, &["--terminal"]))?;
-    cmd.env("TERMINAL", "xterm")
-        .env("DISPLAY", &desktop.display)
-        .env("XENVIRONMENT", &resources);
-    let launched = run_async(cmd).await?;
-    assert!(launched.status.success(), "{}", text(&launched.stderr));
-    let diagnosis = || {
+    // xterm is started through a stand-in of the same name first on PATH that keeps what xterm
+    // said and how it ended: when xterm itself fails (it once exited at once in a fresh CI
+    // machine, saying nothing the test could see), the failure says why.
+    let real_xterm = run_ok(Command::new("sh").args(["-c", "command -v xterm"]))?;
+    let bin = user.home().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let xterm_said = user.home().join("xterm.stderr");
+    std::fs::write(
+        bin.join("xterm"),
+        format!(
+            "#!/bin/sh\n'{real}' \"$@\" 2>>'{said}'\necho \"xterm ended: $?\" >>'{said}'\n",
+            real = real_xterm.trim(),
+            said = xterm_said.display()
+        ),
+    )?;
+    std::fs::set_permissions(
+        bin.join("xterm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let xterm_ended =
+        || std::fs::read_to_string(&xterm_said).is_ok_and(|said| said.contains("xterm ended:"));
+    let diagnosis = |launched: &std::process::Output| {
         let procs = run(Command::new("pgrep").args(["-a", "xterm"]))
             .map(|o| text(&o.stdout))
             .unwrap_or_default();
         format!(
-            "display {}; tether said: {}; xterm processes: {}; the terminal showed: {:?}",
+            "display {}; tether said: {}; xterm processes: {}; xterm said: {:?}; the terminal \
+             showed: {:?}",
             desktop.display,
             text(&launched.stderr).trim(),
             procs.trim(),
+            std::fs::read_to_string(&xterm_said).unwrap_or_default(),
             std::fs::read_to_string(&xterm_log).unwrap_or_default()
         )
     };
-    let window = {
+    // An xterm that ended before its window appeared is started once more (the first
+    // failure is printed): what is tested is what Tether starts, not xterm's own start.
+    let mut attempt = 0;
+    let (window, launched) = loop {
+        attempt += 1;
+        let mut cmd = user.tether(&ssh_args(&SITE, &["--terminal"]))?;
+        cmd.env("TERMINAL", "xterm")
+            .env("PATH", &path)
+            .env("DISPLAY", &desktop.display)
+            .env("XENVIRONMENT", &resources);
+        let launched = run_async(cmd).await?;
+        assert!(launched.status.success(), "{}", text(&launched.stderr));
         let start = Instant::now();
-        loop {
+        let window = loop {
             let found = run(Command::new("xdotool")
                 .args(["search", "--class", "xterm"])
                 .env("DISPLAY", &desktop.display))?;
             if let Some(id) = text(&found.stdout).lines().next().map(str::to_string) {
-                break id;
+                break Some(id);
             }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("no xterm window appeared ({})", diagnosis());
+            if xterm_ended() || start.elapsed() > Duration::from_secs(30) {
+                break None;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        match window {
+            Some(window) => break (window, launched),
+            None if attempt == 1 && xterm_ended() => {
+                eprintln!(
+                    "xterm ended before its window appeared; once more ({})",
+                    diagnosis(&launched)
+                );
+                std::fs::remove_file(&xterm_said)?;
+            }
+            None => bail!("no xterm window appeared ({})", diagnosis(&launched)),
         }
     };
+    let diagnosis = || diagnosis(&launched);
     // Type only once the app's shell shows its prompt.
     let start = Instant::now();
     while !std::fs::read_to_string(&xterm_log).is_ok_and(|l| l.contains("web@web.0")) {
