@@ -427,7 +427,10 @@ mod tests {
         drop(courier);
         let seen: Vec<(u32, std::thread::ThreadId)> = seen.iter().collect();
         let order: Vec<u32> = seen.iter().map(|(n, _)| *n).collect();
-        assert_eq!(order, (0..order.len() as u32).collect::<Vec<_>>());
+        // Which ones were dropped depends on when the thread took the first one off the queue
+        // (a slot frees then); those shown are every one accepted, in the order sent.
+        let accepted: Vec<u32> = (0..100).filter(|n| sent[*n as usize]).collect();
+        assert_eq!(order, accepted);
         assert!(
             seen.windows(2).all(|w| w[0].1 == w[1].1),
             "more than one thread"
