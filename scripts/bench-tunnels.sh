@@ -163,18 +163,19 @@ measure() { # gateway, kind, client, command...
   done
 }
 
-# Both ways at once, with where the machine's CPU went: prints the load generator's "seconds
-# GB/s client-cpu-seconds", then the CPU seconds the whole machine was busy during the run
-# (from /proc/stat: the gateway, the echo service, the load generator and the client together)
-# and the client's system (kernel) seconds. On this 2-core machine the run is CPU-bound, so the
-# rest of the machine's CPU per byte bounds what any client can reach.
-duplex_shares() { # port, client pid
-  local before after sys_before sys_after out
+# A load generator's run, with where the machine's CPU went: prints what the command printed
+# ("seconds GB/s client-cpu-seconds"), then the CPU seconds the whole machine was busy during the
+# run (from /proc/stat: the gateway, the sink or echo service, the load generator and the client
+# together) and the client's system (kernel) seconds. On this 2-core machine the runs are
+# CPU-bound, so the rest of the machine's CPU per byte bounds what any client can reach.
+with_shares() { # client pid, command...
+  local pid=$1 before after sys_before sys_after out
+  shift
   before=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
-  sys_before=$(awk '{print $15}' "/proc/$2/stat")
-  out=$("$loadgen" duplex "$1" "$duplex_size" "$2")
+  sys_before=$(awk '{print $15}' "/proc/$pid/stat")
+  out=$("$@")
   after=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
-  sys_after=$(awk '{print $15}' "/proc/$2/stat")
+  sys_after=$(awk '{print $15}' "/proc/$pid/stat")
   hz=$(getconf CLK_TCK)
   echo "$out $(python3 -c "print(($after - $before) / $hz, ($sys_after - $sys_before) / $hz)")"
 }
@@ -210,8 +211,8 @@ measure_gateway() { # gateway label, ssh config, ssh destination, app, sink targ
   t_sink=$("$tether" tunnel:info -p benchproj -e main -A "$app" -P sink.0.port)
   t_echo=$("$tether" tunnel:info -p benchproj -e main -A "$app" -P echo.0.port)
   pid=$(agent_pid "$TETHER_PROFILE")
-  measure "$gw" oneway tether "$loadgen" send "$t_sink" "$size" "$pid"
-  measure "$gw" duplex tether duplex_shares "$t_echo" "$pid"
+  measure "$gw" oneway tether with_shares "$pid" "$loadgen" send "$t_sink" "$size" "$pid"
+  measure "$gw" duplex tether with_shares "$pid" "$loadgen" duplex "$t_echo" "$duplex_size" "$pid"
   measure "$gw" latency tether "$loadgen" latency "$t_echo" "$round_trips"
   "$tether" tunnel:close --all -y >/dev/null 2>&1
   for cipher in chacha20-poly1305@openssh.com aes128-gcm@openssh.com; do
@@ -220,8 +221,8 @@ measure_gateway() { # gateway label, ssh config, ssh destination, app, sink targ
     ssh_forward "$cipher" "$config" "$dest" "$sink_target" "$echo_target"
     pid=$(pgrep -f "TETHER_BENCH=$marker")
     local name=${cipher%%-*}; name=${name%%@*}
-    measure "$gw" oneway "ssh-$name" "$loadgen" send "${ports[0]}" "$size" "$pid"
-    measure "$gw" duplex "ssh-$name" duplex_shares "${ports[1]}" "$pid"
+    measure "$gw" oneway "ssh-$name" with_shares "$pid" "$loadgen" send "${ports[0]}" "$size" "$pid"
+    measure "$gw" duplex "ssh-$name" with_shares "$pid" "$loadgen" duplex "${ports[1]}" "$duplex_size" "$pid"
     measure "$gw" latency "ssh-$name" "$loadgen" latency "${ports[1]}" "$round_trips"
     stop_ssh
   done
@@ -312,7 +313,7 @@ else
 fi
 
 python3 - "$results" "$runs" <<'PY'
-import statistics, sys
+import os, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     parts = line.split()
@@ -355,29 +356,34 @@ for gw in ("sim", "sshd"):
         row(gw, who, label)
 print("vs aes: against ssh -L aes128-gcm through the same gateway; vs best: against the better "
       "of the two ssh -L ciphers there (faster, or lower latency; p50/p99)")
-# Both ways is CPU-bound here: the machine's busy CPU per run is (nearly) all it has. What the
-# rest of the machine (gateway, echo, load generator, the kernel's loopback work they cause)
-# spends per run does not depend on the client, so it bounds any client's figure.
-print("\nboth ways, where the CPU went (seconds per run, medians): machine busy = everything on the "
-      "machine during the run;\nclient = the client process (of which kernel); ceiling = the best "
-      "ssh -L's machine busy / the rest with Tether, what a client using no CPU at all could reach")
-for gw in ("sim", "sshd"):
-    if (gw, "duplex", "tether") not in runs:
-        continue
-    best = max(SSH, key=lambda s: med(gw, "duplex", s, 1) or 0)
-    for who in ("tether",) + SSH:
-        if len(runs[(gw, "duplex", who)][0]) < 5:
+# Both runs are CPU-bound here: the machine's busy CPU per run is (nearly) all it has. What the
+# rest of the machine (gateway, sink or echo, load generator, the kernel's loopback work they
+# cause) spends per run does not depend on the client, so it bounds any client's figure.
+print("\nwhere the CPU went (seconds per run, medians): machine busy = everything on the machine "
+      "during the run;\nclient = the client process (of which kernel); ceiling = the baseline's "
+      "machine busy / the rest with Tether, what a client using no CPU at all could reach")
+for kind, label, baseline in (("oneway", "one way", lambda gw: "ssh-aes128"),
+                              ("duplex", "both ways",
+                               lambda gw: max(SSH, key=lambda s: med(gw, "duplex", s, 1) or 0))):
+    for gw in ("sim", "sshd"):
+        if (gw, kind, "tether") not in runs:
             continue
-        busy, client, sys_ = (med(gw, "duplex", who, f) for f in (3, 2, 4))
-        print(f"  {gw:5} {who:13} machine busy {busy:5.2f}  client {client:5.2f} (kernel "
-              f"{sys_:4.2f})  rest {busy - client:5.2f}")
-    t_busy, t_client = med(gw, "duplex", "tether", 3), med(gw, "duplex", "tether", 2)
-    s_busy = med(gw, "duplex", best, 3)
-    if t_busy and s_busy and t_busy > t_client:
-        t_sys = med(gw, "duplex", "tether", 4)
-        print(f"  {gw:5} ceiling against {best}: {s_busy / (t_busy - t_client):.2f}x with a client "
-              f"using no CPU; {s_busy / (t_busy - t_client + t_sys):.2f}x with Tether's kernel time "
-              f"and no user time")
+        best = baseline(gw)
+        for who in ("tether",) + SSH:
+            if len(runs[(gw, kind, who)][0]) < 5:
+                continue
+            seconds, busy, client, sys_ = (med(gw, kind, who, f) for f in (0, 3, 2, 4))
+            # How much of the cores' time the run used: near 100% is CPU-bound.
+            used = busy / (seconds * os.cpu_count())
+            print(f"  {label:9} {gw:5} {who:13} machine busy {busy:5.2f} ({used:4.0%} of the "
+                  f"cores)  client {client:5.2f} (kernel {sys_:4.2f})  rest {busy - client:5.2f}")
+        t_busy, t_client = med(gw, kind, "tether", 3), med(gw, kind, "tether", 2)
+        s_busy = med(gw, kind, best, 3)
+        if t_busy and s_busy and t_busy > t_client:
+            t_sys = med(gw, kind, "tether", 4)
+            print(f"  {label:9} {gw:5} ceiling against {best}: {s_busy / (t_busy - t_client):.2f}x "
+                  f"with a client using no CPU; {s_busy / (t_busy - t_client + t_sys):.2f}x with "
+                  f"Tether's kernel time and no user time")
 t = runs[("open", "five", "tether")][0][0]; s = runs[("open", "five", "ssh")][0][0]
 print(f"\nopen five relationships until all accept: tether tunnel:open {t*1000:.0f} ms, "
       f"five ssh -f -N -L {s*1000:.0f} ms: {t/s:.2f}x (target <= 0.3x)")
