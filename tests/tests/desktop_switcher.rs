@@ -266,7 +266,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
         )
         .await?,
     )?;
-    // Problems and warnings are listed first; all nine are there.
+    // Problems and warnings are listed first; all ten are there.
     let mut ids: Vec<&str> = checks.iter().map(|(id, ..)| id.as_str()).collect();
     ids.sort();
     assert_eq!(
@@ -278,6 +278,7 @@ async fn the_switcher_opens_on_its_shortcut_filters_and_opens_a_terminal() -> Re
             "keyring",
             "openssh_version",
             "ssh_config_block",
+            "ssh_home",
             "ssh_resolution",
             "tray_host",
             "tunnel_ports",

@@ -1,7 +1,8 @@
 //! `tether doctor` on the real binary: each check has a broken case in a throwaway HOME (an
 //! OpenSSH without `Include`, a `Host *` that shadows Tether's `Include`, the block missing,
 //! the platform's clock skewed, no Secret Service or tray host on the bus, no agent or an
-//! agent's socket others can reach, the tunnel port range taken, the hook's binary gone),
+//! agent's socket others can reach, the tunnel port range taken, the hook's binary gone, a
+//! passwd home whose `~/.ssh/config` does not reach Tether's),
 //! which it reports with its status and exit code 1 for a problem; then the fix the report names is run (or, where it would change the
 //! machine itself, done the test's way) and doctor says ok. And `--bundle` writes a 0600
 //! archive that holds none of the session's secrets, even when the log it packs does.
@@ -51,6 +52,11 @@ impl Doctor {
 async fn doctor_with(user: &User, tweak: impl FnOnce(&mut Command)) -> Result<Doctor> {
     let mut cmd = user.tether(&["doctor", "--format", "json"])?;
     tweak(&mut cmd);
+    report_of(cmd).await
+}
+
+/// What a command running `tether doctor --format json` printed, and its exit code.
+async fn report_of(cmd: Command) -> Result<Doctor> {
     let out = run_async(cmd).await?;
     let report = serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
@@ -168,6 +174,99 @@ async fn a_host_star_before_the_include_is_a_problem_and_moving_the_block_fixes_
     ensure!(
         after.starts_with(tether_core::openssh::BLOCK_BEGIN) && after.contains(mine.trim()),
         "the block comes first and the user's lines are kept:\n{after}"
+    );
+    Ok(())
+}
+
+/// `tether doctor --format json` as `user`, in a mount namespace of its own whose
+/// `/etc/passwd` gives this uid the home directory `home`: where OpenSSH (and doctor) look for
+/// `~/.ssh/config`, whatever `HOME` says.
+async fn doctor_with_passwd_home(user: &User, home: &Path) -> Result<Doctor> {
+    ensure!(
+        is_root(),
+        "this test needs root for unshare --mount (CI runs as root): run make test as root"
+    );
+    let uid = run_ok(Command::new("id").arg("-u"))?.trim().to_string();
+    let home = home.to_str().context("a UTF-8 home")?;
+    let mut found = false;
+    let passwd: String = std::fs::read_to_string("/etc/passwd")?
+        .lines()
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(':').collect();
+            if fields.len() == 7 && fields[2] == uid {
+                fields[5] = home;
+                found = true;
+            }
+            fields.join(":") + "\n"
+        })
+        .collect();
+    ensure!(found, "uid {uid} has no line in /etc/passwd");
+    let file = user.home().join("passwd");
+    std::fs::write(&file, passwd)?;
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /etc/passwd && exec \"$@\"",
+    ])
+    .arg(&file)
+    .arg(workspace_binary("tether")?)
+    .args(["doctor", "--format", "json"]);
+    user.environment(&mut cmd);
+    report_of(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_that_ssh_does_not_read_is_a_warning_and_an_include_from_the_one_it_reads_fixes_it(
+) -> Result<()> {
+    let sim = demo_sim(SimOptions::default()).await?;
+    let user = wired_user(&sim).await?;
+    let written = user.ssh_config();
+
+    // The suite's users have a HOME of their own; OpenSSH reads the passwd home's config.
+    let d = doctor(&user).await?;
+    healthy(&d)?;
+    d.expect("ssh_home", "warning")?;
+    let check = d.check("ssh_home")?;
+    let title = check["title"].as_str().unwrap_or_default();
+    ensure!(
+        title.contains(&written.display().to_string()) && title.starts_with("ssh reads /"),
+        "{check:#}"
+    );
+    let fix = check["fix"]["text"].as_str().unwrap_or_default();
+    let include = fix
+        .split('`')
+        .nth(1)
+        .filter(|l| l.starts_with("Include "))
+        .with_context(|| format!("the fix names no Include line: {check:#}"))?
+        .to_string();
+
+    // Where the passwd home is that HOME, ssh reads the block Tether wrote.
+    let d = doctor_with_passwd_home(&user, user.home()).await?;
+    d.expect("ssh_home", "ok")?;
+    ensure!(d.code == 0, "doctor exited {}", d.code);
+
+    // Another passwd home, whose config does not reach Tether's: still the warning. With the
+    // line the fix names at its top, plain ssh uses the session, and doctor says so.
+    let other = user.home().join("passwd-home");
+    std::fs::create_dir_all(other.join(".ssh"))?;
+    std::fs::write(
+        other.join(".ssh/config"),
+        "Host *\n  ServerAliveInterval 30\n",
+    )?;
+    let d = doctor_with_passwd_home(&user, &other).await?;
+    d.expect("ssh_home", "warning")?;
+    std::fs::write(
+        other.join(".ssh/config"),
+        format!("{include}\nHost *\n  ServerAliveInterval 30\n"),
+    )?;
+    let d = doctor_with_passwd_home(&user, &other).await?;
+    d.expect("ssh_home", "ok")?;
+    let title = d.check("ssh_home")?["title"].as_str().unwrap_or_default();
+    ensure!(
+        title.contains("reaches the session's certificate"),
+        "{title}"
     );
     Ok(())
 }
@@ -704,7 +803,7 @@ async fn the_bundle_is_private_and_holds_no_secret_even_from_a_log_that_does() -
     ensure!(agent_log.contains("<scrubbed>") && agent_log.contains("<private key block scrubbed>"));
     ensure!(named("versions.txt")?.contains("OpenSSH_"));
     let report: Value = serde_json::from_str(named("report.json")?)?;
-    ensure!(report["checks"].as_array().is_some_and(|c| c.len() == 9));
+    ensure!(report["checks"].as_array().is_some_and(|c| c.len() == 10));
     ensure!(named("report.txt")?.contains("[ok] "));
     for (what, secret) in &secrets {
         ensure!(secret.len() >= 16, "{what} is too short to search for");

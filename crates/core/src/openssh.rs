@@ -330,6 +330,44 @@ pub fn remove_session_files(files: &SshFiles) {
     let _ = std::fs::remove_file(&files.known_hosts);
 }
 
+/// An `Include` line for `path`, quoted as the block's own.
+pub fn include_line(path: &Path) -> String {
+    format!("Include {}", config_path(path, Directive::Literal))
+}
+
+/// The home directory OpenSSH expands `~` to, and so where it reads `~/.ssh/config`: the
+/// passwd entry's of the user running it (`getpwuid(getuid())` in `ssh.c`), not `$HOME`.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub fn passwd_home() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let uid = rustix::process::getuid().as_raw();
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: getpwuid_r writes only into `entry` and `buf` (whose length it is given), and
+    // `found` points at `entry` or is null; the strings read below live in `buf`.
+    unsafe {
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() || entry.pw_dir.is_null() {
+            return None;
+        }
+        let dir = std::ffi::CStr::from_ptr(entry.pw_dir).to_bytes();
+        (!dir.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
+    }
+}
+
+#[cfg(not(unix))]
+pub fn passwd_home() -> Option<PathBuf> {
+    None
+}
+
 /// The marked block for `~/.ssh/config`.
 pub fn block(patterns: &BTreeSet<String>, files: &SshFiles) -> String {
     let hosts: Vec<&str> = patterns.iter().map(String::as_str).collect();

@@ -60,6 +60,7 @@ pub enum CheckId {
     OpensshVersion,
     SshConfigBlock,
     SshResolution,
+    SshHome,
     Keyring,
     Clock,
     Agent,
@@ -161,6 +162,7 @@ pub async fn run(access: &Access, tether_version: &str) -> Report {
         openssh,
         config_block(paths, profile),
         ssh_resolution(paths, profile, session_config.as_deref()).await,
+        ssh_home(paths, profile).await,
         keyring(access).await,
         clock(access).await,
         agent(paths, profile).await,
@@ -608,6 +610,88 @@ async fn ssh_resolution(paths: &Paths, profile: &Profile, session_config: Option
             }
         ),
         "Plain ssh, scp, rsync and git connect with the session.",
+    )
+}
+
+/// Whether plain `ssh` reads the `~/.ssh/config` Tether wrote. OpenSSH takes `~` from the
+/// passwd entry of the user who runs it, not from `$HOME` (`ssh.c`: `getpwuid(getuid())`), so
+/// with `HOME` pointing elsewhere (a sandbox, `sudo -E`, a container's bind-mounted home)
+/// Tether's block sits in a file plain ssh never opens, unless the config it does read
+/// includes it. The other checks pass `-F` and cannot see this.
+async fn ssh_home(paths: &Paths, profile: &Profile) -> Check {
+    let id = CheckId::SshHome;
+    let written = paths.ssh_config();
+    let Some(home) = crate::openssh::passwd_home() else {
+        return check(
+            id,
+            Status::Warning,
+            "This user has no passwd entry",
+            "OpenSSH takes ~ from the passwd entry: without one, plain ssh may not read ~/.ssh/config.",
+        );
+    };
+    let read = home.join(".ssh").join("config");
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || std::fs::canonicalize(a)
+                .is_ok_and(|a| std::fs::canonicalize(b).is_ok_and(|b| a == b))
+    };
+    if same(&home.join(".ssh"), &paths.ssh_dir) {
+        return check(
+            id,
+            Status::Ok,
+            format!("ssh reads {}, where Tether's block goes", written.display()),
+            "OpenSSH takes ~ from the passwd entry, and here that is the home Tether uses.",
+        );
+    }
+    // Another home: fine if the config ssh reads reaches the session anyway (an `Include` of
+    // Tether's file or of its block).
+    let certificate = CertFiles::new(paths.session_dir(profile)).certificate();
+    if let Some(host) = sample_hosts(profile).into_iter().next() {
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.arg("-G").arg(&host);
+        if let Some(out) = output(cmd).await {
+            let wanted = format!("certificatefile {}", certificate.display());
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == wanted)
+            {
+                return check(
+                    id,
+                    Status::Ok,
+                    format!(
+                        "ssh reads {}, which reaches the session's certificate",
+                        read.display()
+                    ),
+                    format!(
+                        "OpenSSH takes ~ from the passwd entry ({}), not from $HOME, and that configuration leads to Tether's.",
+                        home.display()
+                    ),
+                );
+            }
+        }
+    }
+    check(
+        id,
+        Status::Warning,
+        format!(
+            "ssh reads {}, not {} where Tether's block is",
+            read.display(),
+            written.display()
+        ),
+        format!(
+            "OpenSSH takes ~ from the passwd entry ({}), not from $HOME ({}): plain ssh, scp, rsync and git do not use the session here; tether ssh and the app do.",
+            home.display(),
+            paths.ssh_dir.parent().unwrap_or(&paths.ssh_dir).display()
+        ),
+    )
+    .fix(
+        format!(
+            "Add the line `{}` at the top of {}, or run ssh with -F {}",
+            crate::openssh::include_line(&written),
+            read.display(),
+            written.display()
+        ),
+        None,
     )
 }
 
