@@ -90,11 +90,21 @@ async fn agent_pid(pid_file: &std::path::Path, not: Option<u32>) -> Result<u32> 
         if let Some(pid) = pid {
             return Ok(pid);
         }
-        ensure!(
-            start.elapsed() < WITHIN,
-            "no running agent in {}",
-            pid_file.display()
-        );
+        if start.elapsed() > WITHIN {
+            // What runs, to tell an app that never started from one that did not serve.
+            let apps = std::process::Command::new("pgrep")
+                .args(["-a", "tether-desktop"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            bail!(
+                "no running agent in {} after {WITHIN:?} (it says {:?}); tether-desktop \
+                 processes: {:?}",
+                pid_file.display(),
+                std::fs::read_to_string(pid_file).ok(),
+                apps.trim()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
