@@ -3,4 +3,4 @@
 /**
  * Which check; stable names for scripts and for the app.
  */
-export type CheckId = "openssh_version" | "ssh_config_block" | "ssh_resolution" | "keyring" | "clock" | "agent" | "tray_host" | "tunnel_ports" | "hook_binary";
+export type CheckId = "openssh_version" | "ssh_config_block" | "ssh_resolution" | "ssh_home" | "keyring" | "clock" | "agent" | "tray_host" | "tunnel_ports" | "hook_binary";
