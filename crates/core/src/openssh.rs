@@ -363,9 +363,10 @@ pub fn passwd_home() -> Option<PathBuf> {
     }
 }
 
+/// Elsewhere (Windows), OpenSSH reads the profile directory's `.ssh\config`.
 #[cfg(not(unix))]
 pub fn passwd_home() -> Option<PathBuf> {
-    None
+    std::env::var_os("USERPROFILE").map(PathBuf::from)
 }
 
 /// The marked block for `~/.ssh/config`.
