@@ -79,6 +79,10 @@ async fn wait_ended(pid: u32) -> Result<()> {
     Ok(())
 }
 
+/// How long a new app process may take to run its agent: it starts WebKit first, and on a
+/// loaded 2-core machine a restarted app once had not within 30 s.
+const STARTED_WITHIN: Duration = Duration::from_secs(90);
+
 /// The pid in an agent's lock file (the app's own, when the app hosts its agent), once there.
 async fn agent_pid(pid_file: &std::path::Path, not: Option<u32>) -> Result<u32> {
     let start = Instant::now();
@@ -90,7 +94,7 @@ async fn agent_pid(pid_file: &std::path::Path, not: Option<u32>) -> Result<u32> 
         if let Some(pid) = pid {
             return Ok(pid);
         }
-        if start.elapsed() > WITHIN {
+        if start.elapsed() > STARTED_WITHIN {
             // What runs, to tell an app that never started from one that did not serve.
             let apps = std::process::Command::new("pgrep")
                 .args(["-a", "tether-desktop"])
@@ -98,7 +102,7 @@ async fn agent_pid(pid_file: &std::path::Path, not: Option<u32>) -> Result<u32> 
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
             bail!(
-                "no running agent in {} after {WITHIN:?} (it says {:?}); tether-desktop \
+                "no running agent in {} after {STARTED_WITHIN:?} (it says {:?}); tether-desktop \
                  processes: {:?}",
                 pid_file.display(),
                 std::fs::read_to_string(pid_file).ok(),
