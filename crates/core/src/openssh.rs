@@ -373,9 +373,9 @@ pub fn passwd_home() -> Option<PathBuf> {
 pub fn block(patterns: &BTreeSet<String>, files: &SshFiles) -> String {
     let hosts: Vec<&str> = patterns.iter().map(String::as_str).collect();
     format!(
-        "{BLOCK_BEGIN}\nHost {}\n  Include {}\nHost *\n{BLOCK_END}\n",
+        "{BLOCK_BEGIN}\nHost {}\n  {}\nHost *\n{BLOCK_END}\n",
         hosts.join(" "),
-        config_path(&files.include_dir.join("*.config"), Directive::Literal)
+        include_line(&files.include_dir.join("*.config"))
     )
 }
 

@@ -548,10 +548,7 @@ async fn ssh_resolution(paths: &Paths, profile: &Profile, session_config: Option
                 None,
             );
         }
-        let certs: Vec<&str> = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("certificatefile "))
-            .collect();
+        let certs = certificate_files(&stdout);
         let wanted = certificate.display().to_string();
         let position = certs.iter().position(|c| *c == wanted);
         let ran = hook
@@ -613,6 +610,14 @@ async fn ssh_resolution(paths: &Paths, profile: &Profile, session_config: Option
     )
 }
 
+/// The certificates `ssh -G` printed, in the order OpenSSH offers them.
+fn certificate_files(ssh_g: &str) -> Vec<&str> {
+    ssh_g
+        .lines()
+        .filter_map(|l| l.strip_prefix("certificatefile "))
+        .collect()
+}
+
 /// Whether plain `ssh` reads the `~/.ssh/config` Tether wrote. OpenSSH takes `~` from the
 /// passwd entry of the user who runs it, not from `$HOME` (`ssh.c`: `getpwuid(getuid())`), so
 /// with `HOME` pointing elsewhere (a sandbox, `sudo -E`, a container's bind-mounted home)
@@ -650,11 +655,8 @@ async fn ssh_home(paths: &Paths, profile: &Profile) -> Check {
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.arg("-G").arg(&host);
         if let Some(out) = output(cmd).await {
-            let wanted = format!("certificatefile {}", certificate.display());
-            if String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l == wanted)
-            {
+            let wanted = certificate.display().to_string();
+            if certificate_files(&String::from_utf8_lossy(&out.stdout)).contains(&wanted.as_str()) {
                 return check(
                     id,
                     Status::Ok,
