@@ -169,7 +169,7 @@ measure() { # gateway, kind, client, command...
 # together) and the client's system (kernel) seconds. On this 2-core machine the runs are
 # CPU-bound, so the rest of the machine's CPU per byte bounds what any client can reach.
 with_shares() { # client pid, command...
-  local pid=$1 before after sys_before sys_after out
+  local pid=$1 before after sys_before sys_after out hz
   shift
   before=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
   sys_before=$(awk '{print $15}' "/proc/$pid/stat")

@@ -79,8 +79,8 @@ async fn wait_ended(pid: u32) -> Result<()> {
     Ok(())
 }
 
-/// How long a new app process may take to run its agent: it starts WebKit first, and on a
-/// loaded 2-core machine a restarted app once had not within 30 s.
+/// How long a new app process may take until its agent runs (it starts in the app's set-up):
+/// on a loaded 2-core machine, a restarted app's once had not within 30 s.
 const STARTED_WITHIN: Duration = Duration::from_secs(90);
 
 /// The pid in an agent's lock file (the app's own, when the app hosts its agent), once there.
@@ -96,11 +96,10 @@ async fn agent_pid(pid_file: &std::path::Path, not: Option<u32>) -> Result<u32> 
         }
         if start.elapsed() > STARTED_WITHIN {
             // What runs, to tell an app that never started from one that did not serve.
-            let apps = std::process::Command::new("pgrep")
-                .args(["-a", "tether-desktop"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
+            let apps =
+                tether_e2e::run(std::process::Command::new("pgrep").args(["-a", "tether-desktop"]))
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
             bail!(
                 "no running agent in {} after {STARTED_WITHIN:?} (it says {:?}); tether-desktop \
                  processes: {:?}",
